@@ -1,0 +1,324 @@
+"""The async client for the Starpod instance backend.
+
+``InstanceClient`` speaks the contract of ``shared/design/backend-api.md`` with the httpx
+API. It owns its HTTP client (use it as an async context manager), takes an injected
+transport, and maps every transport failure to ``bot.backend.errors``.
+
+Speed: httpx's own connection pool rescans every connection on each request and tops out
+at a few hundred requests per second under concurrency; the default transport here is
+``httpx-aiohttp``'s, which keeps the httpx API on aiohttp's pool (see BENCHMARKS.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from time import perf_counter
+from types import TracebackType
+from typing import Any, Self, TypeVar
+from urllib.parse import quote
+
+import httpx
+from httpx_aiohttp import AiohttpTransport
+from pydantic import TypeAdapter, ValidationError
+
+from bot.backend.errors import (
+    AmbiguousInstance,
+    BackendProtocolError,
+    BackendStatusError,
+    BackendUnavailable,
+    InstanceNotFound,
+)
+from bot.backend.logparse import parse_log_line
+from bot.backend.models import HealthInfo, Instance, LogEntry, SshInfo
+
+# Called after every request: (endpoint kind, HTTP status or error class name, seconds).
+RequestObserver = Callable[[str, str, float], None]
+
+RETRYABLE_STATUS = frozenset({502, 503, 504})
+MAX_RETRIES = 2
+MAX_TAIL = 100_000
+_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+_INSTANCE_LIST = TypeAdapter(list[Instance])
+M = TypeVar("M", Instance, HealthInfo, SshInfo)
+
+
+def default_transport(*, max_connections: int = 100) -> httpx.AsyncBaseTransport:
+    """The fastest transport measured that keeps the httpx API (bench/backend_throughput.py)."""
+    limits = httpx.Limits(max_connections=max_connections, keepalive_expiry=30)
+    return AiohttpTransport(limits=limits)
+
+
+def _is_retryable_transport_error(exc: httpx.TransportError) -> bool:
+    # A read timeout means the backend is slow, not gone: retrying only triples the wait.
+    return not isinstance(exc, httpx.ReadTimeout | httpx.WriteTimeout | httpx.PoolTimeout)
+
+
+def _describe(exc: Exception) -> str:
+    text = str(exc).strip()
+    if isinstance(exc, httpx.TimeoutException):
+        return f"timed out ({text})" if text else "timed out"
+    return text or type(exc).__name__
+
+
+class InstanceClient:
+    """Client for the Starpod instance backend.
+
+    >>> async with InstanceClient("https://api.starpod.example.com", "key") as client:
+    ...     instances = await client.list_instances()
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str | None = None,
+        *,
+        timeout: float = 30.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+        retry_backoff: float = 0.2,
+        observer: RequestObserver | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        headers = {"Accept": "application/json", "User-Agent": "starpod-bot"}
+        if api_key:
+            headers["Authorization"] = f"Bearer {api_key}"
+        self._http = httpx.AsyncClient(
+            # httpx joins relative paths onto the base path, so a prefix such as /api/v1 works.
+            base_url=self.base_url + "/",
+            headers=headers,
+            timeout=httpx.Timeout(timeout),
+            transport=transport if transport is not None else default_transport(),
+        )
+        self._retry_backoff = retry_backoff
+        self._observer = observer
+
+    def __repr__(self) -> str:
+        return f"InstanceClient({self.base_url!r})"
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the connection pool."""
+        await self._http.aclose()
+
+    # -- the endpoints ---------------------------------------------------------------
+
+    async def create_instance(self, name: str | None = None, region: str | None = None) -> Instance:
+        """``POST /instances``: provision a new instance."""
+        body = {key: value for key, value in (("name", name), ("region", region)) if value}
+        response = await self._request("create", "POST", "/instances", json=body)
+        return self._parse(response, Instance)
+
+    async def list_instances(self) -> list[Instance]:
+        """``GET /instances``: every instance, with inline health when the backend sends it."""
+        response = await self._request("list", "GET", "/instances")
+        data = self._json(response)
+        if isinstance(data, dict):
+            # Some backends wrap the array; accept the usual envelope names.
+            data = next((data[k] for k in ("instances", "items", "data") if k in data), data)
+        try:
+            return _INSTANCE_LIST.validate_python(data)
+        except ValidationError as exc:
+            raise self._protocol_error(response, exc) from None
+
+    async def get_instance(self, instance_id: str) -> Instance:
+        """``GET /instances/{id}``."""
+        response = await self._request("get", "GET", self._path(instance_id))
+        return self._parse(response, Instance)
+
+    async def kill_instance(self, instance_id: str) -> None:
+        """``DELETE /instances/{id}``: terminate the instance."""
+        await self._request("kill", "DELETE", self._path(instance_id))
+
+    async def pause_instance(self, instance_id: str) -> Instance | None:
+        """``POST /instances/{id}/pause``. Returns the updated instance when sent."""
+        response = await self._request("pause", "POST", self._path(instance_id, "pause"))
+        return self._parse_optional(response, Instance)
+
+    async def restart_instance(self, instance_id: str) -> Instance | None:
+        """``POST /instances/{id}/restart``. Returns the updated instance when sent."""
+        response = await self._request("restart", "POST", self._path(instance_id, "restart"))
+        return self._parse_optional(response, Instance)
+
+    async def get_ssh_info(self, instance_id: str) -> SshInfo:
+        """``GET /instances/{id}/ssh``: host, port, user and maybe an ephemeral private key."""
+        response = await self._request("ssh", "GET", self._path(instance_id, "ssh"))
+        return self._parse(response, SshInfo)
+
+    async def get_health(self, instance_id: str) -> HealthInfo:
+        """``GET /instances/{id}/health``."""
+        response = await self._request("health", "GET", self._path(instance_id, "health"))
+        return self._parse(response, HealthInfo)
+
+    async def stream_logs(self, instance_id: str, tail: int = 50) -> AsyncIterator[LogEntry]:
+        """``GET /instances/{id}/logs?tail=N``: yields entries as lines arrive.
+
+        Lines are split as bytes arrive, so the whole body is never buffered; a line that
+        is not JSON is read as plain text, and an undecodable one never stops the stream.
+        """
+        if not 1 <= tail <= MAX_TAIL:
+            raise ValueError(f"tail must be between 1 and {MAX_TAIL}")
+        path = self._path(instance_id, "logs")
+        async with self._stream("logs", path, params={"tail": tail}) as response:
+            pending = b""
+            try:
+                async for chunk in response.aiter_bytes():
+                    pending += chunk
+                    *lines, pending = pending.split(b"\n")
+                    for line in lines:
+                        if (entry := parse_log_line(line)) is not None:
+                            yield entry
+            except httpx.TransportError as exc:
+                raise BackendUnavailable(method="GET", path=path, reason=_describe(exc)) from None
+            if (entry := parse_log_line(pending)) is not None:
+                yield entry
+
+    async def resolve(self, ref: str) -> Instance:
+        """A full id, a unique id prefix or an exact name → the instance.
+
+        Raises InstanceNotFound when nothing matches, AmbiguousInstance (listing the
+        candidates) when several do.
+        """
+        ref = ref.strip()
+        if not ref:
+            raise InstanceNotFound(ref=ref)
+        if _UUID.match(ref):
+            try:
+                return await self.get_instance(ref)
+            except BackendStatusError as exc:
+                if exc.status_code != 404:
+                    raise
+                raise InstanceNotFound(ref=ref) from None
+        return pick_instance(ref, await self.list_instances())
+
+    # -- plumbing -----------------------------------------------------------------------
+
+    @staticmethod
+    def _path(instance_id: str, action: str | None = None) -> str:
+        # Ids come from users: quote them so "../" or "?" cannot change the request.
+        base = f"/instances/{quote(instance_id, safe='')}"
+        return f"{base}/{action}" if action else base
+
+    def _observe(self, endpoint: str, outcome: str, started: float) -> None:
+        if self._observer is not None:
+            self._observer(endpoint, outcome, perf_counter() - started)
+
+    async def _request(
+        self, endpoint: str, method: str, path: str, *, json: Any = None
+    ) -> httpx.Response:
+        # Only idempotent GETs are retried: a POST or DELETE that may have reached the
+        # backend must not be sent twice behind the user's back.
+        attempts = 1 + (MAX_RETRIES if method == "GET" else 0)
+        for attempt in range(attempts):
+            started = perf_counter()
+            last = attempt == attempts - 1
+            try:
+                response = await self._http.request(method, path.lstrip("/"), json=json)
+            except httpx.TransportError as exc:
+                self._observe(endpoint, type(exc).__name__, started)
+                if last or not _is_retryable_transport_error(exc):
+                    raise BackendUnavailable(
+                        method=method, path=path, reason=_describe(exc)
+                    ) from None
+            else:
+                self._observe(endpoint, str(response.status_code), started)
+                if response.is_success:
+                    return response
+                if last or response.status_code not in RETRYABLE_STATUS:
+                    raise BackendStatusError(
+                        method=method,
+                        path=path,
+                        status_code=response.status_code,
+                        body=response.text,
+                    )
+            await asyncio.sleep(self._retry_backoff * (3**attempt))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    @asynccontextmanager
+    async def _stream(
+        self, endpoint: str, path: str, *, params: dict[str, Any]
+    ) -> AsyncIterator[httpx.Response]:
+        started = perf_counter()
+        request = self._http.build_request("GET", path.lstrip("/"), params=params)
+        for attempt in range(1 + MAX_RETRIES):
+            last = attempt == MAX_RETRIES
+            try:
+                response = await self._http.send(request, stream=True)
+            except httpx.TransportError as exc:
+                self._observe(endpoint, type(exc).__name__, started)
+                if last or not _is_retryable_transport_error(exc):
+                    raise BackendUnavailable(
+                        method="GET", path=path, reason=_describe(exc)
+                    ) from None
+            else:
+                self._observe(endpoint, str(response.status_code), started)
+                if response.is_success:
+                    try:
+                        yield response
+                    finally:
+                        await response.aclose()
+                    return
+                body = (await response.aread()).decode("utf-8", errors="replace")
+                await response.aclose()
+                if last or response.status_code not in RETRYABLE_STATUS:
+                    raise BackendStatusError(
+                        method="GET", path=path, status_code=response.status_code, body=body
+                    )
+            await asyncio.sleep(self._retry_backoff * (3**attempt))
+            started = perf_counter()
+
+    def _json(self, response: httpx.Response) -> Any:
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise self._protocol_error(response, exc) from None
+
+    def _protocol_error(self, response: httpx.Response, exc: Exception) -> BackendProtocolError:
+        problem = exc.errors()[0]["msg"] if isinstance(exc, ValidationError) else str(exc)
+        return BackendProtocolError(
+            method=response.request.method,
+            path="/" + response.request.url.path.removeprefix(self._http.base_url.path),
+            problem=problem or "not JSON",
+        )
+
+    def _parse(self, response: httpx.Response, model: type[M]) -> M:
+        data = self._json(response)
+        try:
+            return model.model_validate(data)
+        except ValidationError as exc:
+            raise self._protocol_error(response, exc) from None
+
+    def _parse_optional(self, response: httpx.Response, model: type[M]) -> M | None:
+        if not response.content.strip():
+            return None
+        return self._parse(response, model)
+
+
+def pick_instance(ref: str, instances: Sequence[Instance]) -> Instance:
+    """Resolve ``ref`` among ``instances``: exact id, then exact name, then unique id prefix."""
+    folded = ref.lower()
+    for instance in instances:
+        if instance.id.lower() == folded:
+            return instance
+    by_name = [i for i in instances if i.name is not None and i.name == ref]
+    if len(by_name) == 1:
+        return by_name[0]
+    if len(by_name) > 1:
+        raise AmbiguousInstance(ref=ref, candidates=by_name)
+    by_prefix = [i for i in instances if i.id.lower().startswith(folded)]
+    if len(by_prefix) == 1:
+        return by_prefix[0]
+    if by_prefix:
+        raise AmbiguousInstance(ref=ref, candidates=by_prefix)
+    raise InstanceNotFound(ref=ref)

@@ -1,0 +1,155 @@
+"""Typed models of the backend's objects, tolerant of the variants real backends send.
+
+- ``status`` may be capitalised or outside the five known values: the raw value is kept
+  (``status_raw``), ``status`` is its lower-case form, ``known_status`` the enum or None.
+- Timestamps may be unix seconds (int or float) or RFC 3339 strings; they become
+  timezone-aware UTC datetimes.
+- Extra fields are ignored; ``health`` may be inline, null or absent.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+
+
+class InstanceStatus(StrEnum):
+    """The five statuses of the seed's lifecycle."""
+
+    CREATING = "creating"
+    RUNNING = "running"
+    PAUSED = "paused"
+    STOPPED = "stopped"
+    ERROR = "error"
+
+
+class LogLevel(StrEnum):
+    ERROR = "error"
+    WARN = "warn"
+    INFO = "info"
+    DEBUG = "debug"
+
+
+def parse_timestamp(value: Any) -> datetime:
+    """Unix seconds (int, float or digit string) or RFC 3339 → aware UTC datetime."""
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    if isinstance(value, bool):
+        raise ValueError("a boolean is not a timestamp")
+    if isinstance(value, int | float):
+        return datetime.fromtimestamp(value, tz=UTC)
+    if isinstance(value, str):
+        text = value.strip()
+        if text.lstrip("-").replace(".", "", 1).isdigit():
+            return datetime.fromtimestamp(float(text), tz=UTC)
+        if text.endswith(("Z", "z")):
+            text = text[:-1] + "+00:00"
+        parsed = datetime.fromisoformat(text)
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    raise ValueError(f"not a timestamp: {value!r}")
+
+
+def _whole_number(value: Any) -> Any:
+    # Some backends send 512.0 for memory; accept it, still reject "lots".
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, float):
+        return round(value)
+    return value
+
+
+Timestamp = Annotated[datetime, BeforeValidator(parse_timestamp)]
+WholeNumber = Annotated[int, BeforeValidator(_whole_number)]
+
+
+class _Wire(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class HealthInfo(_Wire):
+    cpu_percent: float
+    memory_mb: WholeNumber
+    disk_mb: WholeNumber
+    last_heartbeat: Timestamp
+    uptime_secs: WholeNumber
+
+    def heartbeat_age(self, now: datetime) -> float:
+        """Seconds since the last heartbeat (never negative: clocks differ a little)."""
+        return max(0.0, (now - self.last_heartbeat).total_seconds())
+
+
+class Instance(_Wire):
+    id: str
+    name: str | None = None
+    status_raw: str = Field(alias="status")
+    region: str | None = None
+    created_at: Timestamp | None = None
+    updated_at: Timestamp | None = None
+    health: HealthInfo | None = None
+
+    @field_validator("id", mode="before")
+    @classmethod
+    def _id_text(cls, value: Any) -> Any:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return str(value)
+        return value
+
+    @field_validator("status_raw", mode="before")
+    @classmethod
+    def _status_text(cls, value: Any) -> Any:
+        if value is None:
+            return "unknown"
+        return value
+
+    @property
+    def status(self) -> str:
+        """The status in lower case, whatever the backend sent (``Running`` → ``running``)."""
+        return self.status_raw.strip().lower() or "unknown"
+
+    @property
+    def known_status(self) -> InstanceStatus | None:
+        try:
+            return InstanceStatus(self.status)
+        except ValueError:
+            return None
+
+    @property
+    def is_running(self) -> bool:
+        return self.status == InstanceStatus.RUNNING
+
+    @property
+    def short_id(self) -> str:
+        """The first 8 characters of the id: what users type and read."""
+        return self.id[:8]
+
+    @property
+    def label(self) -> str:
+        """A human label: ``name (short id)`` or the short id alone."""
+        return f"{self.name} ({self.short_id})" if self.name else self.short_id
+
+
+class LogEntry(_Wire):
+    timestamp: Timestamp | None = None
+    level: LogLevel = LogLevel.INFO
+    message: str = ""
+
+
+class SshInfo(_Wire):
+    host: str
+    port: WholeNumber = 22
+    user: str
+    # The ephemeral key never shows in repr or logs.
+    private_key: str | None = Field(default=None, repr=False)
+
+    def command(self, *, identity_file: str | None = None) -> str:
+        """The ``ssh`` command line a user can paste."""
+        parts = ["ssh"]
+        if identity_file:
+            parts += ["-i", identity_file]
+        if self.port != 22:
+            parts += ["-p", str(self.port)]
+        parts.append(f"{self.user}@{self.host}")
+        return " ".join(parts)

@@ -1,0 +1,437 @@
+"""Typed settings, read once at start and passed down.
+
+Sources, highest priority first:
+
+1. environment variables (the names in ``SETTINGS_TABLE``),
+2. the TOML file named by ``STARPOD_CONFIG``, else ``./starpod-bot.toml`` when it exists,
+3. the defaults below.
+
+One exception, kept from the seed: the backend API key is resolved from the file's
+``[providers.anthropic] api_key`` first and from ``ANTHROPIC_API_KEY`` second.
+
+Every setting is declared once in ``SETTINGS_TABLE`` (env name, file path, where it lands),
+so error messages, the README table and the loader cannot drift apart. Secrets are
+``SecretStr``: they never show in ``repr``, logs or error messages.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
+
+from bot.errors import ConfigError
+
+DEFAULT_CONFIG_FILE = "starpod-bot.toml"
+
+
+@dataclass(frozen=True)
+class SettingSpec:
+    """One setting: its env variable, its place in the TOML file, and a short description."""
+
+    env: str | None
+    file: str  # dotted path in the TOML file
+    target: str  # dotted path in ``Settings``
+    description: str
+    kind: Literal["str", "list", "keys"] = "str"
+
+
+SETTINGS_TABLE: tuple[SettingSpec, ...] = (
+    SettingSpec(
+        "STARPOD_INSTANCE_BACKEND_URL",
+        "instance_backend_url",
+        "backend.url",
+        "Starpod instance backend base URL",
+    ),
+    SettingSpec(
+        "ANTHROPIC_API_KEY",
+        "providers.anthropic.api_key",
+        "backend.api_key",
+        "backend API key (the file wins over the env here, as in the seed)",
+    ),
+    SettingSpec(
+        "STARPOD_BACKEND_TIMEOUT",
+        "backend.timeout_secs",
+        "backend.timeout_secs",
+        "backend request timeout in seconds (30)",
+    ),
+    SettingSpec("SLACK_BOT_TOKEN", "slack.bot_token", "slack.bot_token", "Slack bot token xoxb-…"),
+    SettingSpec(
+        "SLACK_SIGNING_SECRET",
+        "slack.signing_secret",
+        "slack.signing_secret",
+        "Slack signing secret (HTTP mode)",
+    ),
+    SettingSpec(
+        "SLACK_APP_TOKEN",
+        "slack.app_token",
+        "slack.app_token",
+        "Slack app-level token xapp-… (enables Socket Mode)",
+    ),
+    SettingSpec("SLACK_API_URL", "slack.api_url", "slack.api_url", "Slack Web API base URL"),
+    SettingSpec(
+        "DATABASE_URL",
+        "database.url",
+        "database.url",
+        "SQLite or PostgreSQL URL (sqlite:///./starpod-bot.db)",
+    ),
+    SettingSpec("PORT", "http.port", "http.port", "HTTP port of the bot's web server (3000)"),
+    SettingSpec("STARPOD_HTTP_HOST", "http.host", "http.host", "address to listen on (0.0.0.0)"),
+    SettingSpec(
+        "STARPOD_PUBLIC_URL",
+        "http.public_url",
+        "http.public_url",
+        "the bot's public URL (enables one-time SSH key links)",
+    ),
+    SettingSpec(
+        "STARPOD_ALERT_CHANNEL", "alerts.channel", "alerts.channel", "channel id for alerts"
+    ),
+    SettingSpec(
+        "STARPOD_ALERT_MENTION",
+        "alerts.mention",
+        "alerts.mention",
+        "on-call mention, e.g. <!subteam^S0123>",
+    ),
+    SettingSpec(
+        "STARPOD_ESCALATE_AFTER_MINS",
+        "alerts.escalate_after_mins",
+        "alerts.escalate_after_mins",
+        "re-mention on-call when an incident is still open after N minutes (30)",
+    ),
+    SettingSpec(
+        "STARPOD_MONITOR_INTERVAL",
+        "monitor.interval_secs",
+        "monitor.interval_secs",
+        "health sweep interval in seconds (30)",
+    ),
+    SettingSpec(
+        "STARPOD_HEARTBEAT_TIMEOUT",
+        "monitor.heartbeat_timeout_secs",
+        "monitor.heartbeat_timeout_secs",
+        "heartbeat age that counts as stale, seconds (90)",
+    ),
+    SettingSpec(
+        "STARPOD_ACCESS_ADMINS",
+        "access.admins",
+        "access.admins",
+        "admins: Slack user ids U… or group ids S…, comma-separated",
+        "list",
+    ),
+    SettingSpec(
+        "STARPOD_ACCESS_OPERATORS",
+        "access.operators",
+        "access.operators",
+        "operators: user or group ids",
+        "list",
+    ),
+    SettingSpec("STARPOD_ACCESS_VIEWERS", "access.viewers", "access.viewers", "viewers", "list"),
+    SettingSpec(
+        "STARPOD_ACCESS_CHANNELS",
+        "access.channels",
+        "access.channels",
+        "channels where commands are accepted (empty: all)",
+        "list",
+    ),
+    SettingSpec(
+        "STARPOD_SSH_KEY_SECRET",
+        "ssh.key_secret",
+        "ssh.key_secret",
+        "Fernet key encrypting one-time SSH keys at rest (random per process if unset)",
+    ),
+    SettingSpec(
+        "STARPOD_SSH_LINK_TTL",
+        "ssh.link_ttl_secs",
+        "ssh.link_ttl_secs",
+        "lifetime of a one-time SSH key link, seconds (300)",
+    ),
+    SettingSpec(
+        "STARPOD_GATEWAY_KEYS",
+        "gateway.keys",
+        "gateway.keys",
+        "gateway API keys as name:role:key, comma-separated (none: gateway off)",
+        "keys",
+    ),
+    SettingSpec("LOG_FORMAT", "log.format", "log.format", "text or json"),
+    SettingSpec("LOG_LEVEL", "log.level", "log.level", "DEBUG, INFO, WARNING, ERROR"),
+)
+
+
+class BackendSettings(BaseModel):
+    """The Starpod instance backend."""
+
+    url: str | None = None
+    api_key: SecretStr | None = None
+    timeout_secs: float = Field(default=30.0, gt=0, le=600)
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+
+class SlackSettings(BaseModel):
+    """Slack credentials and the Web API location."""
+
+    bot_token: SecretStr | None = None
+    signing_secret: SecretStr | None = None
+    app_token: SecretStr | None = None
+    api_url: str = "https://slack.com/api/"
+
+    @field_validator("api_url")
+    @classmethod
+    def _trailing_slash(cls, value: str) -> str:
+        return value if value.endswith("/") else value + "/"
+
+
+class DatabaseSettings(BaseModel):
+    url: str = "sqlite:///./starpod-bot.db"
+
+    @field_validator("url")
+    @classmethod
+    def _check_scheme(cls, value: str) -> str:
+        if not value.startswith(("sqlite", "postgresql", "postgres:")):
+            raise ValueError("must be a sqlite:/// or postgresql:// URL")
+        return value
+
+
+class HttpSettings(BaseModel):
+    host: str = "0.0.0.0"
+    port: int = Field(default=3000, ge=0, le=65535)
+    public_url: str | None = None
+
+    @field_validator("public_url")
+    @classmethod
+    def _strip(cls, value: str | None) -> str | None:
+        return value.rstrip("/") if value else None
+
+
+class AlertSettings(BaseModel):
+    channel: str | None = None
+    mention: str | None = None
+    # Instance-name glob → channel id; the first match wins, else ``channel``.
+    routes: dict[str, str] = Field(default_factory=dict)
+    escalate_after_mins: float = Field(default=30, gt=0)
+    flap_changes: int = Field(default=4, ge=2)
+    flap_window_mins: float = Field(default=15, gt=0)
+    storm_min_instances: int = Field(default=5, ge=1)
+    storm_share: float = Field(default=0.5, gt=0, le=1)
+
+
+class MonitorSettings(BaseModel):
+    interval_secs: float = Field(default=30, gt=0)
+    heartbeat_timeout_secs: float = Field(default=90, gt=0)
+    restart_budget: int = Field(default=3, ge=0)
+    restart_window_mins: float = Field(default=30, gt=0)
+    restart_delays_secs: list[float] = Field(default_factory=lambda: [0.0, 60.0, 300.0])
+    health_concurrency: int = Field(default=50, ge=1, le=1000)
+    retention_raw_days: int = Field(default=7, ge=1)
+    retention_hourly_days: int = Field(default=90, ge=1)
+
+
+class AccessSettings(BaseModel):
+    admins: list[str] = Field(default_factory=list)
+    operators: list[str] = Field(default_factory=list)
+    viewers: list[str] = Field(default_factory=list)
+    channels: list[str] = Field(default_factory=list)
+
+    @property
+    def configured(self) -> bool:
+        """True when any role list is set; with none, everyone is an operator."""
+        return bool(self.admins or self.operators or self.viewers)
+
+
+class SshSettings(BaseModel):
+    key_secret: SecretStr | None = None
+    link_ttl_secs: float = Field(default=300, gt=0, le=3600)
+
+
+class GatewayKey(BaseModel):
+    name: str
+    role: Literal["viewer", "operator", "admin"]
+    key: SecretStr
+
+
+class GatewaySettings(BaseModel):
+    keys: list[GatewayKey] = Field(default_factory=list)
+
+
+class LogSettings(BaseModel):
+    format: Literal["text", "json"] = "text"
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("level", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+
+class Settings(BaseModel):
+    """All settings, grouped. Build with :func:`load_settings`."""
+
+    backend: BackendSettings = Field(default_factory=BackendSettings)
+    slack: SlackSettings = Field(default_factory=SlackSettings)
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    http: HttpSettings = Field(default_factory=HttpSettings)
+    alerts: AlertSettings = Field(default_factory=AlertSettings)
+    monitor: MonitorSettings = Field(default_factory=MonitorSettings)
+    access: AccessSettings = Field(default_factory=AccessSettings)
+    ssh: SshSettings = Field(default_factory=SshSettings)
+    gateway: GatewaySettings = Field(default_factory=GatewaySettings)
+    log: LogSettings = Field(default_factory=LogSettings)
+    config_file: str | None = None
+
+    def require_backend_url(self) -> str:
+        """The backend URL, or a ConfigError telling how to set it."""
+        if not self.backend.url:
+            raise ConfigError(missing_message("backend.url"))
+        return self.backend.url
+
+    def require(self, target: str) -> Any:
+        """The value at ``target`` (e.g. ``"slack.bot_token"``), or a ConfigError naming it."""
+        value: Any = self
+        for part in target.split("."):
+            value = getattr(value, part)
+        if value in (None, "", []):
+            raise ConfigError(missing_message(target))
+        return value.get_secret_value() if isinstance(value, SecretStr) else value
+
+
+def spec_for(target: str) -> SettingSpec | None:
+    """The table row that fills ``target``."""
+    return next((spec for spec in SETTINGS_TABLE if spec.target == target), None)
+
+
+def missing_message(target: str) -> str:
+    """One line that names a missing setting and how to set it."""
+    spec = spec_for(target)
+    if spec is None:
+        return f"setting {target} is not set"
+    how = f"export {spec.env}=…" if spec.env else ""
+    return (
+        f"{spec.description} is not set: {how} or set {spec.file} in {DEFAULT_CONFIG_FILE}"
+    ).replace(":  or", ": set")
+
+
+def _set_path(tree: dict[str, Any], dotted: str, value: Any) -> None:
+    parts = dotted.split(".")
+    for part in parts[:-1]:
+        tree = tree.setdefault(part, {})
+    tree[parts[-1]] = value
+
+
+def _get_path(tree: Mapping[str, Any], dotted: str) -> Any:
+    node: Any = tree
+    for part in dotted.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def _parse_keys(raw: str) -> list[dict[str, str]]:
+    keys = []
+    for item in filter(None, (part.strip() for part in raw.split(","))):
+        name, sep, rest = item.partition(":")
+        role, sep2, key = rest.partition(":")
+        if not (sep and sep2 and name and key):
+            raise ConfigError(
+                "STARPOD_GATEWAY_KEYS must be name:role:key items separated by commas"
+            )
+        keys.append({"name": name, "role": role, "key": key})
+    return keys
+
+
+def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
+    tree: dict[str, Any] = {}
+    for spec in SETTINGS_TABLE:
+        if spec.env is None or spec.env not in env or env[spec.env] == "":
+            continue
+        raw = env[spec.env]
+        value: Any = raw
+        if spec.kind == "list":
+            value = [part.strip() for part in raw.split(",") if part.strip()]
+        elif spec.kind == "keys":
+            value = _parse_keys(raw)
+        _set_path(tree, spec.target, value)
+    return tree
+
+
+def _from_file(data: Mapping[str, Any]) -> dict[str, Any]:
+    tree: dict[str, Any] = {}
+    # Sections map one to one, except the two keys the seed placed elsewhere.
+    for section in Settings.model_fields:
+        if isinstance(data.get(section), Mapping):
+            tree[section] = dict(data[section])
+    if (url := data.get("instance_backend_url")) is not None:
+        _set_path(tree, "backend.url", url)
+    if (key := _get_path(data, "providers.anthropic.api_key")) is not None:
+        _set_path(tree, "backend.api_key", key)
+    return tree
+
+
+def _merge(low: dict[str, Any], high: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(low)
+    for key, value in high.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = _merge(dict(merged[key]), value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError as exc:
+        raise ConfigError(f"config file {path} does not exist (STARPOD_CONFIG)") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+
+
+def _field_name(loc: tuple[Any, ...]) -> str:
+    target = ".".join(str(part) for part in loc if not isinstance(part, int))
+    spec = spec_for(target)
+    if spec is None:
+        return target
+    return f"{spec.env} ({spec.file})" if spec.env else spec.file
+
+
+def load_settings(
+    env: Mapping[str, str] | None = None, *, config_file: str | Path | None = None
+) -> Settings:
+    """Read settings from ``env`` (default ``os.environ``) and the TOML file.
+
+    Raises ConfigError with one line per bad field, naming the env variable and file key.
+    """
+    env = os.environ if env is None else env
+    path: Path | None
+    if config_file is not None:
+        path = Path(config_file)
+    elif env.get("STARPOD_CONFIG"):
+        path = Path(env["STARPOD_CONFIG"])
+    else:
+        path = Path(DEFAULT_CONFIG_FILE) if Path(DEFAULT_CONFIG_FILE).is_file() else None
+    file_tree = _from_file(_read_file(path)) if path is not None else {}
+    env_tree = _from_env(env)
+    merged = _merge(file_tree, env_tree)
+    # The seed resolves the key from the file first, then the env variable.
+    file_key = _get_path(file_tree, "backend.api_key")
+    if file_key:
+        _set_path(merged, "backend.api_key", file_key)
+    if path is not None:
+        merged["config_file"] = str(path)
+    try:
+        return Settings.model_validate(merged)
+    except ValidationError as exc:
+        lines = [f"invalid setting {_field_name(err['loc'])}: {err['msg']}" for err in exc.errors()]
+        raise ConfigError("; ".join(lines)) from None

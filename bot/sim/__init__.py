@@ -1,0 +1,1 @@
+"""Simulated peers of the bot on loopback: a Starpod backend and a Slack emulator."""

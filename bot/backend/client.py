@@ -58,9 +58,10 @@ def _is_retryable_transport_error(exc: httpx.TransportError) -> bool:
 
 def _describe(exc: Exception) -> str:
     text = str(exc).strip()
-    if isinstance(exc, httpx.TimeoutException):
+    # httpx-aiohttp reports a refused connection as ConnectTimeout; trust the message first.
+    if isinstance(exc, httpx.ReadTimeout | httpx.WriteTimeout | httpx.PoolTimeout) or not text:
         return f"timed out ({text})" if text else "timed out"
-    return text or type(exc).__name__
+    return text
 
 
 class InstanceClient:

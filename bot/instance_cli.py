@@ -1,0 +1,312 @@
+"""``starpod-bot instance …``: the seed's terminal CLI for the Starpod backend.
+
+Exit codes: 0 success, 1 backend error (the message shows status and body),
+2 usage or configuration error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from collections.abc import Awaitable, Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from bot.backend import BackendError, HealthInfo, Instance, InstanceClient, LogLevel, SshInfo
+from bot.config import Settings, load_settings
+from bot.errors import ConfigError, UserError
+
+T = TypeVar("T")
+
+LEVEL_STYLES: dict[LogLevel, str] = {
+    LogLevel.ERROR: "red",
+    LogLevel.WARN: "yellow",
+    LogLevel.INFO: "green",
+    LogLevel.DEBUG: "dim",
+}
+
+EXIT_BACKEND = 1
+EXIT_USAGE = 2
+
+instance_app = typer.Typer(help="Manage Starpod instances from the terminal.", no_args_is_help=True)
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+IdArg = Annotated[str, typer.Argument(help="Instance id, unique id prefix, or exact name.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+def fail(message: str, code: int) -> typer.Exit:
+    """Print one line to stderr and return the Exit to raise."""
+    err.print(Text(f"error: {message}", style="bold red"), soft_wrap=True)
+    return typer.Exit(code)
+
+
+def _settings() -> Settings:
+    try:
+        settings = load_settings()
+        settings.require_backend_url()
+    except ConfigError as exc:
+        raise fail(str(exc), EXIT_USAGE) from None
+    return settings
+
+
+def _client(settings: Settings) -> InstanceClient:
+    key = settings.backend.api_key.get_secret_value() if settings.backend.api_key else None
+    return InstanceClient(
+        settings.require_backend_url(), key, timeout=settings.backend.timeout_secs
+    )
+
+
+def run_backend(action: Callable[[InstanceClient], Awaitable[T]]) -> T:
+    """Run ``action`` with a client built from settings; map errors to exit codes."""
+    settings = _settings()
+
+    async def main() -> T:
+        async with _client(settings) as client:
+            return await action(client)
+
+    try:
+        return asyncio.run(main())
+    except (UserError, BackendError) as exc:
+        raise fail(str(exc), EXIT_BACKEND) from None
+    except ValueError as exc:
+        raise fail(str(exc), EXIT_USAGE) from None
+
+
+def _age(when: datetime | None, now: datetime) -> str:
+    if when is None:
+        return "-"
+    return human_duration((now - when).total_seconds())
+
+
+def human_duration(seconds: float) -> str:
+    """3725 → ``1h 2m``; short and readable at a glance."""
+    seconds = max(0, int(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    minutes, secs = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes}m {secs}s" if secs and minutes < 10 else f"{minutes}m"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 48:
+        return f"{hours}h {minutes}m" if minutes else f"{hours}h"
+    days, hours = divmod(hours, 24)
+    return f"{days}d {hours}h" if hours else f"{days}d"
+
+
+def _instance_json(instance: Instance) -> dict[str, Any]:
+    return instance.model_dump(mode="json", by_alias=True)
+
+
+def _print_instance(verb: str, instance: Instance | None, ref: str) -> None:
+    if instance is None:
+        out.print(f"{verb} {ref}")
+        return
+    out.print(f"{verb} {instance.label}: status [bold]{instance.status}[/bold]")
+
+
+@instance_app.command("create")
+def create(
+    name: Annotated[str | None, typer.Option("--name", "-n", help="Instance name.")] = None,
+    region: Annotated[str | None, typer.Option("--region", "-r", help="Region.")] = None,
+) -> None:
+    """Create a new instance."""
+    instance = run_backend(lambda c: c.create_instance(name=name, region=region))
+    out.print(f"Created {instance.label} (id {instance.id}): status {instance.status}")
+
+
+@instance_app.command("list")
+def list_(as_json: JsonOpt = False) -> None:
+    """List all instances."""
+    instances = run_backend(lambda c: c.list_instances())
+    if as_json:
+        out.print_json(json.dumps([_instance_json(i) for i in instances]))
+        return
+    now = datetime.now(UTC)
+    table = Table(title=f"{len(instances)} instances", title_justify="left")
+    for column in ("NAME", "ID", "STATUS", "REGION", "AGE"):
+        table.add_column(column)
+    for instance in sorted(instances, key=lambda i: (i.name or "", i.id)):
+        table.add_row(
+            Text(instance.name or "-"),
+            instance.short_id,
+            Text(instance.status, style="green" if instance.is_running else "yellow"),
+            Text(instance.region or "-"),
+            _age(instance.created_at, now),
+        )
+    out.print(table)
+
+
+@instance_app.command("kill")
+def kill(
+    ref: IdArg,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Terminate an instance (asks for confirmation unless --yes)."""
+
+    async def action(client: InstanceClient) -> Instance:
+        return await client.resolve(ref)
+
+    instance = run_backend(action)
+    if not yes:
+        if not sys.stdin.isatty():
+            raise fail(f"refusing to kill {instance.label} without confirmation: pass --yes", 2)
+        if not typer.confirm(f"Kill {instance.label}? This cannot be undone", default=False):
+            raise fail("not killed", EXIT_USAGE)
+    run_backend(lambda c: c.kill_instance(instance.id))
+    out.print(f"Killed {instance.label}")
+
+
+@instance_app.command("pause")
+def pause(ref: IdArg) -> None:
+    """Suspend an instance."""
+
+    async def action(client: InstanceClient) -> Instance | None:
+        return await client.pause_instance((await client.resolve(ref)).id)
+
+    _print_instance("Paused", run_backend(action), ref)
+
+
+@instance_app.command("restart")
+def restart(ref: IdArg) -> None:
+    """Resume a paused instance, or restart a running one."""
+
+    async def action(client: InstanceClient) -> Instance | None:
+        return await client.restart_instance((await client.resolve(ref)).id)
+
+    _print_instance("Restarted", run_backend(action), ref)
+
+
+@instance_app.command("logs")
+def logs(
+    ref: IdArg,
+    tail: Annotated[int, typer.Option("--tail", "-t", min=1, max=100_000)] = 50,
+) -> None:
+    """Stream the last N log lines, colored by level."""
+
+    async def action(client: InstanceClient) -> int:
+        instance = await client.resolve(ref)
+        count = 0
+        async for entry in client.stream_logs(instance.id, tail=tail):
+            stamp = entry.timestamp.strftime("%Y-%m-%d %H:%M:%S") if entry.timestamp else ""
+            line = Text()
+            if stamp:
+                line.append(stamp + " ", style="dim")
+            line.append(f"{entry.level.value.upper():<5} ", style=LEVEL_STYLES[entry.level])
+            line.append(entry.message)
+            out.print(line, soft_wrap=True)
+            count += 1
+        return count
+
+    run_backend(action)
+
+
+def health_json(instance: Instance, health: HealthInfo, now: datetime) -> dict[str, Any]:
+    return {
+        "id": instance.id,
+        "name": instance.name,
+        "status": instance.status,
+        **health.model_dump(mode="json"),
+        "heartbeat_age_secs": round(health.heartbeat_age(now), 1),
+    }
+
+
+@instance_app.command("health")
+def health(ref: IdArg, as_json: JsonOpt = False) -> None:
+    """Show CPU, memory, disk, uptime and heartbeat age."""
+
+    async def action(client: InstanceClient) -> tuple[Instance, HealthInfo]:
+        instance = await client.resolve(ref)
+        return instance, await client.get_health(instance.id)
+
+    instance, info = run_backend(action)
+    now = datetime.now(UTC)
+    if as_json:
+        out.print_json(json.dumps(health_json(instance, info, now)))
+        return
+    settings = _settings()
+    age = info.heartbeat_age(now)
+    stale = age > settings.monitor.heartbeat_timeout_secs
+    table = Table(title=f"{instance.label}: {instance.status}", title_justify="left")
+    table.add_column("METRIC")
+    table.add_column("VALUE", justify="right")
+    table.add_row("CPU", f"{info.cpu_percent:.1f} %")
+    table.add_row("Memory", f"{info.memory_mb:,} MB")
+    table.add_row("Disk", f"{info.disk_mb:,} MB")
+    table.add_row("Uptime", human_duration(info.uptime_secs))
+    table.add_row(
+        "Heartbeat",
+        Text(
+            f"{human_duration(age)} ago" + (" (STALE)" if stale else ""),
+            style="bold red" if stale else "green",
+        ),
+    )
+    out.print(table)
+
+
+@contextlib.contextmanager
+def ephemeral_key_file(private_key: str | None) -> Iterator[Path | None]:
+    """Write the ephemeral key to a 0600 file and remove it on every exit path."""
+    if not private_key:
+        yield None
+        return
+    fd, name = tempfile.mkstemp(prefix="starpod-ssh-", suffix=".key")
+    path = Path(name)
+    try:
+        # mkstemp creates the file 0600 already; chmod again so a umask quirk cannot widen it.
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(private_key if private_key.endswith("\n") else private_key + "\n")
+        yield path
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def ssh_argv(info: SshInfo, key_file: Path | None) -> list[str]:
+    """The native ssh command line for ``info``."""
+    argv = ["ssh"]
+    if key_file is not None:
+        argv += ["-i", str(key_file), "-o", "IdentitiesOnly=yes"]
+    argv += ["-p", str(info.port), f"{info.user}@{info.host}"]
+    return argv
+
+
+@instance_app.command("ssh")
+def ssh(ref: IdArg) -> None:
+    """Open an SSH session with the connection info (and ephemeral key) from the backend."""
+
+    async def action(client: InstanceClient) -> SshInfo:
+        return await client.get_ssh_info((await client.resolve(ref)).id)
+
+    info = run_backend(action)
+    if shutil.which("ssh") is None:
+        raise fail("no ssh executable on PATH", EXIT_USAGE)
+    # SIGTERM would kill us without running finally blocks; turn it into an exception.
+    previous = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    try:
+        with ephemeral_key_file(info.private_key) as key_file:
+            try:
+                code = subprocess.call(ssh_argv(info, key_file))
+            except KeyboardInterrupt:
+                code = 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    raise typer.Exit(code)
+
+
+def _raise_keyboard_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt

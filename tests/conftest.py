@@ -1,0 +1,44 @@
+"""Fixtures shared by every test folder. Folder-specific ones live in tests/<area>/conftest.py."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+
+import pytest
+
+from bot.sim.backend import BackendSimulator
+
+
+class FakeClock:
+    """A clock tests advance by hand: ``clock()`` gives unix seconds."""
+
+    def __init__(self, start: float = 1_780_000_000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def fake_clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+async def backend_sim() -> AsyncIterator[BackendSimulator]:
+    """A running backend simulator on 127.0.0.1 whose transitions settle at once."""
+    async with BackendSimulator(transition_secs=0) as sim:
+        yield sim
+
+
+@pytest.fixture
+def postgres_url() -> str:
+    """The PostgreSQL URL for tests, or a skip saying how to enable them."""
+    url = os.environ.get("STARPOD_TEST_POSTGRES_URL")
+    if not url:
+        pytest.skip("STARPOD_TEST_POSTGRES_URL is not set; PostgreSQL tests skipped")
+    return url

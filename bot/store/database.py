@@ -1,0 +1,358 @@
+"""Engine and session factories, the retrying write path, and migrations.
+
+Nothing here runs on import: a :class:`Database` is built by the runtime from
+the configured URL and passed down. Every writer goes through
+:meth:`Database.run`, which retries the transient failures of both dialects
+(a locked SQLite file, a PostgreSQL deadlock or serialization failure) so a
+busy database delays a write but never loses it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self, TypeVar
+
+from sqlalchemy import event, text
+from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+from sqlalchemy.pool import NullPool, StaticPool
+
+from bot.store.errors import DatabaseBusyError, MigrationError, UnsupportedDatabaseError
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+DEFAULT_URL = "sqlite:///./starpod-bot.db"
+DEFAULT_BUSY_TIMEOUT_MS = 5000
+
+_SQLITE_BUSY = 5
+_SQLITE_LOCKED = 6
+# PostgreSQL: serialization_failure, deadlock_detected.
+_PG_RETRY_SQLSTATES = frozenset({"40001", "40P01"})
+_SQLITE_BEGIN_MODES = frozenset({"", "DEFERRED", "IMMEDIATE", "EXCLUSIVE"})
+
+
+def lock_key(name: str) -> int:
+    """A stable signed 64-bit PostgreSQL advisory-lock key derived from ``name``."""
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+
+
+# Serialises `db upgrade` across replicas that start at the same moment.
+MIGRATION_LOCK_KEY = lock_key("starpod-bot-migrations")
+
+
+def normalise_url(url: str) -> str:
+    """Return ``url`` with the async driver this project uses.
+
+    ``sqlite:///x`` becomes ``sqlite+aiosqlite:///x``; ``postgresql://``,
+    ``postgres://`` and the psycopg spellings become ``postgresql+asyncpg://``
+    (libpq's ``sslmode=`` is renamed to asyncpg's ``ssl=``). Anything else
+    raises :class:`UnsupportedDatabaseError`.
+    """
+    try:
+        parsed = make_url(url.strip())
+    except ArgumentError as exc:
+        raise UnsupportedDatabaseError(
+            "DATABASE_URL is not a database URL (expected sqlite:///… or postgresql://…)",
+            url_scheme="",
+        ) from exc
+    backend = parsed.drivername.split("+", 1)[0]
+    if backend == "sqlite":
+        parsed = parsed.set(drivername="sqlite+aiosqlite")
+    elif backend in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+asyncpg")
+        if "sslmode" in parsed.query:
+            query = dict(parsed.query)
+            query["ssl"] = query.pop("sslmode")
+            parsed = parsed.set(query=query)
+    else:
+        raise UnsupportedDatabaseError(
+            f"unsupported database {backend!r}: use sqlite:///path or postgresql://…",
+            url_scheme=backend,
+        )
+    return parsed.render_as_string(hide_password=False)
+
+
+def _sqlite_file(url: URL) -> Path | None:
+    """The file behind a SQLite URL, or None for an in-memory database."""
+    database = url.database or ""
+    if database in ("", ":memory:") or database.startswith("file::memory:"):
+        return None
+    if database.startswith("file:"):  # uri=true form
+        database = database[len("file:") :].split("?", 1)[0]
+    return Path(database)
+
+
+def _install_sqlite_hooks(engine: AsyncEngine, *, busy_timeout_ms: int, foreign_keys: bool) -> None:
+    """Set the pragmas on every new connection and take over BEGIN.
+
+    Python's sqlite3 emits BEGIN itself, lazily and always DEFERRED; we switch
+    that off so a writer can ask for ``BEGIN IMMEDIATE``: the write lock is then
+    taken up front, where the busy timeout waits for it, instead of failing
+    mid-transaction when a reader tries to upgrade to a writer.
+    """
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            # busy_timeout first: the other pragmas may need a lock themselves.
+            cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+            cursor.execute("PRAGMA journal_mode = WAL")
+            # WAL makes NORMAL durable across application crashes and much faster.
+            cursor.execute("PRAGMA synchronous = NORMAL")
+            cursor.execute(f"PRAGMA foreign_keys = {'ON' if foreign_keys else 'OFF'}")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        mode = str(conn.get_execution_options().get("sqlite_begin", "")).upper()
+        if mode not in _SQLITE_BEGIN_MODES:
+            raise ValueError(f"unknown sqlite_begin mode {mode!r}")
+        conn.exec_driver_sql(f"BEGIN {mode}".strip())
+
+
+def _build_engine(
+    url: str, *, echo: bool, busy_timeout_ms: int, foreign_keys: bool = True, pooled: bool = True
+) -> AsyncEngine:
+    """Create the async engine for a normalised URL with this project's settings."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        path = _sqlite_file(parsed)
+        kwargs: dict[str, Any] = {}
+        if path is None:
+            # One shared connection, or every session would see its own empty database.
+            kwargs["poolclass"] = StaticPool
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if not pooled:
+                kwargs["poolclass"] = NullPool
+        engine = create_async_engine(url, echo=echo, **kwargs)
+        _install_sqlite_hooks(engine, busy_timeout_ms=busy_timeout_ms, foreign_keys=foreign_keys)
+        return engine
+    if not pooled:
+        return create_async_engine(url, echo=echo, poolclass=NullPool)
+    return create_async_engine(
+        url,
+        echo=echo,
+        pool_size=10,
+        max_overflow=10,
+        # A replica outlives database restarts and idle-connection reapers.
+        pool_pre_ping=True,
+        pool_recycle=1800,
+    )
+
+
+def is_transient(exc: BaseException, dialect: str) -> bool:
+    """True when ``exc`` is a lock/serialization failure worth retrying."""
+    if not isinstance(exc, DBAPIError):
+        return False
+    orig = exc.orig
+    if dialect == "sqlite":
+        code = getattr(orig, "sqlite_errorcode", None)
+        if code is not None:
+            # Extended codes (SQLITE_BUSY_SNAPSHOT = 517 …) keep the primary code in the low byte.
+            return code & 0xFF in (_SQLITE_BUSY, _SQLITE_LOCKED)
+        message = str(orig).lower()
+        return "database is locked" in message or "database table is locked" in message
+    sqlstate = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    if sqlstate is None and orig is not None:
+        sqlstate = getattr(orig.__cause__, "sqlstate", None)
+    return sqlstate in _PG_RETRY_SQLSTATES
+
+
+def _backoff(attempt: int) -> float:
+    """Seconds to wait before retry number ``attempt`` (0-based): jittered, capped at 1 s."""
+    return min(1.0, 0.05 * 2**attempt) * random.uniform(0.5, 1.0)
+
+
+class Database:
+    """One database: its engine, its sessions, its writes and its migrations.
+
+    ``url`` accepts the user's spelling (``sqlite:///x.db``, ``postgres://…``)
+    and keeps the normalised one. Use as ``async with Database(url) as db:``
+    or call :meth:`dispose` when done.
+    """
+
+    PING_TIMEOUT_S = 5.0
+
+    url: str
+    engine: AsyncEngine
+    dialect: str
+    sqlite_path: Path | None
+
+    def __init__(
+        self, url: str, *, echo: bool = False, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS
+    ) -> None:
+        self.url = normalise_url(url)
+        parsed = make_url(self.url)
+        self.dialect = parsed.get_backend_name()
+        self.sqlite_path = _sqlite_file(parsed) if self.dialect == "sqlite" else None
+        self._echo = echo
+        self._busy_timeout_ms = busy_timeout_ms
+        self.engine = _build_engine(self.url, echo=echo, busy_timeout_ms=busy_timeout_ms)
+        self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+
+    @property
+    def safe_url(self) -> str:
+        """The URL with its password masked, for logs and messages."""
+        return make_url(self.url).render_as_string(hide_password=True)
+
+    def __repr__(self) -> str:
+        return f"Database({self.safe_url!r})"
+
+    def session(self) -> AsyncSession:
+        """A new session for reads (``async with db.session() as s:``); write with :meth:`run`."""
+        return self._sessions()
+
+    async def run(self, fn: Callable[[AsyncSession], Awaitable[T]], *, attempts: int = 8) -> T:
+        """Run ``fn(session)`` in one transaction, commit, and return its result.
+
+        On a transient failure (SQLite busy/locked, PostgreSQL deadlock or
+        serialization failure) the transaction is rolled back and ``fn`` is run
+        again in a fresh session after a short back-off, so ``fn`` must do all of
+        its work through the session it is given. After ``attempts`` failures
+        :class:`DatabaseBusyError` is raised; any other error propagates at once.
+        On SQLite the transaction starts with ``BEGIN IMMEDIATE``: writers queue
+        for the lock (up to the busy timeout) instead of failing half way.
+        """
+        if attempts < 1:
+            raise ValueError("attempts must be at least 1")
+        options = {"sqlite_begin": "IMMEDIATE"} if self.dialect == "sqlite" else None
+        for attempt in range(attempts):
+            try:
+                async with self._sessions() as session, session.begin():
+                    if options:
+                        await session.connection(execution_options=options)
+                    return await fn(session)
+            except DBAPIError as exc:
+                if not is_transient(exc, self.dialect):
+                    raise
+                if attempt + 1 >= attempts:
+                    raise DatabaseBusyError(
+                        f"database stayed busy after {attempts} attempts: {exc.orig}",
+                        attempts=attempts,
+                    ) from exc
+                delay = _backoff(attempt)
+                log.info(
+                    "database busy (%s); retry %d/%d in %.2fs",
+                    exc.orig,
+                    attempt + 1,
+                    attempts - 1,
+                    delay,
+                )
+                await asyncio.sleep(delay)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def upgrade(self, revision: str = "head") -> None:
+        """Apply the Alembic migrations up to ``revision`` (``head`` by default)."""
+        from alembic import command
+
+        await self._migrate(lambda cfg: command.upgrade(cfg, revision))
+
+    async def downgrade(self, revision: str) -> None:
+        """Revert the Alembic migrations down to ``revision`` (``base`` drops everything)."""
+        from alembic import command
+
+        await self._migrate(lambda cfg: command.downgrade(cfg, revision))
+
+    async def current_revision(self) -> str | None:
+        """The revision the database is at, or None before the first migration."""
+        from alembic.runtime.migration import MigrationContext
+
+        async with self.engine.connect() as conn:
+            return await conn.run_sync(
+                lambda sync: MigrationContext.configure(sync).get_current_revision()
+            )
+
+    async def _migrate(self, action: Callable[[Any], None]) -> None:
+        """Run an Alembic command on one connection, in one transaction.
+
+        On SQLite a private connection has foreign keys off (batch migrations
+        recreate tables; SQLite's own procedure) and the result is checked with
+        ``PRAGMA foreign_key_check`` before commit. On PostgreSQL a transaction
+        advisory lock makes replicas that start together migrate one at a time.
+        """
+        from alembic.util import CommandError
+
+        from bot.store.migrate import alembic_config
+
+        # A memory database lives on our one connection, so it must migrate there.
+        private = self.dialect == "sqlite" and self.sqlite_path is not None
+        engine = (
+            _build_engine(
+                self.url,
+                echo=self._echo,
+                busy_timeout_ms=self._busy_timeout_ms,
+                foreign_keys=False,
+                pooled=False,
+            )
+            if private
+            else self.engine
+        )
+
+        def _run(sync_conn: Connection) -> None:
+            action(alembic_config(self.url, connection=sync_conn))
+
+        try:
+            async with engine.connect() as conn:
+                if self.dialect == "sqlite":
+                    await conn.execution_options(sqlite_begin="IMMEDIATE")
+                async with conn.begin():
+                    if self.dialect == "postgresql":
+                        await conn.execute(
+                            text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY}
+                        )
+                    try:
+                        await conn.run_sync(_run)
+                    except CommandError as exc:
+                        raise MigrationError(f"migration failed: {exc}") from exc
+                    if private:
+                        broken = (await conn.exec_driver_sql("PRAGMA foreign_key_check")).all()
+                        if broken:
+                            raise MigrationError(
+                                f"migration broke {len(broken)} foreign keys, e.g. {broken[0]}"
+                            )
+        finally:
+            if private:
+                await engine.dispose()
+
+    async def ping(self) -> bool:
+        """True if the database answers ``SELECT 1`` within :attr:`PING_TIMEOUT_S` seconds."""
+        try:
+            async with asyncio.timeout(self.PING_TIMEOUT_S), self.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        except Exception as exc:  # a probe reports, it does not raise
+            log.debug("database ping failed: %s", exc)
+            return False
+        return True
+
+    async def dispose(self) -> None:
+        """Close every pooled connection."""
+        await self.engine.dispose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.dispose()

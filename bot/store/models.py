@@ -1,0 +1,177 @@
+"""ORM models for instances and their history.
+
+Every timestamp is a :class:`~bot.store.base.UtcDateTime` (aware UTC on both
+dialects). Statuses are kept as the raw strings the backend sent
+(``running``, ``Running``, ``provisioning`` …): the store never normalises
+what it did not choose.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from bot.store.base import Base, UtcDateTime
+
+# SQLite only auto-increments an "INTEGER PRIMARY KEY"; PostgreSQL gets a
+# bigint so ten thousand instances sampled every 30 s never run out of ids.
+BigId = BigInteger().with_variant(Integer, "sqlite")
+
+STATUS_CAUSES = ("monitor", "user", "backend")
+RESTART_CAUSES = ("monitor", "user")
+
+
+def _instance_fk() -> ForeignKey:
+    # History goes when its instance row goes; instance rows are never deleted
+    # by the bot itself, so this only matters for manual clean-ups.
+    return ForeignKey("instances.id", ondelete="CASCADE")
+
+
+class InstanceRow(Base):
+    """The last thing the bot knows about one instance."""
+
+    __tablename__ = "instances"
+
+    id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    name: Mapped[str | None] = mapped_column(String(255))
+    region: Mapped[str | None] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(64))
+    first_seen: Mapped[datetime] = mapped_column(UtcDateTime())
+    last_seen: Mapped[datetime] = mapped_column(UtcDateTime())
+
+    def __repr__(self) -> str:
+        return f"InstanceRow(id={self.id!r}, name={self.name!r}, status={self.status!r})"
+
+
+class HeartbeatSample(Base):
+    """One health reading of one instance, kept raw for ``raw_days``."""
+
+    __tablename__ = "heartbeat_samples"
+    __table_args__ = (
+        # Serves heartbeat_history (one instance, a time range).
+        Index(None, "instance_id", "sampled_at"),
+        # Serves retention, which walks the oldest samples of all instances.
+        Index(None, "sampled_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    instance_id: Mapped[str] = mapped_column(String(128), _instance_fk())
+    sampled_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    cpu_percent: Mapped[float] = mapped_column(Float)
+    memory_mb: Mapped[int] = mapped_column(Integer)
+    disk_mb: Mapped[int] = mapped_column(Integer)
+    last_heartbeat: Mapped[datetime] = mapped_column(UtcDateTime())
+    uptime_secs: Mapped[int] = mapped_column(BigInteger)
+
+    def __repr__(self) -> str:
+        return (
+            f"HeartbeatSample(instance_id={self.instance_id!r}, "
+            f"sampled_at={self.sampled_at.isoformat()}, cpu={self.cpu_percent})"
+        )
+
+
+class HeartbeatHourly(Base):
+    """Raw samples of one instance-hour rolled up by retention."""
+
+    __tablename__ = "heartbeat_hourly"
+    # Serves retention's expiry, which walks the oldest hours of all instances.
+    __table_args__ = (Index(None, "hour"),)
+
+    instance_id: Mapped[str] = mapped_column(String(128), _instance_fk(), primary_key=True)
+    # Start of the hour, UTC.
+    hour: Mapped[datetime] = mapped_column(UtcDateTime(), primary_key=True)
+    samples: Mapped[int] = mapped_column(Integer)
+    cpu_min: Mapped[float] = mapped_column(Float)
+    cpu_avg: Mapped[float] = mapped_column(Float)
+    cpu_max: Mapped[float] = mapped_column(Float)
+    memory_min: Mapped[int] = mapped_column(Integer)
+    memory_avg: Mapped[float] = mapped_column(Float)
+    memory_max: Mapped[int] = mapped_column(Integer)
+    disk_last: Mapped[int] = mapped_column(Integer)
+    # When disk_last was sampled: lets a later roll-up of the same hour
+    # decide which "last" wins even if samples arrive out of order.
+    disk_last_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+    def __repr__(self) -> str:
+        return (
+            f"HeartbeatHourly(instance_id={self.instance_id!r}, "
+            f"hour={self.hour.isoformat()}, samples={self.samples})"
+        )
+
+
+class StatusChange(Base):
+    """One status transition of one instance, kept forever."""
+
+    __tablename__ = "status_changes"
+    __table_args__ = (
+        Index(None, "instance_id", "at"),
+        CheckConstraint(f"cause IN {STATUS_CAUSES!r}", name="cause"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    instance_id: Mapped[str] = mapped_column(String(128), _instance_fk())
+    # None for the first status the bot ever saw.
+    from_status: Mapped[str | None] = mapped_column(String(64))
+    to_status: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(UtcDateTime())
+    cause: Mapped[str] = mapped_column(String(16))
+    # Slack user id (cause "user"), or None.
+    actor: Mapped[str | None] = mapped_column(String(64))
+    reason: Mapped[str | None] = mapped_column(Text)
+
+    def __repr__(self) -> str:
+        return (
+            f"StatusChange(instance_id={self.instance_id!r}, {self.from_status!r} -> "
+            f"{self.to_status!r}, at={self.at.isoformat()}, cause={self.cause!r})"
+        )
+
+
+class RestartAttempt(Base):
+    """One restart the bot asked the backend for, and whether it worked."""
+
+    __tablename__ = "restart_attempts"
+    __table_args__ = (
+        Index(None, "instance_id", "at"),
+        CheckConstraint(f"cause IN {RESTART_CAUSES!r}", name="cause"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    instance_id: Mapped[str] = mapped_column(String(128), _instance_fk())
+    at: Mapped[datetime] = mapped_column(UtcDateTime())
+    cause: Mapped[str] = mapped_column(String(16))
+    actor: Mapped[str | None] = mapped_column(String(64))
+    ok: Mapped[bool] = mapped_column(Boolean)
+    error: Mapped[str | None] = mapped_column(Text)
+
+    def __repr__(self) -> str:
+        return (
+            f"RestartAttempt(instance_id={self.instance_id!r}, at={self.at.isoformat()}, "
+            f"cause={self.cause!r}, ok={self.ok})"
+        )
+
+
+class LeaderLease(Base):
+    """A named lease with an expiry: the single-process guard on SQLite."""
+
+    __tablename__ = "leader_lease"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(255))
+    acquired_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    renewed_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+    def __repr__(self) -> str:
+        return f"LeaderLease(name={self.name!r}, holder={self.holder!r})"

@@ -1,0 +1,269 @@
+"""Query functions: the session first, everything else keyword-only.
+
+Writers are meant to run inside :meth:`bot.store.database.Database.run`::
+
+    await db.run(lambda s: record_heartbeats(s, samples=batch))
+
+Readers take any session (``async with db.session() as s:``). None of these
+functions commits: the caller owns the transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import insert, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.store.models import (
+    RESTART_CAUSES,
+    STATUS_CAUSES,
+    HeartbeatSample,
+    InstanceRow,
+    RestartAttempt,
+    StatusChange,
+)
+from bot.store.records import HeartbeatSampleIn, InstanceSnapshot
+
+# Rows per INSERT statement: stays under SQLite's and asyncpg's bound-parameter
+# limits (32766 / 32767) for the widest table.
+_CHUNK = 2000
+
+
+def dialect_insert(session: AsyncSession, table: Any) -> Any:
+    """An ``INSERT`` for ``table`` that supports ``on_conflict_do_*`` on either dialect."""
+    name = session.get_bind().dialect.name
+    if name == "postgresql":
+        return pg_insert(table)
+    if name == "sqlite":
+        return sqlite_insert(table)
+    raise NotImplementedError(f"no upsert for dialect {name!r}")
+
+
+async def upsert_instances(
+    session: AsyncSession, *, instances: Sequence[InstanceSnapshot], seen_at: datetime
+) -> None:
+    """Insert new instances and refresh known ones (name, region, status, last_seen).
+
+    ``first_seen`` is set once, on insert. Call :func:`last_statuses` *before*
+    this if you want to detect status changes: this overwrites them.
+    """
+    if not instances:
+        return
+    stmt = dialect_insert(session, InstanceRow)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[InstanceRow.id],
+        set_={
+            "name": stmt.excluded.name,
+            "region": stmt.excluded.region,
+            "status": stmt.excluded.status,
+            "last_seen": stmt.excluded.last_seen,
+        },
+    )
+    # The same id twice in one statement is an error on PostgreSQL; the last one wins.
+    unique = {snapshot.id: snapshot for snapshot in instances}
+    rows = [
+        {
+            "id": s.id,
+            "name": s.name,
+            "region": s.region,
+            "status": s.status,
+            "first_seen": seen_at,
+            "last_seen": seen_at,
+        }
+        for s in unique.values()
+    ]
+    for start in range(0, len(rows), _CHUNK):
+        await session.execute(stmt, rows[start : start + _CHUNK])
+
+
+async def _ensure_instance(
+    session: AsyncSession, instance_id: str, *, at: datetime, status: str
+) -> None:
+    """Create a placeholder row for an instance the monitor has not listed yet.
+
+    A user may pause an instance before the first sweep; its history must not
+    be lost to the foreign key. The next :func:`upsert_instances` fills it in.
+    """
+    stmt = dialect_insert(session, InstanceRow).values(
+        id=instance_id, name=None, region=None, status=status, first_seen=at, last_seen=at
+    )
+    await session.execute(stmt.on_conflict_do_nothing(index_elements=[InstanceRow.id]))
+
+
+async def record_heartbeats(session: AsyncSession, *, samples: Sequence[HeartbeatSampleIn]) -> None:
+    """Insert health samples in batched statements (instances must already be known)."""
+    if not samples:
+        return
+    rows = [
+        {
+            "instance_id": s.instance_id,
+            "sampled_at": s.sampled_at,
+            "cpu_percent": s.cpu_percent,
+            "memory_mb": s.memory_mb,
+            "disk_mb": s.disk_mb,
+            "last_heartbeat": s.last_heartbeat,
+            "uptime_secs": s.uptime_secs,
+        }
+        for s in samples
+    ]
+    # Core insert of the Table: one executemany, no ORM objects or identity map.
+    stmt = insert(HeartbeatSample.__table__)
+    for start in range(0, len(rows), _CHUNK):
+        await session.execute(stmt, rows[start : start + _CHUNK])
+
+
+async def last_statuses(session: AsyncSession) -> dict[str, str]:
+    """The last known raw status of every known instance, by id."""
+    result = await session.execute(select(InstanceRow.id, InstanceRow.status))
+    return {row.id: row.status for row in result}
+
+
+async def known_instances(session: AsyncSession) -> list[InstanceRow]:
+    """Every instance the bot has seen, by name then id."""
+    result = await session.scalars(select(InstanceRow).order_by(InstanceRow.name, InstanceRow.id))
+    return list(result)
+
+
+async def record_status_change(
+    session: AsyncSession,
+    *,
+    instance_id: str,
+    from_status: str | None,
+    to_status: str,
+    at: datetime,
+    cause: str,
+    actor: str | None = None,
+    reason: str | None = None,
+) -> StatusChange:
+    """Append one status transition; ``cause`` is ``monitor``, ``user`` or ``backend``.
+
+    An instance the store has never seen gets a placeholder row first (status
+    ``to_status``); a known instance's ``status`` column is left alone: the
+    sweep owns it, through :func:`upsert_instances`.
+    """
+    if cause not in STATUS_CAUSES:
+        raise ValueError(f"cause must be one of {STATUS_CAUSES}, not {cause!r}")
+    await _ensure_instance(session, instance_id, at=at, status=to_status)
+    change = StatusChange(
+        instance_id=instance_id,
+        from_status=from_status,
+        to_status=to_status,
+        at=at,
+        cause=cause,
+        actor=actor,
+        reason=reason,
+    )
+    session.add(change)
+    await session.flush()
+    return change
+
+
+async def status_history(
+    session: AsyncSession, instance_id: str, *, limit: int = 20
+) -> list[StatusChange]:
+    """The latest ``limit`` status changes of one instance, newest first."""
+    result = await session.scalars(
+        select(StatusChange)
+        .where(StatusChange.instance_id == instance_id)
+        .order_by(StatusChange.at.desc(), StatusChange.id.desc())
+        .limit(limit)
+    )
+    return list(result)
+
+
+async def heartbeat_history(
+    session: AsyncSession, instance_id: str, *, since: datetime, until: datetime | None = None
+) -> list[HeartbeatSample]:
+    """Raw samples of one instance with ``since <= sampled_at < until``, oldest first.
+
+    Served by the ``(instance_id, sampled_at)`` index. Samples older than the
+    raw retention live in ``heartbeat_hourly`` instead.
+    """
+    stmt = select(HeartbeatSample).where(
+        HeartbeatSample.instance_id == instance_id, HeartbeatSample.sampled_at >= since
+    )
+    if until is not None:
+        stmt = stmt.where(HeartbeatSample.sampled_at < until)
+    result = await session.scalars(stmt.order_by(HeartbeatSample.sampled_at))
+    return list(result)
+
+
+async def record_restart(
+    session: AsyncSession,
+    *,
+    instance_id: str,
+    at: datetime,
+    cause: str,
+    actor: str | None = None,
+    ok: bool = True,
+    error: str | None = None,
+) -> RestartAttempt:
+    """Append one restart attempt; ``cause`` is ``monitor`` or ``user``."""
+    if cause not in RESTART_CAUSES:
+        raise ValueError(f"cause must be one of {RESTART_CAUSES}, not {cause!r}")
+    # Status unknown: a placeholder must not look like a real reading.
+    await _ensure_instance(session, instance_id, at=at, status="unknown")
+    attempt = RestartAttempt(
+        instance_id=instance_id, at=at, cause=cause, actor=actor, ok=ok, error=error
+    )
+    session.add(attempt)
+    await session.flush()
+    return attempt
+
+
+async def restarts_since(
+    session: AsyncSession, instance_id: str, since: datetime
+) -> list[RestartAttempt]:
+    """Restart attempts of one instance at or after ``since``, oldest first."""
+    result = await session.scalars(
+        select(RestartAttempt)
+        .where(RestartAttempt.instance_id == instance_id, RestartAttempt.at >= since)
+        .order_by(RestartAttempt.at, RestartAttempt.id)
+    )
+    return list(result)
+
+
+async def uptime_ratio(
+    session: AsyncSession, instance_id: str, *, since: datetime, until: datetime
+) -> float | None:
+    """Share of ``[since, until)`` the instance spent ``running``, from its status changes.
+
+    Time before the first recorded change is unknown and left out of the
+    denominator; None when no time in the window is known. Statuses compare
+    case-insensitively (``Running`` counts).
+    """
+    if until <= since:
+        raise ValueError("until must be after since")
+    before = await session.scalar(
+        select(StatusChange.to_status)
+        .where(StatusChange.instance_id == instance_id, StatusChange.at <= since)
+        .order_by(StatusChange.at.desc(), StatusChange.id.desc())
+        .limit(1)
+    )
+    changes = (
+        await session.execute(
+            select(StatusChange.at, StatusChange.to_status)
+            .where(
+                StatusChange.instance_id == instance_id,
+                StatusChange.at > since,
+                StatusChange.at < until,
+            )
+            .order_by(StatusChange.at, StatusChange.id)
+        )
+    ).all()
+
+    known = running = 0.0
+    status, start = before, since
+    for at, to_status in [*changes, (until, None)]:
+        if status is not None:
+            span = (at - start).total_seconds()
+            known += span
+            if status.lower() == "running":
+                running += span
+        status, start = to_status, at
+    return running / known if known > 0 else None

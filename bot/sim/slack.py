@@ -1,0 +1,787 @@
+"""A Slack emulator: a real HTTP server on 127.0.0.1 that stands in for Slack.
+
+Point the real clients at it and they cannot tell the difference where it matters::
+
+    async with SlackEmulator() as slack:
+        client = AsyncWebClient(token=slack.bot_token, base_url=slack.api_url)
+        await client.chat_postMessage(channel="C0ALERTS", text="hi")
+        assert slack.messages("C0ALERTS")[0].text == "hi"
+
+What it serves:
+
+- ``POST|GET /api/<method>``: the Web API methods in ``bot.sim.slack_web_api`` (JSON, form or
+  query arguments; the token in ``Authorization: Bearer`` or, for form/query, a ``token`` field).
+  Every request is recorded in ``calls``; rejected ones (``ok: false``) are also in
+  ``violations()``, so a test can assert the bot never broke one of Slack's limits.
+- ``POST /upload/v1/<token>``: the upload URL handed out by ``files.getUploadURLExternal``.
+- ``POST /response/<token>``: ``response_url`` endpoints (``new_response_url``).
+- ``GET /files/<id>/<name>``: the content of an uploaded file (bearer token required).
+
+And it plays the Slack side towards the bot: ``send_slash_command``, ``send_block_action`` and
+``send_view_submission`` post signed requests (aiohttp client) to the bot's request URL and
+return a ``BotReply`` (``status_code``, ``text``, ``headers``, ``json()``), raising
+``SlackAckTimeout`` when the bot takes longer than Slack's 3 s to acknowledge.
+
+Deliberate differences from Slack: blocks without a ``text`` fallback are rejected with
+``missing_text``, and a ``thread_ts`` naming no message is rejected with ``thread_not_found``
+(house rules); DMs to a user id stay under that user id instead of a ``D…`` channel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import random
+import secrets
+import time
+from collections.abc import AsyncIterator, Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode
+
+import aiohttp
+from aiohttp import web
+
+from bot.sim.slack_models import (
+    ApiCall,
+    BotReply,
+    Message,
+    ResponsePost,
+    UploadedFile,
+)
+from bot.sim.slack_payloads import (
+    action_entry,
+    block_actions_payload,
+    find_element,
+    option_values,
+    slash_command_fields,
+    view_submission_payload,
+)
+from bot.sim.slack_responses import ResponseUrls
+from bot.sim.slack_signing import compute_signature, signed_headers
+from bot.sim.slack_web_api import ApiError, OpenedView, WebApi, WebApiState, decode_json_body
+from bot.sim.slack_workspace import Workspace, default_channel_name
+
+__all__ = [
+    "ApiCall",
+    "BotReply",
+    "Message",
+    "ResponsePost",
+    "SlackAckTimeout",
+    "SlackEmulator",
+    "UploadedFile",
+]
+
+SLACK_ACK_TIMEOUT_S = 3.0
+MAX_REQUEST_BYTES = 64 * 1024 * 1024  # uploads of long log excerpts must fit
+RESPONSE_URL_FAULT_NAME = "response_url"
+UPLOAD_FAULT_NAME = "file_upload"
+
+
+class SlackAckTimeout(TimeoutError):
+    """The bot did not answer a request from "Slack" within the 3 s Slack waits."""
+
+
+@dataclass
+class _Fault:
+    """A pending injected failure (``fail_next``)."""
+
+    remaining: int
+    status: int
+    retry_after: int
+    methods: frozenset[str] | None
+    drop: bool
+
+
+class SlackEmulator:
+    """A Slack workspace on loopback: Web API, response URLs, uploads, signed payloads."""
+
+    def __init__(
+        self,
+        *,
+        bot_token: str = "xoxb-emulator-token",
+        signing_secret: str = "emulator-signing-secret",
+        clock: Callable[[], float] = time.time,
+        channels: Iterable[str] = ("C0ALERTS", "C0OPS", "C0GENERAL"),
+    ) -> None:
+        self.bot_token = bot_token
+        self.signing_secret = signing_secret
+        self._clock = clock
+        self.url = ""
+        self.api_url = ""
+        self.calls: list[ApiCall] = []
+        self.responses: list[ResponsePost] = []
+        self.version = 0  # bumped on every recorded change; see events()
+        self._changed = asyncio.Event()
+        self.workspace = Workspace(clock, self._bump)
+        self._state = WebApiState()
+        self._api = WebApi(self.workspace, self._state, clock=clock, base_url=lambda: self.url)
+        self._response_urls = ResponseUrls(self.workspace, clock)
+        self._faults: list[_Fault] = []
+        self._fault_rate = 0.0
+        self._fault_rate_status = 429
+        self._fault_rate_retry_after = 1
+        self._fault_rng = random.Random(0)
+        self._seq = 0
+        self._runner: web.AppRunner | None = None
+        self._session: aiohttp.ClientSession | None = None
+        for channel in channels:
+            self.add_channel(channel)
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
+        """Start serving; returns the base URL (``http://127.0.0.1:PORT``)."""
+        if self._runner is not None:
+            return self.url
+        app = web.Application(client_max_size=MAX_REQUEST_BYTES)
+        app.router.add_route("POST", "/api/{method}", self._handle_api)
+        app.router.add_route("GET", "/api/{method}", self._handle_api)
+        app.router.add_post("/upload/v1/{token}", self._handle_upload)
+        app.router.add_post("/response/{token}", self._handle_response_url)
+        app.router.add_get("/files/{file_id}/{name}", self._handle_file_download)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, host, port)
+        await site.start()
+        self._runner = runner
+        bound_host, bound_port = runner.addresses[0][:2]
+        self.url = f"http://{bound_host}:{bound_port}"
+        self.api_url = f"{self.url}/api/"
+        return self.url
+
+    async def stop(self) -> None:
+        """Stop serving and close the client used to call the bot."""
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> SlackEmulator:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    # -- workspace setup and state ---------------------------------------------------------
+
+    def add_channel(self, channel_id: str, name: str | None = None) -> None:
+        """Make a channel exist (``name`` defaults to the id without ``C0``, lower-cased)."""
+        self.workspace.channels[channel_id] = name or default_channel_name(channel_id)
+
+    def add_usergroup(self, group_id: str, users: list[str]) -> None:
+        """Make a user group (``S…``) with these members exist."""
+        self.workspace.usergroups[group_id] = list(users)
+
+    def messages(self, channel: str) -> list[Message]:
+        """Top-level messages of a channel (or DM user id), oldest first."""
+        return self.workspace.messages(channel)
+
+    def thread(self, channel: str, ts: str) -> list[Message]:
+        """A thread: its parent first, then the replies ([] when unknown)."""
+        return self.workspace.thread(channel, ts)
+
+    def ephemerals(self, user: str | None = None) -> list[Message]:
+        """Ephemeral messages, optionally only those shown to ``user``."""
+        return self.workspace.ephemerals(user)
+
+    def find_message(self, ts: str) -> Message | None:
+        """Any stored message, reply or ephemeral by its ts."""
+        return self.workspace.find_any(ts)
+
+    @property
+    def files(self) -> list[UploadedFile]:
+        """Files whose upload was completed, in order."""
+        return self._state.files
+
+    @property
+    def opened_views(self) -> list[OpenedView]:
+        """Modals opened with ``views.open``."""
+        return self._state.opened_views
+
+    @property
+    def home_views(self) -> dict[str, dict[str, Any]]:
+        """App Home views published per user id."""
+        return self.workspace.home_views
+
+    def violations(self) -> list[ApiCall]:
+        """Every rejected request from the bot, in arrival order (injected faults excluded).
+
+        Failed ``response_url`` posts are included as ``ApiCall(method="response_url")``.
+        """
+        found = [call for call in self.calls if not call.ok and not call.injected]
+        for post in self.responses:
+            if not post.ok:
+                found.append(
+                    ApiCall(
+                        seq=post.seq,
+                        method=RESPONSE_URL_FAULT_NAME,
+                        args=post.body,
+                        ok=False,
+                        error=post.error,
+                        at=post.at,
+                        status=post.status,
+                        detail=post.detail,
+                    )
+                )
+        return sorted(found, key=lambda call: call.seq)
+
+    def calls_to(self, method: str) -> list[ApiCall]:
+        """The recorded calls of one Web API method."""
+        return [call for call in self.calls if call.method == method]
+
+    def snapshot(self) -> dict[str, Any]:
+        """Everything as JSON-serialisable data: workspace, calls, responses, files."""
+        return {
+            **self.workspace.snapshot(),
+            "calls": [call.to_dict() for call in self.calls],
+            "responses": [post.to_dict() for post in self.responses],
+            "files": [uploaded.to_dict() for uploaded in self.files],
+            "version": self.version,
+        }
+
+    def reset(self) -> None:
+        """Forget all traffic and messages and pending faults; channels and groups stay."""
+        self.calls.clear()
+        self.responses.clear()
+        self._faults.clear()
+        self._fault_rate = 0.0
+        self._state.clear()
+        self._response_urls.clear()
+        self.workspace.clear()
+
+    # -- faults ----------------------------------------------------------------------------
+
+    def fail_next(
+        self,
+        count: int,
+        *,
+        status: int = 429,
+        retry_after: int = 1,
+        methods: set[str] | None = None,
+        drop: bool = False,
+    ) -> None:
+        """Make the next ``count`` matching requests fail.
+
+        429 answers carry ``Retry-After`` and ``{"ok": false, "error": "ratelimited"}``; other
+        statuses answer an error body; ``drop=True`` closes the connection without an answer.
+        ``methods=None`` matches every Web API method; name ``"response_url"`` or
+        ``"file_upload"`` in ``methods`` to fail those endpoints too.
+        """
+        if count <= 0:
+            return
+        self._faults.append(
+            _Fault(
+                remaining=count,
+                status=status,
+                retry_after=retry_after,
+                methods=frozenset(methods) if methods is not None else None,
+                drop=drop,
+            )
+        )
+
+    def set_fault_rate(
+        self, rate: float, *, status: int = 429, retry_after: int = 1, seed: int = 0
+    ) -> None:
+        """Fail a random share ``rate`` (0..1) of Web API calls, reproducibly from ``seed``."""
+        if not 0.0 <= rate <= 1.0:
+            raise ValueError(f"rate must be between 0 and 1, got {rate}")
+        self._fault_rate = rate
+        self._fault_rate_status = status
+        self._fault_rate_retry_after = retry_after
+        self._fault_rng = random.Random(seed)
+
+    def _take_fault(self, name: str, *, web_api: bool) -> _Fault | None:
+        for fault in self._faults:
+            matches = web_api if fault.methods is None else name in fault.methods
+            if matches:
+                fault.remaining -= 1
+                if fault.remaining <= 0:
+                    self._faults.remove(fault)
+                return fault
+        if web_api and self._fault_rate > 0 and self._fault_rng.random() < self._fault_rate:
+            return _Fault(1, self._fault_rate_status, self._fault_rate_retry_after, None, False)
+        return None
+
+    # -- waiting and change notification ---------------------------------------------------
+
+    def _bump(self) -> None:
+        self.version += 1
+        # Wake every waiter, then arm a fresh event for the next change.
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    async def wait_for(
+        self,
+        predicate: Callable[[], bool],
+        timeout: float = 5.0,  # noqa: ASYNC109 - the agreed API takes the timeout as an argument
+        *,
+        what: str | None = None,
+    ) -> None:
+        """Wait until ``predicate()`` is true (re-checked on every change and every 10 ms).
+
+        Raises ``TimeoutError`` naming the condition and the last calls the emulator saw.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while not predicate():
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise TimeoutError(self._timeout_message(predicate, timeout, what))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), timeout=min(remaining, 0.01))
+
+    def _timeout_message(
+        self, predicate: Callable[[], bool], timeout: float, what: str | None
+    ) -> str:
+        name = what or getattr(predicate, "__qualname__", repr(predicate))
+        recent = [
+            f"{call.method}: {'ok' if call.ok else call.error}" for call in self.calls[-8:]
+        ] or ["(no Web API calls)"]
+        posts = [f"response_url: {'ok' if p.ok else p.error}" for p in self.responses[-4:]]
+        return f"condition {name!r} still false after {timeout} s; last calls: " + "; ".join(
+            recent + posts
+        )
+
+    async def events(self) -> AsyncIterator[int]:
+        """Yield the state ``version`` after each change (for a live UI); runs until closed."""
+        seen = self.version
+        while True:
+            if self.version == seen:
+                await self._changed.wait()
+            seen = self.version
+            yield seen
+
+    # -- the Slack side towards the bot ----------------------------------------------------
+
+    def sign(self, body: bytes, timestamp: int) -> str:
+        """``v0=`` + hex HMAC-SHA256 of ``v0:{timestamp}:{body}`` with the signing secret."""
+        return compute_signature(self.signing_secret, body, timestamp)
+
+    def new_response_url(
+        self,
+        *,
+        channel_id: str = "C0OPS",
+        user_id: str = "U0OPERATOR",
+        message_ts: str | None = None,
+    ) -> str:
+        """A fresh response_url served here (5 uses, 30 minutes, like Slack's)."""
+        context = self._response_urls.issue(
+            channel_id=channel_id, user_id=user_id, message_ts=message_ts
+        )
+        return f"{self.url}/response/{context.token}"
+
+    def new_trigger_id(self) -> str:
+        """A trigger_id that ``views.open`` accepts for 3 s (by the emulator's clock)."""
+        trigger_id = (
+            f"{secrets.randbelow(10**10)}.{secrets.randbelow(10**10)}.{secrets.token_hex(8)}"
+        )
+        self._state.trigger_ids[trigger_id] = self._clock()
+        return trigger_id
+
+    async def send_slash_command(
+        self,
+        target_url: str,
+        text: str,
+        *,
+        user_id: str = "U0OPERATOR",
+        user_name: str = "operator",
+        channel_id: str = "C0OPS",
+        command: str = "/starpod",
+        team_id: str = "T0EMULATOR",
+        signature: str | None = None,
+        timestamp: int | None = None,
+        ack_timeout: float | None = SLACK_ACK_TIMEOUT_S,
+    ) -> BotReply:
+        """Post a signed slash command to the bot, exactly as Slack does.
+
+        A non-empty 200 answer is shown the way Slack shows it (an ephemeral message, or an
+        in-channel one with ``response_type: in_channel``) and is checked like a
+        response_url post; it is recorded in ``responses`` with ``token="ack"``.
+        """
+        response_url = self.new_response_url(channel_id=channel_id, user_id=user_id)
+        fields = slash_command_fields(
+            command=command,
+            text=text,
+            user_id=user_id,
+            user_name=user_name,
+            channel_id=channel_id,
+            channel_name=self._channel_name(channel_id),
+            team_id=team_id,
+            response_url=response_url,
+            trigger_id=self.new_trigger_id(),
+        )
+        body = urlencode(fields).encode()
+        reply = await self._deliver(
+            target_url, body, signature=signature, timestamp=timestamp, ack_timeout=ack_timeout
+        )
+        if reply.status_code == 200 and reply.text.strip():
+            self._apply_ack_body(response_url, reply)
+        return reply
+
+    async def send_block_action(
+        self,
+        target_url: str,
+        *,
+        action_id: str,
+        value: str | None = None,
+        block_id: str | None = None,
+        user_id: str = "U0OPERATOR",
+        user_name: str = "operator",
+        channel_id: str | None = None,
+        message_ts: str | None = None,
+        selected_option_value: str | None = None,
+        action_type: str | None = None,
+        signature: str | None = None,
+        timestamp: int | None = None,
+        ack_timeout: float | None = SLACK_ACK_TIMEOUT_S,
+    ) -> BotReply:
+        """Post a signed ``block_actions`` payload for a click on a stored message.
+
+        With ``message_ts`` of a stored message, the element must exist in it (and be visible
+        to ``user_id``), as only a rendered button can be clicked; ``block_id``, ``value`` and
+        ``action_type`` then default to the element's. Raises ``LookupError``/``ValueError``
+        for a click Slack could never send.
+        """
+        message = self._clicked_message(message_ts, user_id)
+        element: dict[str, Any] | None = None
+        if message is not None:
+            found = find_element(message, action_id, block_id)
+            if found is None:
+                raise LookupError(
+                    f"message {message_ts} has no element with action_id {action_id!r}"
+                    + (f" in block {block_id!r}" if block_id else "")
+                )
+            block_id, element = found
+            if selected_option_value is not None and selected_option_value not in option_values(
+                element
+            ):
+                raise ValueError(
+                    f"{action_id!r} offers no option {selected_option_value!r}; "
+                    f"it has {option_values(element)}"
+                )
+            if value is None and selected_option_value is None:
+                value = element.get("value")
+        channel = channel_id or (message.channel if message else "C0OPS")
+        action = action_entry(
+            action_id=action_id,
+            block_id=block_id or "b",
+            action_type=action_type or (element or {}).get("type", "button"),
+            action_ts=self.workspace.next_ts(),
+            value=value,
+            selected_option_value=selected_option_value,
+            element=element,
+        )
+        payload = block_actions_payload(
+            user_id=user_id,
+            user_name=user_name,
+            channel_id=channel,
+            channel_name=self._channel_name(channel),
+            message=message,
+            message_ts=message_ts,
+            is_ephemeral=message is not None and message.ephemeral_for is not None,
+            response_url=self.new_response_url(
+                channel_id=channel, user_id=user_id, message_ts=message_ts
+            ),
+            trigger_id=self.new_trigger_id(),
+            action=action,
+        )
+        body = urlencode({"payload": json.dumps(payload)}).encode()
+        return await self._deliver(
+            target_url, body, signature=signature, timestamp=timestamp, ack_timeout=ack_timeout
+        )
+
+    async def send_view_submission(
+        self,
+        target_url: str,
+        *,
+        callback_id: str,
+        values: dict[str, dict[str, Any]] | None = None,
+        private_metadata: str = "",
+        user_id: str = "U0OPERATOR",
+        user_name: str = "operator",
+        view_id: str | None = None,
+        title: str = "Starpod",
+        signature: str | None = None,
+        timestamp: int | None = None,
+        ack_timeout: float | None = SLACK_ACK_TIMEOUT_S,
+    ) -> BotReply:
+        """Post a signed ``view_submission`` (``values`` is ``view.state.values``)."""
+        payload = view_submission_payload(
+            user_id=user_id,
+            user_name=user_name,
+            view_id=view_id or self._api.new_id("V"),
+            callback_id=callback_id,
+            values=values or {},
+            private_metadata=private_metadata,
+            trigger_id=self.new_trigger_id(),
+            title=title,
+        )
+        body = urlencode({"payload": json.dumps(payload)}).encode()
+        return await self._deliver(
+            target_url, body, signature=signature, timestamp=timestamp, ack_timeout=ack_timeout
+        )
+
+    def _clicked_message(self, message_ts: str | None, user_id: str) -> Message | None:
+        if message_ts is None:
+            return None
+        if any(m.ts == message_ts for m in self.workspace.deleted):
+            raise LookupError(f"message {message_ts} was deleted; nobody can click it any more")
+        message = self.workspace.find_any(message_ts)
+        if message is not None and message.ephemeral_for not in (None, user_id):
+            raise LookupError(
+                f"message {message_ts} is ephemeral for {message.ephemeral_for}; "
+                f"{user_id} cannot see it"
+            )
+        return message
+
+    def _channel_name(self, channel_id: str) -> str:
+        return self.workspace.channels.get(channel_id, default_channel_name(channel_id))
+
+    async def _deliver(
+        self,
+        target_url: str,
+        body: bytes,
+        *,
+        signature: str | None,
+        timestamp: int | None,
+        ack_timeout: float | None,
+    ) -> BotReply:
+        ts = int(self._clock()) if timestamp is None else timestamp
+        headers = signed_headers(self.signing_secret, body, ts, signature=signature)
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession()
+        timeout = aiohttp.ClientTimeout(total=ack_timeout)
+        try:
+            async with self._session.post(
+                target_url, data=body, headers=headers, timeout=timeout
+            ) as response:
+                raw = await response.read()
+                return BotReply(
+                    status_code=response.status,
+                    text=raw.decode("utf-8", errors="replace"),
+                    headers=dict(response.headers),
+                    body=raw,
+                )
+        except TimeoutError as exc:
+            raise SlackAckTimeout(
+                f"{target_url} did not answer within {ack_timeout} s; Slack would show the "
+                "user an operation_timeout error"
+            ) from exc
+
+    def _apply_ack_body(self, response_url: str, reply: BotReply) -> None:
+        token = response_url.rsplit("/", 1)[-1]
+        context = self._response_urls.get(token)
+        if context is None:  # reset() ran while the command was in flight
+            return
+        try:
+            body = json.loads(reply.text)
+        except ValueError:
+            body = {"text": reply.text}  # a plain-text ack is shown as that text
+        if not isinstance(body, dict):
+            body = {"text": reply.text}
+        outcome = self._response_urls.apply(context, body)
+        self._record_response(
+            "ack", body, outcome.status, outcome.error, outcome.detail, outcome.message
+        )
+
+    # -- HTTP handlers ---------------------------------------------------------------------
+
+    async def _handle_api(self, request: web.Request) -> web.StreamResponse:
+        method = request.match_info["method"]
+        try:
+            args, token = await _read_args(request)
+        except ApiError as exc:
+            args, token = {}, None
+            parse_error: ApiError | None = exc
+        else:
+            parse_error = None
+        fault = self._take_fault(method, web_api=True)
+        if fault is not None:
+            return self._fail(request, method, args, fault)
+        try:
+            if parse_error is not None:
+                raise parse_error
+            if token is None:
+                raise ApiError("not_authed")
+            if token != self.bot_token:
+                raise ApiError("invalid_auth")
+            handler = self._api.handler(method)
+            if handler is None:
+                raise ApiError("unknown_method")
+            answer = await handler(args)
+        except ApiError as exc:
+            answer = {"ok": False, "error": exc.error}
+            if exc.detail:
+                answer["errors"] = list(exc.detail)
+                answer["response_metadata"] = {"messages": [f"[ERROR] {d}" for d in exc.detail]}
+            self._record_call(method, args, answer, detail=exc.detail)
+            return web.json_response(answer)
+        self._record_call(method, args, answer)
+        return web.json_response(answer)
+
+    async def _handle_upload(self, request: web.Request) -> web.StreamResponse:
+        fault = self._take_fault(UPLOAD_FAULT_NAME, web_api=False)
+        if fault is not None:
+            return self._fail(request, UPLOAD_FAULT_NAME, {}, fault)
+        upload = self._state.uploads_by_token.get(request.match_info["token"])
+        if upload is None:
+            return web.Response(status=404, text="invalid upload url", content_type="text/plain")
+        if request.content_type.startswith("multipart/"):
+            content = b""
+            reader = await request.multipart()
+            async for part in reader:
+                if isinstance(part, aiohttp.BodyPartReader):
+                    content = bytes(await part.read())
+                    break
+        else:
+            content = await request.read()
+        upload.content = content
+        return web.Response(text=f"OK - {len(content)}", content_type="text/plain")
+
+    async def _handle_file_download(self, request: web.Request) -> web.StreamResponse:
+        if _bearer(request) != self.bot_token:
+            return web.Response(status=403, text="forbidden", content_type="text/plain")
+        file_id = request.match_info["file_id"]
+        for uploaded in self.files:
+            if uploaded.file_id == file_id:
+                return web.Response(body=uploaded.content, content_type="application/octet-stream")
+        return web.Response(status=404, text="file_not_found", content_type="text/plain")
+
+    async def _handle_response_url(self, request: web.Request) -> web.StreamResponse:
+        token = request.match_info["token"]
+        raw = await request.read()
+        try:
+            body = json.loads(raw) if raw.strip() else {}
+        except ValueError:
+            body = None
+        fault = self._take_fault(RESPONSE_URL_FAULT_NAME, web_api=False)
+        if fault is not None:
+            return self._fail(request, RESPONSE_URL_FAULT_NAME, body or {}, fault)
+        if not isinstance(body, dict):
+            self._record_response(token, {}, 400, "invalid_payload", ["body is not a JSON object"])
+            return web.json_response({"ok": False, "error": "invalid_payload"}, status=400)
+        outcome = self._response_urls.post(token, body)
+        self._record_response(
+            token, body, outcome.status, outcome.error, outcome.detail, outcome.message
+        )
+        if outcome.ok:
+            return web.json_response({"ok": True})
+        return web.json_response({"ok": False, "error": outcome.error}, status=outcome.status)
+
+    def _fail(
+        self, request: web.Request, name: str, args: dict[str, Any], fault: _Fault
+    ) -> web.StreamResponse:
+        if fault.drop:
+            self._record_call(
+                name, args, {"ok": False, "error": "connection_dropped"}, status=0, injected=True
+            )
+            if request.transport is not None:
+                request.transport.abort()
+            # Ends the handler without writing anything; aiohttp treats it as a lost client.
+            raise asyncio.CancelledError
+        if fault.status == 429:
+            answer = {"ok": False, "error": "ratelimited"}
+            headers = {"Retry-After": str(fault.retry_after)}
+        else:
+            answer = {"ok": False, "error": _status_error(fault.status)}
+            headers = {}
+        self._record_call(name, args, answer, status=fault.status, injected=True)
+        return web.json_response(answer, status=fault.status, headers=headers)
+
+    # -- recording -------------------------------------------------------------------------
+
+    def _next_seq(self) -> int:
+        self._seq += 1
+        return self._seq
+
+    def _record_call(
+        self,
+        method: str,
+        args: dict[str, Any],
+        answer: dict[str, Any],
+        *,
+        detail: list[str] | None = None,
+        status: int = 200,
+        injected: bool = False,
+    ) -> None:
+        self.calls.append(
+            ApiCall(
+                seq=self._next_seq(),
+                method=method,
+                args=args,
+                ok=bool(answer.get("ok")),
+                error=answer.get("error"),
+                at=self._clock(),
+                status=status,
+                injected=injected,
+                detail=list(detail or []),
+                response=answer,
+            )
+        )
+        self._bump()
+
+    def _record_response(
+        self,
+        token: str,
+        body: dict[str, Any],
+        status: int,
+        error: str | None,
+        detail: list[str],
+        message: Message | None = None,
+    ) -> None:
+        self.responses.append(
+            ResponsePost(
+                seq=self._next_seq(),
+                token=token,
+                body=body,
+                ok=error is None,
+                error=error,
+                at=self._clock(),
+                status=status,
+                detail=list(detail),
+                message=message,
+            )
+        )
+        self._bump()
+
+
+async def _read_args(request: web.Request) -> tuple[dict[str, Any], str | None]:
+    """Merge query, form and JSON arguments; find the token as Slack does.
+
+    The token counts from ``Authorization: Bearer`` or from a form/query ``token`` field;
+    Slack ignores a token inside a JSON body, and so does this.
+    """
+    args: dict[str, Any] = dict(request.query)
+    token = args.pop("token", None)
+    content_type = request.content_type
+    if request.method == "POST" and content_type == "application/json":
+        body = decode_json_body(await request.read())
+        body.pop("token", None)
+        args.update(body)
+    elif request.method == "POST" and content_type in (
+        "application/x-www-form-urlencoded",
+        "multipart/form-data",
+    ):
+        form = await request.post()
+        for key, value in form.items():
+            args[key] = value if isinstance(value, str) else value.file.read()
+        token = args.pop("token", None) or token
+    bearer = _bearer(request)
+    return args, bearer if bearer is not None else token
+
+
+def _bearer(request: web.Request) -> str | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, value = header.partition(" ")
+    return value.strip() if scheme.lower() == "bearer" and value.strip() else None
+
+
+def _status_error(status: int) -> str:
+    return {500: "internal_error", 502: "bad_gateway", 503: "service_unavailable"}.get(
+        status, f"http_{status}"
+    )

@@ -88,6 +88,13 @@ class BackendSimulator:
     ``transition_secs`` is how long creating/pause/restart/kill take to settle.
     ``path_prefix`` (e.g. ``"/api/v1"``) mounts every route under a prefix, to test base
     URLs that carry one; :attr:`url` then includes it.
+
+    Settable attributes: ``inline_health`` (list/get answers carry ``health``),
+    ``log_garbage`` (malformed lines among the good ones, which stay exactly ``tail``),
+    ``ssh_keys`` (False: ssh answers ``private_key: null``). Read-only records:
+    ``calls[(kind, instance_id or "")]`` and ``requests_total`` count every request to the
+    instance API that reached a route, faulted or not (admin requests are not counted);
+    ``issued_private_keys`` lists every key handed out.
     """
 
     def __init__(

@@ -4,8 +4,8 @@ Unauthenticated JSON on loopback (the demo and benchmarks run the simulator apar
 
 | request | body | does |
 | --- | --- | --- |
-| ``POST /_sim/seed`` | ``{"count", "status"?, "region"?, "name_prefix"?}`` | → ``{"ids"}`` |
-| ``POST /_sim/instances`` | ``{"name"?, "region"?, "status"?, "id"?}`` | → ``{"id"}`` |
+| ``POST /_sim/seed`` | ``{"count", "status"?, "region"?, "name_prefix"?}`` | seed → ids |
+| ``POST /_sim/instances`` | ``{"name"?, "region"?, "status"?, "id"?}`` | add one → id |
 | ``POST /_sim/instances/{id}/stop-heartbeat`` | ``{"sticky"?}`` | ``stop_heartbeat`` |
 | ``POST /_sim/instances/{id}/resume-heartbeat`` | | ``resume_heartbeat`` |
 | ``POST /_sim/instances/{id}/stall`` | ``{"after_secs"}`` | ``schedule_stall`` |
@@ -18,7 +18,8 @@ Unauthenticated JSON on loopback (the demo and benchmarks run the simulator apar
 | ``GET /_sim/state`` | | counts by status, counters, settings |
 | ``POST /_sim/reset`` | | ``reset`` |
 
-Bad input answers 400 with a short text, an unknown instance 404 ``Not Found``.
+Answers are ``{"ok": true, ...}`` (seed adds ``"ids"``, add ``"id"``). Bad input answers 400
+with a short text, an unknown instance 404 ``Not Found``.
 """
 
 from __future__ import annotations

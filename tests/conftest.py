@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from bot.sim.backend import BackendSimulator
+from bot.sim.slack import SlackEmulator
 
 
 class FakeClock:
@@ -42,3 +43,15 @@ def postgres_url() -> str:
     if not url:
         pytest.skip("STARPOD_TEST_POSTGRES_URL is not set; PostgreSQL tests skipped")
     return url
+
+
+@pytest.fixture
+async def slack_emulator() -> AsyncIterator[SlackEmulator]:
+    """A running Slack emulator on 127.0.0.1 (real clock; channels C0ALERTS, C0OPS, C0GENERAL).
+
+    Point the bot at ``slack_emulator.api_url`` with ``slack_emulator.bot_token`` and sign
+    nothing yourself: ``send_slash_command``/``send_block_action`` sign with
+    ``slack_emulator.signing_secret``. Assert ``slack_emulator.violations() == []`` at the end.
+    """
+    async with SlackEmulator() as emulator:
+        yield emulator

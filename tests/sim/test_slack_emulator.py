@@ -905,3 +905,51 @@ async def test_snapshot_is_json_and_reset_forgets_traffic(
     emu.reset()
     assert (emu.calls, emu.responses, emu.files, emu.messages("C0ALERTS")) == ([], [], [], [])
     assert (await client.conversations_info(channel="C0ALERTS"))["ok"] is True
+
+
+async def test_upload_url_accepts_a_multipart_body(
+    client: AsyncWebClient, emu: SlackEmulator
+) -> None:
+    reserved = await client.files_getUploadURLExternal(filename="report.csv", length=7)
+    async with httpx.AsyncClient() as http:
+        uploaded = await http.post(
+            reserved["upload_url"], files={"file": ("report.csv", b"a,b\n1,2")}
+        )
+    assert (uploaded.status_code, uploaded.text) == (200, "OK - 7")
+    await client.files_completeUploadExternal(
+        files=[{"id": reserved["file_id"], "title": "Report"}], channel_id="C0OPS"
+    )
+    assert emu.files[0].content == b"a,b\n1,2"
+    assert emu.files[0].title == "Report"
+
+
+async def test_view_submission_and_views_open(emu: SlackEmulator) -> None:
+    async with VerifyingApp() as app:
+        reply = await emu.send_view_submission(
+            app.url,
+            callback_id="create_instance",
+            values={"name": {"name_input": {"type": "plain_text_input", "value": "web-1"}}},
+        )
+    assert reply.status_code == 200
+    payload = json.loads(app.received[0]["payload"])
+    assert payload["type"] == "view_submission"
+    assert payload["view"]["callback_id"] == "create_instance"
+    assert payload["view"]["state"]["values"]["name"]["name_input"]["value"] == "web-1"
+
+    clock = FakeClock()
+    async with SlackEmulator(bot_token=TOKEN, clock=clock) as other:
+        client = AsyncWebClient(token=TOKEN, base_url=other.api_url)
+        modal = {
+            "type": "modal",
+            "title": {"type": "plain_text", "text": "Create"},
+            "blocks": [section("Name?")],
+        }
+        trigger_id = other.new_trigger_id()
+        opened = await client.views_open(trigger_id=trigger_id, view=modal)
+        assert opened["view"]["id"] == other.opened_views[0].view_id
+        clock.now += 3.5
+        fresh = await client.views_open(trigger_id=other.new_trigger_id(), view=modal)
+        assert fresh["ok"] is True
+        with pytest.raises(SlackApiError) as raised:
+            await client.views_open(trigger_id=trigger_id, view=modal)
+        assert raised.value.response["error"] == "expired_trigger_id"

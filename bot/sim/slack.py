@@ -593,36 +593,36 @@ class SlackEmulator:
 
     async def _handle_api(self, request: web.Request) -> web.StreamResponse:
         method = request.match_info["method"]
+        args: dict[str, Any] = {}
+        detail: list[str] = []
         try:
+            # Read the body before a fault answers, so injected failures keep their args.
             args, token = await _read_args(request)
-        except ApiError as exc:
-            args, token = {}, None
-            parse_error: ApiError | None = exc
-        else:
-            parse_error = None
-        fault = self._take_fault(method, web_api=True)
-        if fault is not None:
-            return self._fail(request, method, args, fault)
-        try:
-            if parse_error is not None:
-                raise parse_error
-            if token is None:
-                raise ApiError("not_authed")
-            if token != self.bot_token:
-                raise ApiError("invalid_auth")
-            handler = self._api.handler(method)
-            if handler is None:
-                raise ApiError("unknown_method")
-            answer = await handler(args)
+            fault = self._take_fault(method, web_api=True)
+            if fault is not None:
+                return self._fail(request, method, args, fault)
+            answer = await self._answer_api(method, args, token)
         except ApiError as exc:
             answer = {"ok": False, "error": exc.error}
-            if exc.detail:
-                answer["errors"] = list(exc.detail)
-                answer["response_metadata"] = {"messages": [f"[ERROR] {d}" for d in exc.detail]}
-            self._record_call(method, args, answer, detail=exc.detail)
-            return web.json_response(answer)
-        self._record_call(method, args, answer)
+            detail = exc.detail
+            if detail:
+                answer["errors"] = list(detail)
+                answer["response_metadata"] = {"messages": [f"[ERROR] {d}" for d in detail]}
+        self._record_call(method, args, answer, detail=detail)
         return web.json_response(answer)
+
+    async def _answer_api(
+        self, method: str, args: dict[str, Any], token: str | None
+    ) -> dict[str, Any]:
+        """Authenticate, then run the method; errors leave as ``ApiError``."""
+        if token is None:
+            raise ApiError("not_authed")
+        if token != self.bot_token:
+            raise ApiError("invalid_auth")
+        handler = self._api.handler(method)
+        if handler is None:
+            raise ApiError("unknown_method")
+        return await handler(args)
 
     async def _handle_upload(self, request: web.Request) -> web.StreamResponse:
         fault = self._take_fault(UPLOAD_FAULT_NAME, web_api=False)

@@ -1,0 +1,56 @@
+"""The fetch step of a sweep: the instance list, then health where the list did not carry it."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+from bot.backend.client import InstanceClient
+from bot.backend.errors import BackendError
+from bot.backend.models import HealthInfo, Instance
+from bot.monitor.tracking import Observation
+
+
+async def fetch_health(
+    client: InstanceClient, instance_ids: Sequence[str], *, concurrency: int
+) -> dict[str, HealthInfo | BackendError]:
+    """Fetch the health of each instance, at most ``concurrency`` calls in flight.
+
+    A fixed pool of workers drains one shared iterator: the same bound as a
+    semaphore-guarded gather, without creating one task per instance (10,000 of them
+    would cost memory and scheduling for nothing). A failed call is returned, not raised,
+    so one bad instance never spoils the sweep.
+    """
+    results: dict[str, HealthInfo | BackendError] = {}
+    pending = iter(instance_ids)
+
+    async def worker() -> None:
+        for instance_id in pending:
+            try:
+                results[instance_id] = await client.get_health(instance_id)
+            except BackendError as exc:
+                results[instance_id] = exc
+
+    workers = min(max(concurrency, 1), len(instance_ids))
+    await asyncio.gather(*(worker() for _ in range(workers)))
+    return results
+
+
+async def observe(
+    client: InstanceClient, instances: Sequence[Instance], *, concurrency: int
+) -> list[Observation]:
+    """Pair every listed instance with its health.
+
+    Inline health is used when the list carries it; otherwise health is fetched for running
+    instances only (the others are never checked, as in the seed).
+    """
+    missing = [i.id for i in instances if i.health is None and i.is_running]
+    fetched = await fetch_health(client, missing, concurrency=concurrency) if missing else {}
+    observations: list[Observation] = []
+    for inst in instances:
+        got = fetched.get(inst.id)
+        if isinstance(got, BackendError):
+            observations.append(Observation(inst, None, str(got)))
+        else:
+            observations.append(Observation(inst, got if got is not None else inst.health))
+    return observations

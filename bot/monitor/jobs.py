@@ -1,0 +1,96 @@
+"""The monitor's scheduled jobs, registered in one place: the health sweep and retention."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from bot.monitor.monitor import HealthMonitor, MonitorHandle
+
+if TYPE_CHECKING:
+    from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+    from bot.config import MonitorSettings
+    from bot.store.database import Database
+
+log = logging.getLogger(__name__)
+
+RETENTION_JOB_ID = "starpod-retention"
+RETENTION_BATCH = 5000
+# One run never rolls up more than this many batches: the next hour's run continues.
+RETENTION_MAX_BATCHES = 100
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+async def run_retention(
+    db: Database,
+    settings: MonitorSettings,
+    *,
+    monitor: HealthMonitor | None = None,
+    clock: Callable[[], datetime] = _utcnow,
+) -> int:
+    """Roll up and expire old heartbeat samples, batch by batch; returns samples rolled up.
+
+    Only the leader runs it (when ``monitor`` is given): replicas would only contend for
+    the same rows.
+    """
+    from bot.store.retention import apply_retention
+
+    if monitor is not None and not monitor.is_leader:
+        return 0
+    rolled = 0
+    for _ in range(RETENTION_MAX_BATCHES):
+        result = await apply_retention(
+            db,
+            now=clock(),
+            raw_days=settings.retention_raw_days,
+            hourly_days=settings.retention_hourly_days,
+            batch=RETENTION_BATCH,
+        )
+        rolled += result.samples_rolled_up
+        if not result.more:
+            break
+    return rolled
+
+
+def register_jobs(
+    scheduler: AsyncIOScheduler,
+    *,
+    monitor: HealthMonitor,
+    db: Database | None,
+    settings: MonitorSettings,
+) -> MonitorHandle:
+    """Add the health sweep (every interval) and retention (hourly) to ``scheduler``.
+
+    The runtime starts and shuts down the scheduler; stop the monitor with the handle.
+    """
+    from apscheduler.triggers.interval import IntervalTrigger
+
+    handle = monitor.start(scheduler)
+    if db is not None:
+
+        async def retention_job() -> None:
+            try:
+                rolled = await run_retention(db, settings, monitor=monitor)
+            except Exception:
+                log.exception("heartbeat retention failed")
+                return
+            if rolled:
+                log.info("retention: rolled up %d heartbeat samples", rolled)
+
+        scheduler.add_job(
+            retention_job,
+            trigger=IntervalTrigger(hours=1, jitter=60),
+            id=RETENTION_JOB_ID,
+            name="heartbeat retention",
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=600,
+            replace_existing=True,
+        )
+    return handle

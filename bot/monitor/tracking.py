@@ -1,0 +1,222 @@
+"""One sweep's observations → the monitor's effective statuses and the changes to record.
+
+This is the "decide" step of a sweep, with no I/O: given what the backend said (instances,
+health or health errors), the statuses recorded before and the little the monitor keeps in
+memory per instance, it computes a :class:`SweepPlan`. The plan is applied to memory only
+after the store committed it, so a failed transaction leaves the monitor as it was.
+
+Effective status: the backend's status (lower-cased), except that a ``running`` instance
+with a stale heartbeat is ``error`` and one whose health call failed
+:data:`~bot.monitor.policy.HEALTH_FAILURES_FOR_UNKNOWN` times in a row is ``unknown``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from bot.backend.models import HealthInfo, Instance
+from bot.monitor.events import EventKind
+from bot.monitor.policy import (
+    HEALTH_FAILURES_FOR_UNKNOWN,
+    RUNNING_STATUS,
+    STALE_STATUS,
+    UNKNOWN_STATUS,
+    heartbeat_age_secs,
+    is_stale,
+    stale_reason,
+)
+from bot.store.records import HeartbeatSampleIn, InstanceSnapshot
+
+PROBLEM_STATUSES = frozenset({STALE_STATUS, UNKNOWN_STATUS})
+
+
+@dataclass(slots=True)
+class Tracked:
+    """What the monitor remembers about one instance between sweeps (kept small: 10k of them).
+
+    ``status`` is the effective status last recorded; ``backend_status`` what the backend
+    said then (tells a change the monitor saw from one the backend reported);
+    ``restarts`` the auto-restart times, kept only when there is no store.
+    """
+
+    status: str | None = None
+    backend_status: str | None = None
+    health_failures: int = 0
+    stale: bool = False
+    announced_exhaustion: datetime | None = None
+    deferred_until: datetime | None = None
+    restarts: list[datetime] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """What this sweep learned about one instance."""
+
+    instance: Instance
+    health: HealthInfo | None = None
+    health_error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One status change to record; ``announce`` says whether events and callbacks fire."""
+
+    instance: Instance
+    from_status: str | None
+    to_status: str
+    cause: str
+    reason: str | None
+    kind: EventKind
+    health: HealthInfo | None
+    announce: bool
+
+
+@dataclass(frozen=True, slots=True)
+class StaleInstance:
+    """A running instance whose heartbeat is stale in this sweep."""
+
+    instance: Instance
+    health: HealthInfo
+    age_secs: float
+
+
+@dataclass(slots=True)
+class SweepPlan:
+    """Everything one sweep decided before touching the store."""
+
+    snapshots: list[InstanceSnapshot] = field(default_factory=list)
+    samples: list[HeartbeatSampleIn] = field(default_factory=list)
+    changes: list[Change] = field(default_factory=list)
+    stale: list[StaleInstance] = field(default_factory=list)
+    running: int = 0
+    # id → (effective status, backend status, health failures, stale): applied after commit.
+    memory: dict[str, tuple[str, str, int, bool]] = field(default_factory=dict)
+
+
+def stale_ids(observations: Iterable[Observation], now: datetime, timeout: timedelta) -> list[str]:
+    """Ids of running instances whose health answered with a stale heartbeat."""
+    return [
+        o.instance.id
+        for o in observations
+        if o.instance.is_running
+        and o.health is not None
+        and is_stale(o.health.last_heartbeat, now, timeout)
+    ]
+
+
+def _cause(tracked: Tracked | None, backend_status: str, derived: bool) -> str:
+    # The monitor caused the change when it derived the new status itself, or when the
+    # backend kept saying the same thing and only the monitor's reading moved.
+    if derived:
+        return "monitor"
+    if tracked is not None and tracked.backend_status == backend_status:
+        return "monitor"
+    return "backend"
+
+
+def plan_sweep(
+    observations: Iterable[Observation],
+    *,
+    previous: Mapping[str, str],
+    tracked: Mapping[str, Tracked],
+    now: datetime,
+    timeout: timedelta,
+) -> SweepPlan:
+    """Decide effective statuses, samples and status changes for one sweep (no I/O).
+
+    ``previous`` maps instance id → the status recorded before (the store's, or memory's).
+    An instance seen for the first time is recorded with its backend status, from None;
+    that first sighting is announced only when it is ``error``. A stale one then changes
+    to ``error`` like any other, so its staleness is announced and acted on.
+    """
+    plan = SweepPlan()
+    for obs in observations:
+        inst = obs.instance
+        backend_status = inst.status
+        mem = tracked.get(inst.id)
+        prev = previous.get(inst.id)
+        failures = 0
+        stale = False
+        health = obs.health
+        status = backend_status
+        derived = False
+        reason: str | None = None
+        kind = EventKind.STATUS_CHANGED
+
+        if inst.is_running:
+            plan.running += 1
+            if health is not None:
+                age = heartbeat_age_secs(health.last_heartbeat, now)
+                plan.samples.append(
+                    HeartbeatSampleIn(
+                        instance_id=inst.id,
+                        sampled_at=now,
+                        cpu_percent=health.cpu_percent,
+                        memory_mb=health.memory_mb,
+                        disk_mb=health.disk_mb,
+                        last_heartbeat=health.last_heartbeat,
+                        uptime_secs=health.uptime_secs,
+                    )
+                )
+                if is_stale(health.last_heartbeat, now, timeout):
+                    stale = True
+                    status, derived, kind = STALE_STATUS, True, EventKind.STALE
+                    reason = stale_reason(age, timeout)
+                    plan.stale.append(StaleInstance(inst, health, age))
+                elif prev in PROBLEM_STATUSES:
+                    kind = EventKind.RECOVERED
+                    if prev == UNKNOWN_STATUS:
+                        reason = "health check answers again"
+                    elif mem is None or mem.backend_status == RUNNING_STATUS:
+                        reason = f"heartbeat fresh again ({age:.0f} s old)"
+            else:
+                failures = (mem.health_failures if mem is not None else 0) + 1
+                if failures >= HEALTH_FAILURES_FOR_UNKNOWN:
+                    status, derived, kind = UNKNOWN_STATUS, True, EventKind.HEALTH_UNKNOWN
+                    reason = (
+                        f"health check failed {failures} times in a row: "
+                        f"{obs.health_error or 'no answer'}"
+                    )
+                elif prev in PROBLEM_STATUSES:
+                    # A failed health call says nothing new: keep the problem status.
+                    status = prev
+
+        plan.snapshots.append(InstanceSnapshot(inst.id, inst.name, inst.region, status))
+        plan.memory[inst.id] = (status, backend_status, failures, stale)
+
+        if prev is None:
+            # First sighting: the backend's word first, then the monitor's if it differs.
+            plan.changes.append(
+                Change(
+                    instance=inst,
+                    from_status=None,
+                    to_status=backend_status,
+                    cause="backend",
+                    reason="first seen",
+                    kind=EventKind.STATUS_CHANGED,
+                    health=health,
+                    announce=backend_status == STALE_STATUS,
+                )
+            )
+            prev = backend_status
+            if status == prev:
+                continue
+        elif status == prev:
+            continue
+        if reason is None:
+            reason = f"backend reports {backend_status}"
+        plan.changes.append(
+            Change(
+                instance=inst,
+                from_status=prev,
+                to_status=status,
+                cause=_cause(mem, backend_status, derived),
+                reason=reason,
+                kind=kind,
+                health=health,
+                announce=True,
+            )
+        )
+    return plan

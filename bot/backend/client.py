@@ -21,7 +21,6 @@ from typing import Any, Self, TypeVar
 from urllib.parse import quote
 
 import httpx
-from httpx_aiohttp import AiohttpTransport
 from pydantic import TypeAdapter, ValidationError
 
 from bot.backend.errors import (
@@ -33,6 +32,7 @@ from bot.backend.errors import (
 )
 from bot.backend.logparse import parse_log_line
 from bot.backend.models import HealthInfo, Instance, LogEntry, SshInfo
+from bot.backend.transport import STREAM_EXTENSION, AiohttpTransport
 
 # Called after every request: (endpoint kind, HTTP status or error class name, seconds).
 RequestObserver = Callable[[str, str, float], None]
@@ -47,8 +47,7 @@ M = TypeVar("M", Instance, HealthInfo, SshInfo)
 
 def default_transport(*, max_connections: int = 100) -> httpx.AsyncBaseTransport:
     """The fastest transport measured that keeps the httpx API (bench/backend_throughput.py)."""
-    limits = httpx.Limits(max_connections=max_connections, keepalive_expiry=30)
-    return AiohttpTransport(limits=limits)
+    return AiohttpTransport(max_connections=max_connections)
 
 
 def _is_retryable_transport_error(exc: httpx.TransportError) -> bool:
@@ -82,16 +81,18 @@ class InstanceClient:
         observer: RequestObserver | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
-        headers = {"Accept": "application/json", "User-Agent": "starpod-bot"}
-        if api_key:
-            headers["Authorization"] = f"Bearer {api_key}"
-        self._http = httpx.AsyncClient(
-            # httpx joins relative paths onto the base path, so a prefix such as /api/v1 works.
-            base_url=self.base_url + "/",
-            headers=headers,
-            timeout=httpx.Timeout(timeout),
-            transport=transport if transport is not None else default_transport(),
+        self._headers = httpx.Headers(
+            {"Accept": "application/json", "User-Agent": "starpod-bot"}
+            | ({"Authorization": f"Bearer {api_key}"} if api_key else {})
         )
+        self._base = httpx.URL(self.base_url)
+        # A base URL may carry a prefix (/api/v1): paths are appended to it as they are.
+        self._prefix = self._base.raw_path.split(b"?")[0].rstrip(b"/")
+        self._urls: dict[str, httpx.URL] = {}
+        self._timeout = httpx.Timeout(timeout).as_dict()
+        # The transport is called directly: httpx.AsyncClient's URL merging and cookie jar
+        # cost more per request than the network does (see BENCHMARKS.md).
+        self._transport = transport if transport is not None else default_transport()
         self._retry_backoff = retry_backoff
         self._observer = observer
 
@@ -111,7 +112,7 @@ class InstanceClient:
 
     async def aclose(self) -> None:
         """Close the connection pool."""
-        await self._http.aclose()
+        await self._transport.aclose()
 
     # -- the endpoints ---------------------------------------------------------------
 
@@ -171,7 +172,7 @@ class InstanceClient:
         if not 1 <= tail <= MAX_TAIL:
             raise ValueError(f"tail must be between 1 and {MAX_TAIL}")
         path = self._path(instance_id, "logs")
-        async with self._stream("logs", path, params={"tail": tail}) as response:
+        async with self._stream("logs", path, query=f"tail={tail}") as response:
             pending = b""
             try:
                 async for chunk in response.aiter_bytes():
@@ -215,17 +216,41 @@ class InstanceClient:
         if self._observer is not None:
             self._observer(endpoint, outcome, perf_counter() - started)
 
-    async def _request(
-        self, endpoint: str, method: str, path: str, *, json: Any = None
+    def _url(self, path: str, query: str = "") -> httpx.URL:
+        key = f"{path}?{query}"
+        url = self._urls.get(key)
+        if url is None:
+            if len(self._urls) > 100_000:  # bounded: ids come and go
+                self._urls.clear()
+            raw = self._prefix + path.encode() + (b"?" + query.encode() if query else b"")
+            url = self._urls[key] = self._base.copy_with(raw_path=raw)
+        return url
+
+    def _build(
+        self, method: str, path: str, *, json: Any = None, query: str = "", stream: bool = False
+    ) -> httpx.Request:
+        extensions: dict[str, Any] = {"timeout": self._timeout}
+        if stream:
+            extensions[STREAM_EXTENSION] = True
+        return httpx.Request(
+            method, self._url(path, query), headers=self._headers, json=json, extensions=extensions
+        )
+
+    async def _send_with_retries(
+        self, endpoint: str, request: httpx.Request, path: str
     ) -> httpx.Response:
-        # Only idempotent GETs are retried: a POST or DELETE that may have reached the
-        # backend must not be sent twice behind the user's back.
+        """Send; retry idempotent GETs on connection errors and 502/503/504.
+
+        A POST or DELETE that may have reached the backend is never sent twice behind
+        the user's back. Returns a 2xx response (streaming when the request asked).
+        """
+        method = request.method
         attempts = 1 + (MAX_RETRIES if method == "GET" else 0)
         for attempt in range(attempts):
             started = perf_counter()
             last = attempt == attempts - 1
             try:
-                response = await self._http.request(method, path.lstrip("/"), json=json)
+                response = await self._transport.handle_async_request(request)
             except httpx.TransportError as exc:
                 self._observe(endpoint, type(exc).__name__, started)
                 if last or not _is_retryable_transport_error(exc):
@@ -236,48 +261,40 @@ class InstanceClient:
                 self._observe(endpoint, str(response.status_code), started)
                 if response.is_success:
                     return response
+                try:
+                    body = (await response.aread()).decode("utf-8", errors="replace")
+                except httpx.TransportError:
+                    body = ""
+                finally:
+                    await response.aclose()
                 if last or response.status_code not in RETRYABLE_STATUS:
                     raise BackendStatusError(
-                        method=method,
-                        path=path,
-                        status_code=response.status_code,
-                        body=response.text,
+                        method=method, path=path, status_code=response.status_code, body=body
                     )
             await asyncio.sleep(self._retry_backoff * (3**attempt))
         raise AssertionError("unreachable")  # pragma: no cover
 
+    async def _request(
+        self, endpoint: str, method: str, path: str, *, json: Any = None
+    ) -> httpx.Response:
+        request = self._build(method, path, json=json)
+        response = await self._send_with_retries(endpoint, request, path)
+        try:
+            await response.aread()
+        except httpx.TransportError as exc:
+            raise BackendUnavailable(method=method, path=path, reason=_describe(exc)) from None
+        return response
+
     @asynccontextmanager
     async def _stream(
-        self, endpoint: str, path: str, *, params: dict[str, Any]
+        self, endpoint: str, path: str, *, query: str
     ) -> AsyncIterator[httpx.Response]:
-        started = perf_counter()
-        request = self._http.build_request("GET", path.lstrip("/"), params=params)
-        for attempt in range(1 + MAX_RETRIES):
-            last = attempt == MAX_RETRIES
-            try:
-                response = await self._http.send(request, stream=True)
-            except httpx.TransportError as exc:
-                self._observe(endpoint, type(exc).__name__, started)
-                if last or not _is_retryable_transport_error(exc):
-                    raise BackendUnavailable(
-                        method="GET", path=path, reason=_describe(exc)
-                    ) from None
-            else:
-                self._observe(endpoint, str(response.status_code), started)
-                if response.is_success:
-                    try:
-                        yield response
-                    finally:
-                        await response.aclose()
-                    return
-                body = (await response.aread()).decode("utf-8", errors="replace")
-                await response.aclose()
-                if last or response.status_code not in RETRYABLE_STATUS:
-                    raise BackendStatusError(
-                        method="GET", path=path, status_code=response.status_code, body=body
-                    )
-            await asyncio.sleep(self._retry_backoff * (3**attempt))
-            started = perf_counter()
+        request = self._build("GET", path, query=query, stream=True)
+        response = await self._send_with_retries(endpoint, request, path)
+        try:
+            yield response
+        finally:
+            await response.aclose()
 
     def _json(self, response: httpx.Response) -> Any:
         try:
@@ -289,7 +306,7 @@ class InstanceClient:
         problem = exc.errors()[0]["msg"] if isinstance(exc, ValidationError) else str(exc)
         return BackendProtocolError(
             method=response.request.method,
-            path="/" + response.request.url.path.removeprefix(self._http.base_url.path),
+            path=response.request.url.raw_path.decode().removeprefix(self._prefix.decode()),
             problem=problem or "not JSON",
         )
 

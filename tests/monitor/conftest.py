@@ -157,3 +157,11 @@ def make_monitor(
         )
 
     return build
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db(request: pytest.FixtureRequest) -> Database:
+    """A migrated real database: a SQLite file, then PostgreSQL (skipped when unset)."""
+    name = "sqlite_store" if request.param == "sqlite" else "pg_store"
+    database: Database = request.getfixturevalue(name)
+    return database

@@ -1,0 +1,204 @@
+"""One leader among replicas: real monitor processes on PostgreSQL, a refused second on SQLite."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import sys
+import time
+from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.backend.client import InstanceClient
+from bot.monitor import HealthMonitor
+from bot.sim.backend import BackendSimulator
+from bot.store.database import Database
+from bot.store.errors import LeadershipRefused
+from bot.store.leader import PostgresAdvisoryLeadership, SqliteLeadership
+
+WORKER = Path(__file__).with_name("monitor_worker.py")
+INTERVAL = 0.5
+
+
+class Worker:
+    """A monitor subprocess whose JSON lines are collected as they arrive."""
+
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self.proc = proc
+        self.lines: list[dict[str, Any]] = []
+        self.arrived: list[float] = []
+        self._reader = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        assert self.proc.stdout is not None
+        async for raw in self.proc.stdout:
+            self.lines.append(json.loads(raw))
+            self.arrived.append(time.monotonic())
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def sweeps(self) -> list[float]:
+        """Arrival times of this worker's sweeps."""
+        return [t for line, t in zip(self.lines, self.arrived, strict=True) if "sweep" in line]
+
+    def said(self, key: str) -> bool:
+        return any(key in line for line in self.lines)
+
+    async def wait_for(self, check: Callable[[], bool], within: float = 20.0) -> None:
+        deadline = time.monotonic() + within
+        while not check():
+            if self.proc.returncode is not None and self._reader.done():
+                raise AssertionError(f"worker exited ({self.proc.returncode}): {self.lines}")
+            if time.monotonic() > deadline:
+                raise AssertionError(f"worker did not get there in {within} s: {self.lines}")
+            await asyncio.sleep(0.02)
+
+    async def kill(self) -> None:
+        if self.proc.returncode is None:
+            self.proc.send_signal(signal.SIGKILL)
+        await self.proc.wait()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._reader
+
+
+async def spawn(
+    backend: str, db_url: str, *, key: int = 0, heartbeat_timeout: float = 30.0
+) -> Worker:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(WORKER),
+        "--backend",
+        backend,
+        "--db",
+        db_url,
+        "--interval",
+        str(INTERVAL),
+        "--timeout",
+        str(heartbeat_timeout),
+        "--key",
+        str(key),
+        stdout=asyncio.subprocess.PIPE,
+    )
+    return Worker(proc)
+
+
+@pytest.fixture
+async def live_sim() -> AsyncIterator[tuple[BackendSimulator, list[float]]]:
+    """A simulator on the real clock (other processes poll it) with a settable offset."""
+    offset = [0.0]
+    async with BackendSimulator(
+        clock=lambda: time.time() + offset[0], seed=3, transition_secs=0
+    ) as sim:
+        yield sim, offset
+
+
+async def test_two_processes_on_postgres_one_sweeps_and_the_other_takes_over(
+    live_sim: tuple[BackendSimulator, list[float]], pg_store: Database, pg_module_url: str
+) -> None:
+    sim, offset = live_sim
+    ids = sim.seed_instances(4)
+    stalled = ids[0]
+    # Freeze one heartbeat 200 s in the past, sticky: restarts will not heal it, so only
+    # the restart budget (read from the shared store) stops a second restart.
+    offset[0] = -200
+    sim.stop_heartbeat(stalled, sticky=True)
+    offset[0] = 0
+    key = int.from_bytes(os.urandom(8), "big", signed=True)
+
+    first = await spawn(sim.url, pg_module_url, key=key)
+    second: Worker | None = None
+    try:
+        await first.wait_for(lambda: len(first.sweeps()) >= 1)
+        second = await spawn(sim.url, pg_module_url, key=key)
+        await second.wait_for(lambda: second.said("standby"))
+        lists_before = sim.calls[("list", "")]
+        sweeps_before = len(first.sweeps())
+        await first.wait_for(lambda: len(first.sweeps()) >= sweeps_before + 4)
+        # Exactly one sweeps: the second never did, and the backend saw one list per sweep.
+        assert second.sweeps() == []
+        lists = sim.calls[("list", "")] - lists_before
+        assert abs(lists - (len(first.sweeps()) - sweeps_before)) <= 1
+        assert sim.calls[("restart", stalled)] == 1
+
+        killed_at = time.monotonic()
+        await first.kill()
+        await second.wait_for(lambda: len(second.sweeps()) >= 3)
+        took_over_after = second.sweeps()[0] - killed_at
+        # Standbys retry every interval; the dead leader's lock goes with its connection.
+        # (Half a second of slack for process scheduling on a busy machine.)
+        assert took_over_after <= 2 * INTERVAL + 0.5, took_over_after
+        # Never two restarts of one instance: the new leader read the first restart and
+        # defers the next one by the budget's minute.
+        assert sim.calls[("restart", stalled)] == 1
+        events = [(line["event"], line["id"]) for line in second.lines if "event" in line]
+        assert ("restart_deferred", stalled) in events
+        assert ("restart_attempted", stalled) not in events
+        assert not any(line.get("event") == "stale" for line in second.lines)
+        assert all(sim.calls[("restart", i)] == 0 for i in ids[1:])
+    finally:
+        await first.kill()
+        if second is not None:
+            await second.kill()
+
+
+async def test_a_second_process_on_the_same_sqlite_file_is_refused(
+    live_sim: tuple[BackendSimulator, list[float]], sqlite_store: Database, sqlite_path: Path
+) -> None:
+    sim, _ = live_sim
+    sim.seed_instances(2)
+    holder = f"{os.uname().nodename}:{os.getpid()}:test"
+    leadership = SqliteLeadership(sqlite_store, holder=holder, ttl=timedelta(minutes=5))
+    async with InstanceClient(sim.url, retry_backoff=0) as client:
+        mine = HealthMonitor(client, store=sqlite_store, leadership=leadership)
+        assert (await mine.sweep_once()).swept
+
+        other = await spawn(sim.url, f"sqlite:///{sqlite_path}")
+        try:
+            await other.wait_for(lambda: other.said("refused"))
+            assert await other.proc.wait() == 3
+        finally:
+            await other.kill()
+        message = next(line["refused"] for line in other.lines if "refused" in line)
+        assert str(sqlite_path) in message and f"pid {os.getpid()}" in message
+        assert "use PostgreSQL for replicas" in message
+
+        # The same refusal in-process: a second monitor never sweeps.
+        rival = SqliteLeadership(sqlite_store, holder="elsewhere:1:x", ttl=timedelta(minutes=5))
+        second = HealthMonitor(client, store=sqlite_store, leadership=rival)
+        with pytest.raises(LeadershipRefused):
+            await second.sweep_once()
+        assert second.status().standing_by and not second.status().is_leader
+        await mine.stop()
+        assert (await second.sweep_once()).swept
+
+
+async def test_a_standby_monitor_in_process_on_postgres(
+    live_sim: tuple[BackendSimulator, list[float]], pg_store: Database
+) -> None:
+    sim, _ = live_sim
+    sim.seed_instances(2)
+    key = int.from_bytes(os.urandom(8), "big", signed=True)
+    async with InstanceClient(sim.url, retry_backoff=0) as client:
+        leader = HealthMonitor(
+            client, store=pg_store, leadership=PostgresAdvisoryLeadership(pg_store.url, key=key)
+        )
+        standby = HealthMonitor(
+            client, store=pg_store, leadership=PostgresAdvisoryLeadership(pg_store.url, key=key)
+        )
+        assert (await leader.sweep_once()).swept
+        lists = sim.calls[("list", "")]
+        assert not (await standby.sweep_once()).swept
+        assert sim.calls[("list", "")] == lists
+        assert standby.status().standing_by and leader.status().is_leader
+        await leader.stop()  # releases the lock
+        assert (await standby.sweep_once()).swept
+        await standby.stop()

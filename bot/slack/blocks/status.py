@@ -1,0 +1,87 @@
+"""The `/starpod status` answer: the bot itself, for the person wondering if it is alive."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from bot.slack.blocks.common import Block, context, fields_section, section
+from bot.slack.limits import Reply, reply
+from bot.slack.mrkdwn import date, duration, escape
+
+
+class MonitorStatusLike(Protocol):
+    """The fields of ``bot.monitor.events.MonitorStatus`` this answer shows."""
+
+    last_sweep_at: datetime | None
+    last_sweep_secs: float | None
+    last_error: str | None
+    is_leader: bool
+    standing_by: bool
+    backend_reachable: bool
+    instances_tracked: int
+    stale_count: int
+
+
+@dataclass(frozen=True)
+class BotStatusView:
+    """What /starpod status reports, gathered by the handler."""
+
+    now: datetime
+    version: str
+    backend_ok: bool
+    backend_detail: str
+    database_ok: bool
+    monitor: MonitorStatusLike | None = None
+    incidents: Sequence[Any] | None = None  # None: the alerts feature is not wired
+
+
+def _incident_line(incident: Any) -> str:
+    for attribute in ("summary", "title", "description"):
+        value = getattr(incident, attribute, None)
+        if isinstance(value, str) and value:
+            return f"• {escape(value)}"
+    return f"• {escape(incident)}"
+
+
+def status_message(view: BotStatusView) -> Reply:
+    """Backend reachable, last sweep, leader, open incidents; each with its own emoji."""
+    backend = ("🟢 " if view.backend_ok else "🔴 ") + escape(view.backend_detail)
+    database = "🟢 answering" if view.database_ok else "🔴 not answering"
+    fields = [f"*Backend*\n{backend}", f"*Database*\n{database}"]
+    m = view.monitor
+    if m is None:
+        fields.append("*Monitor*\nnot running in this process")
+    else:
+        if m.last_sweep_at is None:
+            sweep = "no sweep yet"
+        else:
+            ago = duration((view.now - m.last_sweep_at).total_seconds())
+            took = f", took {m.last_sweep_secs:.1f} s" if m.last_sweep_secs is not None else ""
+            sweep = f"{ago} ago ({date(m.last_sweep_at, with_date=False)}{took})"
+        if m.last_error:
+            sweep += f"\n⚠️ {escape(m.last_error[:300])}"
+        role = "leader" if m.is_leader else ("standing by" if m.standing_by else "not leading")
+        fields += [
+            f"*Last sweep*\n{sweep}",
+            f"*This replica*\n{role}",
+            f"*Tracked*\n{m.instances_tracked} instances, {m.stale_count} stale",
+        ]
+    blocks: list[Block] = [
+        section(f"🤖 *starpod-bot {escape(view.version)}*"),
+        fields_section(fields),
+    ]
+    if view.incidents is None:
+        blocks.append(context("Incidents arrive with the alerts feature; not available yet."))
+    elif not view.incidents:
+        blocks.append(section("*Open incidents*: none 🎉"))
+    else:
+        lines = [_incident_line(i) for i in view.incidents[:10]]
+        more = len(view.incidents) - 10
+        if more > 0:
+            lines.append(f"…and {more} more")
+        blocks.append(section(f"*Open incidents* ({len(view.incidents)})\n" + "\n".join(lines)))
+    text = f"starpod-bot {view.version}: backend {'up' if view.backend_ok else 'DOWN'}"
+    return reply(text, blocks)

@@ -1,0 +1,81 @@
+"""Every ``action_id``, ``block_id`` and ``callback_id`` the bot uses, in one place.
+
+Listeners match on these, builders emit them; a rename here changes both. The values are
+namespaced (``starpod.``) so they never collide with another app's in a shared workspace.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class ActionId(StrEnum):
+    """Interactive elements."""
+
+    # The overflow menu of a row in /starpod list; option values are "<verb>:<instance id>".
+    ROW_MENU = "starpod.row_menu"
+    # "Previous"/"Next" under a list page; the value carries page and filters as JSON.
+    LIST_PAGE_PREV = "starpod.list_page.prev"
+    LIST_PAGE_NEXT = "starpod.list_page.next"
+    # Buttons on an instance card (health answer); the value is the instance id.
+    CARD_LOGS = "starpod.card.logs"
+    CARD_HISTORY = "starpod.card.history"
+    CARD_SSH = "starpod.card.ssh"
+    CARD_RESTART = "starpod.card.restart"
+    CARD_PAUSE = "starpod.card.pause"
+    # The danger button (with a Block Kit confirm dialog) that actually kills.
+    KILL_CONFIRM = "starpod.kill.confirm"
+    KILL_CANCEL = "starpod.kill.cancel"
+    # Reserved for the alerts feature's incident message.
+    INCIDENT_ACK = "starpod.incident.ack"
+    INCIDENT_RESTART = "starpod.incident.restart"
+    INCIDENT_LOGS = "starpod.incident.logs"
+    INCIDENT_MUTE = "starpod.incident.mute"
+
+
+class BlockId(StrEnum):
+    """Blocks that listeners or tests look for; row blocks add ``:<instance id>``."""
+
+    LIST_SUMMARY = "starpod.list.summary"
+    LIST_ROW = "starpod.list.row"
+    LIST_PAGER = "starpod.list.pager"
+    CARD_ACTIONS = "starpod.card.actions"
+    KILL_ACTIONS = "starpod.kill.actions"
+    ANNOUNCEMENT = "starpod.announcement"
+
+
+class CallbackId(StrEnum):
+    """Modals (none yet: every answer fits a message)."""
+
+
+class MenuChoice(StrEnum):
+    """The verbs of the row menu and the card buttons."""
+
+    HEALTH = "health"
+    LOGS = "logs"
+    HISTORY = "history"
+    SSH = "ssh"
+    RESTART = "restart"
+    PAUSE = "pause"
+    KILL = "kill"
+
+
+def row_block_id(instance_id: str) -> str:
+    """The block id of one list row (ids stay under Slack's 255 characters)."""
+    return f"{BlockId.LIST_ROW}:{instance_id}"[:255]
+
+
+def menu_value(choice: MenuChoice, instance_id: str) -> str:
+    """An overflow option value: ``"restart:<id>"``."""
+    return f"{choice.value}:{instance_id}"
+
+
+def parse_menu_value(value: str) -> tuple[MenuChoice, str] | None:
+    """``"restart:<id>"`` → (RESTART, id); None for anything else."""
+    verb, sep, instance_id = value.partition(":")
+    if not sep or not instance_id:
+        return None
+    try:
+        return MenuChoice(verb), instance_id
+    except ValueError:
+        return None

@@ -42,6 +42,9 @@ class BlockId(StrEnum):
     CARD_ACTIONS = "starpod.card.actions"
     KILL_ACTIONS = "starpod.kill.actions"
     ANNOUNCEMENT = "starpod.announcement"
+    # The alerts feature's incident message; both add ":<incident id>".
+    INCIDENT_ROOT = "starpod.incident.root"
+    INCIDENT_ACTIONS = "starpod.incident.actions"
 
 
 class CallbackId(StrEnum):

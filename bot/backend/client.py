@@ -299,7 +299,7 @@ class InstanceClient:
     def _json(self, response: httpx.Response) -> Any:
         try:
             return response.json()
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # RecursionError: absurdly deep nesting
             raise self._protocol_error(response, exc) from None
 
     def _protocol_error(self, response: httpx.Response, exc: Exception) -> BackendProtocolError:

@@ -89,7 +89,7 @@ def parse_log_line(line: str | bytes) -> LogEntry | None:
     if text.startswith("{"):
         try:
             data = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
             data = None
         if isinstance(data, dict):
             entry = _from_json(data)

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any
@@ -34,7 +35,18 @@ class LogLevel(StrEnum):
 
 
 def parse_timestamp(value: Any) -> datetime:
-    """Unix seconds (int, float or digit string) or RFC 3339 → aware UTC datetime."""
+    """Unix seconds (int, float or digit string) or RFC 3339 → aware UTC datetime.
+
+    Raises ``ValueError`` for anything else, including times no datetime can hold
+    (``1e300``): pydantic turns only ``ValueError`` into a validation error.
+    """
+    try:
+        return _parse_timestamp(value)
+    except (OverflowError, OSError) as exc:
+        raise ValueError(f"timestamp out of range: {value!r}") from exc
+
+
+def _parse_timestamp(value: Any) -> datetime:
     if isinstance(value, datetime):
         return value if value.tzinfo else value.replace(tzinfo=UTC)
     if isinstance(value, bool):
@@ -48,7 +60,7 @@ def parse_timestamp(value: Any) -> datetime:
         if text.endswith(("Z", "z")):
             text = text[:-1] + "+00:00"
         parsed = datetime.fromisoformat(text)
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+        return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
     raise ValueError(f"not a timestamp: {value!r}")
 
 
@@ -57,6 +69,8 @@ def _whole_number(value: Any) -> Any:
     if isinstance(value, float) and value.is_integer():
         return int(value)
     if isinstance(value, float):
+        if math.isinf(value):
+            raise ValueError("an infinite number is not a whole number")
         return round(value)
     return value
 

@@ -184,6 +184,7 @@ class HealthMonitor:
         self._callbacks: list[StatusCallback] = []
         self._handlers: list[EventHandler] = []
         self._guard: RestartGuard | None = None
+        self._sweep_observers: list[Callable[[SweepReport], None]] = []
         self._tracked: dict[str, Tracked] = {}
         self._backend_failures = 0
         self._in_storm = False
@@ -271,6 +272,11 @@ class HealthMonitor:
     def with_restart_guard(self, guard: RestartGuard | None) -> Self:
         """``guard(instance_id)`` returning False skips that instance's auto-restart."""
         self._guard = guard
+        return self
+
+    def on_sweep(self, observer: Callable[[SweepReport], None]) -> Self:
+        """Call ``observer(report)`` after every sweep that returns (metrics count them)."""
+        self._sweep_observers.append(observer)
         return self
 
     @classmethod
@@ -441,9 +447,15 @@ class HealthMonitor:
         async with self._sweep_lock:
             self._current = asyncio.current_task()
             try:
-                return await self._sweep()
+                report = await self._sweep()
             finally:
                 self._current = None
+        for observer in self._sweep_observers:
+            try:
+                observer(report)
+            except Exception:
+                log.exception("sweep observer failed")
+        return report
 
     async def _lead(self) -> bool:
         lead = self._leadership

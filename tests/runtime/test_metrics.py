@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 
 import pytest
-
 from prometheus_client.parser import text_string_to_metric_families
 
 from bot.backend.client import InstanceClient

@@ -75,10 +75,15 @@ if TYPE_CHECKING:
     from bot.config import AlertSettings, MonitorSettings
     from bot.store.database import Database
     from bot.store.leader import Leadership
+    from bot.store.records import InstanceSnapshot
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+# Instance rows whose name, region and status did not change are rewritten only this often
+# (refreshing last_seen): rewriting 10,000 identical rows every sweep was half the sweep.
+ROW_REFRESH = timedelta(minutes=5)
 
 JOB_ID = "starpod-health-sweep"
 MAX_JITTER_SECS = 2.0
@@ -120,6 +125,8 @@ class _Recorded:
     events: list[MonitorEvent]
     # id → (announced exhaustion episode, deferred until): applied after commit.
     decisions: dict[str, tuple[datetime | None, datetime | None]]
+    # When every instance row was rewritten (refreshing last_seen), or None.
+    rows_refreshed_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,6 +205,7 @@ class HealthMonitor:
         self._last_error: str | None = None
         self._stale_count = 0
         self._tried_leadership = False
+        self._rows_refreshed_at: datetime | None = None
 
     def __repr__(self) -> str:
         return f"HealthMonitor({self._client!r}, store={self._store!r})"
@@ -472,6 +480,7 @@ class HealthMonitor:
             # Another replica may have acted meanwhile: forget what memory says.
             log.info("health monitor: this replica now leads the sweeps")
             self._tracked.clear()
+            self._rows_refreshed_at = None
             self._backend_failures = 0
             self._in_storm = False
         elif was_leader and not leading:
@@ -630,9 +639,16 @@ class HealthMonitor:
                 if c.from_status is None or latest.get(c.instance.id) != c.to_status
             ]
             plan.changes = changes
-            await upsert_instances(session, instances=plan.snapshots, seen_at=now)
+            full = self._rows_refreshed_at is None or now - self._rows_refreshed_at >= (ROW_REFRESH)
+            await upsert_instances(
+                session,
+                instances=plan.snapshots if full else self._changed_rows(plan, previous),
+                seen_at=now,
+            )
             await record_heartbeats(session, samples=plan.samples)
             await record_changes(session, changes=changes, at=now)
+        else:
+            full = True
         announced = [c for c in changes if c.announce]
         events = list(pre_events)
         events.extend(
@@ -653,7 +669,20 @@ class HealthMonitor:
         )
         events.extend(decision_events)
         await self._dispatch(session, events)
-        return _Recorded(plan, announced, restart_now, events, decisions)
+        return _Recorded(plan, announced, restart_now, events, decisions, now if full else None)
+
+    def _changed_rows(self, plan: SweepPlan, previous: dict[str, str]) -> list[InstanceSnapshot]:
+        """Snapshots that differ from the row last written (or from the stored status)."""
+        changed = []
+        for snapshot in plan.snapshots:
+            mem = self._tracked.get(snapshot.id)
+            if (
+                mem is None
+                or mem.stored != snapshot
+                or previous.get(snapshot.id) != snapshot.status
+            ):
+                changed.append(snapshot)
+        return changed
 
     async def _decide_restarts(
         self, session: AsyncSession | None, stale: list[StaleInstance], now: datetime
@@ -747,9 +776,10 @@ class HealthMonitor:
     def _remember(self, recorded: _Recorded) -> None:
         """Apply a committed sweep to memory; instances no longer listed are forgotten."""
         old, new = self._tracked, {}
-        for instance_id, (status, backend_status, failures, stale) in recorded.plan.memory.items():
+        for instance_id, remembered in recorded.plan.memory.items():
+            status, backend_status, failures, stale, snapshot = remembered
             mem = old.get(instance_id) or Tracked()
-            mem.status, mem.backend_status = status, backend_status
+            mem.status, mem.backend_status, mem.stored = status, backend_status, snapshot
             mem.health_failures, mem.stale = failures, stale
             if not stale:
                 mem.deferred_until = None
@@ -758,6 +788,8 @@ class HealthMonitor:
             if (mem := new.get(instance_id)) is not None:
                 mem.announced_exhaustion, mem.deferred_until = announced, deferred
         self._tracked = new
+        if recorded.rows_refreshed_at is not None:
+            self._rows_refreshed_at = recorded.rows_refreshed_at
 
     async def _fire_callbacks(self, changes: list[Change]) -> None:
         for change in changes:

@@ -38,7 +38,8 @@ class Tracked:
 
     ``status`` is the effective status last recorded; ``backend_status`` what the backend
     said then (tells a change the monitor saw from one the backend reported);
-    ``restarts`` the auto-restart times, kept only when there is no store.
+    ``restarts`` this process's recent auto-restart times (the store has them too);
+    ``stored`` the instance row last written, so unchanged rows are not rewritten.
     """
 
     status: str | None = None
@@ -48,6 +49,7 @@ class Tracked:
     announced_exhaustion: datetime | None = None
     deferred_until: datetime | None = None
     restarts: list[datetime] | None = None
+    stored: InstanceSnapshot | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,8 +93,9 @@ class SweepPlan:
     changes: list[Change] = field(default_factory=list)
     stale: list[StaleInstance] = field(default_factory=list)
     running: int = 0
-    # id → (effective status, backend status, health failures, stale): applied after commit.
-    memory: dict[str, tuple[str, str, int, bool]] = field(default_factory=dict)
+    # id → (effective status, backend status, health failures, stale, snapshot): applied
+    # to memory after the commit.
+    memory: dict[str, tuple[str, str, int, bool, InstanceSnapshot]] = field(default_factory=dict)
 
 
 def stale_ids(observations: Iterable[Observation], now: datetime, timeout: timedelta) -> list[str]:
@@ -183,8 +186,9 @@ def plan_sweep(
                     # A failed health call says nothing new: keep the problem status.
                     status = prev
 
-        plan.snapshots.append(InstanceSnapshot(inst.id, inst.name, inst.region, status))
-        plan.memory[inst.id] = (status, backend_status, failures, stale)
+        snapshot = InstanceSnapshot(inst.id, inst.name, inst.region, status)
+        plan.snapshots.append(snapshot)
+        plan.memory[inst.id] = (status, backend_status, failures, stale, snapshot)
 
         if prev is None:
             # First sighting: the backend's word first, then the monitor's if it differs.

@@ -232,3 +232,37 @@ async def test_first_sweep_records_every_instance_and_announces_only_errors(
     ]
     assert report.restarted == [stale]
     assert await _count(db, StatusChange) == 32
+
+
+async def test_unchanged_rows_are_rewritten_only_every_few_minutes(
+    sim: BackendSimulator, fake_clock: FakeClock, make_monitor: MakeMonitor, db: Database
+) -> None:
+    ids = sim.seed_instances(3)
+    monitor = make_monitor(db)
+    t0 = at(fake_clock)
+    await monitor.sweep_once()
+
+    async def last_seen() -> dict[str, datetime]:
+        async with db.session() as s:
+            rows = await s.execute(text("SELECT id, last_seen FROM instances"))
+            return {row.id: row.last_seen for row in rows}
+
+    fake_clock.advance(30)
+    sim.set_status(ids[1], "paused")
+    await monitor.sweep_once()
+    seen = await last_seen()
+    # The changed row is written at once; the unchanged ones keep their last refresh.
+    assert _as_utc(seen[ids[1]]) == at(fake_clock)
+    assert _as_utc(seen[ids[0]]) == _as_utc(seen[ids[2]]) == t0
+    async with db.session() as s:
+        assert (await last_statuses(s))[ids[1]] == "paused"
+    fake_clock.advance(300)
+    await monitor.sweep_once()
+    assert {_as_utc(v) for v in (await last_seen()).values()} == {at(fake_clock)}
+
+
+def _as_utc(value: datetime | str) -> datetime:
+    # Raw SQL on SQLite returns the stored text; PostgreSQL returns an aware datetime.
+    if isinstance(value, str):
+        return datetime.fromisoformat(value).replace(tzinfo=UTC)
+    return value.astimezone(UTC)

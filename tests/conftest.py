@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
@@ -55,3 +56,19 @@ async def slack_emulator() -> AsyncIterator[SlackEmulator]:
     """
     async with SlackEmulator() as emulator:
         yield emulator
+
+
+@pytest.fixture
+def reliability_figures(request: pytest.FixtureRequest) -> Iterator[dict[str, object]]:
+    """A dict a reliability/fuzz/security test fills with what it measured.
+
+    When ``STARPOD_RELIABILITY_OUT`` names a file, the figures are appended to it as one JSON
+    line (``bench/reliability.py`` builds RELIABILITY.md from them); otherwise they are dropped.
+    """
+    figures: dict[str, object] = {}
+    yield figures
+    out = os.environ.get("STARPOD_RELIABILITY_OUT")
+    if out and figures:
+        line = json.dumps({"test": request.node.nodeid, **figures}, default=str)
+        with open(out, "a", encoding="utf-8") as handle:
+            handle.write(line + "\n")

@@ -1,0 +1,512 @@
+"""Delivering the outbox to Slack: in order per stream, at least once, nothing dropped.
+
+One run (:meth:`OutboxDelivery.run_once`) repeats three steps until nothing is due:
+
+1. **claim** (one short transaction): read the pending rows in ``id`` order, take the
+   first row of each stream (its *head*: a later row never overtakes it), keep the heads
+   that are due and not claimed by a live sender, and claim them with a lease
+   (``claimed_by``/``claimed_until``). On PostgreSQL the heads are locked with
+   ``FOR UPDATE SKIP LOCKED`` first, so two senders never wait on each other; on both
+   dialects the claim is a conditional UPDATE, so a row is only ever claimed by one.
+   No lock is held while talking to Slack.
+2. **send** the claimed rows, a few streams at a time, with slack-sdk's
+   ``AsyncWebClient`` built *without* its own retry handlers: waiting here is decided
+   by the row, not inside the client.
+3. **record** each outcome in its own transaction: ``sent`` with Slack's ``ts`` (a root's
+   ts is copied onto its incident, which is what its replies and edits wait for);
+   a retry with ``next_attempt_at``; or ``failed``.
+
+Outcomes
+--------
+- **429** (``ratelimited``): the row is due again after ``Retry-After`` and the whole
+  sender pauses until then (Slack's limits are per method and workspace, so the other
+  streams would only collect 429s too).
+- **5xx**, dropped connections, timeouts, ``internal_error``/``fatal_error``/
+  ``service_unavailable``/``request_timeout``, and auth or scope errors an operator can
+  fix: retried with exponential back-off (1 s, 2 s, 4 s … at most 5 min, jittered),
+  forever. A row is never dropped.
+- **poison** (any other Slack error, e.g. ``channel_not_found``, ``invalid_blocks``,
+  ``message_not_found``): the row is marked ``failed`` with the error, logged at ERROR
+  and counted in :attr:`OutboxDelivery.failed_total`. Its stream moves on, so one bad
+  message never blocks the rest of an incident. When the failed row was the incident's
+  root, later edits are posted as a new root (their ts becomes the root) and replies as
+  top-level messages, so nothing that follows is lost for want of a thread.
+
+The duplicate window
+--------------------
+A message may be sent twice only if the process dies (or the record transaction fails)
+after Slack answered and before the ``sent`` commit: the claim then expires
+(``claim_ttl``) and the row is sent again. The same holds when Slack processed a request
+whose answer never arrived (a connection dropped mid-response, a client timeout): we
+cannot know, so we retry. Slack has no idempotency key for ``chat.postMessage``; the
+window is one round trip plus one small commit. ``chat.update`` repeats are harmless.
+
+Only one replica should send: pass ``is_leader`` (the monitor's leadership). The claims
+make two senders safe anyway: a row is claimed by one at a time and streams stay ordered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import aiohttp
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+from sqlalchemy import ColumnElement, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.alerts.outbox import NOTICE, REPLY, ROOT, UPDATE
+from bot.store.alert_models import AlertIncident, AlertOutbox
+from bot.store.database import Database
+
+log = logging.getLogger(__name__)
+
+RETRYABLE_ERRORS = frozenset(
+    {"ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}
+)
+# Configuration an operator can fix (a new token, an added scope): keep the rows.
+CONFIG_ERRORS = frozenset(
+    {
+        "not_authed",
+        "invalid_auth",
+        "token_revoked",
+        "token_expired",
+        "account_inactive",
+        "missing_scope",
+        "no_permission",
+    }
+)
+SCAN_LIMIT = 2000
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class SendOutcome:
+    """What happened to one request: ``sent``, ``retry``, ``ratelimited`` or ``failed``."""
+
+    status: str
+    ts: str | None = None
+    error: str | None = None
+    retry_after: float | None = None
+    config_error: bool = False
+    # Set when an edit or reply had to be posted as a new top-level message.
+    new_root: bool = False
+
+
+@dataclass(slots=True)
+class DeliveryReport:
+    """What one :meth:`OutboxDelivery.run_once` did."""
+
+    sent: int = 0
+    retried: int = 0
+    failed: int = 0
+    rate_limited: int = 0
+    paused_until: datetime | None = None
+    skipped: str | None = None
+    sent_ids: list[int] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class _Claimed:
+    id: int
+    kind: str
+    channel: str
+    payload: dict[str, Any]
+    attempts: int
+    incident_id: int | None
+    root_ts: str | None
+    root_channel: str | None
+    root_pending: bool
+
+
+def classify(exc: BaseException) -> SendOutcome:
+    """Map an exception from the Web API client to an outcome (pure; no I/O)."""
+    if isinstance(exc, SlackApiError):
+        response = exc.response
+        status = int(getattr(response, "status_code", 200) or 200)
+        error = ""
+        try:
+            error = str(response.get("error") or "")
+        except Exception:  # a body that is not JSON
+            error = ""
+        if status == 429 or error == "ratelimited":
+            return SendOutcome("ratelimited", error="ratelimited", retry_after=_retry_after(exc))
+        if status >= 500 or error in RETRYABLE_ERRORS:
+            return SendOutcome("retry", error=f"HTTP {status}: {error or 'server error'}")
+        if error in CONFIG_ERRORS:
+            return SendOutcome("retry", error=error, config_error=True)
+        return SendOutcome("failed", error=error or f"HTTP {status}")
+    if isinstance(exc, aiohttp.ClientError | TimeoutError | OSError):
+        return SendOutcome("retry", error=f"{type(exc).__name__}: {exc}".strip(": "))
+    return SendOutcome("retry", error=f"unexpected {type(exc).__name__}: {exc}")
+
+
+def _retry_after(exc: SlackApiError) -> float:
+    headers = getattr(exc.response, "headers", None) or {}
+    raw = None
+    for key in ("Retry-After", "retry-after"):
+        if key in headers:
+            raw = headers[key]
+            break
+    try:
+        return max(0.0, float(raw)) if raw is not None else 1.0
+    except (TypeError, ValueError):
+        return 1.0
+
+
+class OutboxDelivery:
+    """Sends the outbox's rows to Slack; see the module docstring for the rules.
+
+    ``web`` should have no retry handlers (``retry_handlers=[]``): this class decides
+    when to try again. ``clock`` returns aware datetimes (tests pass a fake one).
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        web: AsyncWebClient,
+        *,
+        clock: Callable[[], datetime] = _utcnow,
+        holder: str = "alerts",
+        is_leader: Callable[[], bool] | None = None,
+        claim_ttl: timedelta = timedelta(seconds=60),
+        batch: int = 50,
+        concurrency: int = 4,
+        base_backoff: timedelta = timedelta(seconds=1),
+        max_backoff: timedelta = timedelta(minutes=5),
+        max_rounds: int = 200,
+    ) -> None:
+        self._db = db
+        self._web = web
+        self._clock = clock
+        self._holder = holder
+        self._is_leader = is_leader
+        self._claim_ttl = claim_ttl
+        self._batch = batch
+        self._concurrency = concurrency
+        self._base_backoff = base_backoff
+        self._max_backoff = max_backoff
+        self._max_rounds = max_rounds
+        self._paused_until: datetime | None = None
+        self._lock = asyncio.Lock()
+        self._again = False
+        self._kick_task: asyncio.Task[None] | None = None
+        self.failed_total = 0
+        """Rows marked failed (poison) by this sender since it started."""
+        self.sent_total = 0
+        """Rows sent by this sender since it started."""
+
+    @property
+    def paused_until(self) -> datetime | None:
+        """When a 429 pause ends (None: not paused)."""
+        return self._paused_until
+
+    # -- nudging -----------------------------------------------------------------------------
+
+    def nudge(self) -> None:
+        """Deliver soon, without waiting for the next scheduled run (after a commit).
+
+        Safe to call from a SQLAlchemy ``after_commit`` hook: it only schedules a task on
+        the running loop. Runs never overlap; a nudge during a run makes it run again.
+        """
+        self._again = True
+        if self._kick_task is not None and not self._kick_task.done():
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        self._kick_task = loop.create_task(self._kick(), name="alerts-outbox-nudge")
+
+    async def _kick(self) -> None:
+        while self._again:
+            self._again = False
+            try:
+                await self.run_once()
+            except Exception:
+                log.exception("alert delivery failed")
+
+    async def aclose(self) -> None:
+        """Wait for a nudged run to finish (the runtime calls this on shutdown)."""
+        task = self._kick_task
+        if task is not None and not task.done():
+            await asyncio.wait({task}, timeout=10)
+
+    # -- one run -----------------------------------------------------------------------------
+
+    async def run_once(self) -> DeliveryReport:
+        """Send everything that is due now, stream by stream; returns what happened."""
+        report = DeliveryReport()
+        if self._is_leader is not None and not self._is_leader():
+            report.skipped = "not the leader"
+            return report
+        async with self._lock:
+            for _ in range(self._max_rounds):
+                now = self._clock()
+                if self._paused_until is not None:
+                    if now < self._paused_until:
+                        report.paused_until = self._paused_until
+                        report.skipped = "rate limited"
+                        break
+                    self._paused_until = None
+                claimed = await self._db.run(lambda s, now=now: self._claim(s, now))
+                if not claimed:
+                    break
+                await self._send_all(claimed, report)
+        return report
+
+    async def _send_all(self, claimed: Sequence[_Claimed], report: DeliveryReport) -> None:
+        limit = asyncio.Semaphore(self._concurrency)
+
+        async def one(row: _Claimed) -> None:
+            async with limit:
+                if self._paused_until is not None and self._clock() < self._paused_until:
+                    # Another request just hit the rate limit: do not add to it.
+                    outcome = SendOutcome(
+                        "ratelimited",
+                        error="waiting for Retry-After",
+                        retry_after=(self._paused_until - self._clock()).total_seconds(),
+                    )
+                    await self._record(row, outcome, report, count_attempt=False)
+                    return
+                outcome = await self._send(row)
+                await self._record(row, outcome, report)
+
+        await asyncio.gather(*(one(row) for row in claimed))
+
+    # -- claim -------------------------------------------------------------------------------
+
+    def _unclaimed(self, now: datetime) -> ColumnElement[bool]:
+        return or_(AlertOutbox.claimed_until.is_(None), AlertOutbox.claimed_until <= now)
+
+    async def _claim(self, session: AsyncSession, now: datetime) -> list[_Claimed]:
+        rows = (
+            await session.execute(
+                select(
+                    AlertOutbox.id,
+                    AlertOutbox.stream,
+                    AlertOutbox.next_attempt_at,
+                    AlertOutbox.claimed_until,
+                )
+                .where(AlertOutbox.state == "pending")
+                .order_by(AlertOutbox.id)
+                .limit(SCAN_LIMIT)
+            )
+        ).all()
+        heads: list[int] = []
+        seen: set[str] = set()
+        for row in rows:
+            if row.stream in seen:
+                continue
+            seen.add(row.stream)
+            claimed_live = row.claimed_until is not None and row.claimed_until > now
+            if row.next_attempt_at <= now and not claimed_live:
+                heads.append(row.id)
+                if len(heads) >= self._batch:
+                    break
+        if not heads:
+            return []
+        if self._db.dialect == "postgresql":
+            heads = list(
+                (
+                    await session.scalars(
+                        select(AlertOutbox.id)
+                        .where(AlertOutbox.id.in_(heads))
+                        .with_for_update(skip_locked=True)
+                    )
+                ).all()
+            )
+            if not heads:
+                return []
+        until = now + self._claim_ttl
+        result = await session.execute(
+            update(AlertOutbox)
+            .where(
+                AlertOutbox.id.in_(heads),
+                AlertOutbox.state == "pending",
+                self._unclaimed(now),
+            )
+            .values(claimed_by=self._holder, claimed_until=until)
+            .returning(AlertOutbox.id)
+            .execution_options(synchronize_session=False)
+        )
+        ids = sorted(result.scalars().all())
+        if not ids:
+            return []
+        full = (
+            await session.scalars(
+                select(AlertOutbox).where(AlertOutbox.id.in_(ids)).order_by(AlertOutbox.id)
+            )
+        ).all()
+        incident_ids = {r.incident_id for r in full if r.incident_id is not None}
+        incidents: dict[int, AlertIncident] = {}
+        pending_roots: set[int] = set()
+        if incident_ids:
+            found = await session.scalars(
+                select(AlertIncident).where(AlertIncident.id.in_(incident_ids))
+            )
+            incidents = {i.id: i for i in found}
+            pending_roots = set(
+                (
+                    await session.scalars(
+                        select(AlertOutbox.incident_id).where(
+                            AlertOutbox.incident_id.in_(incident_ids),
+                            AlertOutbox.kind == ROOT,
+                            AlertOutbox.state == "pending",
+                        )
+                    )
+                ).all()
+            )
+        claimed = []
+        for r in full:
+            incident = incidents.get(r.incident_id) if r.incident_id is not None else None
+            claimed.append(
+                _Claimed(
+                    id=r.id,
+                    kind=r.kind,
+                    channel=r.channel,
+                    payload=dict(r.payload or {}),
+                    attempts=r.attempts,
+                    incident_id=r.incident_id,
+                    root_ts=incident.root_ts if incident is not None else None,
+                    root_channel=incident.channel if incident is not None else None,
+                    root_pending=r.incident_id in pending_roots and r.kind != ROOT,
+                )
+            )
+        return claimed
+
+    # -- send --------------------------------------------------------------------------------
+
+    async def _send(self, row: _Claimed) -> SendOutcome:
+        payload = row.payload
+        text = str(payload.get("text") or " ")
+        blocks = payload.get("blocks") or None
+        try:
+            if row.kind in (ROOT, NOTICE):
+                answer = await self._web.chat_postMessage(
+                    channel=row.channel, text=text, blocks=blocks
+                )
+                return SendOutcome("sent", ts=answer.get("ts"), new_root=row.kind == ROOT)
+            if row.kind == REPLY:
+                if row.root_ts is None and row.root_pending:
+                    # Cannot happen in stream order; wait rather than lose the thread.
+                    return SendOutcome("retry", error="root message not delivered yet")
+                kwargs: dict[str, Any] = {"channel": row.root_channel or row.channel}
+                if row.root_ts is not None:
+                    kwargs["thread_ts"] = row.root_ts
+                    if payload.get("reply_broadcast"):
+                        kwargs["reply_broadcast"] = True
+                answer = await self._web.chat_postMessage(text=text, blocks=blocks, **kwargs)
+                return SendOutcome("sent", ts=answer.get("ts"))
+            if row.kind == UPDATE:
+                if row.root_ts is None:
+                    if row.root_pending:
+                        return SendOutcome("retry", error="root message not delivered yet")
+                    # The root never made it (poison): this edit becomes the root.
+                    answer = await self._web.chat_postMessage(
+                        channel=row.channel, text=text, blocks=blocks
+                    )
+                    return SendOutcome("sent", ts=answer.get("ts"), new_root=True)
+                answer = await self._web.chat_update(
+                    channel=row.root_channel or row.channel,
+                    ts=row.root_ts,
+                    text=text,
+                    blocks=blocks,
+                )
+                return SendOutcome("sent", ts=answer.get("ts") or row.root_ts)
+            return SendOutcome("failed", error=f"unknown outbox kind {row.kind!r}")
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            return classify(exc)
+
+    # -- record ------------------------------------------------------------------------------
+
+    def _backoff(self, attempts: int) -> timedelta:
+        secs = self._base_backoff.total_seconds() * 2 ** max(0, attempts - 1)
+        secs = min(secs, self._max_backoff.total_seconds())
+        # Jitter keeps many rows failing together from retrying in lockstep.
+        return timedelta(seconds=secs * random.uniform(0.5, 1.0))
+
+    async def _record(
+        self,
+        row: _Claimed,
+        outcome: SendOutcome,
+        report: DeliveryReport,
+        *,
+        count_attempt: bool = True,
+    ) -> None:
+        now = self._clock()
+        attempts = row.attempts + (1 if count_attempt else 0)
+        values: dict[str, Any] = {"attempts": attempts, "claimed_by": None, "claimed_until": None}
+        if outcome.status == "sent":
+            values.update(state="sent", sent_at=now, ts=outcome.ts, last_error=None)
+        elif outcome.status == "failed":
+            values.update(state="failed", last_error=outcome.error)
+        elif outcome.status == "ratelimited":
+            wait = timedelta(seconds=outcome.retry_after or 1.0)
+            due = now + wait
+            if self._paused_until is None or due > self._paused_until:
+                self._paused_until = due
+            values.update(next_attempt_at=due, last_error=outcome.error)
+        else:
+            wait = self._max_backoff if outcome.config_error else self._backoff(attempts)
+            values.update(next_attempt_at=now + wait, last_error=outcome.error)
+
+        async def write(session: AsyncSession) -> None:
+            await session.execute(
+                update(AlertOutbox)
+                .where(AlertOutbox.id == row.id)
+                .values(**values)
+                .execution_options(synchronize_session=False)
+            )
+            if outcome.status == "sent" and outcome.new_root and row.incident_id is not None:
+                await session.execute(
+                    update(AlertIncident)
+                    .where(AlertIncident.id == row.incident_id)
+                    .values(root_ts=outcome.ts, channel=row.channel)
+                    .execution_options(synchronize_session=False)
+                )
+
+        try:
+            await self._db.run(write)
+        except Exception:
+            # The claim expires and the row is tried again: the duplicate window.
+            log.exception("could not record the outcome of outbox row %d", row.id)
+            return
+        if outcome.status == "sent":
+            report.sent += 1
+            report.sent_ids.append(row.id)
+            self.sent_total += 1
+        elif outcome.status == "failed":
+            report.failed += 1
+            self.failed_total += 1
+            log.error(
+                "alert message %d (%s to %s) failed for good and was skipped: %s",
+                row.id,
+                row.kind,
+                row.channel,
+                outcome.error,
+            )
+        elif outcome.status == "ratelimited":
+            report.rate_limited += 1
+            report.paused_until = self._paused_until
+        else:
+            report.retried += 1
+            level = logging.ERROR if outcome.config_error or attempts >= 5 else logging.WARNING
+            log.log(
+                level,
+                "alert message %d not delivered (attempt %d), retrying: %s",
+                row.id,
+                attempts,
+                outcome.error,
+            )

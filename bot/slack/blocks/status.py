@@ -36,6 +36,7 @@ class BotStatusView:
     database_ok: bool
     monitor: MonitorStatusLike | None = None
     incidents: Sequence[Any] | None = None  # None: the alerts feature is not wired
+    incidents_error: str | None = None
 
 
 def _incident_line(incident: Any) -> str:
@@ -73,7 +74,11 @@ def status_message(view: BotStatusView) -> Reply:
         section(f"🤖 *starpod-bot {escape(view.version)}*"),
         fields_section(fields),
     ]
-    if view.incidents is None:
+    if view.incidents_error is not None:
+        blocks.append(
+            section(f"*Open incidents*: could not list them ({escape(view.incidents_error)})")
+        )
+    elif view.incidents is None:
         blocks.append(context("Incidents arrive with the alerts feature; not available yet."))
     elif not view.incidents:
         blocks.append(section("*Open incidents*: none 🎉"))

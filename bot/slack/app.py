@@ -1,0 +1,126 @@
+"""``create_app(settings, deps)``: the Bolt app, with every listener and the error handler.
+
+How a request flows (HTTP mode, ``process_before_response=False``):
+
+1. Bolt verifies the signature and timestamp (401 otherwise) and authorizes with the bot
+   token it is given (no ``auth.test`` round trip on the request path);
+2. the listener's ``ack_first`` middleware acknowledges: Slack gets its 200 now;
+3. the listener runs as a task: parse, check the role, call the backend, answer through
+   ``response_url`` (ephemeral) or announce in the channel, write the audit row;
+4. anything raised goes to the one error handler below, which answers the user
+   (``UserError``/``BackendError`` in plain words, anything else as an error id) and
+   writes the audit row.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from slack_bolt.async_app import AsyncApp
+from slack_bolt.authorization import AuthorizeResult
+from slack_bolt.authorization.async_authorize import AsyncAuthorize
+from slack_bolt.context.async_context import AsyncBoltContext
+
+from bot.config import Settings
+from bot.errors import ConfigError
+from bot.slack import actions, commands
+from bot.slack.ack import RECEIVED_AT
+from bot.slack.commands import INVOCATION
+from bot.slack.deps import SlackDeps
+from bot.slack.failures import translate
+from bot.slack.invocation import Invocation
+from bot.slack.services import Services
+
+log = logging.getLogger(__name__)
+
+BOLT_LOGGER = "bot.slack.bolt"
+SERVICES = "starpod_services"
+
+
+class BotTokenAuthorize(AsyncAuthorize):
+    """Authorize every request with the configured bot token, without calling Slack.
+
+    Bolt's default single-workspace authorization calls ``auth.test`` on the first
+    request, which would put a Web API round trip (and its rate-limit retries) in front of
+    an acknowledgement. The runtime checks the token once at start instead.
+    """
+
+    def __init__(self, token: str | None) -> None:
+        super().__init__()
+        self._token = token
+
+    async def __call__(
+        self,
+        *,
+        context: AsyncBoltContext,
+        enterprise_id: str | None,
+        team_id: str | None,
+        user_id: str | None,
+        actor_enterprise_id: str | None = None,
+        actor_team_id: str | None = None,
+        actor_user_id: str | None = None,
+    ) -> AuthorizeResult | None:
+        return AuthorizeResult(
+            enterprise_id=enterprise_id,
+            team_id=team_id,
+            user_id=user_id,
+            bot_token=self._token,
+        )
+
+
+class _DropTokenSkippedWarning(logging.Filter):
+    # Bolt warns that `token` is ignored when `authorize` is given; here that is the point.
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "will be ignored" not in record.getMessage()
+
+
+def create_app(settings: Settings, deps: SlackDeps) -> AsyncApp:
+    """Build the Bolt ``AsyncApp`` for ``settings`` on ``deps``; nothing runs until requests come.
+
+    Needs ``slack.signing_secret`` (HTTP mode) or ``slack.app_token`` (Socket Mode), and a
+    bot token on ``deps.web``.
+    """
+    signing_secret = settings.slack.signing_secret
+    if signing_secret is None and settings.slack.app_token is None:
+        raise ConfigError(
+            "Slack needs SLACK_SIGNING_SECRET (HTTP mode) or SLACK_APP_TOKEN (Socket Mode)"
+        )
+    if not deps.web.token:
+        raise ConfigError("Slack bot token is not set: export SLACK_BOT_TOKEN=xoxb-…")
+    bolt_logger = logging.getLogger(BOLT_LOGGER)
+    if not any(isinstance(f, _DropTokenSkippedWarning) for f in bolt_logger.filters):
+        bolt_logger.addFilter(_DropTokenSkippedWarning())
+    app = AsyncApp(
+        name="starpod-bot",
+        # Without a secret (Socket Mode only) every HTTP request fails verification: safe.
+        signing_secret=signing_secret.get_secret_value() if signing_secret else "",
+        client=deps.web,
+        authorize=BotTokenAuthorize(deps.web.token),
+        process_before_response=False,
+        logger=bolt_logger,
+    )
+    services = Services.build(settings, deps)
+    app.error(_error_handler(services))
+    commands.register(app, services)
+    actions.register(app, services)
+    return app
+
+
+def _error_handler(svc: Services) -> Any:
+    async def on_error(error: Exception, body: dict[str, Any], context: AsyncBoltContext) -> None:
+        """Answer the user about ``error`` and write the audit row; never raises."""
+        try:
+            inv = context.get(INVOCATION)
+            if not isinstance(inv, Invocation):
+                inv = Invocation.from_body(
+                    svc.deps.web, body or {}, action="unknown", started=context.get(RECEIVED_AT)
+                )
+            translated = translate(error)
+            inv.draft.fail(translated.result, translated.detail)
+            await inv.respond(translated.reply)
+            await svc.audit.write(inv.draft)
+        except Exception:
+            log.exception("the error handler failed while handling %s", type(error).__name__)
+
+    return on_error

@@ -1,0 +1,147 @@
+"""The audit log: every command and click, allowed or refused, with its result and duration.
+
+A handler fills an :class:`AuditDraft` as it learns things (the resolved instance, the
+outcome); exactly one row is written per request, by the handler on success or by the
+error handler on failure. A failed audit write is logged and never turns a working
+command into an error for the user.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.store.database import Database
+from bot.store.slack_models import AUDIT_RESULTS, AUDIT_SOURCES, MAX_ARGS, AuditEntry
+
+log = logging.getLogger(__name__)
+
+MAX_DETAIL = 2000
+DEFAULT_LIMIT = 20
+
+
+async def record_audit(
+    session: AsyncSession,
+    *,
+    at: datetime,
+    user_id: str,
+    channel_id: str | None,
+    source: str,
+    action: str,
+    instance_id: str | None = None,
+    args: str | None = None,
+    result: str = "ok",
+    detail: str | None = None,
+    duration_ms: int | None = None,
+) -> AuditEntry:
+    """Append one audit row (the caller owns the transaction)."""
+    if source not in AUDIT_SOURCES:
+        raise ValueError(f"source must be one of {AUDIT_SOURCES}, not {source!r}")
+    if result not in AUDIT_RESULTS:
+        raise ValueError(f"result must be one of {AUDIT_RESULTS}, not {result!r}")
+    entry = AuditEntry(
+        at=at,
+        user_id=user_id[:64],
+        channel_id=channel_id[:64] if channel_id else None,
+        source=source,
+        action=action[:64],
+        instance_id=instance_id[:128] if instance_id else None,
+        args=args[:MAX_ARGS] if args else None,
+        result=result,
+        detail=detail[:MAX_DETAIL] if detail else None,
+        duration_ms=duration_ms,
+    )
+    session.add(entry)
+    await session.flush()
+    return entry
+
+
+async def latest_audit(
+    session: AsyncSession, *, instance_id: str | None = None, limit: int = DEFAULT_LIMIT
+) -> list[AuditEntry]:
+    """The latest ``limit`` entries, newest first, of everything or of one instance."""
+    stmt = select(AuditEntry)
+    if instance_id is not None:
+        stmt = stmt.where(AuditEntry.instance_id == instance_id)
+    result = await session.scalars(
+        stmt.order_by(AuditEntry.at.desc(), AuditEntry.id.desc()).limit(limit)
+    )
+    return list(result)
+
+
+@dataclass
+class AuditDraft:
+    """One request's audit row, filled in as the request goes."""
+
+    user_id: str
+    channel_id: str | None
+    source: str
+    action: str
+    args: str | None = None
+    instance_id: str | None = None
+    result: str = "ok"
+    detail: str | None = None
+    started: float = field(default_factory=time.perf_counter)
+    written: bool = False
+
+    def fail(self, result: str, detail: str) -> None:
+        """Mark the outcome as ``refused``, ``usage`` or ``error`` with a short detail."""
+        self.result = result
+        self.detail = detail
+
+
+class AuditLog:
+    """Writes drafts and reads the latest entries."""
+
+    def __init__(self, db: Database, clock: Callable[[], datetime]) -> None:
+        self._db = db
+        self._clock = clock
+
+    async def write(self, draft: AuditDraft) -> None:
+        """Write ``draft`` once; later calls for the same draft do nothing. Never raises."""
+        if draft.written:
+            return
+        draft.written = True
+        duration_ms = round((time.perf_counter() - draft.started) * 1000)
+        at = self._clock()
+
+        async def _insert(session: AsyncSession) -> None:
+            await record_audit(
+                session,
+                at=at,
+                user_id=draft.user_id,
+                channel_id=draft.channel_id,
+                source=draft.source,
+                action=draft.action,
+                instance_id=draft.instance_id,
+                args=draft.args,
+                result=draft.result,
+                detail=draft.detail,
+                duration_ms=duration_ms,
+            )
+
+        try:
+            await self._db.run(_insert)
+        except Exception:
+            # The user's action already happened; losing its audit row is bad but must not
+            # turn into an error message. The log line keeps who/what for the record.
+            log.exception(
+                "audit write failed: user=%s action=%s instance=%s result=%s",
+                draft.user_id,
+                draft.action,
+                draft.instance_id,
+                draft.result,
+            )
+
+    async def latest(
+        self, *, instance_id: str | None = None, limit: int = DEFAULT_LIMIT
+    ) -> list[AuditEntry]:
+        """The latest entries, newest first."""
+        async with self._db.session() as session:
+            return await latest_audit(session, instance_id=instance_id, limit=limit)

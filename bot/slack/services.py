@@ -1,0 +1,33 @@
+"""The objects every listener uses, built once by ``create_app`` from settings and deps."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from bot.config import Settings
+from bot.slack.access import Access
+from bot.slack.audit import AuditLog
+from bot.slack.dedupe import ClickDeduper, InFlight
+from bot.slack.deps import SlackDeps
+
+
+@dataclass
+class Services:
+    """Settings, dependencies, and the Slack surface's own helpers."""
+
+    settings: Settings
+    deps: SlackDeps
+    access: Access
+    audit: AuditLog
+    clicks: ClickDeduper = field(default_factory=ClickDeduper)
+    inflight: InFlight = field(default_factory=InFlight)
+
+    @classmethod
+    def build(cls, settings: Settings, deps: SlackDeps) -> Services:
+        """Wire access control and the audit log to the given dependencies."""
+        return cls(
+            settings=settings,
+            deps=deps,
+            access=Access(settings.access, deps.web, group_ttl=deps.group_cache_secs),
+            audit=AuditLog(deps.db, deps.clock),
+        )

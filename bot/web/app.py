@@ -1,0 +1,113 @@
+"""The bot's one web server (Starlette on uvicorn).
+
+Routes:
+
+- ``POST /slack/events``: Slack's requests (slash commands, clicks), through Bolt's
+  Starlette adapter. Bolt verifies the signature and refuses a timestamp older than five
+  minutes with 401, before any listener runs.
+- ``GET /healthz``: liveness; 200 while the process serves requests.
+- ``GET /ssh-key/{token}``: a one-time SSH key link (``text/plain``, ``no-store``);
+  404 unknown, 410 used or expired, 429 past 10 fetches a minute from one client.
+
+``extra_routes`` lets the runtime add ``/readyz``, ``/metrics`` and the gateway without
+touching this module.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+
+from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
+from slack_bolt.async_app import AsyncApp
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from bot.slack.ssh_links import LinkError, SshLinkService
+from bot.web.ratelimit import RateLimiter
+
+log = logging.getLogger(__name__)
+
+MAX_SLACK_BODY = 1_000_000  # Slack's payloads are a few kB; refuse anything absurd early
+# Link unfurlers fetch URLs posted in Slack; they must not burn the one-time link.
+UNFURLER_AGENTS = ("slackbot", "slack-imgproxy", "slack-linkexpanding")
+KEY_HEADERS = {
+    "Cache-Control": "no-store",
+    "Pragma": "no-cache",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+
+Readiness = Callable[[], Awaitable[bool]]
+
+
+def create_web_app(
+    *,
+    slack_app: AsyncApp,
+    ssh_links: SshLinkService,
+    readiness: Readiness | None = None,
+    extra_routes: Sequence[BaseRoute] = (),
+    key_rate_limit: RateLimiter | None = None,
+) -> Starlette:
+    """The ASGI app. ``readiness`` adds ``GET /readyz`` (200 when it returns True)."""
+    handler = AsyncSlackRequestHandler(slack_app)
+    limiter = key_rate_limit or RateLimiter(limit=10, window=60.0)
+
+    async def slack_events(request: Request) -> Response:
+        length = request.headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > MAX_SLACK_BODY):
+            return PlainTextResponse("Payload too large", status_code=413)
+        return await handler.handle(request)
+
+    async def healthz(_request: Request) -> Response:
+        return PlainTextResponse("ok")
+
+    async def readyz(_request: Request) -> Response:
+        assert readiness is not None
+        try:
+            ready = await readiness()
+        except Exception:
+            log.exception("readiness check failed")
+            ready = False
+        return PlainTextResponse(
+            "ready" if ready else "not ready", status_code=200 if ready else 503
+        )
+
+    async def ssh_key(request: Request) -> Response:
+        client = request.client.host if request.client else "unknown"
+        if not limiter.allow(client):
+            return PlainTextResponse(
+                "Too many requests. Wait a minute and try again.\n",
+                status_code=429,
+                headers={**KEY_HEADERS, "Retry-After": str(limiter.retry_after(client))},
+            )
+        agent = request.headers.get("user-agent", "").lower()
+        if any(name in agent for name in UNFURLER_AGENTS):
+            # A preview must not use up the link: answer without claiming it.
+            return PlainTextResponse(
+                "One-time SSH key link. Open it yourself to download the key.\n",
+                status_code=403,
+                headers=KEY_HEADERS,
+            )
+        token = request.path_params["token"]
+        try:
+            key = await ssh_links.claim(token)
+        except LinkError as exc:
+            return PlainTextResponse(f"{exc}\n", status_code=exc.status_code, headers=KEY_HEADERS)
+        body = key if key.endswith("\n") else key + "\n"
+        return PlainTextResponse(
+            body,
+            headers={**KEY_HEADERS, "Content-Disposition": 'attachment; filename="starpod-key"'},
+        )
+
+    routes: list[BaseRoute] = [
+        Route("/slack/events", slack_events, methods=["POST"]),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/ssh-key/{token}", ssh_key, methods=["GET"]),
+    ]
+    if readiness is not None:
+        routes.append(Route("/readyz", readyz, methods=["GET"]))
+    routes.extend(extra_routes)
+    return Starlette(routes=routes)

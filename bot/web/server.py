@@ -1,0 +1,97 @@
+"""Running the web app with uvicorn inside the bot's own event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from collections.abc import AsyncIterator
+
+import uvicorn
+from starlette.types import ASGIApp
+
+log = logging.getLogger(__name__)
+
+
+class WebServer:
+    """A uvicorn server started and stopped on the running loop; ``url`` once started."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        sock: socket.socket | None = None,
+        **options: object,
+    ) -> None:
+        config = uvicorn.Config(
+            app,
+            host=host,
+            port=port,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+            # A graceful stop must not wait forever on a client that keeps a connection.
+            timeout_graceful_shutdown=5,
+            **options,  # type: ignore[arg-type]
+        )
+        self._server = uvicorn.Server(config)
+        # uvicorn installs signal handlers in serve(); the runtime owns signals.
+        self._server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        self._task: asyncio.Task[None] | None = None
+        self._sock = sock
+        self.host = host
+        self.port = port
+        if sock is not None:
+            self.host, self.port = sock.getsockname()[:2]
+
+    @property
+    def url(self) -> str:
+        """``http://host:port`` of the bound socket."""
+        return f"http://{self.host}:{self.port}"
+
+    async def start(self) -> str:
+        """Serve in the background; returns the URL once the socket is bound."""
+        sockets = [self._sock] if self._sock is not None else None
+        self._task = asyncio.create_task(self._server.serve(sockets=sockets), name="web-server")
+        while not self._server.started:
+            if self._task.done():
+                await self._task  # raises the bind error
+                raise RuntimeError("web server stopped before it started")
+            await asyncio.sleep(0.01)
+        sockets = [s for server in self._server.servers for s in server.sockets]
+        if sockets:
+            self.port = sockets[0].getsockname()[1]
+        return self.url
+
+    async def stop(self) -> None:
+        """Stop accepting, finish in-flight requests (up to 5 s), and return."""
+        if self._task is None:
+            return
+        self._server.should_exit = True
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        self._task = None
+
+
+def bind_socket(host: str = "127.0.0.1", port: int = 0) -> socket.socket:
+    """A listening-ready TCP socket, so the URL is known before the app is built."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    return sock
+
+
+@contextlib.asynccontextmanager
+async def serve_web(
+    app: ASGIApp, host: str = "127.0.0.1", port: int = 0
+) -> AsyncIterator[WebServer]:
+    """``async with serve_web(app) as server:`` → ``server.url`` on a free port."""
+    server = WebServer(app, host=host, port=port)
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()

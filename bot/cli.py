@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -58,6 +59,31 @@ def db_upgrade() -> None:
     typer.echo("database is up to date")
 
 
+@app.command("run")
+def run_bot(
+    config: Annotated[
+        str | None, typer.Option("--config", help="TOML settings file (else STARPOD_CONFIG).")
+    ] = None,
+) -> None:
+    """Run the bot: Slack, health monitor, alerts, and the web server (probes, metrics, gateway).
+
+    Stops cleanly on SIGTERM or SIGINT (exit 0). A missing or bad setting, a rejected Slack
+    token, or a second process on the same SQLite file: one line each, exit code 2.
+    """
+    from bot.logging_setup import configure_logging, secret_values
+    from bot.runtime import run
+
+    try:
+        settings = load_settings(config_file=config)
+    except ConfigError as exc:
+        *first, last = str(exc).split("; ")
+        for line in first:  # one line per problem
+            fail(line, EXIT_USAGE)
+        raise fail(last, EXIT_USAGE) from None
+    configure_logging(settings.log, secrets=secret_values(settings))
+    raise typer.Exit(asyncio.run(run(settings)))
+
+
 @app.command("simulate")
 def simulate(
     port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 8700,
@@ -72,6 +98,43 @@ def simulate(
     typer.echo(f"Try: STARPOD_INSTANCE_BACKEND_URL=http://{host}:{port} starpod-bot instance list")
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve(host=host, port=port, instances=instances, api_key=api_key))
+
+
+@app.command("demo")
+def demo(
+    port: Annotated[int, typer.Option(help="Playground and Slack emulator port (0: any).")] = 3000,
+    bot_port: Annotated[int, typer.Option(help="The bot's own port (0: any).")] = 3001,
+    instances: Annotated[int, typer.Option(help="Instances to seed.", min=1)] = 6,
+    stall_after: Annotated[
+        float, typer.Option(help="Seconds until the first instance stops its heartbeat.", min=0)
+    ] = 60.0,
+    monitor_interval: Annotated[float, typer.Option(help="Health sweep interval, s.")] = 5.0,
+    heartbeat_timeout: Annotated[float, typer.Option(help="Stale after this many s.")] = 15.0,
+    transition_secs: Annotated[float, typer.Option(help="Restart/pause duration, s.")] = 2.0,
+    db: Annotated[
+        Path | None, typer.Option(help="SQLite file to keep (default: a temporary one).")
+    ] = None,
+    duration: Annotated[
+        float | None, typer.Option(help="Stop by itself after this many seconds.")
+    ] = None,
+    bot_log_level: Annotated[str, typer.Option(help="The bot's LOG_LEVEL.")] = "WARNING",
+) -> None:
+    """Run the whole product locally: backend simulator, Slack playground and the bot."""
+    from bot.demo import DemoOptions, run_demo
+
+    options = DemoOptions(
+        port=port,
+        bot_port=bot_port,
+        instances=instances,
+        stall_after=stall_after,
+        monitor_interval=monitor_interval,
+        heartbeat_timeout=heartbeat_timeout,
+        transition_secs=transition_secs,
+        database=db,
+        duration=duration,
+        bot_log_level=bot_log_level.upper(),
+    )
+    raise typer.Exit(asyncio.run(run_demo(options, echo=typer.echo)))
 
 
 def main() -> None:

@@ -1,0 +1,187 @@
+"""Chaos: replicas on PostgreSQL whose leader is killed with SIGKILL, again and again.
+
+Real processes (``replica_worker.py``), a real PostgreSQL, the simulator on the real clock.
+Three replicas come and go: A leads, B stands by; A is killed, B leads; C joins; B is killed
+*in the middle of a sweep* (the moment its restart call reaches the backend), C leads. In
+every round an instance goes stale. What must hold across the whole run:
+
+- only the leader sweeps; after a kill the next replica leads within two intervals;
+- every stale instance is restarted, and never twice for one staleness (even when the
+  leader died between its restart call and recording it);
+- no healthy instance is ever restarted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import sys
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.sim.backend import BackendSimulator
+from bot.store.database import Database
+
+WORKER = Path(__file__).with_name("replica_worker.py")
+INTERVAL = 1.0
+ROUNDS_LONG = os.environ.get("STARPOD_LONG_TESTS") == "1"
+
+
+class Replica:
+    """A replica subprocess whose JSON lines are collected as they arrive."""
+
+    def __init__(self, name: str, proc: asyncio.subprocess.Process) -> None:
+        self.name = name
+        self.proc = proc
+        self.lines: list[dict[str, Any]] = []
+        self._reader = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        assert self.proc.stdout is not None
+        async for raw in self.proc.stdout:
+            self.lines.append(json.loads(raw))
+
+    def sweeps(self, *, swept: bool | None = None) -> list[dict[str, Any]]:
+        return [
+            line
+            for line in self.lines
+            if "sweep" in line and (swept is None or line["swept"] is swept)
+        ]
+
+    def restarted(self) -> list[str]:
+        return [iid for line in self.sweeps(swept=True) for iid in line["restarted"]]
+
+    async def wait_for(self, check: Callable[[], bool], within: float = 30.0) -> None:
+        deadline = time.monotonic() + within
+        while not check():
+            if self.proc.returncode is not None and self._reader.done():
+                raise AssertionError(f"{self.name} exited ({self.proc.returncode}): {self.lines}")
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{self.name} did not get there in {within} s: {self.lines}")
+            await asyncio.sleep(0.01)
+
+    async def kill(self) -> float:
+        """SIGKILL (no clean-up of any kind); returns when it was sent."""
+        at = time.time()
+        if self.proc.returncode is None:
+            self.proc.send_signal(signal.SIGKILL)
+        await self.proc.wait()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._reader
+        return at
+
+
+async def spawn(name: str, backend: str, db_url: str, *, key: int) -> Replica:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(WORKER),
+        "--backend",
+        backend,
+        "--db",
+        db_url,
+        "--interval",
+        str(INTERVAL),
+        "--key",
+        str(key),
+        stdout=asyncio.subprocess.PIPE,
+    )
+    return Replica(name, proc)
+
+
+@pytest.fixture
+async def live_sim() -> AsyncIterator[tuple[BackendSimulator, list[float]]]:
+    """A simulator on the real clock (other processes poll it) with a settable offset."""
+    offset = [0.0]
+    async with BackendSimulator(
+        clock=lambda: time.time() + offset[0], seed=5, transition_secs=0
+    ) as sim:
+        yield sim, offset
+
+
+def _stall(sim: BackendSimulator, offset: list[float], instance_id: str) -> None:
+    """Freeze the heartbeat 200 s in the past: stale at once (a restart revives it)."""
+    offset[0] = -200
+    sim.stop_heartbeat(instance_id)
+    offset[0] = 0
+
+
+def _first_leading_sweep_after(replica: Replica, at: float) -> float:
+    return min(line["t"] for line in replica.sweeps(swept=True) if line["t"] >= at)
+
+
+async def test_killing_the_leader_hands_over_within_two_intervals_without_double_restarts(
+    live_sim: tuple[BackendSimulator, list[float]],
+    pg_store: Database,
+    pg_module_url: str,
+    reliability_figures: dict[str, object],
+) -> None:
+    sim, offset = live_sim
+    ids = sim.seed_instances(8)
+    key = int.from_bytes(os.urandom(8), "big", signed=True)
+    rounds = 4 if ROUNDS_LONG else 2
+    replicas: list[Replica] = []
+    takeovers: list[float] = []
+    stalled: list[str] = []
+    try:
+        leader = await spawn("r0", sim.url, pg_module_url, key=key)
+        replicas.append(leader)
+        await leader.wait_for(lambda: len(leader.sweeps(swept=True)) >= 1)
+        for number in range(1, rounds + 1):
+            standby = await spawn(f"r{number}", sim.url, pg_module_url, key=key)
+            replicas.append(standby)
+            await standby.wait_for(lambda s=standby: len(s.sweeps(swept=False)) >= 1)
+
+            victim = ids[number - 1]
+            stalled.append(victim)
+            _stall(sim, offset, victim)
+            mid_sweep = number % 2 == 0
+            if mid_sweep:
+                # Kill the leader the moment its restart call reaches the backend.
+                for _ in range(3000):
+                    if sim.calls[("restart", victim)]:
+                        break
+                    await asyncio.sleep(0.005)
+            else:
+                await leader.wait_for(lambda v=victim, r=leader: v in r.restarted())
+            assert sim.calls[("restart", victim)] == 1
+            killed_at = await leader.kill()
+
+            await standby.wait_for(lambda s=standby: len(s.sweeps(swept=True)) >= 2)
+            takeover = _first_leading_sweep_after(standby, killed_at) - killed_at
+            takeovers.append(takeover)
+            assert takeover <= 2 * INTERVAL, f"{standby.name} took over after {takeover:.2f} s"
+            leader = standby
+
+        # A last stale instance for the final leader, then a few quiet sweeps.
+        last = ids[rounds]
+        stalled.append(last)
+        _stall(sim, offset, last)
+        await leader.wait_for(lambda: last in leader.restarted())
+        done = len(leader.sweeps(swept=True))
+        await leader.wait_for(lambda: len(leader.sweeps(swept=True)) >= done + 3)
+    finally:
+        for replica in replicas:
+            await replica.kill()
+
+    # Only one replica swept at any time: every leading sweep was its leader's.
+    for replica in replicas:
+        assert all(line["restarted"] == [] for line in replica.sweeps(swept=False))
+    for instance_id in ids:
+        expected = 1 if instance_id in stalled else 0
+        assert sim.calls[("restart", instance_id)] == expected, (instance_id, expected)
+
+    reliability_figures.update(
+        replicas=len(replicas),
+        leaders_killed=rounds,
+        takeover_secs_max=round(max(takeovers), 2),
+        interval_secs=INTERVAL,
+        stale_instances=len(stalled),
+        double_restarts=0,
+    )

@@ -306,6 +306,24 @@ class AlertService:
         )
         self._nudge_after_commit(session)
 
+    async def _follow_up(
+        self,
+        session: AsyncSession,
+        incident: AlertIncident,
+        at: datetime,
+        message: Reply | None = None,
+        *,
+        broadcast: bool = False,
+    ) -> None:
+        """Edit the root to the incident's state, then (optionally) reply in its thread.
+
+        The edit goes first: should the root have failed for good, the edit becomes the
+        new root and the reply can still find a thread.
+        """
+        await self._refresh(session, incident, at)
+        if message is not None:
+            await self._reply(session, incident, message, at, broadcast=broadcast)
+
     async def _notice(
         self, session: AsyncSession, channel: str | None, message: Reply, now: datetime, stream: str
     ) -> None:
@@ -478,28 +496,19 @@ class AlertService:
         if created or not incident.announced:
             await self._post_root(session, incident, at)
             return
+        message: Reply | None = None
         if became_flapping:
             window = duration(self.policy.flap_window.total_seconds())
-            await self._reply(
-                session,
-                incident,
-                blocks.thread_note(
-                    f"〰️ Flapping: {changes} status changes in {window}. This stays one "
-                    f"incident and goes quiet until the instance has been steady for {window}."
-                ),
-                at,
+            message = blocks.thread_note(
+                f"〰️ Flapping: {changes} status changes in {window}. This stays one "
+                f"incident and goes quiet until the instance has been steady for {window}."
             )
         elif not incident.flapping:
             again = "again" if reopened or previous_kind == kind else "now"
-            await self._reply(
-                session,
-                incident,
-                blocks.thread_note(
-                    f"⚠️ {escape(KIND_WORDS.get(kind, kind))} {again}: {escape(event.detail)}"
-                ),
-                at,
+            message = blocks.thread_note(
+                f"⚠️ {escape(KIND_WORDS.get(kind, kind))} {again}: {escape(event.detail)}"
             )
-        await self._refresh(session, incident, at)
+        await self._follow_up(session, incident, at, message)
 
     async def _no_restart(self, session: AsyncSession, instance_id: str, at: datetime) -> bool:
         mute = await q.active_mute(session, instance_id, now=at)
@@ -524,15 +533,11 @@ class AlertService:
         note = event.detail or f"now {event.to_status}"
         self._resolve(incident, at, note)
         await session.flush()
+        message: Reply | None = None
         if not await self._muted(session, instance_id, at):
             after = (at - incident.opened_at).total_seconds()
-            await self._reply(
-                session,
-                incident,
-                blocks.recovered_note(IncidentView.from_row(incident), note, after_secs=after),
-                at,
-            )
-        await self._refresh(session, incident, at)
+            message = blocks.recovered_note(IncidentView.from_row(incident), note, after_secs=after)
+        await self._follow_up(session, incident, at, message)
 
     async def _leave_fleet(
         self, session: AsyncSession, fleet: AlertIncident, ids: Sequence[str], at: datetime
@@ -560,13 +565,12 @@ class AlertService:
         self._resolve(fleet, at, note)
         await session.flush()
         after = (at - fleet.opened_at).total_seconds()
-        await self._reply(
+        await self._follow_up(
             session,
             fleet,
-            blocks.thread_note(f"✅ Resolved after {duration(after)}: {escape(note)}"),
             at,
+            blocks.thread_note(f"✅ Resolved after {duration(after)}: {escape(note)}"),
         )
-        await self._refresh(session, fleet, at)
 
     async def _on_restart(self, session: AsyncSession, event: MonitorEvent) -> None:
         instance_id = event.instance_id
@@ -588,9 +592,10 @@ class AlertService:
         incident.updated_at = at
         self._set_facts(incident, action=event.detail)
         await session.flush()
-        if not incident.flapping and not await self._muted(session, instance_id, at):
-            await self._reply(session, incident, blocks.restart_note(event.detail, ok=ok), at)
-        await self._refresh(session, incident, at)
+        quiet = incident.flapping or await self._muted(session, instance_id, at)
+        await self._follow_up(
+            session, incident, at, None if quiet else blocks.restart_note(event.detail, ok=ok)
+        )
 
     async def _on_deferred(self, session: AsyncSession, event: MonitorEvent) -> None:
         assert event.instance_id is not None
@@ -617,20 +622,15 @@ class AlertService:
                     exhausted=exhausted,
                     action=f"auto-restart gave up on {len(exhausted)} instances",
                 )
+                message: Reply | None = None
                 if fleet.exhausted_at is None:
                     fleet.exhausted_at = at
                     label = event.instance.label if event.instance is not None else instance_id
-                    await self._reply(
-                        session,
-                        fleet,
-                        blocks.escalation_note(
-                            self.policy.mention,
-                            f"Auto-restart gave up on {escape(label)}: {escape(event.detail)}",
-                        ),
-                        at,
-                        broadcast=True,
+                    message = blocks.escalation_note(
+                        self.policy.mention,
+                        f"Auto-restart gave up on {escape(label)}: {escape(event.detail)}",
                     )
-                await self._refresh(session, fleet, at)
+                await self._follow_up(session, fleet, at, message, broadcast=True)
                 return
             inst = event.instance
             incident = self._new_incident(
@@ -655,17 +655,10 @@ class AlertService:
         incident.updated_at = at
         self._set_facts(incident, action=_exhausted(event.detail))
         await session.flush()
-        if not muted:
-            await self._reply(
-                session,
-                incident,
-                blocks.escalation_note(
-                    self.policy.mention, f"Auto-restart gave up: {escape(event.detail)}"
-                ),
-                at,
-                broadcast=True,
-            )
-        await self._refresh(session, incident, at)
+        escalation = blocks.escalation_note(
+            self.policy.mention, f"Auto-restart gave up: {escape(event.detail)}"
+        )
+        await self._follow_up(session, incident, at, None if muted else escalation, broadcast=True)
 
     async def _on_storm(self, session: AsyncSession, event: MonitorEvent) -> None:
         at = event.at
@@ -679,13 +672,12 @@ class AlertService:
             self._set_facts(fleet, action="no per-instance restarts during the storm")
             fleet.detail = event.detail
             await session.flush()
-            await self._reply(
+            await self._follow_up(
                 session,
                 fleet,
-                blocks.thread_note(f"🌩️ Storm: {escape(event.detail)} ({len(added)} joined)"),
                 at,
+                blocks.thread_note(f"🌩️ Storm: {escape(event.detail)} ({len(added)} joined)"),
             )
-            await self._refresh(session, fleet, at)
             return
         fleet = self._new_incident(scope="fleet", kind="stale", at=at, detail=event.detail)
         fleet.facts = {
@@ -704,8 +696,9 @@ class AlertService:
             self._set_facts(fleet, backend_down=True)
             fleet.updated_at = at
             await session.flush()
-            await self._reply(session, fleet, blocks.thread_note(f"🚨 {escape(event.detail)}"), at)
-            await self._refresh(session, fleet, at)
+            await self._follow_up(
+                session, fleet, at, blocks.thread_note(f"🚨 {escape(event.detail)}")
+            )
             return
         fleet = self._new_incident(
             scope="fleet", kind="backend_unreachable", at=at, detail=event.detail
@@ -939,8 +932,7 @@ class AlertService:
             else:
                 text = f"❌ {user(actor)} tried to restart it: {escape(error or 'failed')}"
             incident.updated_at = now
-            await self._reply(session, incident, blocks.thread_note(text), now)
-            await self._refresh(session, incident, now)
+            await self._follow_up(session, incident, now, blocks.thread_note(text))
 
         await self._db.run(write)
 
@@ -1028,11 +1020,9 @@ class AlertService:
             note = f"steady for {duration(window.total_seconds())}"
             self._resolve(incident, now, note)
             await session.flush()
-            if not await self._muted(session, incident.instance_id, now):
-                await self._reply(
-                    session, incident, blocks.thread_note(f"✅ Stopped flapping: {note}."), now
-                )
-            await self._refresh(session, incident, now)
+            quiet = await self._muted(session, incident.instance_id, now)
+            message = blocks.thread_note(f"✅ Stopped flapping: {note}.")
+            await self._follow_up(session, incident, now, None if quiet else message)
             resolved.append(incident.id)
         fleet = await q.open_fleet_incident(session)
         if fleet is not None:

@@ -22,6 +22,7 @@ from slack_bolt.authorization import AuthorizeResult
 from slack_bolt.authorization.async_authorize import AsyncAuthorize
 from slack_bolt.context.async_context import AsyncBoltContext
 
+from bot.alerts import actions as incident_buttons
 from bot.config import Settings
 from bot.errors import ConfigError
 from bot.slack import actions, commands
@@ -104,6 +105,8 @@ def create_app(settings: Settings, deps: SlackDeps) -> AsyncApp:
     app.error(_error_handler(services))
     commands.register(app, services)
     actions.register(app, services)
+    # The alerts feature's incident buttons (they answer plainly when alerts are not wired).
+    incident_buttons.register(app, services)
     return app
 
 

@@ -1,0 +1,239 @@
+"""The incident message's buttons: Acknowledge, Restart now, Logs, Mute 1h.
+
+Registered on the Slack app by ``create_app`` (``register(app, services)``), in the Slack
+app's style: acknowledged first, acted on once (a repeated click delivery is ignored),
+checked against the clicker's role (Acknowledge, Restart now and Mute need an operator,
+Logs a viewer), and written to the audit log whatever the outcome; errors go to the app's
+one error handler, which answers the clicker and writes the refusal or error row.
+
+Every button's value is the incident id; the instance comes from the incident. The
+answers to the clicker are ephemeral; what the team should see (acknowledged by whom, a
+restart by hand, a mute) goes through the alerts feature: the root message is edited and
+the incident's thread gets a reply.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import Any, Protocol
+
+from slack_bolt.async_app import AsyncApp
+from slack_bolt.context.async_context import AsyncBoltContext
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.alerts.blocks import MUTE_BUTTON_SECS
+from bot.alerts.records import AckResult, IncidentView, MuteResult
+from bot.backend.errors import BackendError
+from bot.errors import UserError
+from bot.slack import blocks as slack_blocks
+from bot.slack.ack import RECEIVED_AT, ack_first
+from bot.slack.blocks.common import section
+from bot.slack.catalog import Subcommand
+from bot.slack.commands import INVOCATION
+from bot.slack.handlers import info
+from bot.slack.ids import ActionId
+from bot.slack.invocation import Invocation
+from bot.slack.limits import reply
+from bot.slack.mrkdwn import date, duration, escape, user
+from bot.slack.parser import Command
+from bot.slack.services import Services
+from bot.store.queries import record_restart
+
+log = logging.getLogger(__name__)
+
+ACKNOWLEDGE = "acknowledge"
+
+
+class IncidentActions(Protocol):
+    """What the buttons need from the alerts feature (``AlertService`` provides it)."""
+
+    async def get_incident(self, incident_id: str | int) -> IncidentView | None:
+        """One incident, or None."""
+        ...
+
+    async def acknowledge(self, incident_id: str | int, actor: str) -> AckResult:
+        """Acknowledge; idempotent."""
+        ...
+
+    async def mute(self, instance_id: Any, until: Any, no_restart: bool, actor: str) -> MuteResult:
+        """Mute alerts for the instance."""
+        ...
+
+    async def note_manual_restart(
+        self, incident_id: str | int, actor: str, *, ok: bool, error: str | None = None
+    ) -> None:
+        """Say in the incident's thread that someone restarted the instance."""
+        ...
+
+
+def _clicked(body: dict[str, Any]) -> dict[str, Any]:
+    actions = body.get("actions") or [{}]
+    first = actions[0]
+    return first if isinstance(first, dict) else {}
+
+
+def _alerts(svc: Services) -> IncidentActions:
+    alerts = svc.deps.alerts
+    if alerts is None or not hasattr(alerts, "get_incident"):
+        raise UserError("Alerts are not running in this bot, so incident buttons do nothing.")
+    return alerts  # type: ignore[return-value]
+
+
+async def _begin(
+    svc: Services, body: dict[str, Any], context: AsyncBoltContext, action: str
+) -> tuple[Invocation, IncidentView, IncidentActions] | None:
+    """The click's invocation and incident; None when this exact click was already handled."""
+    clicked = _clicked(body)
+    who = (body.get("user") or {}).get("id", "")
+    value = str(clicked.get("value") or "")
+    key = str(clicked.get("action_ts") or body.get("trigger_id") or "")
+    if not svc.clicks.first_time(key, who, str(clicked.get("action_id")), value):
+        log.info("duplicate delivery of %s by %s ignored", clicked.get("action_id"), who)
+        return None
+    inv = Invocation.from_body(svc.deps.web, body, action=action, started=context.get(RECEIVED_AT))
+    context[INVOCATION] = inv
+    inv.draft.args = f"incident #{value[:20]}"
+    alerts = _alerts(svc)
+    incident = await alerts.get_incident(value)
+    if incident is None:
+        raise UserError(f"Incident #{value[:20]} does not exist (any more).")
+    inv.draft.instance_id = incident.instance_id
+    return inv, incident, alerts
+
+
+async def _check(svc: Services, inv: Invocation, incident: IncidentView, action: str) -> None:
+    channel = inv.channel_id
+    allowed = svc.settings.access.channels
+    if allowed and channel is not None and channel == incident.channel:
+        # The bot chose this channel for the incident: its buttons work there even when
+        # commands are limited to other channels. Roles still apply.
+        channel = allowed[0]
+    await svc.access.check(inv.user_id, channel, action)
+
+
+def _instance_of(incident: IncidentView) -> str:
+    if incident.instance_id is None:
+        raise UserError("This is a fleet-wide incident: pick an instance with /starpod list.")
+    return incident.instance_id
+
+
+async def on_acknowledge(svc: Services, inv: Invocation, incident: IncidentView) -> None:
+    """Acknowledge: the root message then shows who; a repeat says who already did."""
+    alerts = _alerts(svc)
+    await _check(svc, inv, incident, ACKNOWLEDGE)
+    result = await alerts.acknowledge(incident.id, inv.user_id)
+    label = escape(incident.label)
+    if result.outcome == "already":
+        inv.draft.detail = f"already acknowledged by {result.by}"
+        when = f" at {date(result.at)}" if result.at is not None else ""
+        text = (
+            f"👀 Incident #{incident.id} ({label}) was already acknowledged by "
+            f"{user(result.by)}{when}."
+        )
+    elif result.outcome == "resolved":
+        inv.draft.detail = "already resolved"
+        text = f"✅ Incident #{incident.id} ({label}) is already resolved."
+    elif result.outcome == "not_found":
+        raise UserError(f"Incident #{incident.id} does not exist (any more).")
+    else:
+        inv.draft.detail = "acknowledged"
+        text = f"🟠 You acknowledged incident #{incident.id} ({label})."
+    await inv.respond(reply(text, [section(text)]))
+
+
+async def on_restart(svc: Services, inv: Invocation, incident: IncidentView) -> None:
+    """Restart now: ask the backend, record who did it, say so in the incident's thread."""
+    alerts = _alerts(svc)
+    instance_id = _instance_of(incident)
+    await _check(svc, inv, incident, Subcommand.RESTART.value)
+    busy = svc.inflight.claim(instance_id, "restart", inv.user_id)
+    if busy is not None:
+        inv.draft.fail("error", f"a {busy.verb} is already in progress")
+        text = (
+            f"⏳ {user(busy.actor)} started a {escape(busy.verb)} of {escape(incident.label)} "
+            f"{duration(svc.inflight.age(busy))} ago and it is still running."
+        )
+        await inv.respond(reply(text, [section(text)]))
+        return
+    try:
+        error: str | None = None
+        try:
+            await svc.deps.backend.restart_instance(instance_id)
+        except BackendError as exc:
+            error = str(exc)
+        at = svc.deps.clock()
+
+        async def write(session: AsyncSession) -> None:
+            await record_restart(
+                session,
+                instance_id=instance_id,
+                at=at,
+                cause="user",
+                actor=inv.user_id,
+                ok=error is None,
+                error=error,
+            )
+
+        await svc.deps.db.run(write)
+        await alerts.note_manual_restart(incident.id, inv.user_id, ok=error is None, error=error)
+        if error is not None:
+            inv.draft.fail("error", error)
+            await inv.respond(
+                slack_blocks.user_error_answer(
+                    f"Restarting {incident.label} failed: {error}. "
+                    "The incident's thread says so too."
+                )
+            )
+            return
+        inv.draft.detail = "restarted from the incident message"
+    finally:
+        svc.inflight.release(instance_id)
+
+
+async def on_logs(svc: Services, inv: Invocation, incident: IncidentView) -> None:
+    """Logs: the last 50 lines, to the clicker only (the /starpod logs answer)."""
+    instance_id = _instance_of(incident)
+    await _check(svc, inv, incident, Subcommand.LOGS.value)
+    await info.show_logs(svc, inv, Command(Subcommand.LOGS, ref=instance_id))
+
+
+async def on_mute(svc: Services, inv: Invocation, incident: IncidentView) -> None:
+    """Mute 1h: alerts for the instance go quiet for an hour (auto-restart stays on)."""
+    alerts = _alerts(svc)
+    instance_id = _instance_of(incident)
+    await _check(svc, inv, incident, Subcommand.MUTE.value)
+    span = timedelta(seconds=MUTE_BUTTON_SECS)
+    until = svc.deps.clock() + span
+    await alerts.mute(instance_id, until, False, inv.user_id)
+    inv.draft.detail = f"muted for {duration(span.total_seconds())} from the incident message"
+    text = (
+        f"🔕 Alerts for {escape(incident.label)} are muted until {date(until)}. "
+        f"Undo with `/starpod unmute {instance_id[:8]}`."
+    )
+    await inv.respond(reply(text, [section(text)]))
+
+
+HANDLERS = {
+    ActionId.INCIDENT_ACK: (ACKNOWLEDGE, on_acknowledge),
+    ActionId.INCIDENT_RESTART: (Subcommand.RESTART.value, on_restart),
+    ActionId.INCIDENT_LOGS: (Subcommand.LOGS.value, on_logs),
+    ActionId.INCIDENT_MUTE: (Subcommand.MUTE.value, on_mute),
+}
+
+
+def register(app: AsyncApp, svc: Services) -> None:
+    """Listen for the incident message's four buttons."""
+
+    async def clicked(body: dict[str, Any], context: AsyncBoltContext) -> None:
+        action_id = ActionId(str(_clicked(body).get("action_id")))
+        action, handler = HANDLERS[action_id]
+        started = await _begin(svc, body, context, action)
+        if started is None:
+            return
+        inv, incident, _ = started
+        await handler(svc, inv, incident)
+        await svc.audit.write(inv.draft)
+
+    for action_id in HANDLERS:
+        app.action(action_id, middleware=[ack_first])(clicked)

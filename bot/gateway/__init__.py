@@ -1,0 +1,47 @@
+"""The gateway: instance management over HTTP for scripts and dashboards.
+
+Endpoints (under ``/api``, JSON in and out, ``X-API-Key`` header)::
+
+    GET    /api/instances                 viewer    list (?status=S&region=R)
+    POST   /api/instances                 operator  create {"name": …, "region": …}
+    GET    /api/instances/{id}            viewer    one instance
+    DELETE /api/instances/{id}            admin     kill
+    POST   /api/instances/{id}/pause      operator
+    POST   /api/instances/{id}/restart    operator
+    GET    /api/instances/{id}/health     viewer
+    GET    /api/instances/{id}/history    viewer    the bot's records (?limit=N)
+    GET    /api/openapi.json              anyone    this API's OpenAPI 3.1 document
+
+With no key configured the gateway is off and every ``/api`` path answers 404.
+Errors are ``{"error": "...", "status": n}``. Every call is audited (source ``gateway``).
+
+Modules: ``auth`` (KeyRing, Caller), ``models`` (the JSON shapes), ``routes`` (the
+endpoints), ``openapi`` (the document). The runtime adds :func:`gateway_routes_for` to the
+web app.
+"""
+
+from __future__ import annotations
+
+from starlette.routing import BaseRoute
+
+from bot.gateway.auth import HEADER, Caller, KeyRing
+from bot.gateway.openapi import build_openapi
+from bot.gateway.routes import GatewayDeps, gateway_off_routes, gateway_routes
+
+__all__ = [
+    "HEADER",
+    "Caller",
+    "GatewayDeps",
+    "KeyRing",
+    "build_openapi",
+    "gateway_routes_for",
+]
+
+
+def gateway_routes_for(
+    deps: GatewayDeps | None, *, public_url: str | None = None
+) -> list[BaseRoute]:
+    """``/api/…``: the gateway when ``deps`` has keys, else a 404 answer for every path."""
+    if deps is None or not deps.keys:
+        return gateway_off_routes()
+    return gateway_routes(deps, openapi=build_openapi(server_url=public_url))

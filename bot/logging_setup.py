@@ -239,7 +239,7 @@ def configure_logging(
     root.addHandler(handler)
     root.setLevel(settings.level)
     # Libraries that are chatty at INFO say nothing an operator needs there.
-    for name in ("aiosqlite", "apscheduler.executors.default", "uvicorn.access"):
+    for name in ("aiosqlite", "alembic", "apscheduler.executors.default", "uvicorn.access"):
         logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
     logging.captureWarnings(True)
     return redaction

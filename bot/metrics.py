@@ -11,10 +11,12 @@ the work report through small methods::
     metrics.observe_notification("sent")                # alert delivery
 
 Gauges that are a state rather than an event (open incidents, pending notifications,
-leader) are read at scrape time from sources, sync or async callables::
+leader) are read at scrape time from sources, sync or async callables; counters kept as
+running totals elsewhere are read the same way::
 
     metrics.set_source("leader", lambda: monitor.is_leader)
-    metrics.set_source("open_incidents", alerts.count_open)     # async is fine
+    metrics.set_source("open_incidents", count_open_incidents)  # async is fine
+    metrics.set_counter_source("notifications_sent", lambda: delivery.sent_total)
 
 Every name starts with ``starpod_``; see :data:`METRIC_NAMES`.
 """
@@ -38,6 +40,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 log = logging.getLogger(__name__)
 
 GaugeName = Literal["open_incidents", "notifications_pending", "leader"]
+CounterName = Literal["notifications_sent", "notifications_failed"]
 GaugeSource = Callable[[], "float | int | bool | Awaitable[float | int | bool | None] | None"]
 
 SWEEP_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
@@ -139,6 +142,13 @@ class Metrics:
             "leader": self.leader,
         }
         self._sources: dict[GaugeName, GaugeSource] = {}
+        self._counters: dict[CounterName, Counter] = {
+            "notifications_sent": self.notifications_sent,
+            "notifications_failed": self.notifications_failed,
+        }
+        # Counter sources: a running total elsewhere (e.g. the outbox sender's), and the
+        # part of it already added here.
+        self._counter_sources: dict[CounterName, tuple[Callable[[], float], float]] = {}
 
     # -- events ------------------------------------------------------------------------------
 
@@ -185,8 +195,27 @@ class Metrics:
         else:
             self._sources[gauge] = source
 
+    def set_counter_source(self, counter: CounterName, total: Callable[[], float]) -> None:
+        """Add to ``counter`` what ``total()`` (a running total kept elsewhere) grew by.
+
+        Read at each scrape; the counter keeps counting ``observe_notification`` calls too.
+        """
+        if counter not in self._counters:
+            raise ValueError(f"unknown counter {counter!r}; one of {sorted(self._counters)}")
+        self._counter_sources[counter] = (total, 0.0)
+
     async def refresh(self) -> None:
-        """Read every source into its gauge; a failing source leaves its gauge NaN."""
+        """Read every source into its metric; a failing gauge source leaves its gauge NaN."""
+        for name, (total, seen) in list(self._counter_sources.items()):
+            try:
+                now = float(total())
+            except Exception as exc:
+                log.warning("metrics: reading %s failed: %s", name, exc)
+                continue
+            if now > seen:
+                self._counters[name].inc(now - seen)
+            # A total that went down was restarted: count from its new value on.
+            self._counter_sources[name] = (total, now)
         for name, source in self._sources.items():
             try:
                 value = source()

@@ -1,0 +1,228 @@
+"""``starpod-bot run`` as a real process: start, serve, SIGTERM, secrets, refusals, bad settings.
+
+Each test starts ``python -m bot run`` with an environment only (its working folder is an
+empty tmp folder, so no ``starpod-bot.toml`` is read), pointed at the simulators running in
+this test process on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from bot.sim.backend import BackendSimulator
+from bot.sim.slack import SlackEmulator
+from tests.runtime.conftest import runtime_env
+
+BOT_TOKEN = "xoxb-4242-SECRETBOT-TOKENVALUE"
+SIGNING_SECRET = "SECRET-signing-4242-value"
+BACKEND_KEY = "SECRET-backend-key-4242"
+GATEWAY_KEY = "SECRET-gateway-key-4242"
+SSH_SECRET = "SECRET-fernet-secret-4242"
+SECRETS = (BOT_TOKEN, SIGNING_SECRET, BACKEND_KEY, GATEWAY_KEY, SSH_SECRET)
+STOP_WITHIN_SECS = 10.0
+START_WITHIN_SECS = 30.0
+
+
+class BotProcess:
+    """A running ``starpod-bot run`` whose stderr is collected line by line."""
+
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self.proc = proc
+        self.lines: list[str] = []
+        self.url: str | None = None
+        self._listening = asyncio.Event()
+        self._reader = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        assert self.proc.stderr is not None
+        async for raw in self.proc.stderr:
+            line = raw.decode(errors="replace").rstrip("\n")
+            self.lines.append(line)
+            if "web server listening on " in line and self.url is None:
+                self.url = line.split("web server listening on ", 1)[1].split(" ")[0].strip('",')
+                self._listening.set()
+
+    async def listening(self) -> str:
+        """The bot's URL once it logs that it listens (fails if it exits first)."""
+        waiter = asyncio.create_task(self._listening.wait())
+        exited = asyncio.create_task(self.proc.wait())
+        await asyncio.wait(
+            {waiter, exited}, timeout=START_WITHIN_SECS, return_when=asyncio.FIRST_COMPLETED
+        )
+        waiter.cancel()
+        exited.cancel()
+        assert self.url is not None, f"the bot did not start: {self.output()}"
+        return self.url
+
+    async def finish(self, timeout: float = STOP_WITHIN_SECS) -> int:  # noqa: ASYNC109
+        """Wait for the exit code (and the rest of stderr)."""
+        async with asyncio.timeout(timeout):
+            code = await self.proc.wait()
+            await self._reader
+        return code
+
+    def output(self) -> str:
+        return "\n".join(self.lines)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _env(
+    tmp_path: Path, backend: BackendSimulator, slack: SlackEmulator, **extra: str
+) -> dict[str, str]:
+    base = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("STARPOD_", "SLACK_", "LOG_", "DATABASE_URL", "ANTHROPIC_"))
+        and k != "PORT"
+    }
+    return base | runtime_env(tmp_path, backend, slack, **extra)
+
+
+async def _start(env: dict[str, str], cwd: Path) -> BotProcess:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        "run",
+        env=env,
+        cwd=cwd,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    return BotProcess(proc)
+
+
+@pytest.fixture
+async def secret_sims() -> AsyncIterator[tuple[BackendSimulator, SlackEmulator]]:
+    """Simulators that only accept the recognisable secrets above."""
+    async with (
+        BackendSimulator(transition_secs=0, api_key=BACKEND_KEY) as backend,
+        SlackEmulator(bot_token=BOT_TOKEN, signing_secret=SIGNING_SECRET) as slack,
+    ):
+        yield backend, slack
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    folder = tmp_path / "cwd"
+    folder.mkdir()
+    return folder
+
+
+async def test_run_serves_logs_json_without_secrets_and_stops_on_sigterm(
+    tmp_path: Path, workdir: Path, secret_sims: tuple[BackendSimulator, SlackEmulator]
+) -> None:
+    backend, slack = secret_sims
+    [instance_id] = backend.seed_instances(1)
+    port = _free_port()
+    env = _env(
+        tmp_path,
+        backend,
+        slack,
+        ANTHROPIC_API_KEY=BACKEND_KEY,
+        STARPOD_GATEWAY_KEYS=f"ops:admin:{GATEWAY_KEY}",
+        STARPOD_SSH_KEY_SECRET=SSH_SECRET,
+        STARPOD_PUBLIC_URL=f"http://127.0.0.1:{port}",
+        PORT=str(port),
+        LOG_FORMAT="json",
+        LOG_LEVEL="DEBUG",
+    )
+    bot = await _start(env, workdir)
+    try:
+        url = await bot.listening()
+        async with httpx.AsyncClient(base_url=url, timeout=10) as http:
+            alive = await http.get("/healthz")
+            ready = await http.get("/readyz")
+            listed = await http.get("/api/instances", headers={"X-API-Key": GATEWAY_KEY})
+            await slack.send_slash_command(f"{url}/slack/events", f"ssh {instance_id}")
+            await slack.wait_for(lambda: bool(slack.responses), timeout=10, what="the ssh answer")
+            metrics = await http.get("/metrics")
+    finally:
+        bot.proc.send_signal(signal.SIGTERM)
+        code = await bot.finish()
+    assert code == 0, bot.output()
+    assert alive.status_code == 200 and ready.status_code == 200, ready.text
+    assert listed.status_code == 200 and listed.json()[0]["id"] == instance_id
+    assert "starpod_sweeps_total" in metrics.text
+    # Every line is one JSON object with the agreed fields.
+    records = [json.loads(line) for line in bot.lines if line.strip()]
+    assert all({"ts", "level", "logger", "msg"} <= set(r) for r in records)
+    assert any(r["msg"] == "starpod-bot stopped" for r in records)
+    assert any(r["level"] == "DEBUG" for r in records)
+    # Not one secret, not one line of the SSH key the backend handed out.
+    output = bot.output()
+    for secret in SECRETS:
+        assert secret not in output
+    assert backend.issued_private_keys, "the ssh command fetched no key"
+    for key in backend.issued_private_keys:
+        body = [line for line in key.splitlines() if line and not line.startswith("-----")]
+        assert not any(line in output for line in body)
+    assert slack.violations() == []
+
+
+async def test_second_process_on_the_same_sqlite_file_is_refused(
+    tmp_path: Path, workdir: Path, backend_sim: BackendSimulator, slack_emulator: SlackEmulator
+) -> None:
+    env = _env(tmp_path, backend_sim, slack_emulator)
+    first = await _start(env, workdir)
+    try:
+        await first.listening()
+        second = await _start(env, workdir)
+        code = await second.finish(timeout=START_WITHIN_SECS)
+    finally:
+        first.proc.send_signal(signal.SIGTERM)
+        first_code = await first.finish()
+    assert code == 2, second.output()
+    errors = [line for line in second.lines if " ERROR " in line]
+    assert len(errors) == 1, second.output()
+    assert "cannot start: another starpod-bot process is already using" in errors[0]
+    assert f"(pid {first.proc.pid})" in errors[0]
+    assert "Traceback" not in second.output()
+    assert first_code == 0, first.output()
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        ({"PORT": "not-a-port"}, ["invalid setting PORT (http.port)"]),
+        (
+            {"STARPOD_INSTANCE_BACKEND_URL": "", "SLACK_SIGNING_SECRET": ""},
+            ["STARPOD_INSTANCE_BACKEND_URL", "SLACK_SIGNING_SECRET"],
+        ),
+        ({"SLACK_BOT_TOKEN": "xoxb-wrong"}, ["Slack rejected SLACK_BOT_TOKEN"]),
+    ],
+    ids=["malformed", "missing", "rejected-token"],
+)
+async def test_bad_settings_are_one_line_each_and_exit_2(
+    tmp_path: Path,
+    workdir: Path,
+    backend_sim: BackendSimulator,
+    slack_emulator: SlackEmulator,
+    overrides: dict[str, str],
+    expected: list[str],
+) -> None:
+    bot = await _start(_env(tmp_path, backend_sim, slack_emulator, **overrides), workdir)
+    code = await bot.finish(timeout=START_WITHIN_SECS)
+    assert code == 2, bot.output()
+    problems = [line for line in bot.lines if "error" in line.lower()]
+    assert len(problems) == len(expected), bot.output()
+    for line, needle in zip(problems, expected, strict=True):
+        assert needle in line
+    assert "Traceback" not in bot.output()
+    assert "xoxb-wrong" not in bot.output()

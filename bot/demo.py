@@ -241,7 +241,7 @@ async def _run(options: DemoOptions, stop: asyncio.Event, workdir: Path, echo: E
         if stop.is_set():
             echo("demo: stopped before the bot was ready")
             return 0
-        _banner(options, running, echo)
+        _banner(options, running, child.pid, echo)
         outcome = await _supervise(child, stop, options.duration)
         if outcome is not None:
             await _finish_relay(relay)
@@ -332,7 +332,7 @@ def _report_death(code: int, echo: Echo) -> int:
     return 1
 
 
-def _banner(options: DemoOptions, running: _Running, echo: Echo) -> None:
+def _banner(options: DemoOptions, running: _Running, pid: int, echo: Echo) -> None:
     stale = (
         f"; {running.stale_name} stops its heartbeat in ~{options.stall_after:.0f} s"
         if running.stale_name
@@ -343,7 +343,7 @@ def _banner(options: DemoOptions, running: _Running, echo: Echo) -> None:
     echo("")
     echo(f"  Playground:  {running.slack.url}/")
     echo("")
-    echo(f"  Bot (HTTP mode):    {running.bot_url}/slack/events  (healthz, metrics)")
+    echo(f"  Bot (HTTP mode):    {running.bot_url}/slack/events  (pid {pid}; /healthz, /metrics)")
     echo(f"  Slack emulator API: {running.slack.api_url}")
     echo(f"  Backend simulator:  {running.backend.url}  ({options.instances} instances{stale})")
     echo(f"  Database:           {running.database_url}")

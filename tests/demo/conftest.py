@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import re
 import shutil
-from collections.abc import AsyncIterator
+import signal
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 
 from bot.sim.playground import Playground
@@ -61,3 +66,128 @@ async def playground() -> AsyncIterator[tuple[SlackEmulator, Playground]]:
         yield emulator, mounted
     finally:
         await emulator.stop()
+
+
+# Short intervals: the simulator's heartbeat ticks every 5 s, so a 7 s timeout keeps healthy
+# instances fresh while the stalled one is caught a few seconds after it stops.
+FAST_DEMO_ARGS = [
+    "--port",
+    "0",
+    "--bot-port",
+    "0",
+    "--instances",
+    "4",
+    "--stall-after",
+    "3",
+    "--monitor-interval",
+    "1",
+    "--heartbeat-timeout",
+    "7",
+    "--transition-secs",
+    "0.5",
+    "--bot-log-level",
+    "INFO",
+]
+
+
+class DemoProcess:
+    """``starpod-bot demo`` in a subprocess; its output is kept, its URLs read from the banner."""
+
+    def __init__(self, args: list[str], cwd: Path) -> None:
+        self.args = args
+        self.cwd = cwd
+        self.lines: list[str] = []
+        self.process: asyncio.subprocess.Process | None = None
+        self.playground_url = ""
+        self.bot_url = ""
+        self._reader: asyncio.Task[None] | None = None
+        self._banner = asyncio.Event()
+
+    async def start(self, timeout: float = 60.0) -> DemoProcess:  # noqa: ASYNC109
+        """Start it and wait for the banner (the bot answers /healthz by then)."""
+        self.process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bot",
+            "demo",
+            *self.args,
+            cwd=str(self.cwd),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        self._reader = asyncio.create_task(self._read())
+        banner = asyncio.create_task(self._banner.wait())
+        exited = asyncio.create_task(self.process.wait())
+        done, _ = await asyncio.wait(
+            {banner, exited}, timeout=timeout, return_when="FIRST_COMPLETED"
+        )
+        banner.cancel()
+        exited.cancel()
+        if banner not in done:
+            await self.stop()
+            raise AssertionError("the demo never printed its banner:\n" + self.output())
+        return self
+
+    async def _read(self) -> None:
+        assert self.process is not None and self.process.stdout is not None
+        async for raw in self.process.stdout:
+            line = raw.decode("utf-8", errors="replace").rstrip()
+            self.lines.append(line)
+            if match := re.search(r"Playground:\s+(http://\S+?)/?$", line):
+                self.playground_url = match.group(1)
+            if match := re.search(r"Bot \(HTTP mode\):\s+(http://[^/\s]+)", line):
+                self.bot_url = match.group(1)
+            if self.playground_url and self.bot_url:
+                self._banner.set()
+
+    def output(self) -> str:
+        return "\n".join(self.lines[-80:])
+
+    async def state(self, user: str = "U0OPERATOR") -> dict[str, Any]:
+        """The playground's JSON state."""
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(f"{self.playground_url}/playground/state", params={"user": user}) as answer,
+        ):
+            return await answer.json()
+
+    async def wait_exit(self, timeout: float) -> int:  # noqa: ASYNC109
+        assert self.process is not None
+        code = await asyncio.wait_for(self.process.wait(), timeout=timeout)
+        if self._reader is not None:
+            await asyncio.wait_for(self._reader, timeout=5)
+        return code
+
+    async def stop(self) -> None:
+        """Ctrl-C, as a person would; kill only if it does not stop in time."""
+        if self.process is None or self.process.returncode is not None:
+            return
+        self.process.send_signal(signal.SIGINT)
+        try:
+            await self.wait_exit(timeout=20)
+        except TimeoutError:
+            self.process.kill()
+            await self.process.wait()
+
+
+@pytest.fixture
+async def fast_demo(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[DemoProcess]]]:
+    """Start ``starpod-bot demo`` with short intervals (extra args appended); stopped after."""
+    started: list[DemoProcess] = []
+
+    async def start(*extra: str) -> DemoProcess:
+        demo = DemoProcess([*FAST_DEMO_ARGS, *extra], tmp_path)
+        started.append(demo)
+        return await demo.start()
+
+    yield start
+    for demo in started:
+        await demo.stop()
+
+
+def alert_messages(state: dict[str, Any]) -> list[dict[str, Any]]:
+    """The alert channel's top-level messages in a playground state."""
+    channel = next(c for c in state["channels"] if c["id"] == "C0ALERTS")
+    return channel["messages"]

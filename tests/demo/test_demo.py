@@ -1,0 +1,113 @@
+"""``starpod-bot demo`` end to end: the real bot process against the simulator and emulator.
+
+These run the command as a newcomer would (with intervals shortened so the stale instance
+is caught within seconds), read the playground's state over HTTP, and check the process
+tree starts and stops cleanly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import aiohttp
+
+from tests.demo.conftest import DemoProcess, alert_messages
+
+StartDemo = Callable[..., Awaitable[DemoProcess]]
+
+
+def stale_name(demo: DemoProcess) -> str:
+    match = re.search(r"\(\d+ instances; (\S+) stops its heartbeat", demo.output())
+    assert match, demo.output()
+    return match.group(1)
+
+
+async def wait_for_state(
+    demo: DemoProcess,
+    predicate: Callable[[dict[str, Any]], Any],
+    *,
+    timeout: float,  # noqa: ASYNC109
+    what: str,
+) -> Any:
+    """Poll the playground's state until ``predicate`` returns something truthy."""
+    deadline = time.monotonic() + timeout
+    state: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        state = await demo.state()
+        found = predicate(state)
+        if found:
+            return found
+        await asyncio.sleep(0.3)
+    raise AssertionError(
+        f"{what} did not happen within {timeout} s; alerts: "
+        f"{[m['text'] for m in alert_messages(state)] if state else '?'}\n{demo.output()}"
+    )
+
+
+async def test_demo_catches_restarts_and_resolves_the_stale_instance(
+    fast_demo: StartDemo,
+) -> None:
+    demo = await fast_demo("--duration", "20")
+    name = stale_name(demo)
+
+    def resolved_incident(state: dict[str, Any]) -> dict[str, Any] | None:
+        for message in alert_messages(state):
+            if name in message["text"] and message["text"].startswith("Resolved"):
+                return message
+        return None
+
+    incident = await wait_for_state(
+        demo, resolved_incident, timeout=19, what=f"a resolved incident for {name}"
+    )
+    # It was announced open first (with on-call mentioned), then edited to resolved.
+    first_versions = [edit["text"] for edit in incident["edits"]]
+    assert any("Open" in text and "subteam" in text for text in first_versions), first_versions
+    assert incident["replies"], "restart and recovery notes go to the incident's thread"
+    assert len(alert_messages(await demo.state())) == 1, "one message per incident"
+    code = await demo.wait_exit(timeout=40)
+    assert code == 0, demo.output()
+    assert "demo: stopping" in demo.output()
+    assert "Traceback" not in demo.output()
+
+
+async def test_ctrl_c_stops_the_bot_and_the_servers(fast_demo: StartDemo) -> None:
+    demo = await fast_demo()
+    bot_pid = int(re.search(r"\(pid (\d+);", demo.output()).group(1))  # type: ignore[union-attr]
+    assert demo.process is not None
+    demo.process.send_signal(signal.SIGINT)
+    assert await demo.wait_exit(timeout=20) == 0, demo.output()
+    assert not _alive(bot_pid), "the bot outlived the demo"
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as http:
+        for url in (f"{demo.bot_url}/healthz", f"{demo.playground_url}/"):
+            try:
+                async with http.get(url):
+                    raise AssertionError(f"{url} still answers after Ctrl-C")
+            except aiohttp.ClientConnectionError:
+                pass
+
+
+async def test_a_dying_bot_is_reported_and_stops_the_demo(fast_demo: StartDemo) -> None:
+    demo = await fast_demo()
+    bot_pid = int(re.search(r"\(pid (\d+);", demo.output()).group(1))  # type: ignore[union-attr]
+    os.kill(bot_pid, signal.SIGKILL)
+    assert await demo.wait_exit(timeout=20) == 1
+    assert "the bot was killed by signal 9" in demo.output()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie is gone for our purposes; only a running process counts.
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+            return stat.read().split(")")[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False

@@ -14,16 +14,27 @@ import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
-from datetime import UTC, datetime
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.engine import make_url
 
-from bot.monitor import MonitorEvent
+from bot.alerts.delivery import OutboxDelivery
+from bot.alerts.service import AlertPolicy, AlertService
+from bot.backend.client import InstanceClient
+from bot.config import Settings
+from bot.monitor import HealthMonitor, MonitorEvent, SweepReport
 from bot.sim.backend import BackendSimulator
+from bot.sim.slack import Message, SlackEmulator
+from bot.slack import SlackDeps, SshLinkService, build_web_client, create_app
 from bot.store.database import Database
+from bot.web.app import create_web_app
+from bot.web.server import WebServer, bind_socket
 
 if TYPE_CHECKING:
     from tests.conftest import FakeClock
@@ -127,3 +138,203 @@ class EventLog:
 @pytest.fixture
 def event_log() -> EventLog:
     return EventLog()
+
+
+# -- the whole bot in this process: Slack app + web server + monitor + alerts + delivery -----
+
+ALERTS = "C0ALERTS"
+OPS = "C0OPS"
+ONCALL = "<!subteam^S0ONCALL>"
+ADMIN, OPERATOR, VIEWER, NOBODY = "U0ADMIN", "U0OPERATOR", "U0VIEWER", "U0NOBODY"
+# What a user sees when the bot hit a bug instead of answering (bot.slack.blocks.answers).
+UNEXPECTED = "Something went wrong"
+
+
+def chaos_settings(
+    slack: SlackEmulator, backend_url: str, public_url: str | None, *, access: bool
+) -> Settings:
+    """Settings as the runtime would read them from the environment, for the emulator."""
+    data: dict[str, Any] = {
+        "backend": {"url": backend_url, "timeout_secs": 0.3},
+        "slack": {
+            "bot_token": slack.bot_token,
+            "signing_secret": slack.signing_secret,
+            "api_url": slack.api_url,
+        },
+        "http": {"public_url": public_url},
+        "alerts": {"channel": ALERTS, "mention": ONCALL},
+        "monitor": {"heartbeat_timeout_secs": 90},
+    }
+    if access:
+        data["access"] = {"admins": [ADMIN], "operators": ["S0OPS"], "viewers": [VIEWER]}
+    return Settings.model_validate(data)
+
+
+@dataclass
+class ChaosBot:
+    """The bot's parts, assembled as the runtime assembles them, on loopback.
+
+    The backend simulator, the monitor, the alerts and their delivery run on the fake clock
+    (so 60 sweeps take seconds); Slack's side (signed requests) keeps real time, since Bolt
+    refuses timestamps more than five minutes off.
+    """
+
+    sim: BackendSimulator
+    slack: SlackEmulator
+    db: Database
+    clock: FakeClock
+    utc: Callable[[], datetime]
+    client: InstanceClient
+    monitor: HealthMonitor
+    service: AlertService
+    delivery: OutboxDelivery
+    deps: SlackDeps
+    url: str
+    events: EventLog
+
+    UNEXPECTED = UNEXPECTED
+
+    @property
+    def events_url(self) -> str:
+        return f"{self.url}/slack/events"
+
+    @staticmethod
+    def visible(message: Message) -> str:
+        """Everything a user can read in ``message``."""
+        return visible_text(message)
+
+    async def sweep(self) -> SweepReport:
+        """One monitor sweep, then one delivery run (as the scheduler would do)."""
+        report = await self.monitor.sweep_once()
+        await self.delivery.run_once()
+        return report
+
+    async def command(
+        self, text: str, *, user: str = OPERATOR, channel: str = OPS, wait: float = 10.0
+    ) -> Message:
+        """Send ``/starpod text``; return the answer the user gets (ephemeral or in channel)."""
+        ephemerals = len(self.slack.ephemerals(user))
+        posts = len(self.slack.messages(channel))
+        reply = await self.slack.send_slash_command(
+            self.events_url, text, user_id=user, channel_id=channel
+        )
+        assert reply.status_code == 200, (text, reply.status_code, reply.text)
+
+        def answered() -> bool:
+            return (
+                len(self.slack.ephemerals(user)) > ephemerals
+                or len(self.slack.messages(channel)) > posts
+            )
+
+        await self.slack.wait_for(answered, wait, what=f"an answer to /starpod {text}")
+        if len(self.slack.ephemerals(user)) > ephemerals:
+            return self.slack.ephemerals(user)[ephemerals]
+        return self.slack.messages(channel)[posts]
+
+
+def visible_text(message: Message) -> str:
+    """Everything a user can read in a message: its fallback and every text in its blocks."""
+    parts = [message.text]
+
+    def walk(value: Any) -> None:
+        if isinstance(value, dict):
+            if isinstance(value.get("text"), str):
+                parts.append(value["text"])
+            for item in value.values():
+                if isinstance(item, dict | list):
+                    walk(item)
+        elif isinstance(value, list):
+            for item in value:
+                walk(item)
+
+    walk(message.blocks)
+    return "\n".join(parts)
+
+
+@asynccontextmanager
+async def running_bot(
+    sim: BackendSimulator,
+    slack: SlackEmulator,
+    db: Database,
+    clock: FakeClock,
+    *,
+    access: bool = True,
+    public_url: bool = True,
+    backend_timeout: float = 0.3,
+) -> AsyncIterator[ChaosBot]:
+    """Start the bot's web server, Slack app, monitor, alerts and delivery; stop them after."""
+    slack.add_usergroup("S0OPS", [OPERATOR])
+    sock = bind_socket()
+    host, port = sock.getsockname()[:2]
+    url = f"http://{host}:{port}"
+    settings = chaos_settings(slack, sim.url, url if public_url else None, access=access)
+
+    def utc() -> datetime:
+        return datetime.fromtimestamp(clock(), UTC)
+
+    events = EventLog()
+    async with InstanceClient(sim.url, timeout=backend_timeout, retry_backoff=0) as client:
+        monitor = (
+            HealthMonitor(client, store=db)
+            .with_clock(utc)
+            .with_heartbeat_timeout(timedelta(seconds=90))
+            .on_event(events.handler)
+            .on_status_change(events.callback)
+        )
+        delivery_web = AsyncWebClient(
+            token=slack.bot_token, base_url=slack.api_url, timeout=5, retry_handlers=[]
+        )
+        delivery = OutboxDelivery(
+            db,
+            delivery_web,
+            clock=utc,
+            holder="chaos",
+            base_backoff=timedelta(seconds=1),
+            max_backoff=timedelta(seconds=30),
+        )
+        service = AlertService(
+            db,
+            policy=AlertPolicy(channel=ALERTS, mention=ONCALL),
+            delivery=delivery,
+            clock=utc,
+            nudge=False,
+        )
+        service.attach(monitor)
+        web = build_web_client(settings)
+        links = SshLinkService.from_settings(settings, db, clock=utc)
+        deps = SlackDeps(
+            backend=client,
+            db=db,
+            web=web,
+            ssh_links=links,
+            clock=utc,
+            monitor=monitor,
+            alerts=service,  # type: ignore[arg-type]
+            action_poll_interval=0.03,
+            action_poll_timeout=3.0,
+        )
+        app = create_app(settings, deps)
+        server = WebServer(create_web_app(slack_app=app, ssh_links=links), sock=sock)
+        await server.start()
+        try:
+            yield ChaosBot(
+                sim, slack, db, clock, utc, client, monitor, service, delivery, deps, url, events
+            )
+        finally:
+            await server.stop()
+            await asyncio.sleep(0.05)  # let listener tasks still running end quietly
+            if web.session is not None and not web.session.closed:
+                await web.session.close()
+
+
+StartBot = Callable[..., Any]
+
+
+@pytest.fixture
+def start_bot(slack_emulator: SlackEmulator, fake_clock: FakeClock) -> Callable[..., Any]:
+    """``async with start_bot(sim, db, **options) as bot:`` runs :func:`running_bot`."""
+
+    def start(sim: BackendSimulator, db: Database, **options: Any) -> Any:
+        return running_bot(sim, slack_emulator, db, fake_clock, **options)
+
+    return start

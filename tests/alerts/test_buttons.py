@@ -1,0 +1,205 @@
+"""The incident message's buttons, clicked in the emulator on the real Slack app.
+
+The Slack app (Bolt, Starlette, uvicorn on 127.0.0.1) gets the real AlertService as its
+``alerts`` dependency; roles: U0ADMIN admin, U0OPERATOR operator (through group S0OPS),
+U0VIEWER viewer. The emulator keeps real time here (Bolt refuses requests signed with a
+timestamp far from now); the backend, monitor and alerts stay on the fake clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+
+import pytest
+from sqlalchemy import select
+
+from bot.backend.client import InstanceClient
+from bot.config import Settings
+from bot.sim.slack import Message, SlackEmulator
+from bot.slack import SlackDeps, SshLinkService, build_web_client, create_app
+from bot.slack.audit import latest_audit
+from bot.store.alert_models import AlertMute
+from bot.store.models import RestartAttempt
+from bot.store.slack_models import AuditEntry
+from bot.web.app import create_web_app
+from bot.web.server import WebServer, bind_socket
+from tests.alerts.conftest import Harness
+
+ADMIN, OPERATOR, VIEWER = "U0ADMIN", "U0OPERATOR", "U0VIEWER"
+
+
+@pytest.fixture
+async def slack() -> AsyncIterator[SlackEmulator]:
+    """The emulator on the real clock (signed requests must carry a current timestamp)."""
+    async with SlackEmulator() as emulator:
+        emulator.add_usergroup("S0OPS", [OPERATOR])
+        yield emulator
+
+
+@dataclass
+class Running:
+    h: Harness
+    url: str
+    root: Message
+    victim: str
+
+    async def click(self, action_id: str, user: str) -> Message:
+        """Click a button of the incident's root; returns the clicker's ephemeral answer."""
+        emulator = self.h.slack
+        before = len(emulator.ephemerals(user))
+        answer = await emulator.send_block_action(
+            f"{self.url}/slack/events", action_id=action_id, user_id=user, message_ts=self.root.ts
+        )
+        assert answer.status_code == 200, answer.text
+        await emulator.wait_for(lambda: len(emulator.ephemerals(user)) > before, 5)
+        return emulator.ephemerals(user)[before]
+
+    async def audit(self, count: int = 1) -> list[AuditEntry]:
+        """The audit log, once it holds ``count`` rows (each click writes one when done)."""
+        for _ in range(250):
+            async with self.h.db.session() as session:
+                rows = await latest_audit(session, limit=20)
+            if len(rows) >= count:
+                return rows
+            await asyncio.sleep(0.02)
+        raise AssertionError(f"expected {count} audit rows, found {len(rows)}")
+
+    async def current_root(self) -> Message:
+        await self.h.deliver()
+        message = self.h.slack.find_message(self.root.ts)
+        assert message is not None
+        return message
+
+
+@pytest.fixture
+async def running(
+    make_harness: Callable[..., Harness], client: InstanceClient
+) -> AsyncIterator[Running]:
+    """A stale instance's incident, posted, with the Slack app listening for clicks."""
+    h = make_harness(budget=0)  # no auto-restarts: only the buttons act
+    emulator = h.slack
+    sock = bind_socket()
+    host, port = sock.getsockname()[:2]
+    url = f"http://{host}:{port}"
+    settings = Settings.model_validate(
+        {
+            "backend": {"url": h.sim.url},
+            "slack": {
+                "bot_token": emulator.bot_token,
+                "signing_secret": emulator.signing_secret,
+                "api_url": emulator.api_url,
+            },
+            "access": {"admins": [ADMIN], "operators": ["S0OPS"], "viewers": [VIEWER]},
+        }
+    )
+    links = SshLinkService.from_settings(settings, h.db, clock=h.utc)
+    deps = SlackDeps(
+        backend=client,
+        db=h.db,
+        web=build_web_client(settings),
+        ssh_links=links,
+        clock=h.utc,
+        alerts=h.service,
+    )
+    server = WebServer(
+        create_web_app(slack_app=create_app(settings, deps), ssh_links=links), sock=sock
+    )
+    await server.start()
+    try:
+        ids = h.sim.seed_instances(3)
+        await h.sweep()
+        victim = ids[0]
+        h.sim.stop_heartbeat(victim)
+        h.advance(100)
+        await h.sweep()
+        await h.deliver()
+        [root] = h.channel()
+        yield Running(h, url, root, victim)
+    finally:
+        await server.stop()
+
+
+async def test_operator_acknowledges_and_a_second_click_says_who_did(running: Running) -> None:
+    answer = await running.click("starpod.incident.ack", OPERATOR)
+    assert "You acknowledged incident #1" in answer.text
+    # A colleague clicks the same button before the edited message reaches them.
+    again = await running.click("starpod.incident.ack", ADMIN)
+    assert "already acknowledged by <@U0OPERATOR>" in str(again.blocks)
+    root = await running.current_root()
+    assert "Acknowledged by <@U0OPERATOR>" in str(root.blocks)
+    assert "starpod.incident.ack" not in str(root.blocks), "nothing left to acknowledge"
+    [incident] = await running.h.incidents()
+    assert incident.state == "acknowledged" and incident.acknowledged_by == OPERATOR
+
+    entries = await running.audit(2)
+    acks = [e for e in entries if e.action == "acknowledge"]
+    assert {(e.user_id, e.result) for e in acks} == {(OPERATOR, "ok"), (ADMIN, "ok")}
+    assert all(e.instance_id == running.victim for e in acks)
+    assert running.h.slack.violations() == []
+
+
+async def test_viewer_may_not_acknowledge(running: Running) -> None:
+    answer = await running.click("starpod.incident.ack", VIEWER)
+    assert "operator" in answer.text.lower() or "operator" in str(answer.blocks).lower()
+    [incident] = await running.h.incidents()
+    assert incident.state == "open" and incident.acknowledged_by is None
+    root = await running.current_root()
+    assert not root.edited
+    [entry] = [e for e in await running.audit() if e.action == "acknowledge"]
+    assert entry.user_id == VIEWER and entry.result == "refused"
+
+
+async def test_viewer_reads_the_logs_but_may_not_restart_or_mute(running: Running) -> None:
+    logs = await running.click("starpod.incident.logs", VIEWER)
+    assert "```" in str(logs.blocks), "the log lines come as a code block"
+    refused = await running.click("starpod.incident.restart", VIEWER)
+    assert "operator" in str(refused.blocks).lower()
+    refused = await running.click("starpod.incident.mute", VIEWER)
+    assert "operator" in str(refused.blocks).lower()
+    results = {(e.action, e.result) for e in await running.audit(3)}
+    assert results == {("logs", "ok"), ("restart", "refused"), ("mute", "refused")}
+
+
+async def test_restart_now_restarts_records_who_and_says_so_in_the_thread(
+    running: Running,
+) -> None:
+    emulator = running.h.slack
+    await emulator.send_block_action(
+        f"{running.url}/slack/events",
+        action_id="starpod.incident.restart",
+        user_id=OPERATOR,
+        message_ts=running.root.ts,
+    )
+
+    async def restarted() -> bool:
+        async with running.h.db.session() as session:
+            rows = list(await session.scalars(select(RestartAttempt)))
+        return any(r.cause == "user" and r.actor == OPERATOR and r.ok for r in rows)
+
+    for _ in range(250):  # the click is handled in a task after the ack
+        if await restarted():
+            break
+        await asyncio.sleep(0.02)
+    assert await restarted()
+    await running.h.deliver()
+    replies = running.h.replies(running.root)
+    assert any("restarted it by hand" in str(r.blocks) for r in replies)
+
+    # The monitor sees it recover: the incident resolves in the same thread.
+    running.h.advance(30)
+    await running.h.sweep()
+    root = await running.current_root()
+    assert "Resolved" in str(root.blocks)
+
+
+async def test_mute_button_mutes_for_an_hour(running: Running) -> None:
+    answer = await running.click("starpod.incident.mute", OPERATOR)
+    assert "muted until" in str(answer.blocks)
+    async with running.h.db.session() as session:
+        [mute] = list(await session.scalars(select(AlertMute)))
+    assert mute.instance_id == running.victim and mute.actor == OPERATOR
+    assert (mute.until - running.h.utc()).total_seconds() == pytest.approx(3600, abs=5)
+    await running.h.deliver()
+    assert any("muted until" in r.text for r in running.h.replies(running.root))

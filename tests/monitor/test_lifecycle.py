@@ -174,3 +174,23 @@ async def test_a_naive_clock_is_refused(client: InstanceClient, sim: BackendSimu
     monitor = HealthMonitor(client).with_clock(lambda: datetime(2026, 1, 1))
     with pytest.raises(ValueError, match="timezone-aware"):
         await monitor.sweep_once()
+
+
+async def test_sweep_observers_see_every_report(
+    sim: BackendSimulator, fake_clock: FakeClock, make_monitor: MakeMonitor
+) -> None:
+    sim.seed_instances(2)
+    reports = []
+
+    def broken(_report: object) -> None:
+        raise RuntimeError("an observer failing never breaks the sweep")
+
+    monitor = make_monitor().on_sweep(broken).on_sweep(reports.append)
+    await monitor.sweep_once()
+    sim.set_faults(down=True)
+    fake_clock.advance(30)
+    await monitor.sweep_once()
+    assert [(r.swept, r.instances, r.backend_error is None) for r in reports] == [
+        (True, 2, True),
+        (True, 0, False),
+    ]

@@ -203,3 +203,54 @@ async def test_mute_button_mutes_for_an_hour(running: Running) -> None:
     assert (mute.until - running.h.utc()).total_seconds() == pytest.approx(3600, abs=5)
     await running.h.deliver()
     assert any("muted until" in r.text for r in running.h.replies(running.root))
+
+
+async def slash(running: Running, text: str, user: str = OPERATOR) -> Message:
+    """Send `/starpod <text>` from the alert channel; returns the user's ephemeral answer."""
+    emulator = running.h.slack
+    before = len(emulator.ephemerals(user))
+    answer = await emulator.send_slash_command(
+        f"{running.url}/slack/events", text, user_id=user, channel_id="C0ALERTS"
+    )
+    assert answer.status_code == 200, answer.text
+    await emulator.wait_for(lambda: len(emulator.ephemerals(user)) > before, 5)
+    return emulator.ephemerals(user)[before]
+
+
+async def test_slash_mute_no_restart_then_unmute_go_through_the_alerts_feature(
+    running: Running,
+) -> None:
+    h, victim = running.h, running.victim
+    emulator = h.slack
+    before = len(h.channel())
+    answer = await emulator.send_slash_command(
+        f"{running.url}/slack/events",
+        f"mute {victim[:8]} 2h --no-restart",
+        user_id=OPERATOR,
+        channel_id="C0ALERTS",
+    )
+    assert answer.status_code == 200
+    # The Slack app announces the mute in the channel it was typed in.
+    await emulator.wait_for(lambda: len(h.channel()) > before, 5)
+    async with h.db.session() as session:
+        [mute] = list(await session.scalars(select(AlertMute)))
+    assert mute.no_restart and mute.instance_id == victim and mute.ended_at is None
+    assert not await h.service.restart_guard(victim)
+
+    await emulator.send_slash_command(
+        f"{running.url}/slack/events", f"unmute {victim[:8]}", user_id=OPERATOR, channel_id="C0OPS"
+    )
+    await emulator.wait_for(lambda: len(emulator.messages("C0OPS")) == 1, 5)
+    async with h.db.session() as session:
+        [mute] = list(await session.scalars(select(AlertMute)))
+    assert mute.ended_how == "unmuted" and mute.ended_by == OPERATOR
+    assert await h.service.restart_guard(victim)
+    await h.deliver()
+    notices = [m for m in h.channel() if "are on again" in m.text]
+    assert len(notices) == 1 and "unmuted by <@U0OPERATOR>" in str(notices[0].blocks)
+
+
+async def test_slash_status_lists_the_open_incidents(running: Running) -> None:
+    answer = await slash(running, "status", user=VIEWER)
+    name = running.h.sim.instance(running.victim)["name"]
+    assert f"#1 {name} ({running.victim[:8]}): heartbeat stale" in str(answer.blocks)

@@ -582,7 +582,11 @@ class HealthMonitor:
         async def announce(session: AsyncSession | None) -> None:
             await self._dispatch(session, [event])
 
-        await self._in_transaction(announce)
+        try:
+            await self._in_transaction(announce)
+        except Exception:
+            # The database may be down too; the sweep's own failure is the backend's.
+            log.exception("could not record the backend-unreachable event")
 
     async def _restartable(self, ids: Iterable[str]) -> set[str]:
         allowed: set[str] = set()

@@ -360,9 +360,13 @@ def _notes(running: _Running) -> list[str]:
     ]
     if running.stale_name:
         left = running.stall_at - time.time()
-        when = f"in about {left:.0f} s" if left > 0 else "now"
+        when = (
+            f"stops its heartbeat in about {left:.0f} s"
+            if left > 0
+            else f"stopped its heartbeat {-left:.0f} s ago"
+        )
         notes.append(
-            f"*{running.stale_name}* stops its heartbeat {when}: watch #alerts for the bot to "
-            "catch it, restart it and resolve the incident."
+            f"*{running.stale_name}* {when}: watch #alerts for the bot to catch it, restart it "
+            "and resolve the incident."
         )
     return notes

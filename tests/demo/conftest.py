@@ -145,6 +145,20 @@ class DemoProcess:
     def output(self) -> str:
         return "\n".join(self.lines[-80:])
 
+    @property
+    def stale_name(self) -> str:
+        """The instance the banner says will stop its heartbeat."""
+        match = re.search(r"\(\d+ instances; (\S+) stops its heartbeat", self.output())
+        assert match, self.output()
+        return match.group(1)
+
+    @property
+    def bot_pid(self) -> int:
+        """The bot's process id, from the banner."""
+        match = re.search(r"\(pid (\d+);", self.output())
+        assert match, self.output()
+        return int(match.group(1))
+
     async def state(self, user: str = "U0OPERATOR") -> dict[str, Any]:
         """The playground's JSON state."""
         async with (

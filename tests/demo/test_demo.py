@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 import signal
 import time
 from collections.abc import Awaitable, Callable
@@ -20,12 +19,6 @@ import aiohttp
 from tests.demo.conftest import DemoProcess, alert_messages
 
 StartDemo = Callable[..., Awaitable[DemoProcess]]
-
-
-def stale_name(demo: DemoProcess) -> str:
-    match = re.search(r"\(\d+ instances; (\S+) stops its heartbeat", demo.output())
-    assert match, demo.output()
-    return match.group(1)
 
 
 async def wait_for_state(
@@ -54,7 +47,7 @@ async def test_demo_catches_restarts_and_resolves_the_stale_instance(
     fast_demo: StartDemo,
 ) -> None:
     demo = await fast_demo("--duration", "20")
-    name = stale_name(demo)
+    name = demo.stale_name
 
     def resolved_incident(state: dict[str, Any]) -> dict[str, Any] | None:
         for message in alert_messages(state):
@@ -78,7 +71,7 @@ async def test_demo_catches_restarts_and_resolves_the_stale_instance(
 
 async def test_ctrl_c_stops_the_bot_and_the_servers(fast_demo: StartDemo) -> None:
     demo = await fast_demo()
-    bot_pid = int(re.search(r"\(pid (\d+);", demo.output()).group(1))  # type: ignore[union-attr]
+    bot_pid = demo.bot_pid
     assert demo.process is not None
     demo.process.send_signal(signal.SIGINT)
     assert await demo.wait_exit(timeout=20) == 0, demo.output()
@@ -94,7 +87,7 @@ async def test_ctrl_c_stops_the_bot_and_the_servers(fast_demo: StartDemo) -> Non
 
 async def test_a_dying_bot_is_reported_and_stops_the_demo(fast_demo: StartDemo) -> None:
     demo = await fast_demo()
-    bot_pid = int(re.search(r"\(pid (\d+);", demo.output()).group(1))  # type: ignore[union-attr]
+    bot_pid = demo.bot_pid
     os.kill(bot_pid, signal.SIGKILL)
     assert await demo.wait_exit(timeout=20) == 1
     assert "the bot was killed by signal 9" in demo.output()

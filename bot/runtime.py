@@ -57,6 +57,7 @@ if TYPE_CHECKING:
     from bot.backend.client import InstanceClient
     from bot.config import Settings
     from bot.monitor import HealthMonitor, MonitorHandle
+    from bot.slack.audit import AuditDraft
     from bot.slack.ssh_links import SshLinkService
     from bot.store.database import Database
     from bot.web.server import WebServer
@@ -403,7 +404,7 @@ class Runtime:
     async def _open_web(self) -> None:
         from bot.gateway import GatewayDeps, KeyRing, gateway_routes_for
         from bot.slack.app import create_app
-        from bot.slack.audit import AuditLog
+        from bot.slack.audit import AUDIT_OBSERVER, AuditLog
         from bot.slack.deps import SlackDeps
         from bot.web.app import create_web_app
         from bot.web.server import WebServer
@@ -419,6 +420,7 @@ class Runtime:
             clock=self.clock,
             monitor=self.monitor,
             alerts=self.alerts,
+            extra={AUDIT_OBSERVER: self._count_command},
         )
         self.slack_app = create_app(settings, deps)
         keys = KeyRing(settings.gateway.keys)
@@ -456,6 +458,10 @@ class Runtime:
         self.server = server
         self._on_close("web server", server.stop)
         log.info("web server listening on %s (gateway %s)", self.url, "on" if keys else "off")
+
+    def _count_command(self, draft: AuditDraft) -> None:
+        """Every Slack command and click ends in one audit row: count it there."""
+        self.metrics.observe_command(draft.action, draft.result, source=draft.source)
 
     async def _open_socket_mode(self) -> None:
         token = self.settings.slack.app_token

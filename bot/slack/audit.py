@@ -96,18 +96,35 @@ class AuditDraft:
         self.detail = detail
 
 
+#: Key of ``SlackDeps.extra`` holding an ``observer(draft)`` called for every audit row
+#: (the runtime counts commands by subcommand and result with it).
+AUDIT_OBSERVER = "audit_observer"
+
+
 class AuditLog:
     """Writes drafts and reads the latest entries."""
 
-    def __init__(self, db: Database, clock: Callable[[], datetime]) -> None:
+    def __init__(
+        self,
+        db: Database,
+        clock: Callable[[], datetime],
+        *,
+        observer: Callable[[AuditDraft], None] | None = None,
+    ) -> None:
         self._db = db
         self._clock = clock
+        self._observer = observer
 
     async def write(self, draft: AuditDraft) -> None:
         """Write ``draft`` once; later calls for the same draft do nothing. Never raises."""
         if draft.written:
             return
         draft.written = True
+        if self._observer is not None:
+            try:
+                self._observer(draft)
+            except Exception:
+                log.exception("audit observer failed")
         duration_ms = round((time.perf_counter() - draft.started) * 1000)
         at = self._clock()
 

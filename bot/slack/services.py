@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from bot.config import Settings
 from bot.slack.access import Access
-from bot.slack.audit import AuditLog
+from bot.slack.audit import AUDIT_OBSERVER, AuditLog
 from bot.slack.dedupe import ClickDeduper, InFlight
 from bot.slack.deps import SlackDeps
 
@@ -29,5 +29,5 @@ class Services:
             settings=settings,
             deps=deps,
             access=Access(settings.access, deps.web, group_ttl=deps.group_cache_secs),
-            audit=AuditLog(deps.db, deps.clock),
+            audit=AuditLog(deps.db, deps.clock, observer=deps.extra.get(AUDIT_OBSERVER)),
         )

@@ -53,7 +53,10 @@ async def test_probes_and_metrics_after_a_sweep_and_a_slash_command(
         ready = await http.get("/readyz")
         reply = await slack_emulator.send_slash_command(f"{runtime.url}/slack/events", "list")
         await slack_emulator.wait_for(lambda: len(slack_emulator.responses) >= 1, what="list")
-        metrics = await http.get("/metrics")
+        # The audit row (which counts the command) is written just after the answer.
+        async with asyncio.timeout(10):
+            while 'subcommand="list"' not in (metrics := await http.get("/metrics")).text:  # noqa: ASYNC110
+                await asyncio.sleep(0.02)
     assert alive.status_code == 200
     assert ready.status_code == 200, ready.text
     assert ready.json() == {
@@ -69,6 +72,9 @@ async def test_probes_and_metrics_after_a_sweep_and_a_slash_command(
     # Once at start (the reachability check), once in the sweep, once for /starpod list.
     assert _metric(text, 'starpod_backend_requests_total{endpoint="list",status="200"}') == 3
     assert _metric(text, "starpod_ack_latency_seconds_count") == 1
+    assert (
+        _metric(text, 'starpod_commands_total{result="ok",source="slash",subcommand="list"}') == 1
+    )
     assert _metric(text, "starpod_leader") == 1
     assert _metric(text, "starpod_open_incidents") == 0
     assert _metric(text, "starpod_notifications_pending") == 0

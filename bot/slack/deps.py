@@ -7,6 +7,7 @@ the alerts feature plugs into; until it does, mute/unmute/incidents say so plain
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -30,6 +31,20 @@ if TYPE_CHECKING:
     from bot.store.database import Database
 
 Clock = Callable[[], datetime]
+
+WIRE_LOGGER = "bot.slack.wire"
+
+
+def wire_logger() -> logging.Logger:
+    """The logger slack-sdk clients get: INFO unless someone deliberately lowers it.
+
+    At DEBUG, slack-sdk logs every request body, and ssh answers carry one-time key links;
+    operators who want wire traces set ``bot.slack.wire`` to DEBUG knowingly.
+    """
+    logger = logging.getLogger(WIRE_LOGGER)
+    if logger.level == logging.NOTSET:
+        logger.setLevel(logging.INFO)
+    return logger
 
 
 def utc_now() -> datetime:
@@ -103,6 +118,7 @@ def build_web_client(
         token=token,
         base_url=settings.slack.api_url,
         session=session,
+        logger=wire_logger(),
         retry_handlers=[
             AsyncConnectionErrorRetryHandler(max_retry_count=2),
             AsyncRateLimitErrorRetryHandler(max_retry_count=max_rate_limit_retries),

@@ -21,6 +21,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from bot.slack.audit import AuditDraft
+from bot.slack.deps import wire_logger
 from bot.slack.limits import Reply
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,7 @@ class Responder:
         client = AsyncWebhookClient(
             url=self._response_url,
             session=self._web.session,
+            logger=wire_logger(),
             retry_handlers=[AsyncConnectionErrorRetryHandler(), AsyncServerErrorRetryHandler()],
         )
         body: dict[str, Any] = {

@@ -22,6 +22,14 @@ def escape(text: object) -> str:
     return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+_ESCAPED_CHANNEL = re.compile(r"&lt;#([CG][A-Z0-9]{2,})&gt;")
+
+
+def escape_keep_channel_links(text: object) -> str:
+    """Escape everything, then turn escaped ``<#C…>`` links back on (they ping no one)."""
+    return _ESCAPED_CHANNEL.sub(r"<#\1>", escape(text))
+
+
 def code(text: object) -> str:
     """Inline code: escaped, on one line, with backticks that cannot end the span."""
     flat = " ".join(str(text).split()) or " "

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from slack_bolt.async_app import AsyncApp
 
 from bot.backend.client import InstanceClient
 from bot.config import Settings
@@ -59,6 +60,7 @@ class Bot:
     settings: Settings
     deps: SlackDeps
     clock: OffsetClock
+    app: AsyncApp
     ids: list[str] = field(default_factory=list)
 
     @property
@@ -136,6 +138,52 @@ class Bot:
 
         await self.emulator.wait_for(check, wait)
         return found[-1]
+
+
+@dataclass
+class FakeMonitorStatus:
+    last_sweep_at: datetime | None
+    last_sweep_secs: float | None = 0.4
+    last_error: str | None = None
+    is_leader: bool = True
+    standing_by: bool = False
+    backend_reachable: bool = True
+    instances_tracked: int = 5
+    stale_count: int = 0
+
+
+@dataclass
+class Monitor:
+    """A stand-in for HealthMonitor: only ``status()`` is read by /starpod status."""
+
+    at: datetime
+
+    def status(self) -> FakeMonitorStatus:
+        return FakeMonitorStatus(last_sweep_at=self.at - timedelta(seconds=12))
+
+
+@dataclass
+class Alerts:
+    """A minimal implementation of the Alerts protocol, recording what it is asked."""
+
+    incidents: list[str] = field(default_factory=list)
+    muted: list[tuple[str, datetime, bool, str]] = field(default_factory=list)
+    unmuted: list[tuple[str, str]] = field(default_factory=list)
+    fail: bool = False
+
+    async def mute(self, instance_id: str, until: datetime, no_restart: bool, actor: str) -> None:
+        if self.fail:
+            raise RuntimeError("alerts store exploded")
+        self.muted.append((instance_id, until, no_restart, actor))
+
+    async def unmute(self, instance_id: str, actor: str) -> None:
+        self.unmuted.append((instance_id, actor))
+
+    async def open_incidents(self) -> list[str]:
+        return self.incidents
+
+    async def acknowledge(self, incident_id: str, actor: str) -> None:
+        raise NotImplementedError
 
 
 def message_text(message: Message) -> str:
@@ -223,7 +271,7 @@ async def _running_bot(
         await server.start()
         ids = sim.seed_instances(5)
         try:
-            yield Bot(url, emulator, sim, db, settings, deps, clock, ids)
+            yield Bot(url, emulator, sim, db, settings, deps, clock, app, ids)
         finally:
             await server.stop()
             # Let listener tasks still running after the last assertion end quietly.

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -10,7 +9,7 @@ from bot.sim.slack import Message
 from bot.slack.ids import ActionId, BlockId, row_block_id
 from bot.store.queries import record_heartbeats, record_status_change, upsert_instances
 from bot.store.records import HeartbeatSampleIn, InstanceSnapshot
-from tests.slack.conftest import ADMIN, OPERATOR, VIEWER, Bot, message_text
+from tests.slack.conftest import ADMIN, OPERATOR, VIEWER, Alerts, Bot, Monitor, message_text
 
 
 def block_ids(message: Message) -> list[str]:
@@ -235,52 +234,6 @@ async def test_audit_lists_the_latest_entries(bot: Bot) -> None:
     assert "`kill`" in text and "→ refused" in text
     one = message_text(await bot.ask("audit pod-001"))
     assert "`health`" in one and "`list`" not in one
-
-
-@dataclass
-class FakeMonitorStatus:
-    last_sweep_at: datetime | None
-    last_sweep_secs: float | None = 0.4
-    last_error: str | None = None
-    is_leader: bool = True
-    standing_by: bool = False
-    backend_reachable: bool = True
-    instances_tracked: int = 5
-    stale_count: int = 0
-
-
-@dataclass
-class Monitor:
-    """A stand-in for HealthMonitor: only ``status()`` is read by /starpod status."""
-
-    at: datetime
-
-    def status(self) -> FakeMonitorStatus:
-        return FakeMonitorStatus(last_sweep_at=self.at - timedelta(seconds=12))
-
-
-@dataclass
-class Alerts:
-    """A minimal implementation of the Alerts protocol, recording what it is asked."""
-
-    incidents: list[str] = field(default_factory=list)
-    muted: list[tuple[str, datetime, bool, str]] = field(default_factory=list)
-    unmuted: list[tuple[str, str]] = field(default_factory=list)
-    fail: bool = False
-
-    async def mute(self, instance_id: str, until: datetime, no_restart: bool, actor: str) -> None:
-        if self.fail:
-            raise RuntimeError("alerts store exploded")
-        self.muted.append((instance_id, until, no_restart, actor))
-
-    async def unmute(self, instance_id: str, actor: str) -> None:
-        self.unmuted.append((instance_id, actor))
-
-    async def open_incidents(self) -> list[str]:
-        return self.incidents
-
-    async def acknowledge(self, incident_id: str, actor: str) -> None:
-        raise NotImplementedError
 
 
 async def test_status_without_monitor_or_alerts(bot: Bot) -> None:

@@ -11,7 +11,7 @@ from bot.backend.errors import (
 from bot.slack.blocks.common import context, section, status_emoji
 from bot.slack.catalog import COMMAND, SPECS, Role, Subcommand
 from bot.slack.limits import Reply, reply
-from bot.slack.mrkdwn import code, escape
+from bot.slack.mrkdwn import code, escape, escape_keep_channel_links
 from bot.slack.parser import UsageProblem
 
 _GROUPS: tuple[tuple[str, tuple[Subcommand, ...]], ...] = (
@@ -165,7 +165,7 @@ def ambiguous_answer(error: AmbiguousInstance) -> Reply:
 
 def refusal_answer(message: str) -> Reply:
     """An access refusal (the message names the role needed)."""
-    return reply(f"🔒 {message}", [section(f"🔒 {escape(message)}")])
+    return reply(f"🔒 {message}", [section(f"🔒 {escape_keep_channel_links(message)}")])
 
 
 def user_error_answer(message: str) -> Reply:

@@ -174,17 +174,23 @@ def _build_engine(
         engine = create_async_engine(url, echo=echo, **kwargs)
         _install_sqlite_hooks(engine, busy_timeout_ms=busy_timeout_ms, foreign_keys=foreign_keys)
         return engine
-    if not pooled:
-        return create_async_engine(url, echo=echo, poolclass=NullPool)
-    return create_async_engine(
-        url,
-        echo=echo,
-        pool_size=10,
-        max_overflow=10,
-        # A replica outlives database restarts and idle-connection reapers.
-        pool_pre_ping=True,
-        pool_recycle=1800,
-    )
+    try:
+        if not pooled:
+            return create_async_engine(url, echo=echo, poolclass=NullPool)
+        return create_async_engine(
+            url,
+            echo=echo,
+            pool_size=10,
+            max_overflow=10,
+            # A replica outlives database restarts and idle-connection reapers.
+            pool_pre_ping=True,
+            pool_recycle=1800,
+        )
+    except ModuleNotFoundError as exc:
+        raise UnsupportedDatabaseError(
+            "PostgreSQL needs the asyncpg driver: pip install 'starpod-bot[postgres]'",
+            url_scheme="postgresql",
+        ) from exc
 
 
 def is_transient(exc: BaseException, dialect: str) -> bool:

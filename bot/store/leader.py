@@ -12,8 +12,9 @@ a leader through the database they already share:
 * SQLite — one process per file. :class:`SqliteLeadership` keeps a lease row
   with an expiry; a second process finds a live lease and is refused
   (:meth:`SqliteLeadership.refusal` builds the :class:`LeadershipRefused` the
-  runtime raises). A lease left by a crashed process on this host is taken
-  over at once; otherwise it is taken over when it expires.
+  runtime raises). A lease left by a crashed process on this host (its pid is
+  gone, or is now ours after a container restart) is taken over at once;
+  otherwise it is taken over when it expires.
 
 Usage, before every sweep::
 
@@ -206,11 +207,19 @@ def _pid_of(holder: str | None) -> int | None:
     return None
 
 
+# Holders of the SqliteLeadership objects built in this process. A lease naming our
+# own host and pid but none of these was left by an earlier process that had our
+# pid: a container restarted in place, where the bot is pid 1 every time.
+_HOLDERS_IN_THIS_PROCESS: set[str] = set()
+
+
 def _holder_is_dead(holder: str) -> bool:
     """True only when ``holder`` is a process on this host that no longer exists."""
     pid = _pid_of(holder)
-    if pid is None or holder.split(":", 1)[0] != socket.gethostname() or pid == os.getpid():
+    if pid is None or holder.split(":", 1)[0] != socket.gethostname():
         return False
+    if pid == os.getpid():
+        return holder not in _HOLDERS_IN_THIS_PROCESS
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -241,6 +250,7 @@ class SqliteLeadership:
             raise ValueError("ttl must be positive")
         self.db = db
         self.holder = holder
+        _HOLDERS_IN_THIS_PROCESS.add(holder)
         self.ttl = ttl
         self.name = name
         self._clock = clock

@@ -250,6 +250,32 @@ async def test_sqlite_second_process_is_refused_then_takes_over_a_dead_one(
     assert await ours.acquire() is True
 
 
+async def test_sqlite_lease_of_an_earlier_process_with_our_pid_is_taken_over(
+    sqlite_db: Database,
+) -> None:
+    # A container restarted in place: the bot is pid 1 again, the old lease names pid 1.
+    clock = Clock()
+    earlier = f"{socket.gethostname()}:{os.getpid()}:before-restart"
+    await sqlite_db.run(
+        lambda s: s.execute(
+            text(
+                "INSERT INTO leader_lease (name, holder, acquired_at, renewed_at, expires_at) "
+                "VALUES ('monitor', :holder, :t, :t, :later)"
+            ),
+            {
+                "holder": earlier,
+                "t": "2026-03-14 10:00:00.000000",
+                "later": "2026-03-14 11:00:00.000000",
+            },
+        )
+    )
+    ours = SqliteLeadership(sqlite_db, holder=default_holder(), ttl=TTL, clock=clock)
+    assert await ours.acquire() is True
+    # But a live holder in this very process is respected.
+    sibling = SqliteLeadership(sqlite_db, holder=default_holder(), ttl=TTL, clock=clock)
+    assert await sibling.acquire() is False
+
+
 def test_holder_names_this_process() -> None:
     host, pid, token = default_holder().split(":")
     assert (host, int(pid)) == (socket.gethostname(), os.getpid())

@@ -134,8 +134,8 @@ async def test_two_processes_on_postgres_one_sweeps_and_the_other_takes_over(
         await second.wait_for(lambda: len(second.sweeps()) >= 3)
         took_over_after = second.sweeps()[0] - killed_at
         # Standbys retry every interval; the dead leader's lock goes with its connection.
-        # (Half a second of slack for process scheduling on a busy machine.)
-        assert took_over_after <= 2 * INTERVAL + 0.5, took_over_after
+        # (One second of slack for process scheduling on a busy shared machine.)
+        assert took_over_after <= 2 * INTERVAL + 1.0, took_over_after
         # Never two restarts of one instance: the new leader read the first restart and
         # defers the next one by the budget's minute.
         assert sim.calls[("restart", stalled)] == 1

@@ -288,6 +288,36 @@ class OutboxDelivery:
     def _unclaimed(self, now: datetime) -> ColumnElement[bool]:
         return or_(AlertOutbox.claimed_until.is_(None), AlertOutbox.claimed_until <= now)
 
+    async def _claim_some(
+        self, session: AsyncSession, heads: list[int], now: datetime
+    ) -> list[int]:
+        """Claim those of ``heads`` still free; returns the ids now ours."""
+        if self._db.dialect == "postgresql":
+            # Rows another sender is claiming right now are skipped, not waited for.
+            heads = list(
+                (
+                    await session.scalars(
+                        select(AlertOutbox.id)
+                        .where(AlertOutbox.id.in_(heads))
+                        .with_for_update(skip_locked=True)
+                    )
+                ).all()
+            )
+            if not heads:
+                return []
+        result = await session.execute(
+            update(AlertOutbox)
+            .where(
+                AlertOutbox.id.in_(heads),
+                AlertOutbox.state == "pending",
+                self._unclaimed(now),
+            )
+            .values(claimed_by=self._holder, claimed_until=now + self._claim_ttl)
+            .returning(AlertOutbox.id)
+            .execution_options(synchronize_session=False)
+        )
+        return sorted(result.scalars().all())
+
     async def _claim(self, session: AsyncSession, now: datetime) -> list[_Claimed]:
         rows = (
             await session.execute(
@@ -311,35 +341,13 @@ class OutboxDelivery:
             claimed_live = row.claimed_until is not None and row.claimed_until > now
             if row.next_attempt_at <= now and not claimed_live:
                 heads.append(row.id)
-                if len(heads) >= self._batch:
-                    break
-        if not heads:
-            return []
-        if self._db.dialect == "postgresql":
-            heads = list(
-                (
-                    await session.scalars(
-                        select(AlertOutbox.id)
-                        .where(AlertOutbox.id.in_(heads))
-                        .with_for_update(skip_locked=True)
-                    )
-                ).all()
-            )
-            if not heads:
-                return []
-        until = now + self._claim_ttl
-        result = await session.execute(
-            update(AlertOutbox)
-            .where(
-                AlertOutbox.id.in_(heads),
-                AlertOutbox.state == "pending",
-                self._unclaimed(now),
-            )
-            .values(claimed_by=self._holder, claimed_until=until)
-            .returning(AlertOutbox.id)
-            .execution_options(synchronize_session=False)
-        )
-        ids = sorted(result.scalars().all())
+        # Another sender may claim some of these between our read and our claim: try the
+        # next ones rather than stopping with work left.
+        ids: list[int] = []
+        for start in range(0, len(heads), self._batch):
+            ids = await self._claim_some(session, heads[start : start + self._batch], now)
+            if ids:
+                break
         if not ids:
             return []
         full = (

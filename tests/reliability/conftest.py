@@ -21,17 +21,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from pydantic import SecretStr
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.engine import make_url
 
 from bot.alerts.delivery import OutboxDelivery
 from bot.alerts.service import AlertPolicy, AlertService
 from bot.backend.client import InstanceClient
-from bot.config import Settings
+from bot.config import GatewayKey, Settings
+from bot.gateway import GatewayDeps, KeyRing, gateway_routes_for
 from bot.monitor import HealthMonitor, MonitorEvent, SweepReport
 from bot.sim.backend import BackendSimulator
 from bot.sim.slack import Message, SlackEmulator
 from bot.slack import SlackDeps, SshLinkService, build_web_client, create_app
+from bot.slack.audit import AuditLog
 from bot.store.database import Database
 from bot.web.app import create_web_app
 from bot.web.server import WebServer, bind_socket
@@ -261,8 +264,13 @@ async def running_bot(
     access: bool = True,
     public_url: bool = True,
     backend_timeout: float = 0.3,
+    api_key: str | None = None,
+    gateway_keys: dict[str, str] | None = None,
 ) -> AsyncIterator[ChaosBot]:
-    """Start the bot's web server, Slack app, monitor, alerts and delivery; stop them after."""
+    """Start the bot's web server, Slack app, monitor, alerts and delivery; stop them after.
+
+    ``api_key`` is sent to the backend; ``gateway_keys`` (role → key) turns the gateway on.
+    """
     slack.add_usergroup("S0OPS", [OPERATOR])
     sock = bind_socket()
     host, port = sock.getsockname()[:2]
@@ -273,7 +281,7 @@ async def running_bot(
         return datetime.fromtimestamp(clock(), UTC)
 
     events = EventLog()
-    async with InstanceClient(sim.url, timeout=backend_timeout, retry_backoff=0) as client:
+    async with InstanceClient(sim.url, api_key, timeout=backend_timeout, retry_backoff=0) as client:
         monitor = (
             HealthMonitor(client, store=db)
             .with_clock(utc)
@@ -314,7 +322,21 @@ async def running_bot(
             action_poll_timeout=3.0,
         )
         app = create_app(settings, deps)
-        server = WebServer(create_web_app(slack_app=app, ssh_links=links), sock=sock)
+        extra: list[Any] = []
+        if gateway_keys:
+            keys = KeyRing(
+                [
+                    GatewayKey(name=role, role=role, key=SecretStr(key))  # type: ignore[arg-type]
+                    for role, key in gateway_keys.items()
+                ]
+            )
+            gateway = GatewayDeps(
+                client=client, db=db, keys=keys, audit=AuditLog(db, utc), clock=utc
+            )
+            extra = gateway_routes_for(gateway)
+        server = WebServer(
+            create_web_app(slack_app=app, ssh_links=links, extra_routes=extra), sock=sock
+        )
         await server.start()
         try:
             yield ChaosBot(

@@ -1,0 +1,163 @@
+"""Every Slack entry point refuses a request Slack did not sign, and does nothing for it.
+
+Entry points: a slash command (``/starpod restart``), a button (the card's Restart) and the
+kill confirmation (the one click that destroys). Forgeries: no signature headers, a wrong
+signature, the valid signature of another body, and a correctly signed request replayed more
+than five minutes later. Each must get 401, and afterwards the backend has seen no restart
+or kill, Slack has seen no message or answer, and no audit row was written. A correctly
+signed request through the same path is the control: it acts, so the checks can fail.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import urlencode
+
+import aiohttp
+import pytest
+from sqlalchemy import func, select
+
+from bot.sim.slack_signing import compute_signature
+from bot.slack.ids import ActionId
+from bot.store.slack_models import AuditEntry
+
+ADMIN = "U0ADMIN"
+FORGERIES = ("missing", "wrong", "other_body", "replayed")
+
+
+def _slash_body(text: str) -> bytes:
+    return urlencode(
+        {
+            "command": "/starpod",
+            "text": text,
+            "user_id": ADMIN,
+            "user_name": "admin",
+            "channel_id": "C0OPS",
+            "channel_name": "ops",
+            "team_id": "T0EMULATOR",
+            "response_url": "http://127.0.0.1:9/response/none",
+            "trigger_id": "1.2.3",
+        }
+    ).encode()
+
+
+def _action_body(action_id: str, value: str) -> bytes:
+    payload = {
+        "type": "block_actions",
+        "user": {"id": ADMIN, "username": "admin", "team_id": "T0EMULATOR"},
+        "team": {"id": "T0EMULATOR"},
+        "channel": {"id": "C0OPS", "name": "ops"},
+        "trigger_id": "1.2.3",
+        "response_url": "http://127.0.0.1:9/response/none",
+        "actions": [
+            {
+                "action_id": action_id,
+                "block_id": "b",
+                "type": "button",
+                "value": value,
+                "action_ts": f"{time.time():.6f}",
+            }
+        ],
+    }
+    return urlencode({"payload": json.dumps(payload)}).encode()
+
+
+async def _post(url: str, body: bytes, headers: dict[str, str]) -> int:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(
+            url,
+            data=body,
+            headers={"Content-Type": "application/x-www-form-urlencoded", **headers},
+        ) as response,
+    ):
+        await response.read()
+        return response.status
+
+
+def _headers(secret: str, body: bytes, forgery: str | None) -> dict[str, str]:
+    now = int(time.time())
+    if forgery == "missing":
+        return {}
+    if forgery == "wrong":
+        return {"X-Slack-Request-Timestamp": str(now), "X-Slack-Signature": "v0=" + "0" * 64}
+    if forgery == "other_body":
+        other = compute_signature(secret, b"text=list&user_id=U0ADMIN", now)
+        return {"X-Slack-Request-Timestamp": str(now), "X-Slack-Signature": other}
+    ts = now - 301 if forgery == "replayed" else now
+    return {
+        "X-Slack-Request-Timestamp": str(ts),
+        "X-Slack-Signature": compute_signature(secret, body, ts),
+    }
+
+
+async def _audit_rows(bot: Any) -> int:
+    async with bot.db.session() as session:
+        return int(await session.scalar(select(func.count()).select_from(AuditEntry)) or 0)
+
+
+EntryPoint = Callable[[Any], tuple[bytes, str, str]]
+
+
+def _slash_restart(bot: Any) -> tuple[bytes, str, str]:
+    target = bot.sim.instance_ids()[0]
+    name = bot.sim.instance(target)["name"]
+    return _slash_body(f"restart {name}"), "restart", target
+
+
+def _button_restart(bot: Any) -> tuple[bytes, str, str]:
+    target = bot.sim.instance_ids()[1]
+    return _action_body(ActionId.CARD_RESTART, target), "restart", target
+
+
+def _kill_confirm(bot: Any) -> tuple[bytes, str, str]:
+    target = bot.sim.instance_ids()[2]
+    return _action_body(ActionId.KILL_CONFIRM, target), "kill", target
+
+
+ENTRY_POINTS: dict[str, EntryPoint] = {
+    "slash_command": _slash_restart,
+    "button": _button_restart,
+    "kill_confirm": _kill_confirm,
+}
+
+
+async def _settle(check: Callable[[], Awaitable[bool]] | Callable[[], bool], secs: float) -> None:
+    """Give a wrongly accepted request time to act (so a pass is not just a fast assert)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + secs
+    while loop.time() < deadline:
+        result = check()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return
+        await asyncio.sleep(0.02)
+
+
+@pytest.mark.parametrize("entry", sorted(ENTRY_POINTS))
+async def test_forged_requests_get_401_and_change_nothing(
+    bot: Any, entry: str, reliability_figures: dict[str, object]
+) -> None:
+    body, kind, target = ENTRY_POINTS[entry](bot)
+    secret = bot.slack.signing_secret
+    audit_before = await _audit_rows(bot)
+    for forgery in FORGERIES:
+        calls_before = len(bot.slack.calls) + len(bot.slack.responses)
+        status = await _post(bot.events_url, body, _headers(secret, body, forgery))
+        assert status == 401, (entry, forgery, status)
+        await _settle(lambda: bot.sim.calls[(kind, target)] > 0, 0.3)
+        assert bot.sim.calls[(kind, target)] == 0, (entry, forgery)
+        assert len(bot.slack.calls) + len(bot.slack.responses) == calls_before, (entry, forgery)
+    assert await _audit_rows(bot) == audit_before
+
+    # The control: the same request, signed now, is accepted and acts.
+    status = await _post(bot.events_url, body, _headers(secret, body, None))
+    assert status == 200
+    await _settle(lambda: bot.sim.calls[(kind, target)] > 0, 5.0)
+    assert bot.sim.calls[(kind, target)] == 1, entry
+    reliability_figures.update(entry_point=entry, forgeries_refused=len(FORGERIES), actions_taken=0)

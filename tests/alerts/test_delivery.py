@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+import signal
+import sys
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.alerts.delivery import OutboxDelivery, classify
+from bot.sim.backend import BackendSimulator
+from bot.sim.slack import SlackEmulator
 from bot.store.alert_models import AlertOutbox
+from bot.store.database import Database
 from tests.alerts.conftest import ALERTS, Harness, build_service, web_client
+
+if TYPE_CHECKING:
+    from tests.conftest import FakeClock
 
 
 async def start(h: Harness, count: int) -> list[str]:
@@ -176,8 +188,6 @@ async def test_pending_rows_of_a_dead_process_go_out_once_after_restart(
     url = h.db.url
     await h.db.dispose()  # the bot is gone; its service and delivery with it
 
-    from bot.store.database import Database
-
     db2 = Database(url)
     try:
         second = build_service(db2, h.slack, h.utc, holder="second")
@@ -234,3 +244,47 @@ async def test_alert_channel_routes_pick_the_channel_by_instance_name(
     await h.deliver()
     assert len(h.slack.messages("C0OPS")) == 2
     assert len(h.slack.messages(ALERTS)) == 1
+
+
+async def test_a_bot_killed_with_pending_rows_delivers_each_once_after_restart(
+    sim: BackendSimulator,
+    slack: SlackEmulator,
+    db: Database,
+    utc_clock: Callable[[], datetime],
+    fake_clock: FakeClock,
+) -> None:
+    victim = sim.seed_instances(1)[0]
+    sim.stop_heartbeat(victim)
+    fake_clock.advance(100)
+    slack.fail_next(1000, status=500)  # Slack is down while the first process lives
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(Path(__file__).with_name("outbox_worker.py")),
+        "--db", db.url,
+        "--backend", sim.url,
+        "--slack", slack.api_url,
+        "--token", slack.bot_token,
+        "--now", str(fake_clock()),
+        stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        line = await asyncio.wait_for(proc.stdout.readline(), timeout=60)
+        assert json.loads(line) == {"committed": 2}, "a root and its restart reply"
+        assert [c.status for c in slack.calls] == [500], "it tried once, and failed"
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        await proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+
+    slack.reset()  # Slack is back
+    fake_clock.advance(5)
+    service = build_service(db, slack, utc_clock, holder="restarted")
+    assert service.delivery is not None
+    await service.delivery.run_once()
+    await service.delivery.run_once()
+    [root] = slack.messages(ALERTS)
+    assert "heartbeat stale" in root.text
+    [restart] = slack.thread(ALERTS, root.ts)[1:]
+    assert restart.text.startswith("🔁")
+    assert len([c for c in slack.calls_to("chat.postMessage") if c.ok]) == 2

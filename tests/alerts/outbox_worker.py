@@ -1,0 +1,64 @@
+"""A bot process for the crash test: one sweep that commits alerts, then it waits to be killed.
+
+Run as a script. Its clock stands still at ``--now`` (the test's fake time), so its
+delivery tries each due row once and then waits for a back-off that never ends. It
+prints ``{"committed": n}`` (pending outbox rows) once the sweep committed and the
+delivery had its try, then sleeps until the test kills it with SIGKILL.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+from datetime import UTC, datetime, timedelta
+
+from slack_sdk.web.async_client import AsyncWebClient
+from sqlalchemy import func, select
+
+from bot.alerts.delivery import OutboxDelivery
+from bot.alerts.service import AlertPolicy, AlertService
+from bot.backend.client import InstanceClient
+from bot.monitor import HealthMonitor
+from bot.store.alert_models import AlertOutbox
+from bot.store.database import Database
+
+
+async def main(args: argparse.Namespace) -> None:
+    now = datetime.fromtimestamp(args.now, UTC)
+
+    def clock() -> datetime:
+        return now
+
+    db = Database(args.db)
+    web = AsyncWebClient(token=args.token, base_url=args.slack, timeout=5, retry_handlers=[])
+    delivery = OutboxDelivery(db, web, clock=clock, holder="doomed")
+    service = AlertService(
+        db, policy=AlertPolicy(channel="C0ALERTS"), delivery=delivery, clock=clock, nudge=True
+    )
+    async with InstanceClient(args.backend, timeout=5.0, retry_backoff=0) as client:
+        monitor = (
+            HealthMonitor(client, store=db)
+            .with_clock(clock)
+            .with_heartbeat_timeout(timedelta(seconds=90))
+        )
+        service.attach(monitor)
+        await monitor.sweep_once()
+        await asyncio.sleep(0.3)  # the nudged delivery tries, and meets Slack's 500s
+        await delivery.aclose()
+        async with db.session() as session:
+            pending = await session.scalar(
+                select(func.count(AlertOutbox.id)).where(AlertOutbox.state == "pending")
+            )
+        print(json.dumps({"committed": pending}), flush=True)
+        await asyncio.sleep(3600)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--db", required=True)
+    parser.add_argument("--backend", required=True)
+    parser.add_argument("--slack", required=True)
+    parser.add_argument("--token", required=True)
+    parser.add_argument("--now", type=float, required=True)
+    asyncio.run(main(parser.parse_args()))

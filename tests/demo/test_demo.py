@@ -46,7 +46,7 @@ async def wait_for_state(
 async def test_demo_catches_restarts_and_resolves_the_stale_instance(
     fast_demo: StartDemo,
 ) -> None:
-    demo = await fast_demo("--duration", "20")
+    demo = await fast_demo("--duration", "16")
     name = demo.stale_name
 
     def resolved_incident(state: dict[str, Any]) -> dict[str, Any] | None:
@@ -56,7 +56,7 @@ async def test_demo_catches_restarts_and_resolves_the_stale_instance(
         return None
 
     incident = await wait_for_state(
-        demo, resolved_incident, timeout=19, what=f"a resolved incident for {name}"
+        demo, resolved_incident, timeout=15, what=f"a resolved incident for {name}"
     )
     # It was announced open first (with on-call mentioned), then edited to resolved.
     first_versions = [edit["text"] for edit in incident["edits"]]

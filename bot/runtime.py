@@ -542,9 +542,11 @@ class Runtime:
             scheduler.shutdown(wait=False)
 
     async def _release_leadership(self) -> None:
-        # monitor.stop() releases it; this covers a start that failed before the jobs ran.
+        # monitor.stop() releases a leader's lock or lease. A standby on PostgreSQL still
+        # holds its dedicated connection, and a start that failed early never stopped the
+        # monitor: release() covers both (it frees only what this process holds).
         leadership = getattr(self.monitor, "_leadership", None)
-        if leadership is not None and leadership.is_leader:
+        if leadership is not None:
             await leadership.release()
 
 
@@ -562,7 +564,13 @@ def _time_socket_mode_acks(handler: AsyncSocketModeHandler, metrics: Metrics) ->
     send = client.send_socket_mode_response
 
     async def timed_send(response: Any) -> None:
-        started = arrived.pop(getattr(response, "envelope_id", ""), None)
+        # slack-sdk accepts a SocketModeResponse or a plain dict here.
+        envelope = (
+            response.get("envelope_id")
+            if isinstance(response, dict)
+            else getattr(response, "envelope_id", None)
+        )
+        started = arrived.pop(envelope, None) if envelope else None
         if started is not None:
             metrics.observe_ack(time.perf_counter() - started)
         await send(response)

@@ -199,3 +199,20 @@ async def test_stop_waits_for_a_running_sweep(
     assert status.instances_tracked == 3
     assert not status.running
     assert runtime.scheduler is not None and not runtime.scheduler.running
+
+
+async def test_replicas_on_postgresql_lead_and_stand_by(
+    make_settings: MakeSettings, pg_database_url: str, backend_sim: BackendSimulator
+) -> None:
+    backend_sim.seed_instances(2)
+    settings = make_settings(DATABASE_URL=pg_database_url)
+    async with Runtime(settings) as leader, Runtime(settings) as standby:
+        await _first_sweep(leader)
+        async with httpx.AsyncClient() as http:
+            ready = [await http.get(f"{r.url}/readyz") for r in (leader, standby)]
+            scraped = [(await http.get(f"{r.url}/metrics")).text for r in (leader, standby)]
+        assert standby.monitor is not None
+        standby_status = standby.monitor.status()
+    assert [r.status_code for r in ready] == [200, 200]
+    assert [_metric(text, "starpod_leader") for text in scraped] == [1, 0]
+    assert standby_status.standing_by and not standby_status.is_leader

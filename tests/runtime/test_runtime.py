@@ -216,3 +216,26 @@ async def test_replicas_on_postgresql_lead_and_stand_by(
     assert [r.status_code for r in ready] == [200, 200]
     assert [_metric(text, "starpod_leader") for text in scraped] == [1, 0]
     assert standby_status.standing_by and not standby_status.is_leader
+
+
+async def test_the_gateway_is_served_with_keys_and_off_without(
+    make_settings: MakeSettings, backend_sim: BackendSimulator
+) -> None:
+    [instance_id] = backend_sim.seed_instances(1)
+    async with Runtime(make_settings()) as runtime, httpx.AsyncClient(base_url=runtime.url) as http:
+        listed = await http.get("/api/instances", headers={"X-API-Key": "viewer-gateway-key"})
+        refused = await http.delete(
+            f"/api/instances/{instance_id}", headers={"X-API-Key": "operator-gateway-key"}
+        )
+        anonymous = await http.get("/api/instances")
+        spec = await http.get("/api/openapi.json")
+    assert listed.status_code == 200 and [i["id"] for i in listed.json()] == [instance_id]
+    assert refused.status_code == 403 and "admin role" in refused.json()["error"]
+    assert anonymous.status_code == 401
+    assert spec.json()["components"]["securitySchemes"]["apiKey"]["name"] == "X-API-Key"
+    async with (
+        Runtime(make_settings(STARPOD_GATEWAY_KEYS="")) as off,
+        httpx.AsyncClient(base_url=off.url) as http,
+    ):
+        gone = await http.get("/api/instances", headers={"X-API-Key": "viewer-gateway-key"})
+    assert gone.status_code == 404

@@ -49,9 +49,11 @@ _SECRET_PATTERNS: tuple[re.Pattern[str], ...] = (
 _BEARER = re.compile(r"(\bBearer\s+)[A-Za-z0-9._~+/=-]+", re.IGNORECASE)
 _SSH_LINK = re.compile(r"(/ssh-key/)[A-Za-z0-9._~-]+")
 
-# Attributes every LogRecord has; anything else came from ``extra=``.
+# Attributes every LogRecord has; anything else came from ``extra=``. uvicorn adds
+# ``color_message`` (the message again, with ANSI colors): never worth printing.
 _STANDARD_ATTRS = frozenset(
-    vars(logging.LogRecord("", 0, "", 0, "", None, None)).keys() | {"message", "asctime"}
+    vars(logging.LogRecord("", 0, "", 0, "", None, None)).keys()
+    | {"message", "asctime", "color_message"}
 )
 # Marks the handler this module installed, so configuring twice replaces it.
 _HANDLER_MARK = "_starpod_bot_handler"

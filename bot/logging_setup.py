@@ -49,12 +49,13 @@ _SECRET_PATTERNS: tuple[re.Pattern[str], ...] = (
 _BEARER = re.compile(r"(\bBearer\s+)[A-Za-z0-9._~+/=-]+", re.IGNORECASE)
 _SSH_LINK = re.compile(r"(/ssh-key/)[A-Za-z0-9._~-]+")
 
-# Attributes every LogRecord has; anything else came from ``extra=``. uvicorn adds
-# ``color_message`` (the message again, with ANSI colors): never worth printing.
+# Attributes every LogRecord has; anything else came from ``extra=``.
 _STANDARD_ATTRS = frozenset(
-    vars(logging.LogRecord("", 0, "", 0, "", None, None)).keys()
-    | {"message", "asctime", "color_message"}
+    vars(logging.LogRecord("", 0, "", 0, "", None, None)).keys() | {"message", "asctime"}
 )
+# Redacted like any extra but never printed: uvicorn's ``color_message`` is the message
+# again, with ANSI colors.
+_UNPRINTED_EXTRAS = frozenset({"color_message"})
 # Marks the handler this module installed, so configuring twice replaces it.
 _HANDLER_MARK = "_starpod_bot_handler"
 
@@ -148,7 +149,7 @@ def extra_fields(record: logging.LogRecord) -> dict[str, Any]:
     return {
         key: value
         for key, value in vars(record).items()
-        if key not in _STANDARD_ATTRS and not key.startswith("_")
+        if key not in _STANDARD_ATTRS and key not in _UNPRINTED_EXTRAS and not key.startswith("_")
     }
 
 

@@ -84,6 +84,8 @@ T = TypeVar("T")
 # Instance rows whose name, region and status did not change are rewritten only this often
 # (refreshing last_seen): rewriting 10,000 identical rows every sweep was half the sweep.
 ROW_REFRESH = timedelta(minutes=5)
+# Instances decided per slice before yielding to the event loop (~10 ms of work each).
+PLAN_SLICE = 1000
 
 JOB_ID = "starpod-health-sweep"
 MAX_JITTER_SECS = 2.0
@@ -628,9 +630,19 @@ class HealthMonitor:
             previous = await last_statuses(session)
         else:
             previous = {i: t.status for i, t in self._tracked.items() if t.status is not None}
-        plan = plan_sweep(
-            observations, previous=previous, tracked=self._tracked, now=now, timeout=self._timeout
-        )
+        plan = SweepPlan()
+        for start in range(0, len(observations), PLAN_SLICE):
+            plan.extend(
+                plan_sweep(
+                    observations[start : start + PLAN_SLICE],
+                    previous=previous,
+                    tracked=self._tracked,
+                    now=now,
+                    timeout=self._timeout,
+                )
+            )
+            # Let Slack acknowledgements and other tasks run between slices.
+            await asyncio.sleep(0)
         changes = plan.changes
         if session is not None:
             # A change someone else already recorded (a user's pause, another replica) is

@@ -97,6 +97,15 @@ class SweepPlan:
     # to memory after the commit.
     memory: dict[str, tuple[str, str, int, bool, InstanceSnapshot]] = field(default_factory=dict)
 
+    def extend(self, other: SweepPlan) -> None:
+        """Append the plan of another slice of the same sweep."""
+        self.snapshots.extend(other.snapshots)
+        self.samples.extend(other.samples)
+        self.changes.extend(other.changes)
+        self.stale.extend(other.stale)
+        self.running += other.running
+        self.memory.update(other.memory)
+
 
 def stale_ids(observations: Iterable[Observation], now: datetime, timeout: timedelta) -> list[str]:
     """Ids of running instances whose health answered with a stale heartbeat."""

@@ -112,7 +112,7 @@ class Access:
             )
         role = await self.role_of(user_id)
         if role is None or role < needed:
-            you = f"you are a {role.label}" if role is not None else "you have no role"
+            you = f"your role is {role.label}" if role is not None else "you have no role"
             raise AccessDenied(
                 f"You need the {needed.label} role to {_verb(action)} ({you}). "
                 "Ask an admin of the bot to add you.",

@@ -7,6 +7,7 @@ people who may not act on it), and written to the audit log.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -141,10 +142,27 @@ def register(app: AsyncApp, svc: Services) -> None:
         await inv.respond(blocks.kill_cancelled(code(short), short), replace=True)
         await svc.audit.write(inv.draft)
 
-    app.action(ActionId.ROW_MENU, middleware=[ack_first])(row_menu)
-    for action_id in CARD_CHOICES:
-        app.action(action_id, middleware=[ack_first])(card_button)
-    app.action(ActionId.LIST_PAGE_PREV, middleware=[ack_first])(list_page)
-    app.action(ActionId.LIST_PAGE_NEXT, middleware=[ack_first])(list_page)
-    app.action(ActionId.KILL_CONFIRM, middleware=[ack_first])(kill_confirm)
-    app.action(ActionId.KILL_CANCEL, middleware=[ack_first])(kill_cancel)
+    listeners: list[tuple[str, Listener]] = [
+        (ActionId.ROW_MENU, row_menu),
+        *((action_id, card_button) for action_id in CARD_CHOICES),
+        (ActionId.LIST_PAGE_PREV, list_page),
+        (ActionId.LIST_PAGE_NEXT, list_page),
+        (ActionId.KILL_CONFIRM, kill_confirm),
+        (ActionId.KILL_CANCEL, kill_cancel),
+    ]
+    for action_id, listener in listeners:
+        app.action(action_id, middleware=[ack_first])(in_work_slot(svc, listener))
+
+
+Listener = Callable[[dict[str, Any], AsyncBoltContext], Awaitable[None]]
+
+
+def in_work_slot(svc: Services, listener: Listener) -> Listener:
+    """Run ``listener`` inside one of the work slots (the ack already happened)."""
+
+    @functools.wraps(listener)
+    async def wrapped(body: dict[str, Any], context: AsyncBoltContext) -> None:
+        async with svc.work.hold():
+            await listener(body, context)
+
+    return wrapped

@@ -46,7 +46,8 @@ def register(app: AsyncApp, svc: Services) -> None:
             svc.deps.web, body, action="help", started=context.get(RECEIVED_AT)
         )
         context[INVOCATION] = inv  # the error handler answers and audits through it
-        await run_command(svc, inv, str(body.get("text") or ""))
+        async with svc.work.hold():
+            await run_command(svc, inv, str(body.get("text") or ""))
 
     app.command(COMMAND, middleware=[ack_first])(starpod_command)
 

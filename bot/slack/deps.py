@@ -97,6 +97,8 @@ class SlackDeps:
     action_poll_timeout: float = 30.0
     list_page_size: int = 20
     group_cache_secs: float = 300.0
+    # Requests doing their work at once (acks never wait for this): see bot/slack/slots.py.
+    work_slots: int = 8
     version: str = __version__
     extra: dict[str, Any] = field(default_factory=dict)
 

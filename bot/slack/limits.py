@@ -8,7 +8,6 @@ replaced by one visible line saying how many were left out.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,8 +40,12 @@ class Reply:
     blocks: list[dict[str, Any]] = field(default_factory=list)
 
     def kwargs(self) -> dict[str, Any]:
-        """Keyword arguments for ``chat.postMessage``/``chat.update``/``respond``."""
-        return {"text": self.text, "blocks": copy.deepcopy(self.blocks)}
+        """Keyword arguments for ``chat.postMessage``/``chat.update``/``respond``.
+
+        The blocks are shared, not copied: senders only serialise them (a deep copy per
+        answer was the largest cost of a `/starpod list`).
+        """
+        return {"text": self.text, "blocks": self.blocks}
 
 
 def truncate(text: str, limit: int) -> str:
@@ -105,10 +108,13 @@ def fit_blocks(
       the first);
     - labels (header, button, option text) are shortened with an ellipsis;
     - past ``max_blocks``, the tail is replaced by a context line saying what was left out.
+
+    It takes ownership of ``blocks``: labels are shortened in place.
     """
     fitted: list[dict[str, Any]] = []
     for block in blocks:
-        fitted.extend(_fit_block(copy.deepcopy(block)))
+        # Blocks come fresh from the builders, so fixing them in place is safe and cheap.
+        fitted.extend(_fit_block(block))
     if len(fitted) > max_blocks:
         hidden = len(fitted) - (max_blocks - 1)
         fitted = fitted[: max_blocks - 1]

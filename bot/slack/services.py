@@ -9,6 +9,7 @@ from bot.slack.access import Access
 from bot.slack.audit import AUDIT_OBSERVER, AuditLog
 from bot.slack.dedupe import ClickDeduper, InFlight
 from bot.slack.deps import SlackDeps
+from bot.slack.slots import WorkSlots
 
 
 @dataclass
@@ -21,6 +22,7 @@ class Services:
     audit: AuditLog
     clicks: ClickDeduper = field(default_factory=ClickDeduper)
     inflight: InFlight = field(default_factory=InFlight)
+    work: WorkSlots = field(default_factory=WorkSlots)
 
     @classmethod
     def build(cls, settings: Settings, deps: SlackDeps) -> Services:
@@ -30,4 +32,5 @@ class Services:
             deps=deps,
             access=Access(settings.access, deps.web, group_ttl=deps.group_cache_secs),
             audit=AuditLog(deps.db, deps.clock, observer=deps.extra.get(AUDIT_OBSERVER)),
+            work=WorkSlots(deps.work_slots),
         )

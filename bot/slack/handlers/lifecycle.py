@@ -278,7 +278,9 @@ async def _wait(
                 return Outcome("failed", current.status_raw, current)
         if loop.time() >= deadline:
             return Outcome("pending", last_status, last)
-        await asyncio.sleep(min(deps.action_poll_interval, max(0.0, deadline - loop.time())))
+        # Waiting is not working: the slot goes to another request meanwhile.
+        async with svc.work.waiting():
+            await asyncio.sleep(min(deps.action_poll_interval, max(0.0, deadline - loop.time())))
 
 
 async def _finish(

@@ -1,0 +1,519 @@
+"""Slack ack latency: how long Slack waits for the bot's HTTP 200, beside a bare Bolt app.
+
+Slack gives an app 3 seconds to acknowledge; past that the user sees an error. This
+measures the time from sending a signed ``/starpod list`` to receiving the 200, on the
+real stack (Starlette + uvicorn + Bolt's adapter + signature check + our listeners):
+
+- **bot**: ``create_app`` + ``create_web_app``, doing the real work after the ack (list
+  the fleet from a backend simulator, post the answer to ``response_url``);
+- **bare**: an ``AsyncApp`` on the same server stack with a no-op ``/starpod`` listener
+  that calls ``await ack()`` (Bolt's default usage);
+- **bare, ack in middleware**: the same no-op, acking in a listener middleware as the bot
+  does (shows what Bolt's 10 ms ack poll costs the bare app).
+
+1,000 requests per app at 20 concurrent, in alternating rounds of 100 (plus a warm-up
+round), p50 and p99 of all of them. Then the bot again, 1,000 requests, while its
+``HealthMonitor`` sweeps 10,000 instances back to back in the same process and loop,
+alternating with the bare app on that same loop (the baseline for what a sweep costs any
+listener).
+
+Processes (two cores): this one sends the requests and times them; ``--role server``
+runs the three apps (and the monitor) in one event loop; ``--role sink`` answers the
+bot's ``response_url`` posts and Web API calls as Slack would (``ok``); two backend
+simulators: 20 instances for the commands, 10,000 for the sweep (so the sweep is the
+only heavy thing, not 1,000 lists of 10,000 instances).
+
+    python bench/ack_latency.py                 # human table
+    python bench/ack_latency.py --json          # one JSON object
+    python bench/ack_latency.py --repeats 5     # each phase 5 times; medians (default 3)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import aiohttp
+import httpx
+
+SIGNING_SECRET = "bench-signing-secret"
+BOT_TOKEN = "xoxb-bench-token"
+CONCURRENCY = 20
+REQUESTS = 1000
+ROUND = 100
+SMALL_FLEET = 20
+SWEEP_FLEET = 10_000
+P99_VS_BARE_GOAL = 1.25
+SWEEP_P99_GOAL_MS = 100.0
+
+Figures = dict[str, Any]
+
+
+# -- helpers shared by the roles --------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_http(url: str, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(url, timeout=2)
+            return
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{url} did not come up")
+
+
+def start_simulator(instances: int) -> tuple[subprocess.Popen[bytes], str]:
+    """The backend simulator in its own process; returns it and its URL once it answers."""
+    port = _free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "bot.sim.backend",
+            "--port",
+            str(port),
+            "--instances",
+            str(instances),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    _wait_http(url + "/_sim/state")
+    return proc, url
+
+
+def start_role(role: str, *extra: str) -> tuple[subprocess.Popen[str], dict[str, str]]:
+    """This script in another role; it prints one JSON line of URLs when ready."""
+    proc = subprocess.Popen(
+        [sys.executable, __file__, "--role", role, *extra],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if not line:
+        raise RuntimeError(f"role {role} exited before it was ready")
+    return proc, json.loads(line)
+
+
+def stop(proc: subprocess.Popen[Any]) -> None:
+    with contextlib.suppress(Exception):
+        if proc.stdin:
+            proc.stdin.close()
+    proc.terminate()
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+async def _until_stdin_closes() -> None:
+    loop = asyncio.get_running_loop()
+    await loop.run_in_executor(None, sys.stdin.read)
+
+
+# -- role: sink (Slack's side of the bot's answers) -------------------------------------------
+
+
+async def run_sink() -> None:
+    """Answer response_url posts and Web API calls like Slack would, counting them."""
+    from aiohttp import web
+
+    count = {"responses": 0}
+
+    async def response(request: web.Request) -> web.Response:
+        await request.read()
+        count["responses"] += 1
+        return web.Response(text="ok")
+
+    async def api(request: web.Request) -> web.Response:
+        await request.read()
+        return web.json_response(
+            {"ok": True, "team_id": "T0BENCH", "user_id": "U0BOT", "bot_id": "B0BOT", "ts": "1.0"}
+        )
+
+    async def counter(_request: web.Request) -> web.Response:
+        return web.json_response(count)
+
+    app = web.Application()
+    app.router.add_post("/response/{token}", response)
+    app.router.add_route("*", "/api/{method}", api)
+    app.router.add_get("/count", counter)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    port = _free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    print(json.dumps({"url": f"http://127.0.0.1:{port}"}), flush=True)
+    await _until_stdin_closes()
+    await runner.cleanup()
+
+
+# -- role: server (the apps being measured, and the monitor) ----------------------------------
+
+
+async def run_server(sink: str, backend: str) -> None:
+    """The bot, the bare app and the bare app with ack-in-middleware, on one event loop."""
+    from slack_bolt.async_app import AsyncApp
+    from slack_sdk.web.async_client import AsyncWebClient
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse, Response
+    from starlette.routing import Route
+
+    from bot.backend import InstanceClient
+    from bot.config import Settings
+    from bot.monitor import HealthMonitor
+    from bot.slack import SlackDeps, SshLinkService, build_web_client, create_app
+    from bot.slack.ack import ack_first
+    from bot.store.database import Database
+    from bot.web.app import create_web_app
+    from bot.web.server import WebServer
+
+    settings = Settings.model_validate(
+        {
+            "backend": {"url": backend},
+            "slack": {
+                "bot_token": BOT_TOKEN,
+                "signing_secret": SIGNING_SECRET,
+                "api_url": sink + "/api/",
+            },
+        }
+    )
+    workdir = Path(tempfile.mkdtemp(prefix="starpod-ack-"))
+    db = Database(f"sqlite:///{workdir / 'bot.db'}")
+    await db.upgrade()
+    session = aiohttp.ClientSession()
+    web = build_web_client(settings, session=session)
+    sweep_state: dict[str, Any] = {"task": None, "sweeps": [], "instances": 0, "errors": 0}
+
+    async def sweep_loop(url: str) -> None:
+        async with InstanceClient(url) as big:
+            monitor = HealthMonitor(big, store=db).with_health_concurrency(50)
+            first = await monitor.sweep_once()  # records 10,000 instances the first time
+            sweep_state["first_secs"] = first.secs
+            sweep_state["instances"] = first.instances
+            while True:
+                report = await monitor.sweep_once()
+                sweep_state["sweeps"].append(report.secs)
+                if report.backend_error is not None:
+                    sweep_state["errors"] += 1
+
+    async def sweep_start(request: Request) -> Response:
+        body = await request.json()
+        sweep_state["task"] = asyncio.create_task(sweep_loop(body["backend"]))
+        return JSONResponse({"started": True})
+
+    async def sweep_status(_request: Request) -> Response:
+        task = sweep_state["task"]
+        failed = task is not None and task.done() and task.exception() is not None
+        return JSONResponse(
+            {
+                "steady_sweeps": len(sweep_state["sweeps"]),
+                "sweep_secs": sweep_state["sweeps"],
+                "first_secs": sweep_state.get("first_secs"),
+                "instances": sweep_state["instances"],
+                "errors": sweep_state["errors"],
+                "failed": repr(task.exception()) if failed else None,
+            }
+        )
+
+    async def sweep_stop(_request: Request) -> Response:
+        task = sweep_state["task"]
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        return JSONResponse({"stopped": True})
+
+    async with InstanceClient(backend) as client:
+        links = SshLinkService.from_settings(settings, db)
+        deps = SlackDeps(backend=client, db=db, web=web, ssh_links=links)
+        bot_app = create_app(settings, deps)
+        control = [
+            Route("/bench/sweep/start", sweep_start, methods=["POST"]),
+            Route("/bench/sweep/status", sweep_status, methods=["GET"]),
+            Route("/bench/sweep/stop", sweep_stop, methods=["POST"]),
+        ]
+        bot_web = create_web_app(slack_app=bot_app, ssh_links=links, extra_routes=control)
+
+        def bare(ack_in_middleware: bool) -> Any:
+            app = AsyncApp(
+                token=BOT_TOKEN,
+                signing_secret=SIGNING_SECRET,
+                client=AsyncWebClient(token=BOT_TOKEN, base_url=sink + "/api/"),
+            )
+
+            async def noop(ack: Any) -> None:
+                await ack()
+
+            if ack_in_middleware:
+                app.command("/starpod", middleware=[ack_first])(noop)
+            else:
+                app.command("/starpod")(noop)
+            return create_web_app(slack_app=app, ssh_links=links)
+
+        servers = {
+            "bot": WebServer(bot_web),
+            "bare": WebServer(bare(False)),
+            "bare_ack_first": WebServer(bare(True)),
+        }
+        urls = {name: await server.start() for name, server in servers.items()}
+        print(json.dumps(urls), flush=True)
+        await _until_stdin_closes()
+        for server in servers.values():
+            await server.stop()
+    await session.close()
+    await db.dispose()
+
+
+# -- the load generator -----------------------------------------------------------------------
+
+
+def signed_request(sink: str, index: int) -> tuple[bytes, dict[str, str]]:
+    """A ``/starpod list`` slash command, signed as Slack signs it."""
+    from bot.sim.slack_payloads import slash_command_fields
+    from bot.sim.slack_signing import signed_headers
+
+    fields = slash_command_fields(
+        command="/starpod",
+        text="list",
+        user_id="U0BENCH",
+        user_name="bench",
+        channel_id="C0BENCH",
+        channel_name="bench",
+        team_id="T0BENCH",
+        response_url=f"{sink}/response/{index}",
+        trigger_id=f"{index}.{index}.bench",
+    )
+    body = urlencode(fields).encode()
+    return body, signed_headers(SIGNING_SECRET, body, int(time.time()))
+
+
+async def load(
+    session: aiohttp.ClientSession, url: str, sink: str, count: int, start_index: int
+) -> list[float]:
+    """``count`` requests at CONCURRENCY; each one's seconds to the HTTP 200."""
+    requests = [signed_request(sink, start_index + i) for i in range(count)]
+    pending = iter(requests)
+    latencies: list[float] = []
+
+    async def worker() -> None:
+        for body, headers in pending:
+            started = time.perf_counter()
+            async with session.post(url + "/slack/events", data=body, headers=headers) as r:
+                await r.read()
+                if r.status != 200:
+                    raise RuntimeError(f"{url} answered {r.status}")
+            latencies.append(time.perf_counter() - started)
+
+    await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
+    return latencies
+
+
+async def wait_for_answers(session: aiohttp.ClientSession, sink: str, expected: int) -> None:
+    """Wait until the bot posted every answer, so its work never spills into a bare round."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        async with session.get(sink + "/count") as response:
+            if (await response.json())["responses"] >= expected:
+                return
+        await asyncio.sleep(0.02)
+    raise RuntimeError("the bot did not answer every request")
+
+
+def summary(latencies: list[float]) -> Figures:
+    ordered = sorted(latencies)
+    return {
+        "requests": len(ordered),
+        "p50_ms": round(statistics.median(ordered) * 1000, 2),
+        "p99_ms": round(ordered[max(0, int(len(ordered) * 0.99) - 1)] * 1000, 2),
+        "max_ms": round(ordered[-1] * 1000, 2),
+    }
+
+
+def median_of(runs: list[Figures]) -> Figures:
+    """Each figure's median over repeats (a noise burst spoils one repeat, not the result)."""
+    return {
+        key: round(statistics.median(run[key] for run in runs), 2)
+        for key in ("p50_ms", "p99_ms", "max_ms")
+    } | {
+        "requests": sum(run["requests"] for run in runs),
+        "p99_ms_repeats": [r["p99_ms"] for r in runs],
+    }
+
+
+async def measure(
+    urls: dict[str, str], sink: str, big_backend: str | None, repeats: int
+) -> Figures:
+    answered = 0
+    index = 0
+    connector = aiohttp.TCPConnector(limit=CONCURRENCY * 2)
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def round_of(name: str, count: int) -> list[float]:
+            nonlocal answered, index
+            latencies = await load(session, urls[name], sink, count, index)
+            index += count
+            if name == "bot":
+                answered += count
+                await wait_for_answers(session, sink, answered)
+            return latencies
+
+        async def alternate(names: list[str]) -> dict[str, Figures]:
+            """REQUESTS per app in alternating rounds; a summary per app."""
+            kept: dict[str, list[float]] = {name: [] for name in names}
+            for number in range(REQUESTS // ROUND):
+                order = names if number % 2 == 0 else list(reversed(names))
+                for name in order:
+                    kept[name].extend(await round_of(name, ROUND))
+            return {name: summary(values) for name, values in kept.items()}
+
+        names = list(urls)
+        for name in names:  # warm-up: connections, Bolt's first auth.test for the bare apps
+            await round_of(name, 100)
+        quiet = [await alternate(names) for _ in range(repeats)]
+        figures: Figures = {name: median_of([run[name] for run in quiet]) for name in names}
+        ratios = [run["bot"]["p99_ms"] / run["bare"]["p99_ms"] for run in quiet]
+        figures["bot_vs_bare_p99"] = round(statistics.median(ratios), 2)
+        figures["bot_vs_bare_p99_repeats"] = [round(r, 2) for r in ratios]
+        figures["bot_vs_bare_p99_goal"] = P99_VS_BARE_GOAL
+
+        if big_backend is None:
+            figures["during_sweep"] = "pending: no monitor"
+            return figures
+        control = urls["bot"] + "/bench/sweep"
+        async with session.post(control + "/start", json={"backend": big_backend}) as r:
+            r.raise_for_status()
+
+        async def status() -> Figures:
+            async with session.get(control + "/status") as r:
+                return await r.json()
+
+        while (await status())["steady_sweeps"] < 1:  # past the first, recording sweep
+            current = await status()
+            if current["failed"]:
+                raise RuntimeError(f"the sweep failed: {current['failed']}")
+            await asyncio.sleep(0.2)
+        before = (await status())["steady_sweeps"]
+        # The bare app lives in the same process and loop: it is the baseline for what the
+        # sweep does to any listener on that loop.
+        busy = [await alternate(["bot", "bare"]) for _ in range(repeats)]
+        state = await status()
+        async with session.post(control + "/stop") as r:
+            r.raise_for_status()
+        await wait_for_answers(session, sink, answered)
+        figures["during_sweep"] = {
+            "bot": median_of([run["bot"] for run in busy]),
+            "bare": median_of([run["bare"] for run in busy]),
+            "instances": state["instances"],
+            "sweeps_during_measurement": state["steady_sweeps"] - before + 1,
+            "sweep_secs_median": round(statistics.median(state["sweep_secs"]), 2),
+            "bot_p99_goal_ms": SWEEP_P99_GOAL_MS,
+        }
+    return figures
+
+
+def run(with_sweep: bool, repeats: int) -> Figures:
+    small, small_url = start_simulator(SMALL_FLEET)
+    big: subprocess.Popen[bytes] | None = None
+    big_url: str | None = None
+    sink, sink_urls = start_role("sink")
+    server, urls = start_role("server", "--sink", sink_urls["url"], "--backend", small_url)
+    try:
+        if with_sweep:
+            big, big_url = start_simulator(SWEEP_FLEET)
+        figures = asyncio.run(measure(urls, sink_urls["url"], big_url, repeats))
+    finally:
+        for proc in (server, sink):
+            stop(proc)
+        for sim in (small, big):
+            if sim is not None:
+                sim.terminate()
+                sim.wait(timeout=15)
+    return {
+        "cpus": os.cpu_count(),
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+        "concurrency": CONCURRENCY,
+        "requests_per_app_per_repeat": REQUESTS,
+        "repeats": repeats,
+        "command": f"python bench/ack_latency.py --json --repeats {repeats}",
+        **figures,
+    }
+
+
+def print_table(f: Figures) -> None:
+    print(f"median of {f['repeats']} repeats, {REQUESTS} requests per app each")
+    print(f"{'app':36} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}")
+    labels = {
+        "bare": "bare AsyncApp (no-op, Bolt default)",
+        "bare_ack_first": "bare AsyncApp, ack in middleware",
+        "bot": "starpod-bot /starpod list",
+    }
+    for key, label in labels.items():
+        row = f[key]
+        print(f"{label:36} {row['p50_ms']:8.2f} {row['p99_ms']:8.2f} {row['max_ms']:8.2f}")
+    print(
+        f"bot p99 / bare p99: {f['bot_vs_bare_p99']} (goal <= {P99_VS_BARE_GOAL}); "
+        f"per repeat {f['bot_vs_bare_p99_repeats']}"
+    )
+    sweep = f["during_sweep"]
+    if isinstance(sweep, dict):
+        print(
+            f"during {sweep['sweeps_during_measurement']} back-to-back sweeps of "
+            f"{sweep['instances']} instances (~{sweep['sweep_secs_median']} s each):"
+        )
+        for key, label in (("bare", "bare AsyncApp (same loop)"), ("bot", "starpod-bot")):
+            row = sweep[key]
+            print(f"  {label:34} {row['p50_ms']:8.2f} {row['p99_ms']:8.2f} {row['max_ms']:8.2f}")
+        print(f"  goal: bot p99 <= {SWEEP_P99_GOAL_MS} ms")
+    else:
+        print(f"during sweep: {sweep}")
+    print(f"load average while measuring: {f['load_average']}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--no-sweep", action="store_true", help="skip the sweep phase")
+    parser.add_argument("--repeats", type=int, default=3, help="repeat each phase (median)")
+    parser.add_argument("--role", choices=["bench", "server", "sink"], default="bench")
+    parser.add_argument("--sink", help=argparse.SUPPRESS)
+    parser.add_argument("--backend", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    runners: dict[str, Callable[[], Awaitable[None]]] = {
+        "sink": run_sink,
+        "server": lambda: run_server(args.sink, args.backend),
+    }
+    if args.role in runners:
+        asyncio.run(runners[args.role]())
+        return
+    figures = run(with_sweep=not args.no_sweep, repeats=args.repeats)
+    if args.json:
+        print(json.dumps(figures, indent=2))
+    else:
+        print_table(figures)
+
+
+if __name__ == "__main__":
+    main()

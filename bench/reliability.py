@@ -1,0 +1,191 @@
+"""Run the reliability, fuzz and security suite and write RELIABILITY.md from what it measured.
+
+    python bench/reliability.py            # full size: 60 sweeps x 1,000, 10,000-instance load
+    python bench/reliability.py --ci       # the CI sizes (what `pytest` runs by default)
+    python bench/reliability.py --json     # also print the figures as JSON
+
+Each test writes its figures as one JSON line to ``$STARPOD_RELIABILITY_OUT`` (the
+``reliability_figures`` fixture in tests/conftest.py); this script collects them into one
+table: the test, what it injects, what it measured, and the command that reproduces it.
+Loopback only; PostgreSQL rows need ``STARPOD_TEST_POSTGRES_URL`` (default: the local one).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+FOLDERS = ("tests/fuzz", "tests/reliability", "tests/security")
+DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"
+
+# test function name → what it injects (one line for the table)
+INJECTS = {
+    "test_any_command_text_gives_a_command_or_a_sendable_usage_answer": (
+        "any `/starpod` text: markup, entities, smart quotes, unicode, 4,000 chars"
+    ),
+    "test_any_backend_body_gives_a_model_or_a_protocol_error": (
+        "any body for every backend endpoint: model-shaped junk, Infinity, 1e300 times, "
+        "50,000-deep JSON, raw bytes"
+    ),
+    "test_any_log_line_gives_an_entry_or_nothing": "any log line, text or bytes",
+    "test_any_chunking_of_a_log_stream_gives_the_same_entries": (
+        "log streams cut at any byte (mid-UTF-8, mid-CRLF, 1 byte at a time)"
+    ),
+    "test_gateway_never_answers_500_while_its_backend_fails": (
+        "schemathesis on the gateway's OpenAPI document, backend at 20 % 500 / 5 % garbage / "
+        "5 % hang"
+    ),
+    "test_sixty_sweeps_against_a_flaky_backend": (
+        "backend 20 % 500, 5 % hang, 5 % garbage for 60 sweeps; stalls; a command per sweep"
+    ),
+    "test_a_sweep_waits_out_a_5_second_lock_on_its_first_transaction": (
+        "SQLite write-locked 5 s by another process during transaction 1"
+    ),
+    "test_a_restart_record_waits_out_a_5_second_lock": (
+        "SQLite write-locked 5 s by another process during the restart record"
+    ),
+    "test_killing_the_leader_hands_over_within_two_intervals_without_double_restarts": (
+        "replicas on PostgreSQL, leader SIGKILLed (once mid-sweep), stale instances"
+    ),
+    "test_alerts_survive_slack_rate_limits_errors_and_dropped_connections": (
+        "Slack 20 % 429 plus bursts of 429/500/503 and dropped connections"
+    ),
+    "test_sigkill_mid_sweep_then_restart": (
+        "SIGKILL while the restart call is in flight, then a new process on the same SQLite"
+    ),
+    "test_users_and_a_large_sweep_share_the_process": (
+        "users sending commands non-stop while the monitor sweeps the fleet"
+    ),
+    "test_forged_requests_get_401_and_change_nothing": (
+        "missing / wrong / other-body / 5-min-replayed Slack signatures"
+    ),
+    "test_slash_commands_each_role_each_action": "4 users x 14 subcommands",
+    "test_buttons_each_role_each_action": "4 users x restart/pause/ssh/kill-confirm buttons",
+    "test_gateway_each_key_each_endpoint": "3 keys + none + forged x 8 gateway endpoints",
+    "test_links_are_unguessable_hashed_single_use_rate_limited_and_expire": (
+        "50 concurrent fetches, 12 guesses from one client, an expired link"
+    ),
+    "test_no_secret_reaches_any_log": (
+        "an end-to-end run at DEBUG: ssh keys, failures, forged requests, gateway keys"
+    ),
+    "test_names_statuses_and_error_bodies_render_inert": (
+        "names/regions/statuses/error bodies with <!channel>, <@U…>, links, &lt;"
+    ),
+}
+
+
+def _name(nodeid: str) -> str:
+    return nodeid.split("::")[-1].split("[")[0]
+
+
+def run(long: bool) -> tuple[list[dict[str, Any]], int, float]:
+    """Run the three folders; return the figures, pytest's exit code and the seconds taken."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "figures.jsonl"
+        env = {
+            **os.environ,
+            "STARPOD_RELIABILITY_OUT": str(out),
+            "STARPOD_TEST_POSTGRES_URL": os.environ.get("STARPOD_TEST_POSTGRES_URL", DEFAULT_PG),
+        }
+        if long:
+            env["STARPOD_LONG_TESTS"] = "1"
+        started = time.monotonic()
+        code = subprocess.call(
+            [sys.executable, "-m", "pytest", "-q", "-rxs", "-p", "no:cacheprovider", *FOLDERS],
+            cwd=ROOT,
+            env=env,
+        )
+        secs = time.monotonic() - started
+        lines = out.read_text().splitlines() if out.exists() else []
+    return [json.loads(line) for line in lines], code, secs
+
+
+def _figures(row: dict[str, Any]) -> str:
+    return "; ".join(f"{k.replace('_', ' ')}: {v}" for k, v in row.items() if k != "test")
+
+
+def markdown(rows: list[dict[str, Any]], *, long: bool, code: int, secs: float) -> str:
+    """RELIABILITY.md: the table and how each row is reproduced."""
+    size = "full size (`STARPOD_LONG_TESTS=1`)" if long else "CI size"
+    env = "STARPOD_LONG_TESTS=1 " if long else ""
+    lines = [
+        "# Reliability, fuzzing and security figures",
+        "",
+        f"Generated by `python bench/reliability.py{'' if long else ' --ci'}` at {size}: "
+        f"pytest exit code {code}, {secs:.0f} s on this machine. Every row also runs in CI at "
+        "CI size (`python -m pytest tests/fuzz tests/reliability tests/security`); "
+        "`python bench/reliability.py` refreshes this file at full size.",
+        "",
+        "| test | what it injects | what it measured | reproduce |",
+        "| --- | --- | --- | --- |",
+    ]
+    for row in rows:
+        name = _name(row["test"])
+        command = f"`{env}python -m pytest '{row['test']}'`"
+        lines.append(
+            f"| `{row['test'].split('/')[-1]}` | {INJECTS.get(name, '')} | "
+            f"{_figures(row).replace('|', '/')} | {command} |"
+        )
+    lines += [
+        "",
+        "## How to read it",
+        "",
+        "- Chaos tests use the simulator's and the emulator's fault controls and a fake clock "
+        "(60 sweeps of 30 s take seconds); SIGKILL and replica tests use real processes, real "
+        "PostgreSQL and the real clock. Everything is on 127.0.0.1.",
+        "- *No secret in any log* scans the bot's log as the runtime configures it "
+        "(`configure_logging` at DEBUG with its secrets), plus pytest's capture of every "
+        "record, over one representative end-to-end run in this process; it does not watch "
+        "the logs of every other test in the suite.",
+        "- One-time SSH link tokens are compared by their SHA-256 (the database holds only the "
+        "hash), so the lookup's timing says nothing about the token; the test checks the "
+        "stored hash and that neither token nor key is anywhere in the database file.",
+        "",
+        "## Known failures (strict checks kept, reported as xfail)",
+        "",
+        "- `test_sixty_sweeps_against_a_flaky_backend`: on a backend failing ~30 % of "
+        "requests, healthy instances whose health call happens to fail 3 sweeps in a row are "
+        "marked `unknown` and each opens its own incident (`incidents for healthy instances` "
+        "above). The promise is at most one degraded-backend incident. Suggested fix: a sweep "
+        "in which a large share of health calls fail counts as a backend failure, not as "
+        "failures of those instances.",
+        "",
+        "## Not covered",
+        "",
+        "- SIGKILL in the middle of outbox delivery with a real process: the delivery's "
+        "duplicate window (one round trip plus one commit, see `bot/alerts/delivery.py`) is "
+        "documented but not yet exercised by a kill.",
+        "- The app token is checked in the log scan, but Socket Mode itself is not run "
+        "(the emulator has no Socket Mode endpoint).",
+        "- The CLI's temporary key file (0600, removed on every exit path) is tested in "
+        "`tests/test_instance_cli.py`; SIGKILL of the CLI cannot run its clean-up.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run, write RELIABILITY.md, print the path (and JSON with --json)."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--ci", action="store_true", help="CI sizes instead of full size")
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    args = parser.parse_args(argv)
+    rows, code, secs = run(long=not args.ci)
+    target = ROOT / "RELIABILITY.md"
+    target.write_text(markdown(rows, long=not args.ci, code=code, secs=secs))
+    if args.json:
+        print(json.dumps({"exit_code": code, "seconds": round(secs, 1), "rows": rows}, indent=2))
+    print(f"wrote {target} ({len(rows)} rows, pytest exit code {code})")
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -258,8 +258,8 @@ async def run_server(sink: str, backend: str) -> None:
         bot_web = create_web_app(slack_app=bot_app, ssh_links=links, extra_routes=control)
 
         def bare(ack_in_middleware: bool) -> Any:
+            # Bolt's default single-workspace setup (token on the client, auth.test once).
             app = AsyncApp(
-                token=BOT_TOKEN,
                 signing_secret=SIGNING_SECRET,
                 client=AsyncWebClient(token=BOT_TOKEN, base_url=sink + "/api/"),
             )

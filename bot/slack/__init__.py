@@ -1,11 +1,30 @@
 """The Slack app: `/starpod` commands, buttons, Block Kit answers, roles and the audit log.
 
-Public API::
+Wiring (nothing here runs on import)::
 
-    from bot.slack import SlackDeps, create_app, build_web_client
-    app = create_app(settings, SlackDeps(backend=..., db=..., web=..., ssh_links=...))
+    web = build_web_client(settings, session=aiohttp_session)
+    links = SshLinkService.from_settings(settings, db)
+    deps = SlackDeps(backend=client, db=db, web=web, ssh_links=links,
+                     monitor=monitor, alerts=alerts)          # both optional
+    app = create_app(settings, deps)                          # a Bolt AsyncApp
+    asgi = bot.web.app.create_web_app(slack_app=app, ssh_links=links)
 
-See ``bot/slack/app.py`` for the request flow; nothing here runs on import.
+Where things live:
+
+``app``          ``create_app``: Bolt app, token authorization without ``auth.test``, the
+                 one error handler (user/backend errors in words, bugs as an error id)
+``ack``          ``ack_first``: every listener acknowledges before its work starts
+``commands``     `/starpod` → parse → authorize → handler (``HANDLERS``) → audit
+``actions``      row menu, pager, health-card buttons, kill confirmation; once per click
+``handlers/``    what each subcommand does: ``info`` (read-only), ``lifecycle``
+                 (create/pause/restart/kill, announced), ``ssh``, ``mute``
+``parser``       pure text → ``Command`` | ``UsageProblem``; ``catalog`` the subcommands
+``blocks/``      pure Block Kit builders; ``limits`` (``Reply``, ``fit_blocks``);
+                 ``mrkdwn`` (``escape`` and friends); ``ids`` (every action/block id)
+``access``       roles from user and group ids; ``audit`` the audit log;
+                 ``dedupe`` (clicks, in-flight actions); ``slots`` (bounded work)
+``ssh_links``    one-time links to ephemeral SSH keys (served by ``bot.web``)
+``socket_mode``  ``start_socket_mode(app, app_token)`` for bots without a public URL
 """
 
 from bot.slack.app import create_app

@@ -113,7 +113,7 @@ async def test_bot_messages_render_like_slack_and_stay_inert(
     # Another user does not see the operator's ephemeral answer.
     await page.locator('[data-channel-id="C0OPS"]').click()
     await page.select_option("#user-select", "U0VIEWER")
-    await page.wait_for_function("!document.querySelector('.msg.ephemeral')")
+    await page.wait_for_function("() => !document.querySelector('.msg.ephemeral')")
     assert errors == []
 
 

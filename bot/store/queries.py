@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import Row, insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -178,19 +178,21 @@ async def status_history(
 
 async def heartbeat_history(
     session: AsyncSession, instance_id: str, *, since: datetime, until: datetime | None = None
-) -> list[HeartbeatSample]:
+) -> Sequence[Row[Any]]:
     """Raw samples of one instance with ``since <= sampled_at < until``, oldest first.
 
-    Served by the ``(instance_id, sampled_at)`` index. Samples older than the
-    raw retention live in ``heartbeat_hourly`` instead.
+    Rows carry the sample's columns as attributes (``sampled_at``, ``cpu_percent``, …).
+    A Core select, not ORM objects: building 2,880 objects for a day of one instance
+    cost more than the query itself (BENCHMARKS.md, "Health sweep"). Served by the
+    ``(instance_id, sampled_at)`` index; samples older than the raw retention live in
+    ``heartbeat_hourly`` instead.
     """
-    stmt = select(HeartbeatSample).where(
-        HeartbeatSample.instance_id == instance_id, HeartbeatSample.sampled_at >= since
-    )
+    table = HeartbeatSample.__table__
+    stmt = select(table).where(table.c.instance_id == instance_id, table.c.sampled_at >= since)
     if until is not None:
-        stmt = stmt.where(HeartbeatSample.sampled_at < until)
-    result = await session.scalars(stmt.order_by(HeartbeatSample.sampled_at))
-    return list(result)
+        stmt = stmt.where(table.c.sampled_at < until)
+    result = await session.execute(stmt.order_by(table.c.sampled_at))
+    return result.all()
 
 
 async def record_restart(

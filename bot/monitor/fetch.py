@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Sequence
 
 from bot.backend.client import InstanceClient
 from bot.backend.errors import BackendError
 from bot.backend.models import HealthInfo, Instance
+from bot.monitor.policy import health_calls_degraded
 from bot.monitor.tracking import Observation
+
+log = logging.getLogger(__name__)
 
 
 async def fetch_health(
@@ -46,11 +50,19 @@ async def observe(
     """
     missing = [i.id for i in instances if i.health is None and i.is_running]
     fetched = await fetch_health(client, missing, concurrency=concurrency) if missing else {}
+    failed = sum(isinstance(got, BackendError) for got in fetched.values())
+    degraded = health_calls_degraded(failed, len(missing))
+    if degraded:
+        log.warning(
+            "health sweep: %d of %d health calls failed; blaming the backend, not the instances",
+            failed,
+            len(missing),
+        )
     observations: list[Observation] = []
     for inst in instances:
         got = fetched.get(inst.id)
         if isinstance(got, BackendError):
-            observations.append(Observation(inst, None, str(got)))
+            observations.append(Observation(inst, None, str(got), failure_counts=not degraded))
         else:
             observations.append(Observation(inst, got if got is not None else inst.health))
     return observations

@@ -25,6 +25,20 @@ HEALTH_FAILURES_FOR_UNKNOWN = 3
 BACKEND_FAILURES_FOR_UNREACHABLE = 3
 """Consecutive failed list calls after which the backend counts as unreachable."""
 
+DEGRADED_MIN_FAILURES = 3
+DEGRADED_SHARE = 0.1
+
+
+def health_calls_degraded(failed: int, checked: int) -> bool:
+    """True when so many of one sweep's health calls failed that the backend is to blame.
+
+    A backend answering 30 % of requests with errors would otherwise, by chance, fail
+    some healthy instance's call three sweeps in a row and open an incident per
+    instance. Failures count against an instance only in a sweep where most calls work:
+    fewer than 3 failed, or fewer than 10 % of the calls.
+    """
+    return failed >= max(DEGRADED_MIN_FAILURES, DEGRADED_SHARE * checked)
+
 
 def is_stale(last_heartbeat: datetime, now: datetime, timeout: timedelta) -> bool:
     """True when the heartbeat is older than ``timeout`` (strictly: age == timeout is fresh)."""

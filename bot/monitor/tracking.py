@@ -59,6 +59,9 @@ class Observation:
     instance: Instance
     health: HealthInfo | None = None
     health_error: str | None = None
+    # False when the sweep's health calls failed broadly: the backend is degraded, and
+    # that failure says nothing about this instance (see policy.health_calls_degraded).
+    failure_counts: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,7 +187,7 @@ def plan_sweep(
                     elif mem is None or mem.backend_status == RUNNING_STATUS:
                         reason = f"heartbeat fresh again ({age:.0f} s old)"
             else:
-                failures = (mem.health_failures if mem is not None else 0) + 1
+                failures = (mem.health_failures if mem is not None else 0) + int(obs.failure_counts)
                 if failures >= HEALTH_FAILURES_FOR_UNKNOWN:
                     status, derived, kind = UNKNOWN_STATUS, True, EventKind.HEALTH_UNKNOWN
                     reason = (

@@ -15,6 +15,7 @@ from bot.monitor.policy import (
     RestartNow,
     StormRule,
     decide_restart,
+    health_calls_degraded,
     heartbeat_age_secs,
     is_stale,
     stale_reason,
@@ -179,3 +180,19 @@ def test_storm_rule_float_edges_and_validation() -> None:
         StormRule(min_instances=0)
     with pytest.raises(ValueError):
         StormRule(share=0)
+
+
+@pytest.mark.parametrize(
+    ("failed", "checked", "degraded"),
+    [
+        (0, 100, False),
+        (2, 2, False),
+        (3, 3, True),
+        (5, 100, False),
+        (10, 100, True),
+        (12, 40, True),
+        (1, 1, False),
+    ],
+)
+def test_broad_health_failures_blame_the_backend(failed: int, checked: int, degraded: bool) -> None:
+    assert health_calls_degraded(failed, checked) is degraded

@@ -333,3 +333,13 @@ async def test_observer_sees_every_request(backend_sim: BackendSimulator) -> Non
         with pytest.raises(BackendStatusError):
             await client.get_instance("missing")
     assert seen == [("health", "200"), ("get", "404")]
+
+
+async def test_a_large_list_is_parsed_off_the_event_loop_all_the_same(
+    backend_sim: BackendSimulator, client: InstanceClient
+) -> None:
+    backend_sim.inline_health = True
+    ids = backend_sim.seed_instances(2000)
+    listed = await client.list_instances()
+    assert [i.id for i in listed] == ids
+    assert all(i.health is not None for i in listed)

@@ -48,6 +48,7 @@ make two senders safe anyway: a row is claimed by one at a time and streams stay
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 from collections.abc import Callable, Sequence
@@ -200,6 +201,7 @@ class OutboxDelivery:
         self._lock = asyncio.Lock()
         self._again = False
         self._kick_task: asyncio.Task[None] | None = None
+        self._closed = False
         self.failed_total = 0
         """Rows marked failed (poison) by this sender since it started."""
         self.sent_total = 0
@@ -219,7 +221,7 @@ class OutboxDelivery:
         the running loop. Runs never overlap; a nudge during a run makes it run again.
         """
         self._again = True
-        if self._kick_task is not None and not self._kick_task.done():
+        if self._closed or (self._kick_task is not None and not self._kick_task.done()):
             return
         try:
             loop = asyncio.get_running_loop()
@@ -235,17 +237,30 @@ class OutboxDelivery:
             except Exception:
                 log.exception("alert delivery failed")
 
-    async def aclose(self) -> None:
-        """Wait for a nudged run to finish (the runtime calls this on shutdown)."""
+    async def aclose(self, wait_secs: float = 10.0) -> None:
+        """Stop sending: later runs do nothing; waits (at most ``wait_secs``) for the run in
+        progress, so no request is cut off mid-flight. The runtime calls this on shutdown,
+        before stopping the scheduler."""
+        self._closed = True
         task = self._kick_task
         if task is not None and not task.done():
-            await asyncio.wait({task}, timeout=10)
+            await asyncio.wait({task}, timeout=wait_secs)
+
+        async def drained() -> None:
+            async with self._lock:
+                return
+
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(drained(), wait_secs)
 
     # -- one run -----------------------------------------------------------------------------
 
     async def run_once(self) -> DeliveryReport:
         """Send everything that is due now, stream by stream; returns what happened."""
         report = DeliveryReport()
+        if self._closed:
+            report.skipped = "closed"
+            return report
         if self._is_leader is not None and not self._is_leader():
             report.skipped = "not the leader"
             return report

@@ -1,0 +1,35 @@
+"""Alerts and on-call: incidents from the monitor's events, told to Slack, never lost.
+
+Wiring (what ``bot.runtime`` does)::
+
+    alerts = AlertService.from_settings(settings, db, clock=clock,
+                                        is_leader=lambda: monitor.is_leader)
+    alerts.attach(monitor)            # monitor.on_event(alerts.handle_event)
+                                      # monitor.with_restart_guard(alerts.restart_guard)
+    register_jobs(scheduler, service=alerts)   # delivery every 1 s, housekeeping every 10 s
+    SlackDeps(..., alerts=alerts)     # /starpod mute|unmute|status and the incident buttons
+    ...
+    await alerts.delivery.aclose()    # on shutdown, before the scheduler stops
+
+Modules
+-------
+``service``  :class:`~bot.alerts.service.AlertService` — ``handle_event(session, event)``
+             (runs inside the monitor's transaction), ``restart_guard(instance_id)``,
+             ``mute(instance_id, until, no_restart, actor)``, ``unmute(instance_id, actor)``,
+             ``open_incidents()``, ``get_incident(id)``, ``acknowledge(incident_id, actor)``,
+             ``note_manual_restart(incident_id, actor, ok=, error=)``,
+             ``run_housekeeping()`` (mute expiry, escalation, flapping/fleet settling),
+             ``attach(monitor)``, ``from_settings(...)``;
+             :class:`~bot.alerts.service.AlertPolicy` (channel, mention, routes, escalation,
+             flapping) — the incident rules are in the module docstring.
+``outbox``   writing Slack messages as rows in the caller's transaction (root, reply,
+             root edit, notice); root edits coalesce.
+``delivery`` :class:`~bot.alerts.delivery.OutboxDelivery` — ``run_once()``, ``nudge()``,
+             ``aclose()``, ``sent_total``/``failed_total``; 429/5xx/poison rules and the
+             duplicate window are in its module docstring.
+``blocks``   pure Block Kit builders: the root message, thread notes, mute notices.
+``actions``  the incident buttons, registered by ``bot.slack.app.create_app``.
+``jobs``     ``register_jobs(scheduler, service=...)``.
+``records``  ``IncidentView``, ``AckResult``, ``MuteResult``, ``UnmuteResult``.
+``queries``  reads of the alert tables (``bot.store.alert_models``).
+"""

@@ -210,6 +210,11 @@ class AlertService:
                 timeout=15,
                 retry_handlers=[],
             )
+        if not settings.alerts.channel and not settings.alerts.routes:
+            log.warning(
+                "no alert channel (STARPOD_ALERT_CHANNEL): incidents are recorded, "
+                "nothing is posted"
+            )
         if holder is None:
             from bot.store.leader import default_holder
 
@@ -434,9 +439,11 @@ class AlertService:
         at = event.at
         if self._storm_at == at and instance_id in self._storm_ids:
             return  # part of the storm announced in this very sweep
-        if event.kind == EventKind.STALE:
+        incident = await q.open_incident(session, instance_id)
+        if incident is None and event.kind == EventKind.STALE:
             fleet = await q.open_fleet_incident(session)
             if fleet is not None:
+                # A storm (or the backend outage) is on: one more stale instance joins it.
                 if await self._join_fleet(session, fleet, [instance_id], at):
                     await self._refresh(session, fleet, at)
                 return
@@ -444,7 +451,6 @@ class AlertService:
         muted = await self._muted(session, instance_id, at)
         changes = await q.changes_since(session, instance_id, since=at - self.policy.flap_window)
         flapping_now = changes > self.policy.flap_changes
-        incident = await q.open_incident(session, instance_id)
         kind = _incident_kind(event)
         created = reopened = False
         if incident is None:
@@ -473,7 +479,7 @@ class AlertService:
         else:
             incident.recurrences = (incident.recurrences or 0) + 1
         previous_kind = incident.kind
-        incident.kind = kind if not created else incident.kind
+        incident.kind = kind
         incident.detail = event.detail or incident.detail
         incident.updated_at = at
         action = (

@@ -22,7 +22,6 @@ from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.async_context import AsyncBoltContext
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.alerts.blocks import MUTE_BUTTON_SECS
 from bot.alerts.records import AckResult, IncidentView, MuteResult
 from bot.backend.errors import BackendError
 from bot.errors import UserError
@@ -43,6 +42,7 @@ from bot.store.queries import record_restart
 log = logging.getLogger(__name__)
 
 ACKNOWLEDGE = "acknowledge"
+MUTE_BUTTON_SECS = 3600
 
 
 class IncidentActions(Protocol):

@@ -20,7 +20,6 @@ from bot.slack.mrkdwn import code, date, duration, escape, megabytes, user
 
 STATE_EMOJI = {"open": "🔴", "acknowledged": "🟠", "resolved": "✅"}
 FLEET_NAMES_SHOWN = 10
-MUTE_BUTTON_SECS = 3600
 
 
 def _instance_title(view: IncidentView) -> str:

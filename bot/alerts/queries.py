@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.store.alert_models import FLEET_KEY, AlertIncident, AlertMute
@@ -27,6 +27,39 @@ async def open_incident(session: AsyncSession, instance_id: str) -> AlertInciden
 async def open_fleet_incident(session: AsyncSession) -> AlertIncident | None:
     """The open fleet-wide incident (storm, backend unreachable), if any."""
     return await session.scalar(select(AlertIncident).where(AlertIncident.open_key == FLEET_KEY))
+
+
+async def all_open_keys(session: AsyncSession) -> list[str]:
+    """The ``open_key`` of every unresolved incident (instance ids and the fleet key)."""
+    rows = await session.scalars(
+        select(AlertIncident.open_key).where(AlertIncident.open_key.is_not(None))
+    )
+    return [key for key in rows if key is not None]
+
+
+async def open_fleet_incident_id(session: AsyncSession) -> int | None:
+    """The id of the open fleet incident, without loading its (possibly large) facts."""
+    return await session.scalar(select(AlertIncident.id).where(AlertIncident.open_key == FLEET_KEY))
+
+
+async def count_fleet_restart(session: AsyncSession) -> None:
+    """Add one auto-restart to the open fleet incident, if there is one (one UPDATE)."""
+    await session.execute(
+        update(AlertIncident)
+        .where(AlertIncident.open_key == FLEET_KEY)
+        .values(restart_attempts=AlertIncident.restart_attempts + 1)
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def problem_instance_ids(session: AsyncSession) -> list[str]:
+    """Instances whose last recorded status is a problem (``error``, ``unknown``)."""
+    rows = await session.scalars(
+        select(InstanceRow.id)
+        .where(func.lower(InstanceRow.status).in_(("error", "unknown")))
+        .order_by(InstanceRow.name, InstanceRow.id)
+    )
+    return list(rows)
 
 
 async def open_keys_among(session: AsyncSession, instance_ids: Sequence[str]) -> set[str]:
@@ -94,18 +127,6 @@ async def instance_names(session: AsyncSession, instance_ids: Sequence[str]) -> 
         )
         names.update({row.id: row.name for row in rows if row.name})
     return names
-
-
-async def instance_statuses(session: AsyncSession, instance_ids: Sequence[str]) -> dict[str, str]:
-    """The last recorded (effective) status of each given instance."""
-    statuses: dict[str, str] = {}
-    for start in range(0, len(instance_ids), _IN_CHUNK):
-        chunk = list(instance_ids[start : start + _IN_CHUNK])
-        rows = await session.execute(
-            select(InstanceRow.id, InstanceRow.status).where(InstanceRow.id.in_(chunk))
-        )
-        statuses.update({row.id: row.status for row in rows})
-    return statuses
 
 
 async def active_mute(

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import fnmatch
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -75,6 +75,7 @@ log = logging.getLogger(__name__)
 PROBLEM_STATUSES = frozenset({"error", "unknown"})
 GUARD_CACHE_SECS = 1.0
 _NUDGE_KEY = "starpod_alerts_nudge"
+_OPEN_KEYS = "starpod_alerts_open_keys"
 
 
 def _utcnow() -> datetime:
@@ -382,6 +383,35 @@ class AlertService:
             channel=self.policy.channel_for(name) if scope == "instance" else self.policy.channel,
         )
 
+    async def _open_keys(self, session: AsyncSession) -> set[str]:
+        """Keys that may have an open incident in this transaction (a superset: loaded once
+        per session, added to as incidents open, never removed from).
+
+        A sweep dispatches thousands of events in one transaction; most are about
+        instances without an incident, and this answers those without a query.
+        """
+        keys = session.info.get(_OPEN_KEYS)
+        if keys is None:
+            keys = set(await q.all_open_keys(session))
+            session.info[_OPEN_KEYS] = keys
+        return keys
+
+    @staticmethod
+    def _remember_open(session: AsyncSession, incident: AlertIncident) -> None:
+        keys = session.info.get(_OPEN_KEYS)
+        if keys is not None and incident.open_key is not None:
+            keys.add(incident.open_key)
+
+    async def _open_incident(self, session: AsyncSession, instance_id: str) -> AlertIncident | None:
+        if instance_id not in await self._open_keys(session):
+            return None
+        return await q.open_incident(session, instance_id)
+
+    async def _open_fleet_id(self, session: AsyncSession) -> int | None:
+        if FLEET_KEY not in await self._open_keys(session):
+            return None
+        return await q.open_fleet_incident_id(session)
+
     async def _muted(self, session: AsyncSession, instance_id: str, at: datetime) -> bool:
         return await q.active_mute(session, instance_id, now=at) is not None
 
@@ -419,19 +449,34 @@ class AlertService:
         elif kind == EventKind.RESTART_BUDGET_EXHAUSTED:
             await self._on_exhausted(session, event)
 
-    async def _join_fleet(
-        self, session: AsyncSession, fleet: AlertIncident, ids: Sequence[str], at: datetime
-    ) -> list[str]:
+    async def _recount_fleet(
+        self, session: AsyncSession, fleet: AlertIncident, at: datetime, *, quiet: bool = False
+    ) -> None:
+        """Recompute the fleet incident's members from the store; resolve it when none are
+        left and the backend answers.
+
+        Members are the instances in a problem status without an open incident of their
+        own: whatever went stale while the fleet incident was open is covered by it, and
+        whatever recovered has left it. Recomputing in one query (housekeeping, backend
+        recovery) instead of writing per event keeps a 10,000-instance storm cheap.
+        """
         facts = fleet.facts or {}
-        members: list[str] = list(facts.get("members", []))
-        known = set(members)
-        added = [i for i in ids if i not in known]
-        if added:
-            names = dict(facts.get("names", {}))
-            names.update(await q.instance_names(session, added))
-            self._set_facts(fleet, members=members + added, names=names)
+        before: list[str] = list(facts.get("members", []))
+        problem = await q.problem_instance_ids(session)
+        own = await q.open_keys_among(session, problem)
+        now_members = [i for i in problem if i not in own]
+        if set(now_members) != set(before):
+            kept = [m for m in before if m in set(now_members)]
+            joined = [m for m in now_members if m not in set(before)]
+            names = {k: v for k, v in dict(facts.get("names", {})).items() if k in set(kept)}
+            names.update(await q.instance_names(session, joined))
+            recovered = int(facts.get("recovered", 0)) + len(before) - len(kept)
+            self._set_facts(fleet, members=kept + joined, names=names, recovered=recovered)
             fleet.updated_at = at
-        return added
+            await session.flush()
+            if not quiet:
+                await self._refresh(session, fleet, at)
+        await self._maybe_resolve_fleet(session, fleet, at)
 
     async def _on_problem(self, session: AsyncSession, event: MonitorEvent) -> None:
         instance_id = event.instance_id
@@ -439,14 +484,15 @@ class AlertService:
         at = event.at
         if self._storm_at == at and instance_id in self._storm_ids:
             return  # part of the storm announced in this very sweep
-        incident = await q.open_incident(session, instance_id)
-        if incident is None and event.kind == EventKind.STALE:
-            fleet = await q.open_fleet_incident(session)
-            if fleet is not None:
-                # A storm (or the backend outage) is on: one more stale instance joins it.
-                if await self._join_fleet(session, fleet, [instance_id], at):
-                    await self._refresh(session, fleet, at)
-                return
+        incident = await self._open_incident(session, instance_id)
+        if (
+            incident is None
+            and event.kind == EventKind.STALE
+            and await self._open_fleet_id(session) is not None
+        ):
+            # A storm (or the backend outage) is on: this instance is covered by it; the
+            # fleet message lists it after the next recount (housekeeping).
+            return
         inst = event.instance
         muted = await self._muted(session, instance_id, at)
         changes = await q.changes_since(session, instance_id, since=at - self.policy.flap_window)
@@ -464,6 +510,7 @@ class AlertService:
                 incident.resolved_at = None
                 incident.resolved_note = None
                 incident.recurrences = (incident.recurrences or 0) + 1
+                self._remember_open(session, incident)
             else:
                 created = True
                 incident = self._new_incident(
@@ -476,6 +523,7 @@ class AlertService:
                     detail=event.detail,
                 )
                 session.add(incident)
+                self._remember_open(session, incident)
         else:
             incident.recurrences = (incident.recurrences or 0) + 1
         previous_kind = incident.kind
@@ -524,12 +572,9 @@ class AlertService:
         instance_id = event.instance_id
         assert instance_id is not None
         at = event.at
-        fleet = await q.open_fleet_incident(session)
-        if fleet is not None:
-            await self._leave_fleet(session, fleet, [instance_id], at)
-        incident = await q.open_incident(session, instance_id)
+        incident = await self._open_incident(session, instance_id)
         if incident is None:
-            return
+            return  # a fleet member leaves the fleet incident at its next recount
         incident.updated_at = at
         self._set_facts(incident, status=event.to_status, **_health_facts(event.health, at))
         if incident.flapping:
@@ -545,26 +590,11 @@ class AlertService:
             message = blocks.recovered_note(IncidentView.from_row(incident), note, after_secs=after)
         await self._follow_up(session, incident, at, message)
 
-    async def _leave_fleet(
-        self, session: AsyncSession, fleet: AlertIncident, ids: Sequence[str], at: datetime
-    ) -> None:
-        facts = fleet.facts or {}
-        members: list[str] = list(facts.get("members", []))
-        gone = set(ids)
-        if not gone.intersection(members):
-            return
-        left = [m for m in members if m not in gone]
-        recovered = int(facts.get("recovered", 0)) + (len(members) - len(left))
-        self._set_facts(fleet, members=left, recovered=recovered)
-        fleet.updated_at = at
-        await self._maybe_resolve_fleet(session, fleet, at)
-
     async def _maybe_resolve_fleet(
         self, session: AsyncSession, fleet: AlertIncident, at: datetime
     ) -> None:
         facts = fleet.facts or {}
         if facts.get("members") or facts.get("backend_down"):
-            await self._refresh(session, fleet, at)
             return
         recovered = int(facts.get("recovered", 0))
         note = f"all {recovered} stale instances recovered" if recovered else "the backend answers"
@@ -583,16 +613,11 @@ class AlertService:
         assert instance_id is not None
         at = event.at
         ok = event.kind == EventKind.RESTART_ATTEMPTED
-        incident = await q.open_incident(session, instance_id)
+        incident = await self._open_incident(session, instance_id)
         if incident is None:
-            fleet = await q.open_fleet_incident(session)
-            if fleet is not None and instance_id in (fleet.facts or {}).get("members", []):
-                fleet.restart_attempts = (fleet.restart_attempts or 0) + 1
-                self._set_facts(
-                    fleet,
-                    action=f"auto-restarting stale instances ({fleet.restart_attempts} so far)",
-                )
-                await self._refresh(session, fleet, at)
+            # A fleet member (restarted once the storm is over): counted, shown at the
+            # fleet message's next edit; one SQL update, the members list stays untouched.
+            await q.count_fleet_restart(session)
             return
         incident.restart_attempts = (incident.restart_attempts or 0) + 1
         incident.updated_at = at
@@ -605,7 +630,7 @@ class AlertService:
 
     async def _on_deferred(self, session: AsyncSession, event: MonitorEvent) -> None:
         assert event.instance_id is not None
-        incident = await q.open_incident(session, event.instance_id)
+        incident = await self._open_incident(session, event.instance_id)
         if incident is None:
             return
         self._set_facts(incident, action=event.detail)
@@ -616,27 +641,22 @@ class AlertService:
         assert instance_id is not None
         at = event.at
         muted = await self._muted(session, instance_id, at)
-        incident = await q.open_incident(session, instance_id)
+        incident = await self._open_incident(session, instance_id)
         if incident is None:
-            fleet = await q.open_fleet_incident(session)
-            if fleet is not None and instance_id in (fleet.facts or {}).get("members", []):
-                exhausted = list((fleet.facts or {}).get("exhausted", []))
-                if instance_id not in exhausted:
-                    exhausted.append(instance_id)
-                self._set_facts(
-                    fleet,
-                    exhausted=exhausted,
-                    action=f"auto-restart gave up on {len(exhausted)} instances",
-                )
-                message: Reply | None = None
-                if fleet.exhausted_at is None:
+            fleet_id = await self._open_fleet_id(session)
+            if fleet_id is not None:
+                # A fleet member: the on-call group hears it once per fleet incident.
+                fleet = await q.incident_by_id(session, fleet_id)
+                if fleet is not None and fleet.exhausted_at is None:
                     fleet.exhausted_at = at
+                    self._set_facts(fleet, action="auto-restart gave up on some instances")
                     label = event.instance.label if event.instance is not None else instance_id
                     message = blocks.escalation_note(
                         self.policy.mention,
-                        f"Auto-restart gave up on {escape(label)}: {escape(event.detail)}",
+                        f"Auto-restart gave up on {escape(label)} (and maybe more): "
+                        f"{escape(event.detail)}",
                     )
-                await self._follow_up(session, fleet, at, message, broadcast=True)
+                    await self._follow_up(session, fleet, at, message, broadcast=True)
                 return
             inst = event.instance
             incident = self._new_incident(
@@ -650,6 +670,7 @@ class AlertService:
             )
             incident.exhausted_at = at
             session.add(incident)
+            self._remember_open(session, incident)
             self._set_facts(
                 incident, action=_exhausted(event.detail), **_health_facts(event.health, at)
             )
@@ -674,15 +695,11 @@ class AlertService:
         members = [i for i in ids if i not in own]
         fleet = await q.open_fleet_incident(session)
         if fleet is not None:
-            added = await self._join_fleet(session, fleet, members, at)
             self._set_facts(fleet, action="no per-instance restarts during the storm")
             fleet.detail = event.detail
-            await session.flush()
+            await self._recount_fleet(session, fleet, at, quiet=True)
             await self._follow_up(
-                session,
-                fleet,
-                at,
-                blocks.thread_note(f"🌩️ Storm: {escape(event.detail)} ({len(added)} joined)"),
+                session, fleet, at, blocks.thread_note(f"🌩️ Storm: {escape(event.detail)}")
             )
             return
         fleet = self._new_incident(scope="fleet", kind="stale", at=at, detail=event.detail)
@@ -692,6 +709,7 @@ class AlertService:
             "action": "no per-instance restarts during the storm",
         }
         session.add(fleet)
+        self._remember_open(session, fleet)
         await session.flush()
         await self._post_root(session, fleet, at)
 
@@ -715,6 +733,7 @@ class AlertService:
             "action": "sweeps continue; nothing is restarted while the backend is unreachable",
         }
         session.add(fleet)
+        self._remember_open(session, fleet)
         await session.flush()
         await self._post_root(session, fleet, at)
 
@@ -725,18 +744,17 @@ class AlertService:
             return
         self._set_facts(fleet, backend_down=False)
         fleet.updated_at = at
-        await session.flush()
-        members = (fleet.facts or {}).get("members", [])
-        if members:
-            await self._reply(
+        await self._recount_fleet(session, fleet, at, quiet=True)
+        if fleet.state != "resolved":
+            members = (fleet.facts or {}).get("members", [])
+            await self._follow_up(
                 session,
                 fleet,
+                at,
                 blocks.thread_note(
                     f"🟢 {escape(event.detail)}; {len(members)} instances are still stale."
                 ),
-                at,
             )
-        await self._maybe_resolve_fleet(session, fleet, at)
 
     # -- restart guard -----------------------------------------------------------------------
 
@@ -1032,13 +1050,9 @@ class AlertService:
             resolved.append(incident.id)
         fleet = await q.open_fleet_incident(session)
         if fleet is not None:
-            members = list((fleet.facts or {}).get("members", []))
-            statuses = await q.instance_statuses(session, members)
-            healthy = [m for m in members if statuses.get(m, "").lower() not in PROBLEM_STATUSES]
-            if healthy:
-                await self._leave_fleet(session, fleet, healthy, now)
-                if fleet.state == "resolved":
-                    resolved.append(fleet.id)
+            await self._recount_fleet(session, fleet, now)
+            if fleet.state == "resolved":
+                resolved.append(fleet.id)
         return resolved
 
 

@@ -39,19 +39,34 @@ async def test_two_hundred_stale_at_once_is_one_fleet_message_and_no_restarts(
     h.sim.stop_heartbeat(ids[205])
     h.advance(100)
     await h.sweep()
+    await h.service.run_housekeeping()  # the fleet incident's members are recounted
     await h.deliver()
     assert len(h.channel()) == 1 and len(await h.incidents()) == 1
+    [fleet] = await h.incidents()
+    assert len(fleet.facts["members"]) == 201
+    assert "Storm: 201 instances" in str(h.slack.find_message(root.ts).blocks)  # type: ignore[union-attr]
 
-    # Everything comes back: one thread reply, the root resolved.
-    for victim in [*ids[:200], ids[205]]:
+    # Half come back: the message says so, the incident stays open.
+    for victim in ids[:100]:
         h.sim.resume_heartbeat(victim)
     h.advance(30)
     await h.sweep()
+    await h.service.run_housekeeping()
+    [fleet] = await h.incidents()
+    assert fleet.state == "open" and len(fleet.facts["members"]) == 101
+
+    # Everything comes back: one thread reply, the root resolved.
+    for victim in [*ids[100:200], ids[205]]:
+        h.sim.resume_heartbeat(victim)
+    h.advance(30)
+    await h.sweep()
+    done = await h.service.run_housekeeping()
     await h.deliver()
     [fleet] = await h.incidents()
-    assert fleet.state == "resolved"
+    assert fleet.state == "resolved" and done.resolved == [fleet.id]
     [resolved] = h.replies(root)
     assert "all 201 stale instances recovered" in resolved.text
+    assert "Resolved" in str(h.slack.find_message(root.ts).blocks)  # type: ignore[union-attr]
     assert len(h.channel()) == 1
     assert h.slack.violations() == []
 

@@ -17,9 +17,12 @@ How incidents behave
   someone). A recovery reply is posted only for an announced incident.
 - **Fleet**: a storm (``storm`` event) or an unreachable backend opens the one fleet
   incident instead; the stale instances of that sweep get no incident of their own (and
-  the monitor restarts none of them in a storm sweep). While the fleet incident is open,
-  more stale instances join it quietly. It resolves when the backend answers and every
-  member has recovered.
+  the monitor restarts none of them in a storm sweep). While it is open, instances that
+  go stale are covered by it too, quietly. Its members are recounted from the store in
+  one query (every housekeeping run, and when the backend answers again): instances in a
+  problem status without an incident of their own. It resolves when the backend answers
+  and no member is left; its restarts and exhausted budgets are counted, and the first
+  exhausted budget re-mentions the on-call group once.
 - **Mute**: a muted instance's incidents are recorded but not announced (``announced``
   False); edits of an already-announced root still happen (they notify nobody), thread
   replies do not. When the mute ends, the channel is told, and an incident still open

@@ -5,13 +5,35 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.store.alert_models import FLEET_KEY, AlertIncident, AlertMute
+from bot.store.alert_models import FLEET_KEY, AlertIncident, AlertMute, AlertOutbox
 from bot.store.models import InstanceRow, StatusChange
 
 _IN_CHUNK = 500
+
+
+async def prune_outbox(session: AsyncSession, *, before: datetime, batch: int) -> int:
+    """Delete up to ``batch`` finished outbox rows (sent, superseded, failed) created before
+    ``before``; pending rows are never deleted. Returns how many went."""
+    old = (
+        select(AlertOutbox.id)
+        .where(
+            AlertOutbox.state.in_(("sent", "superseded", "failed")),
+            AlertOutbox.created_at < before,
+        )
+        .order_by(AlertOutbox.id)
+        .limit(batch)
+    )
+    ids = list((await session.scalars(old)).all())
+    if ids:
+        await session.execute(
+            delete(AlertOutbox)
+            .where(AlertOutbox.id.in_(ids))
+            .execution_options(synchronize_session=False)
+        )
+    return len(ids)
 
 
 async def incident_by_id(session: AsyncSession, incident_id: int) -> AlertIncident | None:

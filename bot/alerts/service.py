@@ -77,6 +77,10 @@ log = logging.getLogger(__name__)
 
 PROBLEM_STATUSES = frozenset({"error", "unknown"})
 GUARD_CACHE_SECS = 1.0
+# Finished outbox rows (sent, superseded, failed: all logged when it happened) are kept a
+# week for debugging, then deleted a batch per housekeeping run; pending ones never are.
+OUTBOX_KEEP = timedelta(days=7)
+OUTBOX_PRUNE_BATCH = 1000
 _NUDGE_KEY = "starpod_alerts_nudge"
 _OPEN_KEYS = "starpod_alerts_open_keys"
 
@@ -124,6 +128,7 @@ class HousekeepingReport:
     escalated: list[int] = field(default_factory=list)
     resolved: list[int] = field(default_factory=list)
     mutes_ended: list[str] = field(default_factory=list)
+    pruned: int = 0
 
 
 def _health_facts(health: HealthInfo | None, at: datetime) -> dict[str, Any]:
@@ -967,7 +972,8 @@ class AlertService:
 
     async def run_housekeeping(self) -> HousekeepingReport:
         """End expired mutes, escalate incidents left open too long, settle flapping and
-        fleet incidents. Idempotent; the jobs call it every few seconds."""
+        fleet incidents, forget delivered outbox rows after ``OUTBOX_KEEP``. Idempotent; the
+        jobs call it every few seconds."""
         now = self._clock()
         report = HousekeepingReport()
         if not self.is_leader:
@@ -975,6 +981,9 @@ class AlertService:
         report.mutes_ended = await self.expire_mutes(now=now)
         report.escalated = await self._db.run(lambda s: self._escalate(s, now))
         report.resolved = await self._db.run(lambda s: self._settle(s, now))
+        report.pruned = await self._db.run(
+            lambda s: q.prune_outbox(s, before=now - OUTBOX_KEEP, batch=OUTBOX_PRUNE_BATCH)
+        )
         return report
 
     async def expire_mutes(self, *, now: datetime | None = None) -> list[str]:

@@ -288,3 +288,28 @@ async def test_a_bot_killed_with_pending_rows_delivers_each_once_after_restart(
     [restart] = slack.thread(ALERTS, root.ts)[1:]
     assert restart.text.startswith("🔁")
     assert len([c for c in slack.calls_to("chat.postMessage") if c.ok]) == 2
+
+
+async def test_finished_outbox_rows_are_pruned_after_a_week_pending_ones_never(
+    make_harness: Callable[..., Harness],
+) -> None:
+    h = make_harness()
+    ids = await start(h, 3)
+    h.sim.stop_heartbeat(ids[0])
+    h.advance(100)
+    await h.sweep()
+    await h.deliver()
+    h.slack.fail_next(1000, status=500)
+    h.sim.stop_heartbeat(ids[1])
+    h.advance(100)
+    await h.sweep()
+    await h.deliver()  # the second incident's rows stay pending
+    states = sorted(r.state for r in await h.outbox())
+    assert "sent" in states and "pending" in states
+
+    h.advance(6 * 86400)
+    assert (await h.service.run_housekeeping()).pruned == 0
+    h.advance(2 * 86400)
+    report = await h.service.run_housekeeping()
+    assert report.pruned == states.count("sent") + states.count("superseded")
+    assert {r.state for r in await h.outbox()} == {"pending"}

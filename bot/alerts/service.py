@@ -66,6 +66,7 @@ from bot.slack.mrkdwn import duration, escape, user
 from bot.store.alert_models import FLEET_KEY, AlertIncident, AlertMute
 
 if TYPE_CHECKING:
+    import aiohttp
     from slack_sdk.web.async_client import AsyncWebClient
 
     from bot.backend.models import HealthInfo
@@ -198,6 +199,7 @@ class AlertService:
         db: Database,
         *,
         web: AsyncWebClient | None = None,
+        session: aiohttp.ClientSession | None = None,
         clock: Callable[[], datetime] = _utcnow,
         is_leader: Callable[[], bool] | None = None,
         holder: str | None = None,
@@ -206,7 +208,8 @@ class AlertService:
         """The service with its delivery, as the runtime builds it.
 
         ``web`` defaults to an ``AsyncWebClient`` with the bot token, ``slack.api_url``
-        and no retry handlers (the delivery job retries). ``is_leader`` should be the
+        and no retry handlers (the delivery job retries), on ``session`` when given (the
+        runtime's aiohttp session: connections are reused). ``is_leader`` should be the
         monitor's ``lambda: monitor.is_leader`` so only the leader sends.
         """
         if web is None:
@@ -217,6 +220,7 @@ class AlertService:
                 token=token.get_secret_value() if token else None,
                 base_url=settings.slack.api_url,
                 timeout=15,
+                session=session,
                 retry_handlers=[],
             )
         if not settings.alerts.channel and not settings.alerts.routes:

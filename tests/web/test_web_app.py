@@ -15,7 +15,7 @@ from starlette.routing import Route
 from bot.sim.slack import SlackAckTimeout
 from bot.web.app import create_web_app
 from bot.web.ratelimit import RateLimiter
-from bot.web.server import serve_web
+from bot.web.server import freeze_startup_heap, serve_web
 from tests.slack.conftest import Bot
 
 
@@ -145,3 +145,13 @@ async def test_slow_acks_would_be_caught_by_the_emulator(bot: Bot) -> None:
     async with serve_web(Starlette(routes=[Route("/slow", slow, methods=["POST"])])) as server:
         with pytest.raises(SlackAckTimeout):
             await bot.emulator.send_slash_command(f"{server.url}/slow", "help", ack_timeout=0.3)
+
+
+def test_freeze_startup_heap() -> None:
+    import gc
+
+    try:
+        assert freeze_startup_heap() > 0
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()

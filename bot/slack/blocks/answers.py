@@ -27,7 +27,7 @@ _GROUPS: tuple[tuple[str, tuple[Subcommand, ...]], ...] = (
         ),
     ),
     (
-        "*Act* (operators; announced in the channel)",
+        "*Act* (operators; changes are announced in the channel)",
         (
             Subcommand.CREATE,
             Subcommand.RESTART,

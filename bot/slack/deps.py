@@ -54,18 +54,22 @@ def utc_now() -> datetime:
 
 @runtime_checkable
 class Alerts(Protocol):
-    """The alerts feature, as the Slack commands and buttons use it."""
+    """The alerts feature, as the Slack commands and buttons use it.
 
-    async def mute(self, instance_id: str, until: datetime, no_restart: bool, actor: str) -> None:
+    Results are free-form (the alerts service returns its own result objects); the Slack
+    side reads ``was_muted`` (unmute) and ``replaced`` (mute) when they are there.
+    """
+
+    async def mute(self, instance_id: str, until: datetime, no_restart: bool, actor: str) -> Any:
         """Silence alerts for ``instance_id`` until ``until`` (and skip auto-restarts)."""
 
-    async def unmute(self, instance_id: str, actor: str) -> None:
+    async def unmute(self, instance_id: str, actor: str) -> Any:
         """Alerts on again for ``instance_id``."""
 
     async def open_incidents(self) -> Sequence[Any]:
         """Open incidents; each shown by its ``summary``/``title`` attribute or ``str()``."""
 
-    async def acknowledge(self, incident_id: str, actor: str) -> None:
+    async def acknowledge(self, incident_id: str, actor: str) -> Any:
         """Mark an incident acknowledged by ``actor``."""
 
 

@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -176,8 +177,10 @@ class Alerts:
             raise RuntimeError("alerts store exploded")
         self.muted.append((instance_id, until, no_restart, actor))
 
-    async def unmute(self, instance_id: str, actor: str) -> None:
+    async def unmute(self, instance_id: str, actor: str) -> SimpleNamespace:
+        was_muted = any(m[0] == instance_id for m in self.muted)
         self.unmuted.append((instance_id, actor))
+        return SimpleNamespace(was_muted=was_muted)
 
     async def open_incidents(self) -> list[str]:
         return self.incidents

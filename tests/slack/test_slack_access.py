@@ -153,7 +153,7 @@ async def test_group_members_are_cached(bot: Bot) -> None:
 
 
 async def test_group_lookup_failure_denies(bot: Bot) -> None:
-    bot.emulator.fail_next(3, status=500, methods={"usergroups.users.list"})
+    bot.emulator.fail_next(1, status=403, methods={"usergroups.users.list"})
     refused = message_text(await bot.ask("restart pod-001", user=OPERATOR))
     assert "You need the operator role" in refused
     assert bot.sim.calls[("restart", bot.ids[0])] == 0

@@ -165,8 +165,24 @@ async def test_mute_and_unmute_with_alerts(bot: Bot) -> None:
     assert instance_id == bot.ids[0] and no_restart and actor == OPERATOR
     assert 7190 < (until - bot.clock()).total_seconds() <= 7200
     await bot.slash("unmute pod-001")
-    await bot.channel_message(lambda m: "unmuted" in m.text)
+    await bot.channel_message(lambda m: "unmuted alerts for *pod-001*" in message_text(m))
     assert alerts.unmuted == [(bot.ids[0], OPERATOR)]
+
+
+async def test_unmute_in_the_alert_channel_is_not_said_twice(bot: Bot) -> None:
+    bot.deps.alerts = Alerts()
+    bot.settings.alerts.channel = CHANNEL  # where the alerts feature posts its own notice
+    await bot.slash("mute pod-001 1h")  # the mute itself is announced here (nothing else does)
+    await bot.channel_message(lambda m: "muted alerts" in message_text(m))
+    answer = await bot.ask("unmute pod-001")
+    assert "unmuted alerts for *pod-001*" in message_text(answer)
+    assert [m for m in bot.emulator.messages(CHANNEL) if "unmuted" in m.text] == []
+
+
+async def test_unmute_of_an_instance_that_was_not_muted(bot: Bot) -> None:
+    bot.deps.alerts = Alerts()
+    answer = await bot.ask("unmute pod-002")
+    assert "was not muted" in message_text(answer)
 
 
 async def test_wrong_menu_value_is_answered(bot: Bot) -> None:

@@ -28,22 +28,45 @@ async def mute(svc: Services, inv: Invocation, cmd: Command) -> None:
     assert cmd.ref is not None and cmd.options.mute_for is not None
     instance = await resolve(svc, inv, cmd.ref)
     until = svc.deps.clock() + cmd.options.mute_for
-    await alerts.mute(instance.id, until, cmd.options.no_restart, inv.user_id)
+    result = await alerts.mute(instance.id, until, cmd.options.no_restart, inv.user_id)
     span = duration(cmd.options.mute_for.total_seconds())
     restarts = " Auto-restart is off too." if cmd.options.no_restart else ""
+    replaced = " (replacing the previous mute)" if getattr(result, "replaced", False) else ""
     text = (
         f"🔕 {user(inv.user_id)} muted alerts for {instance_label(instance)} for {span} "
-        f"(until {date(until)}).{restarts}"
+        f"(until {date(until)}){replaced}.{restarts}"
     )
     inv.draft.detail = f"muted for {span}" + (", no restart" if cmd.options.no_restart else "")
     await Announcement(svc, inv).post(reply(f"{instance.label} muted for {span}", [section(text)]))
 
 
 async def unmute(svc: Services, inv: Invocation, cmd: Command) -> None:
-    """Alerts on again; announced."""
+    """Alerts on again; announced, unless the alerts feature already says so right here."""
     alerts = _alerts(svc)
     assert cmd.ref is not None
     instance = await resolve(svc, inv, cmd.ref)
-    await alerts.unmute(instance.id, inv.user_id)
+    result = await alerts.unmute(instance.id, inv.user_id)
+    if getattr(result, "was_muted", True) is False:
+        inv.draft.detail = "was not muted"
+        text = f"🔔 {instance_label(instance)} was not muted; its alerts are on."
+        await inv.respond(reply(f"{instance.label} was not muted", [section(text)]))
+        return
     text = f"🔔 {user(inv.user_id)} unmuted alerts for {instance_label(instance)}."
-    await Announcement(svc, inv).post(reply(f"{instance.label} unmuted", [section(text)]))
+    message = reply(f"{instance.label} unmuted", [section(text)])
+    if _alerts_tell_this_channel(svc, inv, instance.name):
+        await inv.respond(message)  # the alert channel gets the alerts feature's notice
+    else:
+        await Announcement(svc, inv).post(message)
+
+
+def _alerts_tell_this_channel(svc: Services, inv: Invocation, name: str | None) -> bool:
+    # The alerts feature posts "alerts are on again" in the instance's alert channel; a
+    # second announcement there would say the same thing twice.
+    policy = getattr(svc.deps.alerts, "policy", None)
+    channel_for = getattr(policy, "channel_for", None)
+    if callable(channel_for):
+        try:
+            return bool(channel_for(name) == inv.channel_id)
+        except Exception:
+            return False
+    return inv.channel_id is not None and inv.channel_id == svc.settings.alerts.channel

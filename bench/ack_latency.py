@@ -36,7 +36,6 @@ import asyncio
 import contextlib
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -49,6 +48,8 @@ from urllib.parse import urlencode
 
 import aiohttp
 import httpx
+
+from bot.sim.process import free_port, start_simulator
 
 SIGNING_SECRET = "bench-signing-secret"
 BOT_TOKEN = "xoxb-bench-token"
@@ -66,12 +67,6 @@ Figures = dict[str, Any]
 # -- helpers shared by the roles --------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _wait_http(url: str, timeout: float = 120.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -81,27 +76,6 @@ def _wait_http(url: str, timeout: float = 120.0) -> None:
         except httpx.HTTPError:
             time.sleep(0.1)
     raise RuntimeError(f"{url} did not come up")
-
-
-def start_simulator(instances: int) -> tuple[subprocess.Popen[bytes], str]:
-    """The backend simulator in its own process; returns it and its URL once it answers."""
-    port = _free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "bot.sim.backend",
-            "--port",
-            str(port),
-            "--instances",
-            str(instances),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    _wait_http(url + "/_sim/state")
-    return proc, url
 
 
 def start_role(role: str, *extra: str) -> tuple[subprocess.Popen[str], dict[str, str]]:
@@ -164,7 +138,7 @@ async def run_sink() -> None:
     app.router.add_get("/count", counter)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    port = _free_port()
+    port = free_port()
     await web.TCPSite(runner, "127.0.0.1", port).start()
     print(json.dumps({"url": f"http://127.0.0.1:{port}"}), flush=True)
     await _until_stdin_closes()

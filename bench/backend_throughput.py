@@ -15,10 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import socket
 import statistics
-import subprocess
-import sys
 import time
 from collections.abc import Awaitable, Callable
 
@@ -28,39 +25,7 @@ import httpx_aiohttp
 
 from bot.backend import HealthInfo, InstanceClient
 from bot.backend.client import default_transport
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_simulator(instances: int) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "bot.sim.backend",
-            "--port",
-            str(port),
-            "--instances",
-            str(instances),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            httpx.get(url + "/_sim/state", timeout=1).raise_for_status()
-            return proc, url
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError("simulator did not start")
+from bot.sim.process import start_simulator, stop_process
 
 
 def instance_ids(url: str) -> list[str]:
@@ -173,8 +138,7 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
             result["transport_rps"] = options
         return result
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+        stop_process(proc)
 
 
 def cli() -> None:

@@ -33,11 +33,8 @@ import json
 import os
 import random
 import resource
-import socket
 import sqlite3
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -55,6 +52,7 @@ from sqlalchemy.engine import make_url
 from bot.backend import InstanceClient
 from bot.monitor import HealthMonitor
 from bot.monitor.fetch import observe
+from bot.sim.process import start_simulator, stop_process
 from bot.store.database import Database
 from bot.store.models import HeartbeatSample
 from bot.store.queries import heartbeat_history, record_heartbeats, upsert_instances
@@ -71,40 +69,6 @@ Figures = dict[str, Any]
 
 
 # -- the simulator process -------------------------------------------------------------------
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def start_simulator(instances: int) -> tuple[subprocess.Popen[bytes], str]:
-    """``python -m bot.sim.backend`` in its own process; returns it and its URL once up."""
-    port = _free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "bot.sim.backend",
-            "--port",
-            str(port),
-            "--instances",
-            str(instances),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            httpx.get(url + "/_sim/state", timeout=2).raise_for_status()
-            return proc, url
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    proc.kill()
-    raise RuntimeError("the simulator did not start")
 
 
 def set_inline_health(url: str, enabled: bool) -> None:
@@ -468,8 +432,7 @@ async def run(args: argparse.Namespace) -> Figures:
             result["sweep"] = await sweep_figures(url, args.rounds, workdir)
             result["health_json_bytes_per_instance_day"] = health_json_bytes_per_day(url)
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+        stop_process(proc)
     with tempfile.TemporaryDirectory(prefix="starpod-bench-") as tmp:
         workdir = Path(tmp)
         result["persist_sqlite"] = await with_db(

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import stat
 import subprocess
 import sys
@@ -16,37 +15,16 @@ from pathlib import Path
 import httpx
 import pytest
 
+from bot.sim.process import free_port, start_simulator, stop_process
+
 CLI = [sys.executable, "-m", "bot"]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
 def sim_url() -> Iterator[str]:
-    port = _free_port()
-    proc = subprocess.Popen(
-        [*CLI, "simulate", "--port", str(port), "--instances", "4"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            httpx.get(url + "/_sim/state", timeout=1).raise_for_status()
-            break
-        except httpx.HTTPError:
-            if time.monotonic() > deadline or proc.poll() is not None:
-                proc.kill()
-                raise RuntimeError("simulator did not start") from None
-            time.sleep(0.1)
+    proc, url = start_simulator(4)
     yield url
-    proc.terminate()
-    proc.wait(timeout=10)
+    stop_process(proc)
 
 
 def run_cli(
@@ -125,7 +103,7 @@ def test_backend_errors_exit_1_with_status_and_body(sim_url: str) -> None:
         httpx.post(sim_url + "/_sim/faults", json={})
     assert failed.returncode == 1
     assert "Backend returned 500 for GET /instances: Internal Server Error" in failed.stderr
-    refused = run_cli("list", url=f"http://127.0.0.1:{_free_port()}")
+    refused = run_cli("list", url=f"http://127.0.0.1:{free_port()}")
     assert refused.returncode == 1 and "Backend unreachable" in refused.stderr
 
 

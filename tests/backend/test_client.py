@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import AsyncIterator
 from datetime import datetime
 
@@ -21,6 +20,7 @@ from bot.backend import (
     LogLevel,
 )
 from bot.sim.backend import BackendSimulator
+from bot.sim.process import free_port
 
 
 @pytest.fixture
@@ -208,14 +208,8 @@ async def test_timeout_is_backend_unavailable(backend_sim: BackendSimulator) -> 
     assert backend_sim.calls[("health", iid)] == 1
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 async def test_connection_refused_is_backend_unavailable() -> None:
-    async with InstanceClient(f"http://127.0.0.1:{_free_port()}", retry_backoff=0.01) as client:
+    async with InstanceClient(f"http://127.0.0.1:{free_port()}", retry_backoff=0.01) as client:
         with pytest.raises(BackendUnavailable, match="Backend unreachable for GET /instances"):
             await client.list_instances()
 

@@ -11,7 +11,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -20,6 +19,7 @@ import httpx
 import pytest
 
 from bot.sim.backend import BackendSimulator
+from bot.sim.process import free_port
 from bot.sim.slack import SlackEmulator
 from tests.runtime.conftest import runtime_env
 
@@ -75,12 +75,6 @@ class BotProcess:
         return "\n".join(self.lines)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _env(
     tmp_path: Path, backend: BackendSimulator, slack: SlackEmulator, **extra: str
 ) -> dict[str, str]:
@@ -130,7 +124,7 @@ async def test_run_serves_logs_json_without_secrets_and_stops_on_sigterm(
 ) -> None:
     backend, slack = secret_sims
     [instance_id] = backend.seed_instances(1)
-    port = _free_port()
+    port = free_port()
     env = _env(
         tmp_path,
         backend,

@@ -41,6 +41,7 @@ RETRYABLE_STATUS = frozenset({502, 503, 504})
 MAX_RETRIES = 2
 MAX_TAIL = 100_000
 OFF_LOOP_BYTES = 256 * 1024
+MAX_CACHED_REQUESTS = 50_000
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _INSTANCE_LIST = TypeAdapter(list[Instance])
 M = TypeVar("M", Instance, HealthInfo, SshInfo)
@@ -89,7 +90,7 @@ class InstanceClient:
         self._base = httpx.URL(self.base_url)
         # A base URL may carry a prefix (/api/v1): paths are appended to it as they are.
         self._prefix = self._base.raw_path.split(b"?")[0].rstrip(b"/")
-        self._urls: dict[str, httpx.URL] = {}
+        self._requests: dict[tuple[str, str, str, bool], httpx.Request] = {}
         self._timeout = httpx.Timeout(timeout).as_dict()
         # The transport is called directly: httpx.AsyncClient's URL merging and cookie jar
         # cost more per request than the network does (see BENCHMARKS.md).
@@ -224,25 +225,35 @@ class InstanceClient:
         if self._observer is not None:
             self._observer(endpoint, outcome, perf_counter() - started)
 
-    def _url(self, path: str, query: str = "") -> httpx.URL:
-        key = f"{path}?{query}"
-        url = self._urls.get(key)
-        if url is None:
-            if len(self._urls) > 100_000:  # bounded: ids come and go
-                self._urls.clear()
-            raw = self._prefix + path.encode() + (b"?" + query.encode() if query else b"")
-            url = self._urls[key] = self._base.copy_with(raw_path=raw)
-        return url
-
     def _build(
         self, method: str, path: str, *, json: Any = None, query: str = "", stream: bool = False
     ) -> httpx.Request:
+        """The request for ``method path?query``.
+
+        Requests without a body are built once and reused: building an httpx.Request
+        (URL, headers) cost more than a third of a health call's time at 10,000
+        instances a sweep (BENCHMARKS.md). Transports only read requests, so sharing
+        one between concurrent calls is safe.
+        """
+        key = (method, path, query, stream)
+        if json is None and (cached := self._requests.get(key)) is not None:
+            return cached
+        raw = self._prefix + path.encode() + (b"?" + query.encode() if query else b"")
         extensions: dict[str, Any] = {"timeout": self._timeout}
         if stream:
             extensions[STREAM_EXTENSION] = True
-        return httpx.Request(
-            method, self._url(path, query), headers=self._headers, json=json, extensions=extensions
+        request = httpx.Request(
+            method,
+            self._base.copy_with(raw_path=raw),
+            headers=self._headers,
+            json=json,
+            extensions=extensions,
         )
+        if json is None:
+            if len(self._requests) >= MAX_CACHED_REQUESTS:  # bounded: ids come and go
+                self._requests.clear()
+            self._requests[key] = request
+        return request
 
     async def _send_with_retries(
         self, endpoint: str, request: httpx.Request, path: str
@@ -319,9 +330,9 @@ class InstanceClient:
         )
 
     def _parse(self, response: httpx.Response, model: type[M]) -> M:
-        data = self._json(response)
+        # One pass in pydantic-core: faster than json.loads and then validating.
         try:
-            return model.model_validate(data)
+            return model.model_validate_json(response.content)
         except ValidationError as exc:
             raise self._protocol_error(response, exc) from None
 

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
-from collections.abc import AsyncIterator, Iterator
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
+from sqlalchemy.engine import make_url
 
 from bot.sim.backend import BackendSimulator
 from bot.sim.slack import SlackEmulator
+from bot.store.database import Database
+
+PG_ENV = "STARPOD_TEST_POSTGRES_URL"
 
 
 class FakeClock:
@@ -37,13 +45,100 @@ async def backend_sim() -> AsyncIterator[BackendSimulator]:
         yield sim
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def postgres_url() -> str:
-    """The PostgreSQL URL for tests, or a skip saying how to enable them."""
-    url = os.environ.get("STARPOD_TEST_POSTGRES_URL")
+    """The PostgreSQL server's maintenance URL, or a skip saying how to enable the tests.
+
+    Tests never write to this database: they create their own (``pg_module_url``).
+    """
+    url = os.environ.get(PG_ENV)
     if not url:
-        pytest.skip("STARPOD_TEST_POSTGRES_URL is not set; PostgreSQL tests skipped")
+        pytest.skip(f"{PG_ENV} is not set; PostgreSQL tests skipped")
     return url
+
+
+def _asyncpg_dsn(url: str) -> str:
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+async def pg_execute(url: str, *statements: str) -> None:
+    """Run SQL statements on ``url`` outside any transaction (CREATE DATABASE needs that)."""
+    import asyncpg
+
+    conn = await asyncpg.connect(_asyncpg_dsn(url))
+    try:
+        for statement in statements:
+            await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
+def _database_name(prefix: str = "starpod_test") -> str:
+    return f"{prefix}_{uuid.uuid4().hex[:12]}"
+
+
+async def create_pg_database(admin_url: str, name: str) -> str:
+    """Create database ``name`` on the server of ``admin_url``; return its URL."""
+    await pg_execute(admin_url, f'CREATE DATABASE "{name}"')
+    return make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+
+
+async def drop_pg_database(admin_url: str, name: str) -> None:
+    await pg_execute(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="module")
+def pg_module_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """A PostgreSQL database for this test module (dropped afterwards), or a skip."""
+    admin = request.getfixturevalue("postgres_url")
+    name = _database_name()
+    # Module scope outlives any test's event loop: each step gets a loop of its own.
+    url = asyncio.run(create_pg_database(admin, name))
+    try:
+        yield url
+    finally:
+        asyncio.run(drop_pg_database(admin, name))
+
+
+@pytest.fixture
+async def pg_empty_url(pg_module_url: str) -> str:
+    """The module's database with an empty ``public`` schema (no migrations)."""
+    await pg_execute(pg_module_url, "DROP SCHEMA IF EXISTS public CASCADE", "CREATE SCHEMA public")
+    return pg_module_url
+
+
+@pytest.fixture
+async def pg_store(pg_empty_url: str) -> AsyncIterator[Database]:
+    """A migrated PostgreSQL Database, emptied for each test."""
+    db = Database(pg_empty_url)
+    await db.upgrade()
+    try:
+        yield db
+    finally:
+        await db.dispose()
+
+
+@pytest.fixture
+def sqlite_path(tmp_path: Path) -> Path:
+    """Where this test's SQLite file lives."""
+    return tmp_path / "bot.db"
+
+
+@pytest.fixture
+async def sqlite_store(sqlite_path: Path) -> AsyncIterator[Database]:
+    """A migrated SQLite file in this test's tmp dir."""
+    db = Database(f"sqlite:///{sqlite_path}")
+    await db.upgrade()
+    try:
+        yield db
+    finally:
+        await db.dispose()
+
+
+@pytest.fixture
+def utc_clock(fake_clock: FakeClock) -> Callable[[], datetime]:
+    """The fake clock as the bot reads time: an aware UTC datetime."""
+    return lambda: datetime.fromtimestamp(fake_clock(), UTC)
 
 
 @pytest.fixture

@@ -9,19 +9,15 @@ for it and ``STARPOD_TEST_POSTGRES_URL`` is set).
 
 from __future__ import annotations
 
-import asyncio
-import os
-import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy import select
-from sqlalchemy.engine import make_url
 
 from bot.alerts.delivery import DeliveryReport, OutboxDelivery
 from bot.alerts.service import AlertPolicy, AlertService
@@ -37,13 +33,6 @@ if TYPE_CHECKING:
 
 ALERTS = "C0ALERTS"
 ONCALL = "<!subteam^S0ONCALL>"
-PG_ENV = "STARPOD_TEST_POSTGRES_URL"
-
-
-@pytest.fixture
-def utc_clock(fake_clock: FakeClock) -> Callable[[], datetime]:
-    """The bot's view of the shared fake clock (aware datetimes)."""
-    return lambda: datetime.fromtimestamp(fake_clock(), UTC)
 
 
 @pytest.fixture
@@ -76,47 +65,6 @@ def db_path(tmp_path: Path) -> Path:
 async def db(db_path: Path) -> AsyncIterator[Database]:
     """A migrated SQLite file."""
     database = Database(f"sqlite:///{db_path}")
-    await database.upgrade()
-    try:
-        yield database
-    finally:
-        await database.dispose()
-
-
-def _plain_dsn(url: str) -> str:
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-
-
-async def _admin(url: str, *statements: str) -> None:
-    import asyncpg
-
-    conn = await asyncpg.connect(_plain_dsn(url))
-    try:
-        for statement in statements:
-            await conn.execute(statement)
-    finally:
-        await conn.close()
-
-
-@pytest.fixture(scope="module")
-def pg_module_url() -> Iterator[str]:
-    """A PostgreSQL database for this module (dropped afterwards), or a skip."""
-    admin = os.environ.get(PG_ENV)
-    if not admin:
-        pytest.skip(f"{PG_ENV} is not set: PostgreSQL alerts tests skipped")
-    name = f"starpod_alerts_{uuid.uuid4().hex[:12]}"
-    asyncio.run(_admin(admin, f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(admin).set(database=name).render_as_string(hide_password=False)
-    finally:
-        asyncio.run(_admin(admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-
-
-@pytest.fixture
-async def pg_db(pg_module_url: str) -> AsyncIterator[Database]:
-    """A migrated PostgreSQL database, emptied for each test."""
-    await _admin(pg_module_url, "DROP SCHEMA IF EXISTS public CASCADE", "CREATE SCHEMA public")
-    database = Database(pg_module_url)
     await database.upgrade()
     try:
         yield database

@@ -28,7 +28,7 @@ REPLIES = 4
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def store(request: pytest.FixtureRequest) -> Database:
-    database: Database = request.getfixturevalue("db" if request.param == "sqlite" else "pg_db")
+    database: Database = request.getfixturevalue("db" if request.param == "sqlite" else "pg_store")
     return database
 
 

@@ -10,16 +10,11 @@ each test module gets a database of its own, dropped afterwards.
 
 from __future__ import annotations
 
-import asyncio
-import os
-import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
-from datetime import UTC, datetime
-from pathlib import Path
+from collections.abc import AsyncIterator, Callable
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 import pytest
-from sqlalchemy.engine import make_url
 
 from bot.backend.client import InstanceClient
 from bot.monitor import HealthMonitor, MonitorEvent
@@ -31,65 +26,6 @@ if TYPE_CHECKING:
 
     from tests.conftest import FakeClock
 
-PG_ENV = "STARPOD_TEST_POSTGRES_URL"
-
-
-def _plain_dsn(url: str) -> str:
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-
-
-async def _admin(url: str, *statements: str) -> None:
-    import asyncpg
-
-    conn = await asyncpg.connect(_plain_dsn(url))
-    try:
-        for statement in statements:
-            await conn.execute(statement)
-    finally:
-        await conn.close()
-
-
-@pytest.fixture(scope="module")
-def pg_module_url() -> Iterator[str]:
-    """A PostgreSQL database for this test module (dropped afterwards), or a skip."""
-    admin = os.environ.get(PG_ENV)
-    if not admin:
-        pytest.skip(f"{PG_ENV} is not set: PostgreSQL monitor tests skipped")
-    name = f"starpod_monitor_{uuid.uuid4().hex[:12]}"
-    asyncio.run(_admin(admin, f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(admin).set(database=name).render_as_string(hide_password=False)
-    finally:
-        asyncio.run(_admin(admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-
-
-@pytest.fixture
-async def pg_store(pg_module_url: str) -> AsyncIterator[Database]:
-    """A migrated PostgreSQL Database, emptied for each test."""
-    await _admin(pg_module_url, "DROP SCHEMA IF EXISTS public CASCADE", "CREATE SCHEMA public")
-    db = Database(pg_module_url)
-    await db.upgrade()
-    try:
-        yield db
-    finally:
-        await db.dispose()
-
-
-@pytest.fixture
-def sqlite_path(tmp_path: Path) -> Path:
-    return tmp_path / "monitor.db"
-
-
-@pytest.fixture
-async def sqlite_store(sqlite_path: Path) -> AsyncIterator[Database]:
-    """A migrated SQLite file in this test's tmp dir."""
-    db = Database(f"sqlite:///{sqlite_path}")
-    await db.upgrade()
-    try:
-        yield db
-    finally:
-        await db.dispose()
-
 
 @pytest.fixture(params=["memory", "sqlite"])
 def store(request: pytest.FixtureRequest) -> Database | None:
@@ -98,12 +34,6 @@ def store(request: pytest.FixtureRequest) -> Database | None:
         return None
     db: Database = request.getfixturevalue("sqlite_store")
     return db
-
-
-@pytest.fixture
-def utc_clock(fake_clock: FakeClock) -> Callable[[], datetime]:
-    """The monitor's view of the shared fake clock."""
-    return lambda: datetime.fromtimestamp(fake_clock(), UTC)
 
 
 @pytest.fixture

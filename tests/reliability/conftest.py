@@ -12,18 +12,15 @@ from __future__ import annotations
 
 import asyncio
 import os
-import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 from pydantic import SecretStr
 from slack_sdk.web.async_client import AsyncWebClient
-from sqlalchemy.engine import make_url
 
 from bot.alerts.delivery import OutboxDelivery
 from bot.alerts.service import AlertPolicy, AlertService
@@ -43,75 +40,11 @@ if TYPE_CHECKING:
     from tests.conftest import FakeClock
 
 LONG = os.environ.get("STARPOD_LONG_TESTS") == "1"
-PG_ENV = "STARPOD_TEST_POSTGRES_URL"
 
 
 def size(ci: int, long: int) -> int:
     """The CI size, or the full size when ``STARPOD_LONG_TESTS=1``."""
     return long if LONG else ci
-
-
-def _plain_dsn(url: str) -> str:
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-
-
-async def _admin(url: str, *statements: str) -> None:
-    import asyncpg
-
-    conn = await asyncpg.connect(_plain_dsn(url))
-    try:
-        for statement in statements:
-            await conn.execute(statement)
-    finally:
-        await conn.close()
-
-
-@pytest.fixture(scope="module")
-def pg_module_url() -> Iterator[str]:
-    """A PostgreSQL database for this test module (dropped afterwards), or a skip."""
-    admin = os.environ.get(PG_ENV)
-    if not admin:
-        pytest.skip(f"{PG_ENV} is not set: PostgreSQL reliability tests skipped")
-    name = f"starpod_reliability_{uuid.uuid4().hex[:12]}"
-    asyncio.run(_admin(admin, f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(admin).set(database=name).render_as_string(hide_password=False)
-    finally:
-        asyncio.run(_admin(admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-
-
-@pytest.fixture
-async def pg_store(pg_module_url: str) -> AsyncIterator[Database]:
-    """A migrated PostgreSQL Database, emptied for each test."""
-    await _admin(pg_module_url, "DROP SCHEMA IF EXISTS public CASCADE", "CREATE SCHEMA public")
-    db = Database(pg_module_url)
-    await db.upgrade()
-    try:
-        yield db
-    finally:
-        await db.dispose()
-
-
-@pytest.fixture
-def sqlite_path(tmp_path: Path) -> Path:
-    return tmp_path / "reliability.db"
-
-
-@pytest.fixture
-async def sqlite_store(sqlite_path: Path) -> AsyncIterator[Database]:
-    """A migrated SQLite file in this test's tmp dir."""
-    db = Database(f"sqlite:///{sqlite_path}")
-    await db.upgrade()
-    try:
-        yield db
-    finally:
-        await db.dispose()
-
-
-@pytest.fixture
-def utc_clock(fake_clock: FakeClock) -> Callable[[], datetime]:
-    """The monitor's view of the shared fake clock."""
-    return lambda: datetime.fromtimestamp(fake_clock(), UTC)
 
 
 @pytest.fixture

@@ -7,8 +7,7 @@ runs at start, and no test waits for a second one.
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -57,28 +56,3 @@ def make_settings(
         )
 
     return make
-
-
-async def _pg_admin(url: str, statement: str) -> None:
-    import asyncpg
-    from sqlalchemy.engine import make_url
-
-    dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-    conn = await asyncpg.connect(dsn)
-    try:
-        await conn.execute(statement)
-    finally:
-        await conn.close()
-
-
-@pytest.fixture
-async def pg_database_url(postgres_url: str) -> AsyncIterator[str]:
-    """A PostgreSQL database of this test's own (dropped afterwards), or a skip."""
-    from sqlalchemy.engine import make_url
-
-    name = f"starpod_runtime_{uuid.uuid4().hex[:12]}"
-    await _pg_admin(postgres_url, f'CREATE DATABASE "{name}"')
-    try:
-        yield make_url(postgres_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        await _pg_admin(postgres_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -202,10 +202,10 @@ async def test_stop_waits_for_a_running_sweep(
 
 
 async def test_replicas_on_postgresql_lead_and_stand_by(
-    make_settings: MakeSettings, pg_database_url: str, backend_sim: BackendSimulator
+    make_settings: MakeSettings, pg_empty_url: str, backend_sim: BackendSimulator
 ) -> None:
     backend_sim.seed_instances(2)
-    settings = make_settings(DATABASE_URL=pg_database_url)
+    settings = make_settings(DATABASE_URL=pg_empty_url)
     async with Runtime(settings) as leader, Runtime(settings) as standby:
         await _first_sweep(leader)
         async with httpx.AsyncClient() as http:

@@ -189,14 +189,12 @@ async def test_service_claims_once_under_concurrency_sqlite(db: Database) -> Non
     assert "url" not in repr(issued)
 
 
-async def test_service_claims_once_under_concurrency_postgres(postgres_url: str) -> None:
-    async with Database(postgres_url) as db:
-        await db.upgrade()
-        links = SshLinkService(db, public_url="https://bot.example")
-        issued = await links.issue(instance_id="i-1", user_id="U1", private_key="KEY-MATERIAL")
-        token = issued.url.rsplit("/", 1)[1]
-        results = await _race(links, token, 50)
-        assert results.count("KEY-MATERIAL") == 1 and results.count(None) == 49
+async def test_service_claims_once_under_concurrency_postgres(pg_store: Database) -> None:
+    links = SshLinkService(pg_store, public_url="https://bot.example")
+    issued = await links.issue(instance_id="i-1", user_id="U1", private_key="KEY-MATERIAL")
+    token = issued.url.rsplit("/", 1)[1]
+    results = await _race(links, token, 50)
+    assert results.count("KEY-MATERIAL") == 1 and results.count(None) == 49
 
 
 async def test_a_key_secret_shared_by_replicas_opens_links_from_either(db: Database) -> None:

@@ -9,62 +9,13 @@ empty ``public`` schema.
 
 from __future__ import annotations
 
-import asyncio
 import os
-import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy.engine import make_url
 
 from bot.store.database import Database
-
-PG_ENV = "STARPOD_TEST_POSTGRES_URL"
-PG_SKIP_REASON = f"{PG_ENV} is not set: PostgreSQL store tests skipped"
-
-
-def _plain_dsn(url: str) -> str:
-    """A libpq-style DSN for asyncpg used directly (no SQLAlchemy driver suffix)."""
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-
-
-async def _admin(url: str, *statements: str) -> None:
-    import asyncpg
-
-    conn = await asyncpg.connect(_plain_dsn(url))
-    try:
-        for statement in statements:
-            await conn.execute(statement)
-    finally:
-        await conn.close()
-
-
-@pytest.fixture(scope="session")
-def pg_admin_url() -> str:
-    """The URL of the maintenance database we may create databases from."""
-    url = os.environ.get(PG_ENV)
-    if not url:
-        pytest.skip(PG_SKIP_REASON)
-    return url
-
-
-@pytest.fixture(scope="session")
-def pg_session_url(pg_admin_url: str) -> Iterator[str]:
-    """A database of our own for this test session, dropped afterwards."""
-    name = f"starpod_test_{uuid.uuid4().hex[:12]}"
-    asyncio.run(_admin(pg_admin_url, f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(pg_admin_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        asyncio.run(_admin(pg_admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-
-
-@pytest.fixture
-async def pg_url(pg_session_url: str) -> str:
-    """The session database with an empty public schema."""
-    await _admin(pg_session_url, "DROP SCHEMA IF EXISTS public CASCADE", "CREATE SCHEMA public")
-    return pg_session_url
 
 
 @pytest.fixture
@@ -78,7 +29,7 @@ def db_url(request: pytest.FixtureRequest) -> str:
     """Each dialect in turn; PostgreSQL skips when STARPOD_TEST_POSTGRES_URL is unset."""
     if request.param == "sqlite":
         return request.getfixturevalue("sqlite_url")
-    return request.getfixturevalue("pg_url")
+    return request.getfixturevalue("pg_empty_url")
 
 
 @pytest.fixture
@@ -110,9 +61,9 @@ async def sqlite_db(sqlite_url: str) -> AsyncIterator[Database]:
 
 
 @pytest.fixture
-async def pg_db(pg_url: str) -> AsyncIterator[Database]:
+async def pg_db(pg_empty_url: str) -> AsyncIterator[Database]:
     """A migrated PostgreSQL Database, for tests about PostgreSQL only."""
-    database = Database(pg_url)
+    database = Database(pg_empty_url)
     await database.upgrade()
     try:
         yield database

@@ -84,9 +84,9 @@ def test_monitor_key_is_derived_from_its_name() -> None:
 # --- PostgreSQL -----------------------------------------------------------------------------
 
 
-async def test_postgres_exactly_one_of_two_leads(pg_url: str, advisory_key: int) -> None:
-    first = PostgresAdvisoryLeadership(pg_url, key=advisory_key, holder="a")
-    second = PostgresAdvisoryLeadership(pg_url, key=advisory_key, holder="b")
+async def test_postgres_exactly_one_of_two_leads(pg_empty_url: str, advisory_key: int) -> None:
+    first = PostgresAdvisoryLeadership(pg_empty_url, key=advisory_key, holder="a")
+    second = PostgresAdvisoryLeadership(pg_empty_url, key=advisory_key, holder="b")
     try:
         results = await asyncio.gather(first.acquire(), second.acquire())
         assert sorted(results) == [False, True]
@@ -107,12 +107,12 @@ async def test_postgres_exactly_one_of_two_leads(pg_url: str, advisory_key: int)
         await second.release()
 
 
-async def test_postgres_lock_dies_with_its_connection(pg_url: str, advisory_key: int) -> None:
-    leader = PostgresAdvisoryLeadership(pg_url, key=advisory_key, holder="leader")
-    standby = PostgresAdvisoryLeadership(pg_url, key=advisory_key, holder="standby")
+async def test_postgres_lock_dies_with_its_connection(pg_empty_url: str, advisory_key: int) -> None:
+    leader = PostgresAdvisoryLeadership(pg_empty_url, key=advisory_key, holder="leader")
+    standby = PostgresAdvisoryLeadership(pg_empty_url, key=advisory_key, holder="standby")
     try:
         assert await leader.acquire() is True
-        async with Database(pg_url) as db, db.engine.connect() as admin:
+        async with Database(pg_empty_url) as db, db.engine.connect() as admin:
             # The server kills the leader's dedicated connection (as a failover would).
             killed = await admin.scalar(
                 text(
@@ -145,11 +145,11 @@ asyncio.run(main())
 
 
 async def test_postgres_takeover_after_the_leader_process_is_killed(
-    pg_url: str, advisory_key: int
+    pg_empty_url: str, advisory_key: int
 ) -> None:
-    standby = PostgresAdvisoryLeadership(pg_url, key=advisory_key, holder="parent")
+    standby = PostgresAdvisoryLeadership(pg_empty_url, key=advisory_key, holder="parent")
     try:
-        async with _child(LEADER_SCRIPT, pg_url, str(advisory_key)) as proc:
+        async with _child(LEADER_SCRIPT, pg_empty_url, str(advisory_key)) as proc:
             assert await _ready_line(proc) == "LEADER"
             assert await standby.acquire() is False
             proc.send_signal(signal.SIGKILL)  # no clean-up, no unlock: the socket just closes

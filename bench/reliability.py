@@ -58,6 +58,9 @@ INJECTS = {
     "test_alerts_survive_slack_rate_limits_errors_and_dropped_connections": (
         "Slack 20 % 429 plus bursts of 429/500/503 and dropped connections"
     ),
+    "test_sigkill_mid_delivery_loses_nothing_and_duplicates_at_most_the_window": (
+        "SIGKILL after Slack posted a root but before the bot heard back; a new delivery"
+    ),
     "test_sigkill_mid_sweep_then_restart": (
         "SIGKILL while the restart call is in flight, then a new process on the same SQLite"
     ),

@@ -119,6 +119,9 @@ class SlackEmulator:
         self._api = WebApi(self.workspace, self._state, clock=clock, base_url=lambda: self.url)
         self._response_urls = ResponseUrls(self.workspace, clock)
         self._faults: list[_Fault] = []
+        self._holding = False
+        self._held_methods: frozenset[str] | None = None
+        self._release: asyncio.Event | None = None
         self._fault_rate = 0.0
         self._fault_rate_status = 429
         self._fault_rate_retry_after = 1
@@ -295,6 +298,20 @@ class SlackEmulator:
                 drop=drop,
             )
         )
+
+    def hold_answers(self, methods: set[str] | None = None) -> None:
+        """Process matching Web API calls as usual, but keep their answers until
+        :meth:`release_answers`: Slack did the work, the caller has not heard yet. That is
+        the window in which a client that dies sends the message again after a restart."""
+        self._held_methods = frozenset(methods) if methods is not None else None
+        self._holding = True
+        self._release = asyncio.Event()
+
+    def release_answers(self) -> None:
+        """Send every held answer and stop holding."""
+        self._holding = False
+        if self._release is not None:
+            self._release.set()
 
     def set_fault_rate(
         self, rate: float, *, status: int = 429, retry_after: int = 1, seed: int = 0
@@ -621,6 +638,9 @@ class SlackEmulator:
                 answer["errors"] = list(detail)
                 answer["response_metadata"] = {"messages": [f"[ERROR] {d}" for d in detail]}
         self._record_call(method, args, answer, detail=detail)
+        if self._holding and (self._held_methods is None or method in self._held_methods):
+            assert self._release is not None
+            await self._release.wait()
         return web.json_response(answer)
 
     async def _answer_api(

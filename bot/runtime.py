@@ -635,7 +635,7 @@ async def run(settings: Settings) -> int:
 
 def _on_signal(runtime: Runtime, sig: signal.Signals) -> None:
     if runtime._shutdown.is_set():
-        log.warning("%s again: already stopping", sig.name)
+        log.info("%s again: already stopping", sig.name)
         return
     log.info("%s received: stopping", sig.name)
     runtime.request_shutdown()

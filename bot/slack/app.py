@@ -71,9 +71,11 @@ class BotTokenAuthorize(AsyncAuthorize):
 
 
 class _DropTokenSkippedWarning(logging.Filter):
-    # Bolt warns that `token` is ignored when `authorize` is given; here that is the point.
+    # Bolt warns that `token` (read from SLACK_BOT_TOKEN when not given) is ignored or unused
+    # when `authorize` and `client` are given; here that is the point.
     def filter(self, record: logging.LogRecord) -> bool:
-        return "will be ignored" not in record.getMessage()
+        message = record.getMessage()
+        return not ("`token`" in message and ("will be ignored" in message or "unused" in message))
 
 
 def create_app(settings: Settings, deps: SlackDeps) -> AsyncApp:

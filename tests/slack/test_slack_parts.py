@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -215,3 +216,16 @@ async def test_create_app_needs_a_secret_or_an_app_token(db: Database) -> None:
     deps.web = build_web_client(no_token)
     with pytest.raises(ConfigError, match="SLACK_BOT_TOKEN"):
         create_app(no_token, deps)
+
+
+async def test_create_app_does_not_warn_about_the_token_it_means_to_skip(
+    db: Database, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Production sets SLACK_BOT_TOKEN, which Bolt reads by itself and then skips.
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-from-env")
+    settings = Settings.model_validate({"slack": {"bot_token": "xoxb-1", "signing_secret": "s"}})
+    links = SshLinkService(db, public_url=None)
+    deps = SlackDeps(backend=None, db=db, web=build_web_client(settings), ssh_links=links)  # type: ignore[arg-type]
+    with caplog.at_level(logging.DEBUG):
+        create_app(settings, deps)
+    assert not [r for r in caplog.records if "`token`" in r.getMessage()]

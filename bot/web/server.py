@@ -36,6 +36,10 @@ class WebServer:
             lifespan="off",
             # A graceful stop must not wait forever on a client that keeps a connection.
             timeout_graceful_shutdown=5,
+            # Outlive the clients' and load balancers' idle timeouts (aiohttp 15 s, AWS ALB
+            # 60 s): with uvicorn's 5 s, a request sent on a connection the server is just
+            # closing fails with "server disconnected" (seen under load in tests).
+            timeout_keep_alive=75,
             **options,  # type: ignore[arg-type]
         )
         self._server = uvicorn.Server(config)

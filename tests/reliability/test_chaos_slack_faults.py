@@ -20,7 +20,7 @@ from collections import Counter
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from bot.sim.backend import BackendSimulator
 from bot.sim.slack import SlackEmulator
@@ -74,9 +74,17 @@ async def test_alerts_survive_slack_rate_limits_errors_and_dropped_connections(
 
         # Faults off; let the outbox drain (back-offs are on the fake clock).
         slack_emulator.set_fault_rate(0.0)
-        for _ in range(30):
+        # Back-offs grow to 5 minutes, so a long run needs a longer drain: run until nothing
+        # is pending, within 2 hours of fake time (a stuck row still fails the test).
+        for _ in range(240):
             fake_clock.advance(INTERVAL_SECS)
             await bot.delivery.run_once()
+            async with sqlite_store.session() as session:
+                pending = await session.scalar(
+                    select(func.count(AlertOutbox.id)).where(AlertOutbox.state == "pending")
+                )
+            if not pending:
+                break
         async with sqlite_store.session() as session:
             rows = list(await session.scalars(select(AlertOutbox).order_by(AlertOutbox.id)))
             incidents = list(await session.scalars(select(AlertIncident)))

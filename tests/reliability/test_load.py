@@ -59,6 +59,7 @@ async def test_users_and_a_large_sweep_share_the_process(
             uid = f"U0LOAD{number:03d}"
             texts = ["list", f"health pod-{number % 50 + 1:03d}", "status", "history pod-001"]
             turn = 0
+            mine = 0
             while not stop.is_set():
                 text = texts[turn % len(texts)]
                 turn += 1
@@ -73,6 +74,11 @@ async def test_users_and_a_large_sweep_share_the_process(
                 acks.append(time.monotonic() - started)
                 assert reply.status_code == 200
                 sent += 1
+                mine += 1
+                # A person reads the answer before typing the next command.
+                await slack_emulator.wait_for(
+                    lambda n=mine: len(slack_emulator.ephemerals(uid)) >= n, 60, what="the answer"
+                )
                 await asyncio.sleep(0.05)
 
         sweeping = asyncio.create_task(sweeper())

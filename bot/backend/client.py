@@ -134,6 +134,14 @@ class InstanceClient:
         return await asyncio.to_thread(self._instances_from, response)
 
     def _instances_from(self, response: httpx.Response) -> list[Instance]:
+        body = response.content
+        if body.lstrip()[:1] == b"[":
+            # The contract's shape: one pass in pydantic-core, about twice as fast as
+            # json.loads and then validating (it matters at 10,000 instances a sweep).
+            try:
+                return _INSTANCE_LIST.validate_json(body)
+            except ValidationError as exc:
+                raise self._protocol_error(response, exc) from None
         data = self._json(response)
         if isinstance(data, dict):
             # Some backends wrap the array; accept the usual envelope names.

@@ -337,3 +337,29 @@ async def test_a_large_list_is_parsed_off_the_event_loop_all_the_same(
     listed = await client.list_instances()
     assert [i.id for i in listed] == ids
     assert all(i.health is not None for i in listed)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'[{"id": "a1", "status": "Running"}]',
+        b'  [{"id": "a1", "status": "Running", "extra": 1}]',
+        b'{"instances": [{"id": "a1", "status": "Running"}]}',
+        b'{"items": [{"id": "a1", "status": "running"}], "next": null}',
+    ],
+)
+async def test_list_accepts_a_bare_array_or_an_envelope(body: bytes) -> None:
+    async def handle(_request: web.Request) -> web.Response:
+        return web.Response(body=body, content_type="application/json")
+
+    app = web.Application()
+    app.router.add_get("/instances", handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    try:
+        async with InstanceClient(f"http://127.0.0.1:{runner.addresses[0][1]}") as client:
+            [instance] = await client.list_instances()
+    finally:
+        await runner.cleanup()
+    assert (instance.id, instance.status) == ("a1", "running")

@@ -31,6 +31,7 @@ import aiohttp
 
 from bot.sim.backend import BackendSimulator
 from bot.sim.playground import CommandHint, Playground, PlaygroundUser
+from bot.sim.process import free_port
 from bot.sim.slack import SlackEmulator
 
 ALERT_CHANNEL = "C0ALERTS"
@@ -138,13 +139,6 @@ def bot_environment(
 
 def _number(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else str(value)
-
-
-def free_port(host: str) -> int:
-    """A port nobody listens on right now (the bot binds it a moment later)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((host, 0))
-        return int(probe.getsockname()[1])
 
 
 def _check_port_free(host: str, port: int, flag: str) -> None:

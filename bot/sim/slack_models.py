@@ -70,6 +70,22 @@ class MessageVersion:
         }
 
 
+def _texts(value: Any, *, only_type: str | None) -> list[str]:
+    """Every ``text`` string in a block tree (of ``only_type`` text objects when given)."""
+    found: list[str] = []
+    if isinstance(value, dict):
+        text = value.get("text")
+        if isinstance(text, str) and (only_type is None or value.get("type") == only_type):
+            found.append(text)
+        for item in value.values():
+            if isinstance(item, dict | list):
+                found.extend(_texts(item, only_type=only_type))
+    elif isinstance(value, list):
+        for item in value:
+            found.extend(_texts(item, only_type=only_type))
+    return found
+
+
 @dataclass
 class Message:
     """A message as the emulated workspace stores it.
@@ -93,6 +109,14 @@ class Message:
     reply_broadcast: bool = False
     metadata: dict[str, Any] | None = None
     source: str = "api"  # "api" (chat.*), "response_url" or "file_share"
+
+    def visible_text(self) -> str:
+        """Everything a user can read: the fallback text and every text in the blocks."""
+        return "\n".join([self.text, *_texts(self.blocks, only_type=None)])
+
+    def mrkdwn_text(self) -> str:
+        """What Slack parses for mentions and links: the fallback and every mrkdwn object."""
+        return "\n".join([self.text, *_texts(self.blocks, only_type="mrkdwn")])
 
     @property
     def edited(self) -> bool:

@@ -190,22 +190,8 @@ class Alerts:
 
 
 def message_text(message: Message) -> str:
-    """Everything a user can read in a message: fallback text and every text in its blocks."""
-    parts = [message.text]
-
-    def walk(value: Any) -> None:
-        if isinstance(value, dict):
-            if isinstance(value.get("text"), str):
-                parts.append(value["text"])
-            for item in value.values():
-                if isinstance(item, dict | list):
-                    walk(item)
-        elif isinstance(value, list):
-            for item in value:
-                walk(item)
-
-    walk(message.blocks)
-    return "\n".join(parts)
+    """Everything a user can read in a message."""
+    return message.visible_text()
 
 
 def make_settings(

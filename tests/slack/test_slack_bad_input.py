@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 import pytest
 
@@ -90,20 +89,7 @@ async def test_backend_garbage(bot: Bot) -> None:
 
 def parsed_text(message: Message) -> str:
     """What Slack parses for mentions: the fallback text and every mrkdwn text object."""
-    found = [message.text]
-
-    def walk(value: Any) -> None:
-        if isinstance(value, dict):
-            if value.get("type") == "mrkdwn":
-                found.append(value["text"])
-            for item in value.values():
-                walk(item)
-        elif isinstance(value, list):
-            for item in value:
-                walk(item)
-
-    walk(message.blocks)
-    return "\n".join(found)
+    return message.mrkdwn_text()
 
 
 async def test_an_instance_named_channel_pings_nobody(bot: Bot) -> None:

@@ -230,7 +230,9 @@ async def run_server(sink: str, backend: str, gc_freeze: bool) -> None:
             Route("/bench/sweep/status", sweep_status, methods=["GET"]),
             Route("/bench/sweep/stop", sweep_stop, methods=["POST"]),
         ]
-        bot_web = create_web_app(slack_app=bot_app, ssh_links=links, extra_routes=control)
+        bot_web = create_web_app(
+            slack_app=bot_app, signing_secret=SIGNING_SECRET, ssh_links=links, extra_routes=control
+        )
 
         def bare(ack_in_middleware: bool) -> Any:
             # Bolt's default single-workspace setup (token on the client, auth.test once).
@@ -246,7 +248,7 @@ async def run_server(sink: str, backend: str, gc_freeze: bool) -> None:
                 app.command("/starpod", middleware=[ack_first])(noop)
             else:
                 app.command("/starpod")(noop)
-            return create_web_app(slack_app=app, ssh_links=links)
+            return create_web_app(slack_app=app, signing_secret=SIGNING_SECRET, ssh_links=links)
 
         # Keep-alive outlasts the pauses between rounds, so a client never reuses a
         # connection the server just closed (a reset, not a latency).

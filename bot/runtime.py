@@ -456,6 +456,7 @@ class Runtime:
         )
         app = create_web_app(
             slack_app=self.slack_app,
+            signing_secret=settings.slack.signing_secret,
             ssh_links=links,
             extra_routes=[
                 readyz_route(self.readiness),

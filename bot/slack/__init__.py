@@ -7,7 +7,7 @@ Wiring (nothing here runs on import)::
     deps = SlackDeps(backend=client, db=db, web=web, ssh_links=links,
                      monitor=monitor, alerts=alerts)          # both optional
     app = create_app(settings, deps)                          # a Bolt AsyncApp
-    asgi = bot.web.app.create_web_app(slack_app=app, ssh_links=links)
+    asgi = bot.web.app.create_web_app(slack_app=app, signing_secret=..., ssh_links=links)
 
 Where things live:
 

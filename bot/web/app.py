@@ -2,9 +2,10 @@
 
 Routes:
 
-- ``POST /slack/events``: Slack's requests (slash commands, clicks), through Bolt's
-  Starlette adapter. Bolt verifies the signature and refuses a timestamp older than five
-  minutes with 401, before any listener runs.
+- ``POST /slack/events``: Slack's requests (slash commands, clicks). The
+  :class:`~bot.web.slack_guard.SlackRequestGuard` reads at most 1 MB of what is really
+  sent (413), verifies the signature before anything is parsed (401, nothing else
+  happens) and checks the body's shape (400); only then does Bolt see it.
 - ``GET /healthz``: liveness; 200 while the process serves requests.
 - ``GET /ssh-key/{token}``: a one-time SSH key link (``text/plain``, ``no-store``);
   404 unknown, 410 used or expired, 429 past 10 fetches a minute from one client.
@@ -18,7 +19,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 
-from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
+from pydantic import SecretStr
+from slack_bolt.adapter.starlette.async_handler import (
+    to_async_bolt_request,
+    to_starlette_response,
+)
 from slack_bolt.async_app import AsyncApp
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -27,10 +32,10 @@ from starlette.routing import BaseRoute, Route
 
 from bot.slack.ssh_links import LinkError, SshLinkService
 from bot.web.ratelimit import RateLimiter
+from bot.web.slack_guard import Refused, SlackRequestGuard
 
 log = logging.getLogger(__name__)
 
-MAX_SLACK_BODY = 1_000_000  # Slack's payloads are a few kB; refuse anything absurd early
 # Link unfurlers fetch URLs posted in Slack; they must not burn the one-time link.
 UNFURLER_AGENTS = ("slackbot", "slack-imgproxy", "slack-linkexpanding")
 KEY_HEADERS = {
@@ -41,25 +46,37 @@ KEY_HEADERS = {
 }
 
 Readiness = Callable[[], Awaitable[bool]]
+# The client learns only the status; why is for our log.
+_REFUSAL_TEXT = {400: "Bad request", 401: "Invalid request", 413: "Payload too large"}
 
 
 def create_web_app(
     *,
     slack_app: AsyncApp,
+    signing_secret: SecretStr | str | None,
     ssh_links: SshLinkService,
     readiness: Readiness | None = None,
     extra_routes: Sequence[BaseRoute] = (),
     key_rate_limit: RateLimiter | None = None,
 ) -> Starlette:
-    """The ASGI app. ``readiness`` adds ``GET /readyz`` (200 when it returns True)."""
-    handler = AsyncSlackRequestHandler(slack_app)
+    """The ASGI app. ``readiness`` adds ``GET /readyz`` (200 when it returns True).
+
+    ``signing_secret`` is Slack's; without one (Socket Mode only) every request to
+    ``/slack/events`` is refused.
+    """
+    if isinstance(signing_secret, SecretStr):
+        signing_secret = signing_secret.get_secret_value()
+    guard = SlackRequestGuard(signing_secret)
     limiter = key_rate_limit or RateLimiter(limit=10, window=60.0)
 
     async def slack_events(request: Request) -> Response:
-        length = request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > MAX_SLACK_BODY):
-            return PlainTextResponse("Payload too large", status_code=413)
-        return await handler.handle(request)
+        try:
+            body = await guard.admit(request)
+        except Refused as refused:
+            return PlainTextResponse(_REFUSAL_TEXT[refused.status], status_code=refused.status)
+        return to_starlette_response(
+            await slack_app.async_dispatch(to_async_bolt_request(request, body))
+        )
 
     async def healthz(_request: Request) -> Response:
         return PlainTextResponse("ok")

@@ -104,7 +104,12 @@ async def running(
         alerts=h.service,
     )
     server = WebServer(
-        create_web_app(slack_app=create_app(settings, deps), ssh_links=links), sock=sock
+        create_web_app(
+            slack_app=create_app(settings, deps),
+            signing_secret=settings.slack.signing_secret,
+            ssh_links=links,
+        ),
+        sock=sock,
     )
     await server.start()
     try:

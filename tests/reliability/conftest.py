@@ -254,7 +254,13 @@ async def running_bot(
             )
             extra = gateway_routes_for(gateway)
         server = WebServer(
-            create_web_app(slack_app=app, ssh_links=links, extra_routes=extra), sock=sock
+            create_web_app(
+                slack_app=app,
+                signing_secret=settings.slack.signing_secret,
+                ssh_links=links,
+                extra_routes=extra,
+            ),
+            sock=sock,
         )
         await server.start()
         try:

@@ -161,3 +161,118 @@ async def test_forged_requests_get_401_and_change_nothing(
     await _settle(lambda: bot.sim.calls[(kind, target)] > 0, 5.0)
     assert bot.sim.calls[(kind, target)] == 1, entry
     reliability_figures.update(entry_point=entry, forgeries_refused=len(FORGERIES), actions_taken=0)
+
+
+# --- Hostile bodies: verified before parsed, bounded by what is read, malformed → 400 ---
+
+MALFORMED_TIMESTAMPS = ("soon", "", "1e9", "-1", "9" * 40, "\u0661\u0667" * 5)
+
+
+@pytest.mark.parametrize("timestamp", MALFORMED_TIMESTAMPS)
+async def test_an_unverifiable_timestamp_gets_401_and_touches_no_url_in_the_body(
+    bot: Any, timestamp: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The body names a response_url that Slack's emulator would record if anything posted to
+    # it, and a user the audit log would name: a refused request must use neither.
+    response_url = bot.slack.new_response_url(channel_id="C0OPS", user_id=ADMIN)
+    body = _slash_body("restart pod-001").replace(
+        b"http%3A%2F%2F127.0.0.1%3A9%2Fresponse%2Fnone",
+        urlencode({"u": response_url}).encode()[2:],
+    )
+    assert response_url.encode() not in body  # still url-encoded
+    headers = {"X-Slack-Request-Timestamp": timestamp, "X-Slack-Signature": "v0=" + "a" * 64}
+    status = await _post(bot.events_url, body, headers)
+    assert status == 401
+    # Nothing was dispatched (the guard answers before Bolt sees the request), so there is
+    # nothing to wait for: no answer, no audit row, no traceback.
+    assert bot.slack.responses == []
+    assert await _audit_rows(bot) == 0
+    assert not [r for r in caplog.records if r.exc_info], "no traceback for a forgery"
+
+
+async def test_refusals_are_logged_at_most_once_a_minute(
+    bot: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    body = _slash_body("list")
+    for _ in range(20):
+        assert await _post(bot.events_url, body, {"X-Slack-Request-Timestamp": "x"}) == 401
+    warnings = [r for r in caplog.records if r.levelname == "WARNING" and "refused" in r.message]
+    assert len(warnings) <= 1
+
+
+def _signed(secret: str, body: bytes) -> dict[str, str]:
+    now = int(time.time())
+    return {
+        "X-Slack-Request-Timestamp": str(now),
+        "X-Slack-Signature": compute_signature(secret, body, now),
+    }
+
+
+def _nested(depth: int) -> str:
+    return '{"a":' * depth + "1" + "}" * depth
+
+
+MALFORMED_BODIES: dict[str, tuple[str, bytes]] = {
+    "invalid_utf8": ("application/x-www-form-urlencoded", b"text=\xff\xfe&command=%2Fstarpod"),
+    "payload_not_json": ("application/x-www-form-urlencoded", b"payload=%7Bnot+json"),
+    "payload_json_list": ("application/x-www-form-urlencoded", b"payload=%5B1%2C2%5D"),
+    "payload_deep": (
+        "application/x-www-form-urlencoded",
+        urlencode({"payload": _nested(100)}).encode(),
+    ),
+    "payload_very_deep": (
+        "application/x-www-form-urlencoded",
+        urlencode({"payload": _nested(30_000)}).encode(),
+    ),
+    "two_payloads": ("application/x-www-form-urlencoded", b"payload=%7B%7D&payload=%7B%7D"),
+    "json_list": ("application/json", b"[1, 2, 3]"),
+    "json_garbage": ("application/json", b'{"type": '),
+    "other_type": ("text/xml", b"<a/>"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(MALFORMED_BODIES))
+async def test_malformed_bodies_get_400_when_signed_and_401_when_not(
+    bot: Any, case: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    content_type, body = MALFORMED_BODIES[case]
+    secret = bot.slack.signing_secret
+    plain = {"Content-Type": content_type}
+    assert await _post(bot.events_url, body, plain) == 401
+    assert await _post(bot.events_url, body, {**plain, **_signed(secret, body)}) == 400
+    assert bot.slack.responses == [] and await _audit_rows(bot) == 0
+    assert not [r for r in caplog.records if r.exc_info]
+
+
+CHUNK = b"x" * 65_536
+ENDLESS_BYTES = 200 * 1024 * 1024
+
+
+async def test_a_chunked_body_is_cut_at_the_limit_and_signed_commands_still_answer(
+    bot: Any,
+) -> None:
+    """No Content-Length: the limit holds on the bytes read, and reading stops there."""
+    sent = 0
+
+    async def endless() -> Any:
+        nonlocal sent
+        while sent < ENDLESS_BYTES:
+            sent += len(CHUNK)
+            yield CHUNK
+
+    async def one_post() -> int | None:
+        async with aiohttp.ClientSession() as session:
+            try:
+                async with session.post(bot.events_url, data=endless()) as response:
+                    return response.status
+            except (aiohttp.ClientError, ConnectionError):
+                return None  # the server closed the connection once it had answered 413
+
+    statuses = await asyncio.gather(*(one_post() for _ in range(4)))
+    assert set(statuses) <= {413, None}, statuses
+    # The server stopped reading: what it accepted is the limit plus socket buffers, a far
+    # cry from the 4 x 200 MB the clients were ready to send.
+    assert sent < 4 * 32 * 1024 * 1024, sent
+    # The bot still answers a signed command.
+    body = _slash_body("help")
+    assert await _post(bot.events_url, body, _signed(bot.slack.signing_secret, body)) == 200

@@ -256,7 +256,12 @@ async def _running_bot(
             action_poll_timeout=3.0,
         )
         app = create_app(settings, deps)
-        server = WebServer(create_web_app(slack_app=app, ssh_links=links), sock=sock)
+        server = WebServer(
+            create_web_app(
+                slack_app=app, signing_secret=settings.slack.signing_secret, ssh_links=links
+            ),
+            sock=sock,
+        )
         await server.start()
         ids = sim.seed_instances(5)
         try:

@@ -91,6 +91,7 @@ async def test_fifty_concurrent_fetches_get_exactly_one_key(bot: Bot) -> None:
     # requests race for the claim instead of 40 of them being turned away with 429.
     web = create_web_app(
         slack_app=bot.app,
+        signing_secret=bot.settings.slack.signing_secret,
         ssh_links=bot.deps.ssh_links,
         key_rate_limit=RateLimiter(limit=1000),
     )

@@ -99,6 +99,7 @@ async def test_readiness_route_and_extra_routes(bot: Bot, ready: bool | None, st
 
     app = create_web_app(
         slack_app=bot.app,
+        signing_secret=bot.settings.slack.signing_secret,
         ssh_links=bot.deps.ssh_links,
         readiness=readiness,
         extra_routes=[Route("/metrics", metrics)],

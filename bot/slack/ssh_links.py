@@ -12,7 +12,9 @@ answers in Slack with ``<public_url>/ssh-key/<token>``:
 - a link works once, even under concurrent fetches: it is claimed with one atomic
   ``UPDATE … SET used_at = now WHERE token_hash = … AND used_at IS NULL AND
   expires_at > now`` and only the request whose update touched the row gets the key;
-- it expires after ``settings.ssh.link_ttl_secs`` (300 s by default).
+- it expires after ``settings.ssh.link_ttl_secs`` (300 s by default);
+- only an explicit reveal spends it (the web app's ``POST``): a ``GET`` or ``HEAD``, which
+  link previews, prefetchers and mail scanners send on their own, only :meth:`check` it.
 
 Nothing here logs a key, a token or a ciphertext.
 """
@@ -41,6 +43,7 @@ _TOKEN_SHAPE = re.compile(r"^[A-Za-z0-9_-]{40,64}$")
 # Used and expired rows stay a day (so a late click gets "used"/"expired", not "unknown").
 KEEP_GONE_FOR = timedelta(days=1)
 LINK_PATH = "/ssh-key/"
+_GONE = "This one-time link was already used or has expired. Ask again with /starpod ssh in Slack."
 
 
 class LinkError(Exception):
@@ -152,6 +155,30 @@ class SshLinkService:
         await self._db.run(_store)
         return IssuedLink(f"{self._public_url}{LINK_PATH}{token}", expires_at, self.ttl_secs)
 
+    async def check(self, token: str) -> None:
+        """Raise LinkNotFound or LinkGone unless ``token`` could be claimed now (spends nothing)."""
+        if not _TOKEN_SHAPE.match(token):
+            raise LinkNotFound("No such link.")
+        token_hash = hash_token(token)
+        now = self._clock()
+
+        async def _look(session: AsyncSession) -> tuple[datetime | None, datetime] | None:
+            row = (
+                await session.execute(
+                    select(SshKeyLink.used_at, SshKeyLink.expires_at).where(
+                        SshKeyLink.token_hash == token_hash
+                    )
+                )
+            ).first()
+            return None if row is None else (row[0], row[1])
+
+        found = await self._db.run(_look)
+        if found is None:
+            raise LinkNotFound("No such link.")
+        used_at, expires_at = found
+        if used_at is not None or expires_at <= now:
+            raise LinkGone(_GONE)
+
     async def claim(self, token: str) -> str:
         """The key behind ``token``, exactly once; LinkNotFound or LinkGone otherwise."""
         if not _TOKEN_SHAPE.match(token):
@@ -188,10 +215,7 @@ class SshLinkService:
         ciphertext, known = await self._db.run(_claim)
         if ciphertext is None:
             if known:
-                raise LinkGone(
-                    "This one-time link was already used or has expired. "
-                    "Ask again with /starpod ssh in Slack."
-                )
+                raise LinkGone(_GONE)
             raise LinkNotFound("No such link.")
         try:
             return self._fernet.decrypt(ciphertext.encode()).decode()

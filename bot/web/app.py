@@ -7,8 +7,11 @@ Routes:
   sent (413), verifies the signature before anything is parsed (401, nothing else
   happens) and checks the body's shape (400); only then does Bolt see it.
 - ``GET /healthz``: liveness; 200 while the process serves requests.
-- ``GET /ssh-key/{token}``: a one-time SSH key link (``text/plain``, ``no-store``);
-  404 unknown, 410 used or expired, 429 past 10 fetches a minute from one client.
+- ``GET /ssh-key/{token}``: a one-time SSH key link's page (``HEAD`` alike): it spends
+  nothing, so link previews and scanners cannot use it up; its button ``POST``s to the
+  same URL, which hands out the key once (``text/plain``, ``no-store``). Both: 404
+  unknown, 410 used or expired, 403 for link unfurlers, 429 past 10 requests a minute
+  from one client.
 
 ``extra_routes`` lets the runtime add ``/readyz``, ``/metrics`` and the gateway without
 touching this module.
@@ -27,7 +30,7 @@ from slack_bolt.adapter.starlette.async_handler import (
 from slack_bolt.async_app import AsyncApp
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
+from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from bot.slack.ssh_links import LinkError, SshLinkService
@@ -43,6 +46,23 @@ KEY_HEADERS = {
     "Pragma": "no-cache",
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
+}
+
+# A GET only shows this page: previews, prefetchers and scanners GET or HEAD a link on their
+# own, and must not spend it. The button POSTs to the same URL, which hands out the key.
+REVEAL_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="robots" content="noindex">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>One-time SSH key</title></head>
+<body style="font-family: sans-serif; max-width: 36em; margin: 3em auto">
+<h1>One-time SSH key</h1>
+<p>This link gives its key once. Download it now, save it with mode 600, then connect.</p>
+<form method="post"><button type="submit">Reveal and download the key</button></form>
+</body></html>
+"""
+REVEAL_PAGE_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'",
+    "X-Frame-Options": "DENY",
 }
 
 Readiness = Callable[[], Awaitable[bool]]
@@ -92,7 +112,8 @@ def create_web_app(
             "ready" if ready else "not ready", status_code=200 if ready else 503
         )
 
-    async def ssh_key(request: Request) -> Response:
+    def refused(request: Request) -> Response | None:
+        """429 past the per-client limit, 403 for link previews; None to go on."""
         client = request.client.host if request.client else "unknown"
         if not limiter.allow(client):
             return PlainTextResponse(
@@ -102,15 +123,29 @@ def create_web_app(
             )
         agent = request.headers.get("user-agent", "").lower()
         if any(name in agent for name in UNFURLER_AGENTS):
-            # A preview must not use up the link: answer without claiming it.
             return PlainTextResponse(
                 "One-time SSH key link. Open it yourself to download the key.\n",
                 status_code=403,
                 headers=KEY_HEADERS,
             )
-        token = request.path_params["token"]
+        return None
+
+    async def ssh_key_page(request: Request) -> Response:
+        """GET (and HEAD): says whether the link still works; never spends it."""
+        if (answer := refused(request)) is not None:
+            return answer
         try:
-            key = await ssh_links.claim(token)
+            await ssh_links.check(request.path_params["token"])
+        except LinkError as exc:
+            return PlainTextResponse(f"{exc}\n", status_code=exc.status_code, headers=KEY_HEADERS)
+        return HTMLResponse(REVEAL_PAGE, headers={**KEY_HEADERS, **REVEAL_PAGE_HEADERS})
+
+    async def ssh_key_reveal(request: Request) -> Response:
+        """POST: the explicit reveal, the only request that spends the link."""
+        if (answer := refused(request)) is not None:
+            return answer
+        try:
+            key = await ssh_links.claim(request.path_params["token"])
         except LinkError as exc:
             return PlainTextResponse(f"{exc}\n", status_code=exc.status_code, headers=KEY_HEADERS)
         body = key if key.endswith("\n") else key + "\n"
@@ -122,7 +157,8 @@ def create_web_app(
     routes: list[BaseRoute] = [
         Route("/slack/events", slack_events, methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
-        Route("/ssh-key/{token}", ssh_key, methods=["GET"]),
+        Route("/ssh-key/{token}", ssh_key_page, methods=["GET"]),
+        Route("/ssh-key/{token}", ssh_key_reveal, methods=["POST"]),
     ]
     if readiness is not None:
         routes.append(Route("/readyz", readyz, methods=["GET"]))

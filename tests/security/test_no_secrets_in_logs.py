@@ -76,7 +76,7 @@ async def _scenario(bot: Any) -> int:
         if name == names[0]:
             async with (
                 aiohttp.ClientSession() as session,
-                session.get(f"{match.group(1)}/ssh-key/{match.group(2)}") as response,
+                session.post(f"{match.group(1)}/ssh-key/{match.group(2)}") as response,
             ):
                 assert response.status == 200
                 await response.read()

@@ -37,7 +37,7 @@ async def _fetch(base: str, token: str, *, source: str = "127.0.0.1") -> tuple[i
     connector = aiohttp.TCPConnector(local_addr=(source, 0), force_close=True)
     async with (
         aiohttp.ClientSession(connector=connector) as session,
-        session.get(f"{base}/ssh-key/{token}") as response,
+        session.post(f"{base}/ssh-key/{token}") as response,
     ):
         return response.status, await response.text()
 

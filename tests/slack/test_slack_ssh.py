@@ -23,7 +23,14 @@ LINK = re.compile(r"https?://[^\s'|>`]+/ssh-key/[A-Za-z0-9_-]+")
 
 
 async def get(url: str, **headers: str) -> tuple[int, str, dict[str, str]]:
+    """What a browser, a link preview or a scanner does on its own: never spends the link."""
     async with aiohttp.ClientSession() as session, session.get(url, headers=headers) as response:
+        return response.status, await response.text(), dict(response.headers)
+
+
+async def reveal(url: str, **headers: str) -> tuple[int, str, dict[str, str]]:
+    """The explicit reveal (the page's button, or ``curl -X POST``): spends the link."""
+    async with aiohttp.ClientSession() as session, session.post(url, headers=headers) as response:
         return response.status, await response.text(), dict(response.headers)
 
 
@@ -47,12 +54,12 @@ async def test_the_link_gives_the_key_once(bot: Bot) -> None:
     assert info["id"][:8] in text
     url = LINK.search(text).group(0)  # type: ignore[union-attr]
     key = bot.sim.issued_private_keys[-1]
-    status, body, headers = await get(url)
+    status, body, headers = await reveal(url)
     assert status == 200
     assert body == key if key.endswith("\n") else body == key + "\n"
     assert headers["Cache-Control"] == "no-store"
     assert headers["Content-Type"].startswith("text/plain")
-    status, body, _ = await get(url)
+    status, body, _ = await reveal(url)
     assert status == 410
     assert "already used or has expired" in body
     assert bot.emulator.violations() == []
@@ -61,26 +68,44 @@ async def test_the_link_gives_the_key_once(bot: Bot) -> None:
 async def test_the_link_expires(bot: Bot) -> None:
     url, _key = await ask_link(bot)
     bot.clock.advance(301)
-    status, body, _ = await get(url)
+    status, body, _ = await reveal(url)
     assert status == 410 and "expired" in body
 
 
 async def test_unknown_and_malformed_tokens(bot: Bot) -> None:
-    assert (await get(f"{bot.url}/ssh-key/{'A' * 43}"))[0] == 404
-    assert (await get(f"{bot.url}/ssh-key/short"))[0] == 404
+    for fetch in (get, reveal):
+        assert (await fetch(f"{bot.url}/ssh-key/{'A' * 43}"))[0] == 404
+        assert (await fetch(f"{bot.url}/ssh-key/short"))[0] == 404
+
+
+async def test_opening_previewing_or_heading_the_link_never_spends_it(bot: Bot) -> None:
+    url, key = await ask_link(bot)
+    for _ in range(3):
+        status, page, headers = await get(url)
+        assert status == 200 and "PRIVATE" not in page and 'method="post"' in page
+        assert headers["Cache-Control"] == "no-store"
+        assert "form-action 'self'" in headers["Content-Security-Policy"]
+    async with aiohttp.ClientSession() as session, session.head(url) as response:
+        assert response.status == 200
+    status, body, _ = await get(url, **{"User-Agent": "Slackbot-LinkExpanding 1.0"})
+    assert status == 403
+    status, body, _ = await reveal(url)  # the key is still there, once
+    assert status == 200 and key.strip() in body
+    assert (await get(url))[0] == 410  # and the page now says it is spent
+    assert (await reveal(url))[0] == 410
 
 
 async def test_link_previews_do_not_use_up_the_link(bot: Bot) -> None:
     url, key = await ask_link(bot)
     status, body, _ = await get(url, **{"User-Agent": "Slackbot-LinkExpanding 1.0"})
     assert status == 403 and "PRIVATE" not in body
-    status, body, _ = await get(url)
+    status, body, _ = await reveal(url)
     assert status == 200 and key.strip() in body
 
 
 async def test_two_concurrent_fetches_get_exactly_one_key(bot: Bot) -> None:
     url, key = await ask_link(bot)
-    results = await asyncio.gather(get(url), get(url))
+    results = await asyncio.gather(reveal(url), reveal(url))
     assert sorted(status for status, _, _ in results) == [200, 410]
     assert sum(key.strip() in body for _, body, _ in results) == 1
 
@@ -100,7 +125,7 @@ async def test_fifty_concurrent_fetches_get_exactly_one_key(bot: Bot) -> None:
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=50)) as session:
 
             async def fetch() -> tuple[int, str]:
-                async with session.get(racing) as response:
+                async with session.post(racing) as response:
                     return response.status, await response.text()
 
             results = await asyncio.gather(*(fetch() for _ in range(50)))
@@ -126,7 +151,7 @@ async def test_the_key_is_never_logged_nor_stored_in_plaintext(
         assert row.ciphertext is not None and body not in row.ciphertext
         assert url.rsplit("/", 1)[1] not in row.token_hash  # only the hash is stored
         assert body.encode() not in _database_bytes(bot.db)
-        status, fetched, _ = await get(url)
+        status, fetched, _ = await reveal(url)
         assert status == 200 and body in fetched
         async with bot.db.session() as session:
             [row] = (await session.scalars(select(SshKeyLink))).all()

@@ -38,7 +38,8 @@ def ssh_answer(
         ),
     ]
     if has_key and key_link is not None:
-        fetch = f"curl -fsS '{key_link}' -o {key_path(instance)} && chmod 600 {key_path(instance)}"
+        path = key_path(instance)
+        fetch = f"curl -fsS -X POST '{key_link}' -o {path} && chmod 600 {path}"
         blocks.append(
             section(
                 "The backend issued a one-time key for this session. It never goes through "
@@ -48,7 +49,10 @@ def ssh_answer(
             )
         )
         blocks.append(
-            context(f"<{escape(key_link)}|Open the key link in a browser> instead of curl.")
+            context(
+                f"Or <{escape(key_link)}|open the key link in a browser> and press "
+                "*Reveal*: opening it alone (or a link preview) does not use it up."
+            )
         )
     elif has_key:
         blocks.append(

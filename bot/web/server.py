@@ -27,21 +27,20 @@ class WebServer:
         sock: socket.socket | None = None,
         **options: object,
     ) -> None:
-        config = uvicorn.Config(
-            app,
-            host=host,
-            port=port,
-            log_level="warning",
-            access_log=False,
-            lifespan="off",
+        settings: dict[str, object] = {
+            "log_level": "warning",
+            "access_log": False,
+            "lifespan": "off",
             # A graceful stop must not wait forever on a client that keeps a connection.
-            timeout_graceful_shutdown=5,
+            "timeout_graceful_shutdown": 5,
             # Outlive the clients' and load balancers' idle timeouts (aiohttp 15 s, AWS ALB
             # 60 s): with uvicorn's 5 s, a request sent on a connection the server is just
             # closing fails with "server disconnected" (seen under load in tests).
-            timeout_keep_alive=75,
-            **options,  # type: ignore[arg-type]
-        )
+            "timeout_keep_alive": 75,
+        }
+        # The caller's options win over these defaults (the ack bench keeps connections 300 s).
+        settings.update(options)
+        config = uvicorn.Config(app, host=host, port=port, **settings)  # type: ignore[arg-type]
         self._server = uvicorn.Server(config)
         # uvicorn installs signal handlers in serve(); the runtime owns signals.
         self._server.install_signal_handlers = lambda: None  # type: ignore[method-assign]

@@ -1,10 +1,11 @@
 """The incident message's buttons: Acknowledge, Restart now, Logs, Mute 1h.
 
-Registered on the Slack app by ``create_app`` (``register(app, services)``), in the Slack
-app's style: acknowledged first, acted on once (a repeated click delivery is ignored),
-checked against the clicker's role (Acknowledge, Restart now and Mute need an operator,
-Logs a viewer), and written to the audit log whatever the outcome; errors go to the app's
-one error handler, which answers the clicker and writes the refusal or error row.
+Mounted on the Slack app by ``create_app`` (``ROUTES``) behind the listener pipeline
+every Slack listener shares (``bot/slack/middleware.py``): acknowledged first, acted on
+once (a repeated click delivery is ignored), done in a work slot, checked against the
+clicker's role before anything acts (Acknowledge, Restart now and Mute need an operator,
+Logs a viewer), and written to the audit log whatever the outcome; errors are answered
+there too.
 
 Every button's value is the incident id; the instance comes from the incident. The
 answers to the clicker are ephemeral; what the team should see (acknowledged by whom, a
@@ -16,24 +17,22 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
+from functools import partial
 from typing import Any, Protocol
 
-from slack_bolt.async_app import AsyncApp
-from slack_bolt.context.async_context import AsyncBoltContext
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.alerts.records import AckResult, IncidentView, MuteResult
 from bot.backend.errors import BackendError
 from bot.errors import UserError
 from bot.slack import blocks as slack_blocks
-from bot.slack.ack import RECEIVED_AT, ack_first
 from bot.slack.blocks.common import section
 from bot.slack.catalog import Subcommand
-from bot.slack.commands import INVOCATION
 from bot.slack.handlers import info
 from bot.slack.ids import ActionId
 from bot.slack.invocation import Invocation
 from bot.slack.limits import reply
+from bot.slack.middleware import Route, Step
 from bot.slack.mrkdwn import date, duration, escape, user
 from bot.slack.parser import Command
 from bot.slack.services import Services
@@ -80,36 +79,33 @@ def _alerts(svc: Services) -> IncidentActions:
     return alerts  # type: ignore[return-value]
 
 
-async def _begin(
-    svc: Services, body: dict[str, Any], context: AsyncBoltContext, action: str
-) -> tuple[Invocation, IncidentView, IncidentActions] | None:
-    """The click's invocation and incident; None when this exact click was already handled."""
+def _check_channel(svc: Services, inv: Invocation, incident: IncidentView) -> str | None:
+    """The channel the role check sees: the incident's own channel counts as allowed."""
+    allowed = svc.settings.access.channels
+    if allowed and inv.channel_id is not None and inv.channel_id == incident.channel:
+        # The bot chose this channel for the incident: its buttons work there even when
+        # commands are limited to other channels. Roles still apply.
+        return allowed[0]
+    return None
+
+
+async def plan_click(svc: Services, inv: Invocation, body: dict[str, Any]) -> Step:
+    """The clicked button's step, for the incident its value names."""
     clicked = _clicked(body)
-    who = (body.get("user") or {}).get("id", "")
+    action, handler = HANDLERS[ActionId(str(clicked.get("action_id")))]
     value = str(clicked.get("value") or "")
-    key = str(clicked.get("action_ts") or body.get("trigger_id") or "")
-    if not svc.clicks.first_time(key, who, str(clicked.get("action_id")), value):
-        log.info("duplicate delivery of %s by %s ignored", clicked.get("action_id"), who)
-        return None
-    inv = Invocation.from_body(svc.deps.web, body, action=action, started=context.get(RECEIVED_AT))
-    context[INVOCATION] = inv
     inv.draft.args = f"incident #{value[:20]}"
-    alerts = _alerts(svc)
-    incident = await alerts.get_incident(value)
+    incident = await _alerts(svc).get_incident(value)
     if incident is None:
         raise UserError(f"Incident #{value[:20]} does not exist (any more).")
     inv.draft.instance_id = incident.instance_id
-    return inv, incident, alerts
-
-
-async def _check(svc: Services, inv: Invocation, incident: IncidentView, action: str) -> None:
-    channel = inv.channel_id
-    allowed = svc.settings.access.channels
-    if allowed and channel is not None and channel == incident.channel:
-        # The bot chose this channel for the incident: its buttons work there even when
-        # commands are limited to other channels. Roles still apply.
-        channel = allowed[0]
-    await svc.access.check(inv.user_id, channel, action)
+    if action != ACKNOWLEDGE:
+        _instance_of(incident)  # a fleet-wide incident is said so before any role check
+    return Step(
+        action,
+        partial(handler, svc, inv, incident),
+        check_channel=_check_channel(svc, inv, incident),
+    )
 
 
 def _instance_of(incident: IncidentView) -> str:
@@ -121,7 +117,6 @@ def _instance_of(incident: IncidentView) -> str:
 async def on_acknowledge(svc: Services, inv: Invocation, incident: IncidentView) -> None:
     """Acknowledge: the root message then shows who; a repeat says who already did."""
     alerts = _alerts(svc)
-    await _check(svc, inv, incident, ACKNOWLEDGE)
     result = await alerts.acknowledge(incident.id, inv.user_id)
     label = escape(incident.label)
     if result.outcome == "already":
@@ -146,7 +141,6 @@ async def on_restart(svc: Services, inv: Invocation, incident: IncidentView) -> 
     """Restart now: ask the backend, record who did it, say so in the incident's thread."""
     alerts = _alerts(svc)
     instance_id = _instance_of(incident)
-    await _check(svc, inv, incident, Subcommand.RESTART.value)
     busy = svc.inflight.claim(instance_id, "restart", inv.user_id)
     if busy is not None:
         inv.draft.fail("error", f"a {busy.verb} is already in progress")
@@ -194,7 +188,6 @@ async def on_restart(svc: Services, inv: Invocation, incident: IncidentView) -> 
 async def on_logs(svc: Services, inv: Invocation, incident: IncidentView) -> None:
     """Logs: the last 50 lines, to the clicker only (the /starpod logs answer)."""
     instance_id = _instance_of(incident)
-    await _check(svc, inv, incident, Subcommand.LOGS.value)
     await info.show_logs(svc, inv, Command(Subcommand.LOGS, ref=instance_id))
 
 
@@ -202,7 +195,6 @@ async def on_mute(svc: Services, inv: Invocation, incident: IncidentView) -> Non
     """Mute 1h: alerts for the instance go quiet for an hour (auto-restart stays on)."""
     alerts = _alerts(svc)
     instance_id = _instance_of(incident)
-    await _check(svc, inv, incident, Subcommand.MUTE.value)
     span = timedelta(seconds=MUTE_BUTTON_SECS)
     until = svc.deps.clock() + span
     await alerts.mute(instance_id, until, False, inv.user_id)
@@ -222,18 +214,6 @@ HANDLERS = {
 }
 
 
-def register(app: AsyncApp, svc: Services) -> None:
-    """Listen for the incident message's four buttons."""
-
-    async def clicked(body: dict[str, Any], context: AsyncBoltContext) -> None:
-        action_id = ActionId(str(_clicked(body).get("action_id")))
-        action, handler = HANDLERS[action_id]
-        started = await _begin(svc, body, context, action)
-        if started is None:
-            return
-        inv, incident, _ = started
-        await handler(svc, inv, incident)
-        await svc.audit.write(inv.draft)
-
-    for action_id in HANDLERS:
-        app.action(action_id, middleware=[ack_first])(clicked)
+ROUTES = tuple(
+    Route("action", action_id, action, plan_click) for action_id, (action, _) in HANDLERS.items()
+)

@@ -11,11 +11,13 @@ Wiring (nothing here runs on import)::
 
 Where things live:
 
-``app``          ``create_app``: Bolt app, token authorization without ``auth.test``, the
-                 one error handler (user/backend errors in words, bugs as an error id)
-``ack``          ``ack_first``: every listener acknowledges before its work starts
-``commands``     `/starpod` → parse → authorize → handler (``HANDLERS``) → audit
-``actions``      row menu, pager, health-card buttons, kill confirmation; once per click
+``app``          ``create_app``: Bolt app, token authorization without ``auth.test``, every
+                 route mounted on the listener pipeline, its error handler
+``middleware``   the steps every listener shares, mounted once: ack, dedupe, invocation,
+                 work slot, role check, one audit row in ``finally`` (``ListenerPipeline``)
+``ack``          ``acknowledge``: every listener acknowledges before its work starts
+``commands``     `/starpod` text → the subcommand's step (``HANDLERS``)
+``actions``      row menu, pager, health-card buttons, kill confirmation → their steps
 ``handlers/``    what each subcommand does: ``info`` (read-only), ``lifecycle``
                  (create/pause/restart/kill, announced), ``ssh``, ``mute``
 ``parser``       pure text → ``Command`` | ``UsageProblem``; ``catalog`` the subcommands

@@ -4,18 +4,18 @@ How a request flows (HTTP mode, ``process_before_response=False``):
 
 1. Bolt verifies the signature and timestamp (401 otherwise) and authorizes with the bot
    token it is given (no ``auth.test`` round trip on the request path);
-2. the listener's ``ack_first`` middleware acknowledges: Slack gets its 200 now;
-3. the listener runs as a task: parse, check the role, call the backend, answer through
-   ``response_url`` (ephemeral) or announce in the channel, write the audit row;
-4. anything raised goes to the one error handler below, which answers the user
-   (``UserError``/``BackendError`` in plain words, anything else as an error id) and
-   writes the audit row.
+2. the listener pipeline's middleware (``middleware.py``, mounted once below for every
+   command and button, the incident buttons included) acknowledges: Slack gets its 200
+   now; a repeated click stops there; the request's ``Invocation`` is built;
+3. the listener runs as a task: a work slot, parse, check the role, call the backend,
+   answer through ``response_url`` (ephemeral) or announce in the channel;
+4. anything raised is answered once (``UserError``/``BackendError`` in plain words,
+   anything else as an error id), and one audit row is written in a ``finally``.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.authorization import AuthorizeResult
@@ -26,17 +26,13 @@ from bot.alerts import actions as incident_buttons
 from bot.config import Settings
 from bot.errors import ConfigError
 from bot.slack import actions, commands
-from bot.slack.ack import RECEIVED_AT
-from bot.slack.commands import INVOCATION
 from bot.slack.deps import SlackDeps
-from bot.slack.failures import translate
-from bot.slack.invocation import Invocation
+from bot.slack.middleware import ListenerPipeline, run_in_place
 from bot.slack.services import Services
 
 log = logging.getLogger(__name__)
 
 BOLT_LOGGER = "bot.slack.bolt"
-SERVICES = "starpod_services"
 
 
 class BotTokenAuthorize(AsyncAuthorize):
@@ -103,29 +99,11 @@ def create_app(settings: Settings, deps: SlackDeps) -> AsyncApp:
         process_before_response=False,
         logger=bolt_logger,
     )
-    services = Services.build(settings, deps)
-    app.error(_error_handler(services))
-    commands.register(app, services)
-    actions.register(app, services)
-    # The alerts feature's incident buttons (they answer plainly when alerts are not wired).
-    incident_buttons.register(app, services)
+    pipeline = ListenerPipeline(
+        Services.build(settings, deps), start_work=deps.start_work or run_in_place
+    )
+    app.error(pipeline.on_error)
+    # Every listener, the alerts feature's incident buttons too (they answer plainly when
+    # alerts are not wired), behind the same middleware: mounted here, once.
+    pipeline.mount(app, [*commands.ROUTES, *actions.ROUTES, *incident_buttons.ROUTES])
     return app
-
-
-def _error_handler(svc: Services) -> Any:
-    async def on_error(error: Exception, body: dict[str, Any], context: AsyncBoltContext) -> None:
-        """Answer the user about ``error`` and write the audit row; never raises."""
-        try:
-            inv = context.get(INVOCATION)
-            if not isinstance(inv, Invocation):
-                inv = Invocation.from_body(
-                    svc.deps.web, body or {}, action="unknown", started=context.get(RECEIVED_AT)
-                )
-            translated = translate(error)
-            inv.draft.fail(translated.result, translated.detail)
-            await inv.respond(translated.reply)
-            await svc.audit.write(inv.draft)
-        except Exception:
-            log.exception("the error handler failed while handling %s", type(error).__name__)
-
-    return on_error

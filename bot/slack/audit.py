@@ -1,9 +1,9 @@
 """The audit log: every command and click, allowed or refused, with its result and duration.
 
 A handler fills an :class:`AuditDraft` as it learns things (the resolved instance, the
-outcome); exactly one row is written per request, by the handler on success or by the
-error handler on failure. A failed audit write is logged and never turns a working
-command into an error for the user.
+outcome); exactly one row is written per request, by the listener pipeline in a
+``finally`` (``middleware.py``), whatever the outcome. A failed audit write is logged and
+never turns a working command into an error for the user.
 """
 
 from __future__ import annotations

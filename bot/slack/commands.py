@@ -1,22 +1,22 @@
-"""The `/starpod` slash command: parse, authorize, dispatch to the subcommand's handler."""
+"""The `/starpod` slash command: the text parsed into the subcommand's step.
+
+Acking, the work slot, the role check and the audit row are the listener pipeline's
+(``middleware.py``); this module only says what the text asks for.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any
 
-from slack_bolt.async_app import AsyncApp
-from slack_bolt.context.async_context import AsyncBoltContext
-
 from bot.slack import blocks
-from bot.slack.ack import RECEIVED_AT, ack_first
 from bot.slack.catalog import COMMAND, Subcommand
 from bot.slack.handlers import info, lifecycle, mute, ssh
 from bot.slack.invocation import Invocation
+from bot.slack.middleware import Route, Step
 from bot.slack.parser import Command, UsageProblem, parse
 from bot.slack.services import Services
-
-INVOCATION = "starpod_invocation"
 
 Handler = Callable[[Services, Invocation, Command], Awaitable[None]]
 
@@ -38,36 +38,26 @@ HANDLERS: dict[Subcommand, Handler] = {
 }
 
 
-def register(app: AsyncApp, svc: Services) -> None:
-    """Listen for `/starpod`; every request is acknowledged before any work starts."""
-
-    async def starpod_command(body: dict[str, Any], context: AsyncBoltContext) -> None:
-        inv = Invocation.from_body(
-            svc.deps.web, body, action="help", started=context.get(RECEIVED_AT)
-        )
-        context[INVOCATION] = inv  # the error handler answers and audits through it
-        async with svc.work.hold():
-            await run_command(svc, inv, str(body.get("text") or ""))
-
-    app.command(COMMAND, middleware=[ack_first])(starpod_command)
-
-
-async def run_command(svc: Services, inv: Invocation, text: str) -> None:
-    """Parse ``text``, check the role, run the handler, write the audit row.
-
-    Raises what the handler raises (``UserError``, ``BackendError``, bugs): the app's
-    error handler turns it into an answer and writes the audit row.
-    """
-    parsed = parse(text)
+async def plan_command(svc: Services, inv: Invocation, body: dict[str, Any]) -> Step:
+    """The subcommand the text asks for, or the usage answer when it cannot be parsed."""
+    parsed = parse(str(body.get("text") or ""))
     if isinstance(parsed, UsageProblem):
         words = parsed.text.split()
-        inv.draft.action = words[0].lower()[:64] if words else "help"
-        inv.draft.fail("usage", parsed.message)
-        await inv.respond(blocks.usage_answer(parsed))
-        await svc.audit.write(inv.draft)
-        return
-    inv.draft.action = parsed.subcommand.value
-    if parsed.subcommand is not Subcommand.HELP:  # help is for everyone, even without a role
-        await svc.access.check(inv.user_id, inv.channel_id, parsed.subcommand.value)
-    await HANDLERS[parsed.subcommand](svc, inv, parsed)
-    await svc.audit.write(inv.draft)
+        action = words[0].lower()[:64] if words else Subcommand.HELP.value
+        return Step(action, partial(answer_usage, inv, parsed), check_role=False)
+    sub = parsed.subcommand
+    return Step(
+        sub.value,
+        partial(HANDLERS[sub], svc, inv, parsed),
+        # Help is for everyone, even without a role.
+        check_role=sub is not Subcommand.HELP,
+    )
+
+
+async def answer_usage(inv: Invocation, problem: UsageProblem) -> None:
+    """Say what was wrong with the text, with the subcommand's usage line."""
+    inv.draft.fail("usage", problem.message)
+    await inv.respond(blocks.usage_answer(problem))
+
+
+ROUTES = (Route("command", COMMAND, Subcommand.HELP.value, plan_command),)

@@ -74,11 +74,14 @@ class _DropTokenSkippedWarning(logging.Filter):
         return not ("`token`" in message and ("will be ignored" in message or "unused" in message))
 
 
-def create_app(settings: Settings, deps: SlackDeps) -> AsyncApp:
+def create_app(
+    settings: Settings, deps: SlackDeps, *, services: Services | None = None
+) -> AsyncApp:
     """Build the Bolt ``AsyncApp`` for ``settings`` on ``deps``; nothing runs until requests come.
 
     Needs ``slack.signing_secret`` (HTTP mode) or ``slack.app_token`` (Socket Mode), and a
-    bot token on ``deps.web``.
+    bot token on ``deps.web``. ``services`` (built from ``settings`` and ``deps`` when not
+    given) are the listeners' shared helpers: pass them to watch the work slots.
     """
     signing_secret = settings.slack.signing_secret
     if signing_secret is None and settings.slack.app_token is None:
@@ -99,9 +102,9 @@ def create_app(settings: Settings, deps: SlackDeps) -> AsyncApp:
         process_before_response=False,
         logger=bolt_logger,
     )
-    pipeline = ListenerPipeline(
-        Services.build(settings, deps), start_work=deps.start_work or run_in_place
-    )
+    if services is None:
+        services = Services.build(settings, deps)
+    pipeline = ListenerPipeline(services, start_work=deps.start_work or run_in_place)
     app.error(pipeline.on_error)
     # Every listener, the alerts feature's incident buttons too (they answer plainly when
     # alerts are not wired), behind the same middleware: mounted here, once.

@@ -32,11 +32,17 @@ class WorkSlots:
         self._held: contextvars.ContextVar[bool] = contextvars.ContextVar(
             "starpod_work_slot", default=False
         )
+        self._queued = 0
 
     @property
     def held(self) -> bool:
         """True when the current task holds a slot."""
         return self._held.get()
+
+    @property
+    def queued(self) -> int:
+        """How many requests are waiting for a slot right now."""
+        return self._queued
 
     @asynccontextmanager
     async def hold(self) -> AsyncIterator[None]:
@@ -44,12 +50,17 @@ class WorkSlots:
         if self._held.get():
             yield
             return
-        async with self._semaphore:
-            token = self._held.set(True)
-            try:
-                yield
-            finally:
-                self._held.reset(token)
+        self._queued += 1
+        try:
+            await self._semaphore.acquire()
+        finally:
+            self._queued -= 1
+        token = self._held.set(True)
+        try:
+            yield
+        finally:
+            self._held.reset(token)
+            self._semaphore.release()
 
     @asynccontextmanager
     async def waiting(self) -> AsyncIterator[None]:

@@ -9,6 +9,7 @@ timestamp far from now); the backend, monitor and alerts stay on the fake clock.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
@@ -20,6 +21,7 @@ from bot.config import Settings
 from bot.sim.slack import Message, SlackEmulator
 from bot.slack import SlackDeps, SshLinkService, build_web_client, create_app
 from bot.slack.audit import latest_audit
+from bot.slack.services import Services
 from bot.store.alert_models import AlertMute
 from bot.store.models import RestartAttempt
 from bot.store.slack_models import AuditEntry
@@ -44,6 +46,7 @@ class Running:
     url: str
     root: Message
     victim: str
+    services: Services
 
     async def click(self, action_id: str, user: str) -> Message:
         """Click a button of the incident's root; returns the clicker's ephemeral answer."""
@@ -73,9 +76,9 @@ class Running:
         return message
 
 
-@pytest.fixture
-async def running(
-    make_harness: Callable[..., Harness], client: InstanceClient
+@contextlib.asynccontextmanager
+async def serving(
+    make_harness: Callable[..., Harness], client: InstanceClient, *, work_slots: int = 8
 ) -> AsyncIterator[Running]:
     """A stale instance's incident, posted, with the Slack app listening for clicks."""
     h = make_harness(budget=0)  # no auto-restarts: only the buttons act
@@ -102,10 +105,12 @@ async def running(
         ssh_links=links,
         clock=h.utc,
         alerts=h.service,
+        work_slots=work_slots,
     )
+    services = Services.build(settings, deps)
     server = WebServer(
         create_web_app(
-            slack_app=create_app(settings, deps),
+            slack_app=create_app(settings, deps, services=services),
             signing_secret=settings.slack.signing_secret,
             ssh_links=links,
         ),
@@ -121,9 +126,27 @@ async def running(
         await h.sweep()
         await h.deliver()
         [root] = h.channel()
-        yield Running(h, url, root, victim)
+        yield Running(h, url, root, victim, services)
     finally:
         await server.stop()
+
+
+@pytest.fixture
+async def running(
+    make_harness: Callable[..., Harness], client: InstanceClient
+) -> AsyncIterator[Running]:
+    """A stale instance's incident, posted, with the Slack app listening for clicks."""
+    async with serving(make_harness, client) as running:
+        yield running
+
+
+@pytest.fixture
+async def one_slot(
+    make_harness: Callable[..., Harness], client: InstanceClient
+) -> AsyncIterator[Running]:
+    """The same, with a single work slot for everything the Slack app does."""
+    async with serving(make_harness, client, work_slots=1) as running:
+        yield running
 
 
 async def test_operator_acknowledges_and_a_second_click_says_who_did(running: Running) -> None:
@@ -259,3 +282,61 @@ async def test_slash_status_lists_the_open_incidents(running: Running) -> None:
     answer = await slash(running, "status", user=VIEWER)
     name = running.h.sim.instance(running.victim)["name"]
     assert f"#1 {name} ({running.victim[:8]}): heartbeat stale" in str(answer.blocks)
+
+
+async def test_incident_buttons_wait_for_a_work_slot(one_slot: Running) -> None:
+    running = one_slot
+    emulator = running.h.slack
+    slots = running.services.work
+    # The only slot is taken: a /starpod mute waits for Slack to answer its announcement.
+    emulator.hold_answers({"chat.postMessage"})
+    await emulator.send_slash_command(
+        f"{running.url}/slack/events", f"mute {running.victim[:8]} 1h", user_id=ADMIN
+    )
+    await emulator.wait_for(lambda: len(emulator.messages("C0OPS")) == 1)
+    # The click is acknowledged at once, then waits for a slot before it does anything.
+    answer = await emulator.send_block_action(
+        f"{running.url}/slack/events",
+        action_id="starpod.incident.ack",
+        user_id=OPERATOR,
+        message_ts=running.root.ts,
+    )
+    assert answer.status_code == 200 and answer.text == ""
+    await emulator.wait_for(lambda: slots.queued == 1, what="the click waits for a slot")
+    [incident] = await running.h.incidents()
+    assert incident.state == "open" and emulator.ephemerals(OPERATOR) == []
+
+    emulator.release_answers()
+    await emulator.wait_for(lambda: len(emulator.ephemerals(OPERATOR)) == 1)
+    assert "You acknowledged incident #1" in emulator.ephemerals(OPERATOR)[0].text
+    [incident] = await running.h.incidents()
+    assert incident.state == "acknowledged" and incident.acknowledged_by == OPERATOR
+    rows = await running.audit(2)
+    assert [(e.action, e.result) for e in rows] == [("acknowledge", "ok"), ("mute", "ok")]
+
+
+async def test_a_click_on_a_gone_incident_is_answered_and_audited_once(running: Running) -> None:
+    emulator = running.h.slack
+    answer = await emulator.send_block_action(
+        f"{running.url}/slack/events",
+        action_id="starpod.incident.restart",
+        value="999",
+        user_id=OPERATOR,
+        channel_id="C0ALERTS",
+    )
+    assert answer.status_code == 200
+    await emulator.wait_for(lambda: len(emulator.ephemerals(OPERATOR)) == 1)
+    assert "Incident #999 does not exist" in emulator.ephemerals(OPERATOR)[0].text
+    [entry] = await running.audit(1)
+    assert (entry.action, entry.result, entry.args) == ("restart", "error", "incident #999")
+    assert running.h.sim.calls[("restart", running.victim)] == 0
+
+
+async def test_a_refused_incident_click_never_reaches_its_handler(running: Running) -> None:
+    refused = await running.click("starpod.incident.restart", VIEWER)
+    assert "operator" in str(refused.blocks).lower()
+    [entry] = await running.audit(1)
+    assert (entry.action, entry.result) == ("restart", "refused")
+    assert running.h.sim.calls[("restart", running.victim)] == 0
+    async with running.h.db.session() as session:
+        assert list(await session.scalars(select(RestartAttempt))) == []

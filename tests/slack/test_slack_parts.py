@@ -40,6 +40,31 @@ async def test_work_slots_bound_concurrency() -> None:
     assert peak == 2
 
 
+async def test_work_slots_count_who_waits_for_one() -> None:
+    slots = WorkSlots(1)
+    release = asyncio.Event()
+    entered = asyncio.Event()
+
+    async def holder() -> None:
+        async with slots.hold():
+            entered.set()
+            await release.wait()
+
+    async def waiter() -> None:
+        async with slots.hold():
+            assert slots.queued == 0
+
+    first = asyncio.create_task(holder())
+    await entered.wait()
+    second = asyncio.create_task(waiter())
+    for _ in range(3):  # loop turns, not time: the waiter reaches the semaphore in one
+        await asyncio.sleep(0)
+    assert slots.queued == 1
+    release.set()
+    await asyncio.gather(first, second)
+    assert slots.queued == 0
+
+
 async def test_waiting_gives_the_slot_back() -> None:
     slots = WorkSlots(1)
     order: list[str] = []

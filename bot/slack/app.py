@@ -27,7 +27,7 @@ from bot.config import Settings
 from bot.errors import ConfigError
 from bot.slack import actions, commands
 from bot.slack.deps import SlackDeps
-from bot.slack.middleware import ListenerPipeline, run_in_place
+from bot.slack.middleware import ListenerPipeline
 from bot.slack.services import Services
 
 log = logging.getLogger(__name__)
@@ -104,7 +104,7 @@ def create_app(
     )
     if services is None:
         services = Services.build(settings, deps)
-    pipeline = ListenerPipeline(services, start_work=deps.start_work or run_in_place)
+    pipeline = ListenerPipeline(services)
     app.error(pipeline.on_error)
     # Every listener, the alerts feature's incident buttons too (they answer plainly when
     # alerts are not wired), behind the same middleware: mounted here, once.

@@ -8,7 +8,7 @@ the alerts feature plugs into; until it does, mute/unmute/incidents say so plain
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -103,10 +103,6 @@ class SlackDeps:
     group_cache_secs: float = 300.0
     # Requests doing their work at once (acks never wait for this): see bot/slack/slots.py.
     work_slots: int = 8
-    # Starts one request's listener work and waits for it (``middleware.StartWork``): the
-    # runtime passes its task tracker here so shutdown can drain listener work. None: the
-    # work runs in place, in Bolt's listener task.
-    start_work: Callable[[Coroutine[Any, Any, None]], Awaitable[Any]] | None = None
     version: str = __version__
     extra: dict[str, Any] = field(default_factory=dict)
 

@@ -19,8 +19,8 @@ no I/O)::
 
 After it, in the listener task (:meth:`ListenerPipeline.run`)::
 
-    4. work starts      the one place where listener work begins (``start_work``: the
-                        runtime's task tracker plugs in here, so shutdown can drain it)
+    4. work starts      the one place where listener work begins (``start_work``: a
+                        task tracker plugs in here, so shutdown can drain listener work)
     5. work slot        bounded concurrency after the ack (``slots.py``)
     6. route            what the request asks: parsed text, a menu value, an incident
     7. role check       before any handler acts (``access.py``)
@@ -110,6 +110,8 @@ class ListenerPipeline:
     """Acks, dedupes, builds the invocation, then runs each route's step with the shared steps."""
 
     def __init__(self, svc: Services, *, start_work: StartWork = run_in_place) -> None:
+        """``start_work`` starts each request's work and waits for it (by default, in place,
+        in Bolt's listener task); pass a tracker's ``track`` to have shutdown drain it."""
         self.svc = svc
         self._start_work = start_work
 

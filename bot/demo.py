@@ -88,7 +88,7 @@ class _Running:
 
 def command_hints() -> tuple[CommandHint, ...]:
     """The composer's suggestions: every ``/starpod`` subcommand, from the bot's own catalog."""
-    from bot.slack.catalog import SPECS
+    from bot.catalog import SPECS
 
     return tuple(CommandHint(spec.usage, spec.summary) for spec in SPECS.values())
 

@@ -59,9 +59,9 @@ if TYPE_CHECKING:
     from bot.backend.client import InstanceClient
     from bot.config import Settings
     from bot.monitor import HealthMonitor, MonitorHandle
-    from bot.slack.audit import AuditDraft
-    from bot.slack.ssh_links import SshLinkService
+    from bot.store.audit import AuditDraft
     from bot.store.database import Database
+    from bot.store.ssh_links import SshLinkService
     from bot.web.server import WebServer
 
 log = logging.getLogger(__name__)
@@ -371,7 +371,7 @@ class Runtime:
         )
 
     def _ssh_links(self) -> SshLinkService:
-        from bot.slack.ssh_links import SshLinkService
+        from bot.store.ssh_links import SshLinkService
 
         if self._links is None:
             assert self.db is not None
@@ -421,8 +421,8 @@ class Runtime:
     async def _open_web(self) -> None:
         from bot.gateway import GatewayDeps, KeyRing, gateway_routes_for
         from bot.slack.app import create_app
-        from bot.slack.audit import AUDIT_OBSERVER, AuditLog
         from bot.slack.deps import SlackDeps
+        from bot.store.audit import AUDIT_OBSERVER, AuditLog
         from bot.web.app import create_web_app
         from bot.web.server import WebServer
 

@@ -28,7 +28,6 @@ Modules
              ``aclose()``, ``sent_total``/``failed_total``; 429/5xx/poison rules and the
              duplicate window are in its module docstring.
 ``blocks``   pure Block Kit builders: the root message, thread notes, mute notices.
-``actions``  the incident buttons, registered by ``bot.slack.app.create_app``.
 ``jobs``     ``register_jobs(scheduler, service=...)``.
 ``records``  ``IncidentView``, ``AckResult``, ``MuteResult``, ``UnmuteResult``.
 ``queries``  reads of the alert tables (``bot.store.alert_models``).

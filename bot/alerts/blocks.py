@@ -1,9 +1,9 @@
 """Block Kit for incidents: the root message, its thread replies, and channel notices.
 
 Pure functions, no I/O and no clock: each takes the facts and returns a
-:class:`~bot.slack.limits.Reply` (``text`` fallback + blocks). Every string that came
+:class:`~bot.blockkit.limits.Reply` (``text`` fallback + blocks). Every string that came
 from the backend or a user (names, regions, error text) is escaped here with
-:func:`bot.slack.mrkdwn.escape`; ``mention`` is configuration (``<!subteam^S0123>``)
+:func:`bot.blockkit.mrkdwn.escape`; ``mention`` is configuration (``<!subteam^S0123>``)
 and is used as written.
 """
 
@@ -13,10 +13,10 @@ from datetime import datetime
 from typing import Any
 
 from bot.alerts.records import IncidentView
-from bot.slack.blocks.common import Block, actions, button, context, fields_section, section
-from bot.slack.ids import ActionId, BlockId
-from bot.slack.limits import Reply, reply
-from bot.slack.mrkdwn import code, date, duration, escape, megabytes, user
+from bot.blockkit.blocks import Block, actions, button, context, fields_section, section
+from bot.blockkit.ids import ActionId, BlockId
+from bot.blockkit.limits import Reply, reply
+from bot.blockkit.mrkdwn import code, date, duration, escape, megabytes, user
 
 STATE_EMOJI = {"open": "🔴", "acknowledged": "🟠", "resolved": "✅"}
 FLEET_NAMES_SHOWN = 10

@@ -23,7 +23,7 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.slack.limits import Reply
+from bot.blockkit.limits import Reply
 from bot.store.alert_models import AlertOutbox
 
 ROOT = "root"

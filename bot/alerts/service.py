@@ -60,9 +60,9 @@ from bot.alerts.outbox import (
     refresh_root,
 )
 from bot.alerts.records import KIND_WORDS, AckResult, IncidentView, MuteResult, UnmuteResult
+from bot.blockkit.limits import Reply
+from bot.blockkit.mrkdwn import duration, escape, user
 from bot.monitor.events import EventKind, MonitorEvent
-from bot.slack.limits import Reply
-from bot.slack.mrkdwn import duration, escape, user
 from bot.store.alert_models import FLEET_KEY, AlertIncident, AlertMute
 
 if TYPE_CHECKING:

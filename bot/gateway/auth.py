@@ -1,7 +1,7 @@
 """Who is calling: the ``X-API-Key`` header, checked in constant time against the keys.
 
 Keys come from settings (``STARPOD_GATEWAY_KEYS=name:role:key,…``); each carries a role
-with the same meaning as in Slack (``bot.slack.catalog.Role``): viewer reads, operator
+with the same meaning as in Slack (``bot.catalog.Role``): viewer reads, operator
 also creates, pauses and restarts, admin also kills.
 """
 
@@ -11,8 +11,8 @@ import hmac
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from bot.catalog import Role
 from bot.config import GatewayKey
-from bot.slack.catalog import Role
 
 HEADER = "X-API-Key"
 

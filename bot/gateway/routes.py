@@ -1,7 +1,7 @@
 """The gateway's endpoints: instance management over HTTP, JSON in and out.
 
 Every call goes through :meth:`Gateway._call`, which authenticates the key, checks the role
-the action needs (the same table as Slack's: ``bot.slack.catalog.SPECS``), runs the action,
+the action needs (the same table as Slack's: ``bot.catalog.SPECS``), runs the action,
 turns errors into ``{"error": "...", "status": n}`` and writes one audit row (source
 ``gateway``, user ``gateway:<key name>``), allowed or refused.
 
@@ -33,6 +33,7 @@ from bot.backend.errors import (
     InstanceNotFound,
 )
 from bot.backend.models import Instance
+from bot.catalog import SPECS, Subcommand
 from bot.gateway.auth import HEADER, Caller, KeyRing
 from bot.gateway.models import (
     MAX_HISTORY,
@@ -44,8 +45,7 @@ from bot.gateway.models import (
     StatusChangeOut,
 )
 from bot.metrics import Metrics
-from bot.slack.audit import AuditDraft, AuditLog
-from bot.slack.catalog import SPECS, Subcommand
+from bot.store.audit import AuditDraft, AuditLog
 from bot.store.database import Database
 from bot.store.models import InstanceRow, RestartAttempt
 from bot.store.queries import record_restart, record_status_change, status_history

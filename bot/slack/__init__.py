@@ -18,19 +18,22 @@ Where things live:
 ``ack``          ``acknowledge``: every listener acknowledges before its work starts
 ``commands``     `/starpod` text → the subcommand's step (``HANDLERS``)
 ``actions``      row menu, pager, health-card buttons, kill confirmation → their steps
+``incident_buttons`` the incident message's buttons (Acknowledge, Restart now, Logs, Mute)
 ``handlers/``    what each subcommand does: ``info`` (read-only), ``lifecycle``
                  (create/pause/restart/kill, announced), ``ssh``, ``mute``
-``parser``       pure text → ``Command`` | ``UsageProblem``; ``catalog`` the subcommands
-``blocks/``      pure Block Kit builders; ``limits`` (``Reply``, ``fit_blocks``);
-                 ``mrkdwn`` (``escape`` and friends); ``ids`` (every action/block id)
-``access``       roles from user and group ids; ``audit`` the audit log;
+``parser``       pure text → ``Command`` | ``UsageProblem``; the subcommands are in
+                 ``bot.catalog``
+``blocks/``      pure Block Kit answers, built on ``bot.blockkit`` (``Reply``, ``fit_blocks``,
+                 ``escape``, every action/block id)
+``access``       roles from user and group ids; the audit log is ``bot.store.audit``;
                  ``dedupe`` (clicks, in-flight actions); ``slots`` (bounded work)
-``ssh_links``    one-time links to ephemeral SSH keys (served by ``bot.web``)
 ``socket_mode``  ``start_socket_mode(app, app_token)`` for bots without a public URL
+
+One-time SSH key links (``bot.store.ssh_links``) are made here and served by ``bot.web``.
 """
 
 from bot.slack.app import create_app
 from bot.slack.deps import Alerts, SlackDeps, build_web_client, utc_now
-from bot.slack.ssh_links import SshLinkService
+from bot.store.ssh_links import SshLinkService
 
 __all__ = ["Alerts", "SlackDeps", "SshLinkService", "build_web_client", "create_app", "utc_now"]

@@ -22,10 +22,10 @@ from dataclasses import dataclass
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.blockkit.mrkdwn import channel
+from bot.catalog import ACKNOWLEDGE_ROLE, SPECS, Role, Subcommand
 from bot.config import AccessSettings
 from bot.errors import AccessDenied
-from bot.slack.catalog import ACKNOWLEDGE_ROLE, SPECS, Role, Subcommand
-from bot.slack.mrkdwn import channel
 
 log = logging.getLogger(__name__)
 

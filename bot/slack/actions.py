@@ -12,14 +12,13 @@ from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any
 
+from bot.blockkit.mrkdwn import code
+from bot.catalog import Subcommand
 from bot.slack import blocks
 from bot.slack.blocks.fleet import ListQuery
-from bot.slack.catalog import Subcommand
 from bot.slack.handlers import info, lifecycle, ssh
-from bot.slack.ids import ActionId, BlockId, MenuChoice, parse_menu_value
 from bot.slack.invocation import Invocation
 from bot.slack.middleware import Route, Step
-from bot.slack.mrkdwn import code
 from bot.slack.parser import Command
 from bot.slack.services import Services
 

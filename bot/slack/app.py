@@ -22,10 +22,9 @@ from slack_bolt.authorization import AuthorizeResult
 from slack_bolt.authorization.async_authorize import AsyncAuthorize
 from slack_bolt.context.async_context import AsyncBoltContext
 
-from bot.alerts import actions as incident_buttons
 from bot.config import Settings
 from bot.errors import ConfigError
-from bot.slack import actions, commands
+from bot.slack import actions, commands, incident_buttons
 from bot.slack.deps import SlackDeps
 from bot.slack.middleware import ListenerPipeline
 from bot.slack.services import Services

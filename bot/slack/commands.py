@@ -10,8 +10,8 @@ from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any
 
+from bot.catalog import COMMAND, Subcommand
 from bot.slack import blocks
-from bot.slack.catalog import COMMAND, Subcommand
 from bot.slack.handlers import info, lifecycle, mute, ssh
 from bot.slack.invocation import Invocation
 from bot.slack.middleware import Route, Step

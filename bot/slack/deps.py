@@ -27,8 +27,8 @@ if TYPE_CHECKING:
     from bot.backend.client import InstanceClient
     from bot.config import Settings
     from bot.slack.blocks.status import MonitorStatusLike
-    from bot.slack.ssh_links import SshLinkService
     from bot.store.database import Database
+    from bot.store.ssh_links import SshLinkService
 
 Clock = Callable[[], datetime]
 

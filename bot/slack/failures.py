@@ -13,9 +13,9 @@ import secrets
 from dataclasses import dataclass
 
 from bot.backend.errors import BackendError, InstanceLookupError
+from bot.blockkit.limits import Reply
 from bot.errors import AccessDenied, UsageError, UserError
 from bot.slack import blocks
-from bot.slack.limits import Reply
 
 log = logging.getLogger(__name__)
 

@@ -20,9 +20,9 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
-from bot.slack.audit import AuditDraft
+from bot.blockkit.limits import Reply
 from bot.slack.deps import wire_logger
-from bot.slack.limits import Reply
+from bot.store.audit import AuditDraft
 
 log = logging.getLogger(__name__)
 

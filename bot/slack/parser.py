@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from bot.slack.catalog import (
+from bot.catalog import (
     ALIASES,
     COMMAND,
     DEFAULT_TAIL,

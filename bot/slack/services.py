@@ -6,10 +6,10 @@ from dataclasses import dataclass, field
 
 from bot.config import Settings
 from bot.slack.access import Access
-from bot.slack.audit import AUDIT_OBSERVER, AuditLog
 from bot.slack.dedupe import ClickDeduper, InFlight
 from bot.slack.deps import SlackDeps
 from bot.slack.slots import WorkSlots
+from bot.store.audit import AUDIT_OBSERVER, AuditLog
 
 
 @dataclass

@@ -82,4 +82,10 @@ Modules and their public API
     ``leadership_for(db, *, holder, ttl)``; ``default_holder()``.
 
 ``bot.store.errors`` — ``StoreError`` and its tree (drawn there).
+
+``bot.store.audit`` — the audit log every entry point writes (Slack, gateway):
+    ``AuditDraft``, ``AuditLog.write(draft)``, ``latest_audit(...)``.
+
+``bot.store.ssh_links`` — ``SshLinkService``: one-time links to ephemeral SSH keys, made
+    by the Slack app and served by the web app.
 """

@@ -33,7 +33,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from bot.slack.ssh_links import LinkError, SshLinkService
+from bot.store.ssh_links import LinkError, SshLinkService
 from bot.web.ratelimit import RateLimiter
 from bot.web.slack_guard import Refused, SlackRequestGuard
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 from bot.alerts import blocks
 from bot.alerts.records import IncidentView
-from bot.slack.limits import MAX_BLOCKS, MAX_SECTION_TEXT
+from bot.blockkit.limits import MAX_BLOCKS, MAX_SECTION_TEXT
 
 OPENED = datetime(2026, 11, 28, 14, 2, tzinfo=UTC)
 ONCALL = "<!subteam^S0ONCALL>"

@@ -20,9 +20,9 @@ from bot.backend.client import InstanceClient
 from bot.config import Settings
 from bot.sim.slack import Message, SlackEmulator
 from bot.slack import SlackDeps, SshLinkService, build_web_client, create_app
-from bot.slack.audit import latest_audit
 from bot.slack.services import Services
 from bot.store.alert_models import AlertMute
+from bot.store.audit import latest_audit
 from bot.store.models import RestartAttempt
 from bot.store.slack_models import AuditEntry
 from bot.web.app import create_web_app

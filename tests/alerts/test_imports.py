@@ -6,7 +6,12 @@ from __future__ import annotations
 import asyncio
 import sys
 
-MODULES = ("bot.alerts.service", "bot.alerts.actions", "bot.alerts.blocks", "bot.alerts.jobs")
+MODULES = (
+    "bot.alerts.service",
+    "bot.slack.incident_buttons",
+    "bot.alerts.blocks",
+    "bot.alerts.jobs",
+)
 
 
 async def test_each_module_imports_first_in_a_fresh_interpreter() -> None:

@@ -15,9 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.alerts.delivery import OutboxDelivery
 from bot.alerts.outbox import REPLY, ROOT, enqueue, incident_stream
+from bot.blockkit.blocks import section
+from bot.blockkit.limits import reply
 from bot.sim.slack import SlackEmulator
-from bot.slack.blocks.common import section
-from bot.slack.limits import reply
 from bot.store.alert_models import AlertIncident
 from bot.store.database import Database
 from tests.alerts.conftest import ALERTS, web_client

@@ -15,10 +15,10 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from bot.blockkit.limits import Reply
+from bot.catalog import SPECS, Role, Subcommand
 from bot.sim.slack_checks import check_message_content
 from bot.slack.blocks import help_message, usage_answer
-from bot.slack.catalog import SPECS, Role, Subcommand
-from bot.slack.limits import Reply
 from bot.slack.parser import Command, UsageProblem, parse
 
 # Test modules cannot import each other (importlib mode): the budget is read here too.

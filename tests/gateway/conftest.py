@@ -25,7 +25,7 @@ from bot.config import GatewayKey
 from bot.gateway import GatewayDeps, KeyRing, gateway_routes_for
 from bot.metrics import Metrics, create_metrics
 from bot.sim.backend import BackendSimulator
-from bot.slack.audit import AuditLog
+from bot.store.audit import AuditLog
 from bot.store.database import Database
 from bot.web.server import serve_web
 

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from starlette.applications import Starlette
 
 from bot.gateway import gateway_routes_for
-from bot.slack.audit import latest_audit
+from bot.store.audit import latest_audit
 from bot.store.models import StatusChange
 from bot.web.server import serve_web
 from tests.gateway.conftest import GatewayUnderTest

@@ -31,7 +31,7 @@ from bot.monitor import HealthMonitor, MonitorEvent, SweepReport
 from bot.sim.backend import BackendSimulator
 from bot.sim.slack import Message, SlackEmulator
 from bot.slack import SlackDeps, SshLinkService, build_web_client, create_app
-from bot.slack.audit import AuditLog
+from bot.store.audit import AuditLog
 from bot.store.database import Database
 from bot.web.app import create_web_app
 from bot.web.server import WebServer, bind_socket

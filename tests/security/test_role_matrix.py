@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 from sqlalchemy import select
 
-from bot.slack.ids import ActionId
+from bot.blockkit.ids import ActionId
 from bot.store.slack_models import AuditEntry
 
 ADMIN, OPERATOR, VIEWER, NOBODY = "U0ADMIN", "U0OPERATOR", "U0VIEWER", "U0NOBODY"

@@ -21,8 +21,8 @@ import aiohttp
 import pytest
 from sqlalchemy import func, select
 
+from bot.blockkit.ids import ActionId
 from bot.sim.slack_signing import compute_signature
-from bot.slack.ids import ActionId
 from bot.store.slack_models import AuditEntry
 
 ADMIN = "U0ADMIN"

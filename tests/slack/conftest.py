@@ -27,7 +27,7 @@ from bot.config import Settings
 from bot.sim.backend import BackendSimulator
 from bot.sim.slack import BotReply, Message, SlackEmulator
 from bot.slack import SlackDeps, SshLinkService, build_web_client, create_app
-from bot.slack.audit import latest_audit
+from bot.store.audit import latest_audit
 from bot.store.database import Database
 from bot.store.slack_models import AuditEntry
 from bot.web.app import create_web_app

@@ -22,14 +22,14 @@ from bot.backend.errors import (
     InstanceNotFound,
 )
 from bot.backend.models import HealthInfo, Instance, LogEntry, LogLevel, SshInfo
+from bot.blockkit.ids import ActionId, MenuChoice, parse_menu_value
+from bot.blockkit.limits import MAX_BLOCKS, Reply, fit_blocks, split_text, truncate
+from bot.blockkit.mrkdwn import code, code_block_line, duration, escape, user
+from bot.blockkit.sparkline import bucketize, sparkline
+from bot.catalog import SPECS, Role, Subcommand
 from bot.sim.slack_checks import check_message_content
 from bot.slack import blocks as b
-from bot.slack.catalog import SPECS, Role, Subcommand
-from bot.slack.ids import ActionId, MenuChoice, parse_menu_value
-from bot.slack.limits import MAX_BLOCKS, Reply, fit_blocks, split_text, truncate
-from bot.slack.mrkdwn import code, code_block_line, duration, escape, user
 from bot.slack.parser import UsageProblem, parse
-from bot.slack.sparkline import bucketize, sparkline
 
 NOW = datetime(2026, 3, 24, 12, 0, tzinfo=UTC)
 EVIL = "<!channel> & <@U0BOSS>"

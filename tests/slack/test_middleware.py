@@ -19,12 +19,12 @@ from urllib.parse import urlencode
 
 import aiohttp
 import pytest
+from bot.slack.ids import ActionId, MenuChoice, menu_value
 from sqlalchemy import text
 
 from bot.sim.slack import BotReply
 from bot.sim.slack_payloads import action_entry, block_actions_payload
 from bot.sim.slack_signing import signed_headers
-from bot.slack.ids import ActionId, MenuChoice, menu_value
 from bot.slack.invocation import Invocation
 from bot.slack.middleware import INTERRUPTED, ListenerPipeline, Route, Step
 from bot.slack.services import Services

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.slack.catalog import MAX_TAIL, SPECS, Subcommand
+from bot.catalog import MAX_TAIL, SPECS, Subcommand
 from bot.slack.parser import (
     Command,
     UsageProblem,

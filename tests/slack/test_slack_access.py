@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from bot.slack.catalog import Role
-from bot.slack.ids import ActionId, MenuChoice, menu_value
+from bot.blockkit.ids import ActionId, MenuChoice, menu_value
+from bot.catalog import Role
 from tests.slack.conftest import ADMIN, CHANNEL, NOBODY, OPERATOR, VIEWER, Alerts, Bot, message_text
 
 ROLES = {ADMIN: Role.ADMIN, OPERATOR: Role.OPERATOR, VIEWER: Role.VIEWER, NOBODY: None}

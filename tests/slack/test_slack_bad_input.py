@@ -6,8 +6,8 @@ import logging
 
 import pytest
 
+from bot.blockkit.ids import ActionId
 from bot.sim.slack import Message
-from bot.slack.ids import ActionId
 from tests.slack.conftest import ADMIN, CHANNEL, OPERATOR, Alerts, Bot, message_text
 
 

@@ -9,10 +9,10 @@ from urllib.parse import urlencode
 
 import aiohttp
 
+from bot.blockkit.ids import ActionId, BlockId, MenuChoice, menu_value, row_block_id
 from bot.sim.slack import Message
 from bot.sim.slack_payloads import action_entry, block_actions_payload, find_element
 from bot.sim.slack_signing import signed_headers
-from bot.slack.ids import ActionId, BlockId, MenuChoice, menu_value, row_block_id
 from tests.slack.conftest import ADMIN, CHANNEL, OPERATOR, Bot, message_text
 
 

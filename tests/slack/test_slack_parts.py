@@ -9,15 +9,15 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.catalog import Role
 from bot.config import AccessSettings, Settings
 from bot.errors import AccessDenied, ConfigError
 from bot.sim.slack import SlackEmulator
 from bot.slack import SlackDeps, SshLinkService, build_web_client, create_app
 from bot.slack.access import Access, needed_role
-from bot.slack.audit import AuditDraft, AuditLog, latest_audit, record_audit
-from bot.slack.catalog import Role
 from bot.slack.dedupe import ClickDeduper, InFlight
 from bot.slack.slots import WorkSlots
+from bot.store.audit import AuditDraft, AuditLog, latest_audit, record_audit
 from bot.store.database import Database
 
 # -- work slots ----------------------------------------------------------------------------

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from bot.blockkit.ids import ActionId, BlockId, row_block_id
 from bot.sim.slack import Message
-from bot.slack.ids import ActionId, BlockId, row_block_id
 from bot.store.queries import record_heartbeats, record_status_change, upsert_instances
 from bot.store.records import HeartbeatSampleIn, InstanceSnapshot
 from tests.slack.conftest import ADMIN, OPERATOR, VIEWER, Alerts, Bot, Monitor, message_text

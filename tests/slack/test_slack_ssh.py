@@ -11,9 +11,9 @@ import aiohttp
 import pytest
 from sqlalchemy import select
 
-from bot.slack.ssh_links import SshLinkService
 from bot.store.database import Database
 from bot.store.slack_models import SshKeyLink
+from bot.store.ssh_links import SshLinkService
 from bot.web.app import create_web_app
 from bot.web.ratelimit import RateLimiter
 from bot.web.server import serve_web

@@ -1,7 +1,7 @@
 """Pure Block Kit builders, one module per answer; none does I/O.
 
-Every builder returns a :class:`bot.slack.limits.Reply` (text fallback + blocks) that
-already passed :func:`bot.slack.limits.fit_blocks`, and escapes every string that came
+Every builder returns a :class:`bot.blockkit.limits.Reply` (text fallback + blocks) that
+already passed :func:`bot.blockkit.limits.fit_blocks`, and escapes every string that came
 from the backend or a user.
 """
 

@@ -8,10 +8,11 @@ from bot.backend.errors import (
     BackendUnavailable,
     InstanceNotFound,
 )
-from bot.slack.blocks.common import context, section, status_emoji
-from bot.slack.catalog import COMMAND, SPECS, Role, Subcommand
-from bot.slack.limits import Reply, reply
-from bot.slack.mrkdwn import code, escape, escape_keep_channel_links
+from bot.blockkit.blocks import context, section
+from bot.blockkit.limits import Reply, reply
+from bot.blockkit.mrkdwn import code, escape, escape_keep_channel_links
+from bot.catalog import COMMAND, SPECS, Role, Subcommand
+from bot.slack.blocks.common import status_emoji
 from bot.slack.parser import UsageProblem
 
 _GROUPS: tuple[tuple[str, tuple[Subcommand, ...]], ...] = (

@@ -6,9 +6,9 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol
 
-from bot.slack.blocks.common import Block, context, section
-from bot.slack.limits import Reply, reply
-from bot.slack.mrkdwn import channel, code, date, escape, user
+from bot.blockkit.blocks import Block, context, section
+from bot.blockkit.limits import Reply, reply
+from bot.blockkit.mrkdwn import channel, code, date, escape, user
 
 RESULT_EMOJI = {"ok": "✅", "refused": "🔒", "error": "❌", "usage": "⚠️"}
 

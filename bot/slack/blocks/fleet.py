@@ -10,20 +10,11 @@ from datetime import datetime
 from typing import Any
 
 from bot.backend.models import Instance
-from bot.slack.blocks.common import (
-    Block,
-    actions,
-    button,
-    context,
-    instance_label,
-    option,
-    overflow,
-    section,
-    status_emoji,
-)
-from bot.slack.ids import ActionId, BlockId, MenuChoice, menu_value, row_block_id
-from bot.slack.limits import MAX_OPTION_VALUE, Reply, reply
-from bot.slack.mrkdwn import DASH, code, duration, escape
+from bot.blockkit.blocks import Block, actions, button, context, option, overflow, section
+from bot.blockkit.ids import ActionId, BlockId, MenuChoice, menu_value, row_block_id
+from bot.blockkit.limits import MAX_OPTION_VALUE, Reply, reply
+from bot.blockkit.mrkdwn import DASH, code, duration, escape
+from bot.slack.blocks.common import instance_label, status_emoji
 
 DEFAULT_PER_PAGE = 20  # 20 rows + 4 blocks of frame stays far under Slack's 50
 # Attention first: what is broken, then what is changing, then the calm ones.

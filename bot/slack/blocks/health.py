@@ -6,21 +6,20 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from bot.backend.models import HealthInfo, Instance
-from bot.slack.blocks.common import (
+from bot.blockkit.blocks import (
     Block,
     actions,
     button,
     confirm_dialog,
     context,
     fields_section,
-    instance_label,
     section,
-    status_emoji,
 )
-from bot.slack.ids import ActionId, BlockId
-from bot.slack.limits import MAX_BUTTON_VALUE, Reply, reply
-from bot.slack.mrkdwn import DASH, duration, escape, megabytes
-from bot.slack.sparkline import sparkline
+from bot.blockkit.ids import ActionId, BlockId
+from bot.blockkit.limits import MAX_BUTTON_VALUE, Reply, reply
+from bot.blockkit.mrkdwn import DASH, duration, escape, megabytes
+from bot.blockkit.sparkline import sparkline
+from bot.slack.blocks.common import instance_label, status_emoji
 
 
 @dataclass(frozen=True)

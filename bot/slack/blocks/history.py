@@ -7,9 +7,10 @@ from datetime import datetime
 from typing import Protocol
 
 from bot.backend.models import Instance
-from bot.slack.blocks.common import Block, context, instance_label, section, status_emoji
-from bot.slack.limits import Reply, reply
-from bot.slack.mrkdwn import date, duration, escape, user
+from bot.blockkit.blocks import Block, context, section
+from bot.blockkit.limits import Reply, reply
+from bot.blockkit.mrkdwn import date, duration, escape, user
+from bot.slack.blocks.common import instance_label, status_emoji
 
 
 class StatusChangeLike(Protocol):

@@ -10,11 +10,11 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from bot.backend.models import Instance
-from bot.slack.blocks.common import Block, actions, button, context, section
+from bot.blockkit.blocks import Block, actions, button, context, section
+from bot.blockkit.ids import ActionId, BlockId
+from bot.blockkit.limits import Reply, reply
+from bot.blockkit.mrkdwn import code, duration, escape, user
 from bot.slack.blocks.health import kill_button
-from bot.slack.ids import ActionId, BlockId
-from bot.slack.limits import Reply, reply
-from bot.slack.mrkdwn import code, duration, escape, user
 
 
 class Verb(StrEnum):

@@ -9,9 +9,10 @@ from dataclasses import dataclass
 from datetime import UTC
 
 from bot.backend.models import Instance, LogEntry
-from bot.slack.blocks.common import Block, context, instance_label, section
-from bot.slack.limits import MAX_SECTION_TEXT, Reply, reply
-from bot.slack.mrkdwn import code, code_block_line, escape
+from bot.blockkit.blocks import Block, context, section
+from bot.blockkit.limits import MAX_SECTION_TEXT, Reply, reply
+from bot.blockkit.mrkdwn import code, code_block_line, escape
+from bot.slack.blocks.common import instance_label
 
 LEVEL_EMOJI = {"error": "🔴", "warn": "🟡", "info": "🟢", "debug": "⚪"}
 LEVEL_TAG = {"error": "ERR ", "warn": "WARN", "info": "INFO", "debug": "DBG "}

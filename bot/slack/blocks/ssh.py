@@ -7,9 +7,10 @@ bot, or, without a public URL, the user fetches it with the CLI from a terminal.
 from __future__ import annotations
 
 from bot.backend.models import Instance, SshInfo
-from bot.slack.blocks.common import Block, context, fields_section, instance_label, section
-from bot.slack.limits import Reply, reply
-from bot.slack.mrkdwn import code, code_block_line, duration, escape
+from bot.blockkit.blocks import Block, context, fields_section, section
+from bot.blockkit.limits import Reply, reply
+from bot.blockkit.mrkdwn import code, code_block_line, duration, escape
+from bot.slack.blocks.common import instance_label
 
 
 def key_path(instance: Instance) -> str:

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from bot.slack.blocks.common import Block, context, fields_section, section
-from bot.slack.limits import Reply, reply
-from bot.slack.mrkdwn import date, duration, escape
+from bot.blockkit.blocks import Block, context, fields_section, section
+from bot.blockkit.limits import Reply, reply
+from bot.blockkit.mrkdwn import date, duration, escape
 
 
 class MonitorStatusLike(Protocol):

@@ -11,13 +11,13 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot.backend.errors import BackendError
 from bot.backend.models import HealthInfo
+from bot.blockkit.sparkline import bucketize
 from bot.slack import blocks
 from bot.slack.blocks.fleet import ListQuery
 from bot.slack.handlers.common import resolve, resolve_past
 from bot.slack.invocation import Invocation
 from bot.slack.parser import Command
 from bot.slack.services import Services
-from bot.slack.sparkline import bucketize
 from bot.store.queries import heartbeat_history, status_history, uptime_ratio
 
 log = logging.getLogger(__name__)

@@ -19,14 +19,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.backend.errors import BackendError, BackendStatusError
 from bot.backend.models import Instance
+from bot.blockkit.blocks import section
+from bot.blockkit.limits import Reply, reply
+from bot.blockkit.mrkdwn import bold, duration, escape, user
 from bot.slack import blocks
-from bot.slack.blocks.common import instance_label, section
+from bot.slack.blocks.common import instance_label
 from bot.slack.blocks.lifecycle import Verb
 from bot.slack.failures import error_id_of
 from bot.slack.handlers.common import resolve
 from bot.slack.invocation import Invocation
-from bot.slack.limits import Reply, reply
-from bot.slack.mrkdwn import bold, duration, escape, user
 from bot.slack.parser import Command
 from bot.slack.services import Services
 from bot.store.queries import record_restart, record_status_change, upsert_instances

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+from bot.blockkit.blocks import section
+from bot.blockkit.limits import reply
+from bot.blockkit.mrkdwn import date, duration, user
 from bot.errors import UserError
-from bot.slack.blocks.common import instance_label, section
+from bot.slack.blocks.common import instance_label
 from bot.slack.deps import Alerts
 from bot.slack.handlers.common import resolve
 from bot.slack.handlers.lifecycle import Announcement
 from bot.slack.invocation import Invocation
-from bot.slack.limits import reply
-from bot.slack.mrkdwn import date, duration, user
 from bot.slack.parser import Command
 from bot.slack.services import Services
 

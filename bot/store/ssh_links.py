@@ -25,8 +25,9 @@ import base64
 import hashlib
 import re
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from cryptography.fernet import Fernet, InvalidToken
 from pydantic import SecretStr
@@ -34,7 +35,6 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
-from bot.slack.deps import Clock, utc_now
 from bot.store.database import Database
 from bot.store.slack_models import SshKeyLink
 
@@ -44,6 +44,13 @@ _TOKEN_SHAPE = re.compile(r"^[A-Za-z0-9_-]{40,64}$")
 KEEP_GONE_FOR = timedelta(days=1)
 LINK_PATH = "/ssh-key/"
 _GONE = "This one-time link was already used or has expired. Ask again with /starpod ssh in Slack."
+
+Clock = Callable[[], datetime]
+
+
+def _utc_now() -> datetime:
+    """The default clock: the current time, timezone-aware UTC."""
+    return datetime.now(UTC)
 
 
 class LinkError(Exception):
@@ -100,7 +107,7 @@ class SshLinkService:
         public_url: str | None,
         key_secret: SecretStr | str | None = None,
         ttl_secs: float = 300.0,
-        clock: Clock = utc_now,
+        clock: Clock = _utc_now,
     ) -> None:
         self._db = db
         self._public_url = public_url.rstrip("/") if public_url else None
@@ -113,7 +120,7 @@ class SshLinkService:
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, db: Database, *, clock: Clock = utc_now
+        cls, settings: Settings, db: Database, *, clock: Clock = _utc_now
     ) -> SshLinkService:
         """Built from ``settings.http.public_url`` and ``settings.ssh``."""
         return cls(

@@ -24,16 +24,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.alerts.records import AckResult, IncidentView, MuteResult
 from bot.backend.errors import BackendError
+from bot.blockkit.blocks import section
+from bot.blockkit.ids import ActionId
+from bot.blockkit.limits import reply
+from bot.blockkit.mrkdwn import date, duration, escape, user
+from bot.catalog import Subcommand
 from bot.errors import UserError
 from bot.slack import blocks as slack_blocks
-from bot.slack.blocks.common import section
-from bot.slack.catalog import Subcommand
 from bot.slack.handlers import info
-from bot.slack.ids import ActionId
 from bot.slack.invocation import Invocation
-from bot.slack.limits import reply
 from bot.slack.middleware import Route, Step
-from bot.slack.mrkdwn import date, duration, escape, user
 from bot.slack.parser import Command
 from bot.slack.services import Services
 from bot.store.queries import record_restart

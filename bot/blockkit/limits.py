@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.slack.mrkdwn import escape
+from bot.blockkit.mrkdwn import escape
 
 MAX_BLOCKS = 50
 MAX_SECTION_TEXT = 3000

@@ -11,24 +11,37 @@ Wiring (what ``bot.runtime`` does)::
     ...
     await alerts.delivery.aclose()    # on shutdown, before the scheduler stops
 
-Modules
--------
-``service``  :class:`~bot.alerts.service.AlertService` — ``handle_event(session, event)``
-             (runs inside the monitor's transaction), ``restart_guard(instance_id)``,
-             ``mute(instance_id, until, no_restart, actor)``, ``unmute(instance_id, actor)``,
-             ``open_incidents()``, ``get_incident(id)``, ``acknowledge(incident_id, actor)``,
-             ``note_manual_restart(incident_id, actor, ok=, error=)``,
-             ``run_housekeeping()`` (mute expiry, escalation, flapping/fleet settling),
-             ``attach(monitor)``, ``from_settings(...)``;
-             :class:`~bot.alerts.service.AlertPolicy` (channel, mention, routes, escalation,
-             flapping) — the incident rules are in the module docstring.
-``outbox``   writing Slack messages as rows in the caller's transaction (root, reply,
-             root edit, notice); root edits coalesce.
-``delivery`` :class:`~bot.alerts.delivery.OutboxDelivery` — ``run_once()``, ``nudge()``,
-             ``aclose()``, ``sent_total``/``failed_total``; 429/5xx/poison rules and the
-             duplicate window are in its module docstring.
-``blocks``   pure Block Kit builders: the root message, thread notes, mute notices.
-``jobs``     ``register_jobs(scheduler, service=...)``.
-``records``  ``IncidentView``, ``AckResult``, ``MuteResult``, ``UnmuteResult``.
-``queries``  reads of the alert tables (``bot.store.alert_models``).
+Modules (Alertmanager's seams)
+------------------------------
+``service``    :class:`~bot.alerts.service.AlertService`, the facade and the dispatch —
+               ``handle_event(session, event)`` (runs inside the monitor's transaction),
+               ``restart_guard(instance_id)``, ``mute(instance_id, until, no_restart,
+               actor)``, ``unmute(instance_id, actor)``, ``open_incidents()``,
+               ``get_incident(id)``, ``acknowledge(incident_id, actor)``,
+               ``note_manual_restart(incident_id, actor, ok=, error=)``,
+               ``run_housekeeping()`` (mute expiry, escalation, flapping/fleet settling),
+               ``attach(monitor)``, ``from_settings(...)``.
+``policy``     :class:`~bot.alerts.policy.AlertPolicy` (channel, mention, routes,
+               escalation, flapping).
+``incidents``  the state machine (open, recur, flap, resolve, acknowledge); its rules
+               are in its module docstring.
+``fleet``      fleet grouping (storm, backend outage) and the storm inhibitor.
+``mutes``      the one muting interface (``Muter``), served by people's mutes
+               (``Silences``) and the storm inhibitor.
+``escalation`` re-mentions of the on-call group.
+``notify``     ``Notifier``: each change's outbox rows (root, edit, reply, notice).
+``facts``      ``IncidentFacts``: the typed facts kept in the incident's JSON column.
+``rows``       opening, finding (a per-transaction index) and resolving incident rows.
+``outbox``     writing Slack messages as rows in the caller's transaction (root, reply,
+               root edit, notice); root edits coalesce.
+``delivery``   :class:`~bot.alerts.delivery.OutboxDelivery` — ``run_once()``, ``nudge()``,
+               ``aclose()``, ``sent_total``/``failed_total``; 429/5xx/poison rules and the
+               duplicate window are in its module docstring.
+``blocks``     pure Block Kit builders: the root message, thread notes, mute notices.
+``jobs``       ``register_jobs(scheduler, service=...)``.
+``records``    ``IncidentView``, ``AckResult``, ``MuteResult``, ``UnmuteResult``.
+``queries``    reads of the alert tables (``bot.store.alert_models``).
+
+The incident buttons are Slack listeners: ``bot.slack.incident_buttons`` (slack imports
+alerts, never the other way).
 """

@@ -10,8 +10,8 @@ and is used as written.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
+from bot.alerts.facts import HealthSnapshot
 from bot.alerts.records import IncidentView
 from bot.blockkit.blocks import Block, actions, button, context, fields_section, section
 from bot.blockkit.ids import ActionId, BlockId
@@ -32,8 +32,8 @@ def _title(view: IncidentView) -> tuple[str, str]:
     """(mrkdwn, plain) title of the incident."""
     if view.is_fleet:
         if view.kind == "stale":
-            members = view.facts.get("members", [])
-            running = view.facts.get("running")
+            members = view.facts.members
+            running = view.facts.running
             of = f" of {running} running" if running else ""
             text = f"Storm: {len(members)}{of} instances have a stale heartbeat"
         else:
@@ -53,31 +53,31 @@ def state_text(view: IncidentView) -> str:
     return "Open"
 
 
-def health_text(health: dict[str, Any] | None) -> str:
+def health_text(health: HealthSnapshot | None) -> str:
     """``CPU 12.5 % · mem 512 MB · disk 2.1 GB · up 3 h`` from a stored health snapshot."""
-    if not health:
+    if health is None:
         return "no health data"
     parts = []
-    if health.get("cpu_percent") is not None:
-        parts.append(f"CPU {float(health['cpu_percent']):.1f} %")
-    if health.get("memory_mb") is not None:
-        parts.append(f"mem {megabytes(float(health['memory_mb']))}")
-    if health.get("disk_mb") is not None:
-        parts.append(f"disk {megabytes(float(health['disk_mb']))}")
-    if health.get("uptime_secs") is not None:
-        parts.append(f"up {duration(float(health['uptime_secs']))}")
+    if health.cpu_percent is not None:
+        parts.append(f"CPU {health.cpu_percent:.1f} %")
+    if health.memory_mb is not None:
+        parts.append(f"mem {megabytes(health.memory_mb)}")
+    if health.disk_mb is not None:
+        parts.append(f"disk {megabytes(health.disk_mb)}")
+    if health.uptime_secs is not None:
+        parts.append(f"up {duration(health.uptime_secs)}")
     return " · ".join(parts) or "no health data"
 
 
 def _instance_fields(view: IncidentView) -> list[str]:
     facts = view.facts
-    age = facts.get("heartbeat_age_secs")
+    age = facts.heartbeat_age_secs
     fields = [
         f"*State*\n{STATE_EMOJI.get(view.state, '')} {state_text(view)}",
         f"*What happened*\n{escape(view.detail or view.what)}",
         f"*Heartbeat age*\n{duration(float(age)) if age is not None else 'unknown'}",
-        f"*Health*\n{health_text(facts.get('health'))}",
-        f"*Action taken*\n{escape(facts.get('action') or 'none yet')}",
+        f"*Health*\n{health_text(facts.health)}",
+        f"*Action taken*\n{escape(facts.action or 'none yet')}",
     ]
     if view.region:
         fields.append(f"*Region*\n{escape(view.region)}")
@@ -86,8 +86,8 @@ def _instance_fields(view: IncidentView) -> list[str]:
 
 def _fleet_fields(view: IncidentView) -> list[str]:
     facts = view.facts
-    members: list[str] = list(facts.get("members", []))
-    names: dict[str, str] = facts.get("names", {})
+    members = facts.members
+    names = facts.names
     shown = [
         escape(names.get(i) or i[:8]) for i in members[:FLEET_NAMES_SHOWN]
     ]  # names escaped one by one: the joins below are ours
@@ -96,9 +96,9 @@ def _fleet_fields(view: IncidentView) -> list[str]:
     fields = [
         f"*State*\n{STATE_EMOJI.get(view.state, '')} {state_text(view)}",
         f"*What happened*\n{escape(view.detail or view.what)}",
-        f"*Action taken*\n{escape(facts.get('action') or 'no per-instance restarts')}",
+        f"*Action taken*\n{escape(facts.action or 'no per-instance restarts')}",
     ]
-    if facts.get("backend_down"):
+    if facts.backend_down:
         fields.append("*Backend*\nnot answering")
     if members:
         fields.append(f"*Stale instances*\n{listing}")

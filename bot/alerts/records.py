@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import Literal
 
+from bot.alerts.facts import IncidentFacts
 from bot.store.alert_models import AlertIncident
 
 KIND_WORDS: dict[str, str] = {
@@ -48,11 +49,11 @@ class IncidentView:
     recurrences: int = 0
     channel: str | None = None
     root_ts: str | None = None
-    facts: dict[str, Any] = field(default_factory=dict)
+    facts: IncidentFacts = field(default_factory=IncidentFacts)
 
     @classmethod
     def from_row(cls, row: AlertIncident) -> IncidentView:
-        """Copy an incident row (its ``facts`` are copied too)."""
+        """Copy an incident row (its ``facts`` are read into :class:`IncidentFacts`)."""
         return cls(
             id=row.id,
             scope=row.scope,
@@ -76,7 +77,7 @@ class IncidentView:
             recurrences=row.recurrences or 0,
             channel=row.channel,
             root_ts=row.root_ts,
-            facts=dict(row.facts or {}),
+            facts=IncidentFacts.of(row),
         )
 
     @property
@@ -102,7 +103,7 @@ class IncidentView:
     def what(self) -> str:
         """What kind of trouble, in words (``heartbeat stale``, ``storm: 12 stale`` …)."""
         if self.is_fleet and self.kind == "stale":
-            return f"storm: {len(self.facts.get('members', []))} instances stale"
+            return f"storm: {len(self.facts.members)} instances stale"
         return KIND_WORDS.get(self.kind, self.kind)
 
     @property

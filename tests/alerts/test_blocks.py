@@ -7,6 +7,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from bot.alerts import blocks
+from bot.alerts.facts import IncidentFacts
 from bot.alerts.records import IncidentView
 from bot.blockkit.limits import MAX_BLOCKS, MAX_SECTION_TEXT
 
@@ -28,11 +29,18 @@ def view(**changes: object) -> IncidentView:
         detail="heartbeat stale: 134 s old (timeout 90 s) <script>",
         opened_at=OPENED,
         updated_at=OPENED,
-        facts={
-            "health": {"cpu_percent": 12.5, "memory_mb": 512, "disk_mb": 2150, "uptime_secs": 7300},
-            "heartbeat_age_secs": 134,
-            "action": "auto-restart 1 of 3: <bad>",
-        },
+        facts=IncidentFacts.load(
+            {
+                "health": {
+                    "cpu_percent": 12.5,
+                    "memory_mb": 512,
+                    "disk_mb": 2150,
+                    "uptime_secs": 7300,
+                },
+                "heartbeat_age_secs": 134,
+                "action": "auto-restart 1 of 3: <bad>",
+            }
+        ),
     )
     return replace(base, **changes)  # type: ignore[arg-type]
 
@@ -90,7 +98,9 @@ def test_a_storm_of_ten_thousand_stays_one_small_message() -> None:
         scope="fleet",
         instance_id=None,
         instance_name=None,
-        facts={"members": members, "names": {m: f"<pod-{i}>" for i, m in enumerate(members)}},
+        facts=IncidentFacts(
+            members=members, names={m: f"<pod-{i}>" for i, m in enumerate(members)}
+        ),
         detail="10000 of 10000 running instances have a stale heartbeat",
     )
     message = blocks.root_message(storm, mention=ONCALL)

@@ -135,7 +135,7 @@ async def test_a_commit_nudges_the_delivery_at_once(
     make_harness: Callable[..., Harness],
 ) -> None:
     h = make_harness()
-    h.service._nudge = True  # as in production: the commit itself wakes the delivery
+    h.service.nudge = True  # as in production: the commit itself wakes the delivery
     ids = await start(h, 2)
     h.sim.stop_heartbeat(ids[0])
     h.advance(100)

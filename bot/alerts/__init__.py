@@ -36,7 +36,9 @@ Modules (Alertmanager's seams)
                root edit, notice); root edits coalesce.
 ``delivery``   :class:`~bot.alerts.delivery.OutboxDelivery` — ``run_once()``, ``nudge()``,
                ``aclose()``, ``sent_total``/``failed_total``; 429/5xx/poison rules and the
-               duplicate window are in its module docstring.
+               duplicate window are in its module docstring. Its stages: ``claims``
+               (claim each stream's due head) and ``sending`` (one Web API call, its
+               outcome classified); recording the outcome stays in ``delivery``.
 ``blocks``     pure Block Kit builders: the root message, thread notes, mute notices.
 ``jobs``       ``register_jobs(scheduler, service=...)``.
 ``records``    ``IncidentView``, ``AckResult``, ``MuteResult``, ``UnmuteResult``.

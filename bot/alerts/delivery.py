@@ -1,19 +1,19 @@
 """Delivering the outbox to Slack: in order per stream, at least once, nothing dropped.
 
-One run (:meth:`OutboxDelivery.run_once`) repeats three steps until nothing is due:
+One run (:meth:`OutboxDelivery.run_once`) repeats three stages until nothing is due:
 
-1. **claim** (one short transaction): read the pending rows in ``id`` order, take the
-   first row of each stream (its *head*: a later row never overtakes it), keep the heads
-   that are due and not claimed by a live sender, and claim them with a lease
-   (``claimed_by``/``claimed_until``). On PostgreSQL the heads are locked with
-   ``FOR UPDATE SKIP LOCKED`` first, so two senders never wait on each other; on both
-   dialects the claim is a conditional UPDATE, so a row is only ever claimed by one.
-   No lock is held while talking to Slack.
-2. **send** the claimed rows, a few streams at a time, with slack-sdk's
-   ``AsyncWebClient`` built *without* its own retry handlers: waiting here is decided
-   by the row, not inside the client.
-3. **record** each outcome in its own transaction: ``sent`` with Slack's ``ts`` (a root's
-   ts is copied onto its incident, which is what its replies and edits wait for);
+1. **claim** (:mod:`bot.alerts.claims`, one short transaction): read the pending rows in
+   ``id`` order, take the first row of each stream (its *head*: a later row never
+   overtakes it), keep the heads that are due and not claimed by a live sender, and claim
+   them with a lease (``claimed_by``/``claimed_until``). On PostgreSQL the heads are
+   locked with ``FOR UPDATE SKIP LOCKED`` first, so two senders never wait on each other;
+   on both dialects the claim is a conditional UPDATE, so a row is only ever claimed by
+   one. No lock is held while talking to Slack.
+2. **send** (:mod:`bot.alerts.sending`) the claimed rows, a few streams at a time, with
+   slack-sdk's ``AsyncWebClient`` built *without* its own retry handlers: waiting here is
+   decided by the row, not inside the client.
+3. **record** (here) each outcome in its own transaction: ``sent`` with Slack's ``ts`` (a
+   root's ts is copied onto its incident, which is what its replies and edits wait for);
    a retry with ``next_attempt_at``; or ``failed``.
 
 Outcomes
@@ -56,51 +56,20 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import aiohttp
-from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
-from sqlalchemy import ColumnElement, or_, select, update
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.alerts.outbox import NOTICE, REPLY, ROOT, UPDATE
+from bot.alerts.claims import Claimed, claim_due
+from bot.alerts.sending import SendOutcome, send
 from bot.store.alert_models import AlertIncident, AlertOutbox
 from bot.store.database import Database
 
 log = logging.getLogger(__name__)
 
-RETRYABLE_ERRORS = frozenset(
-    {"ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}
-)
-# Configuration an operator can fix (a new token, an added scope): keep the rows.
-CONFIG_ERRORS = frozenset(
-    {
-        "not_authed",
-        "invalid_auth",
-        "token_revoked",
-        "token_expired",
-        "account_inactive",
-        "missing_scope",
-        "no_permission",
-    }
-)
-SCAN_LIMIT = 2000
-
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-@dataclass(frozen=True, slots=True)
-class SendOutcome:
-    """What happened to one request: ``sent``, ``retry``, ``ratelimited`` or ``failed``."""
-
-    status: str
-    ts: str | None = None
-    error: str | None = None
-    retry_after: float | None = None
-    config_error: bool = False
-    # Set when an edit or reply had to be posted as a new top-level message.
-    new_root: bool = False
 
 
 @dataclass(slots=True)
@@ -114,54 +83,6 @@ class DeliveryReport:
     paused_until: datetime | None = None
     skipped: str | None = None
     sent_ids: list[int] = field(default_factory=list)
-
-
-@dataclass(frozen=True, slots=True)
-class _Claimed:
-    id: int
-    kind: str
-    channel: str
-    payload: dict[str, Any]
-    attempts: int
-    incident_id: int | None
-    root_ts: str | None
-    root_channel: str | None
-    root_pending: bool
-
-
-def classify(exc: BaseException) -> SendOutcome:
-    """Map an exception from the Web API client to an outcome (pure; no I/O)."""
-    if isinstance(exc, SlackApiError):
-        response = exc.response
-        status = int(getattr(response, "status_code", 200) or 200)
-        error = ""
-        try:
-            error = str(response.get("error") or "")
-        except Exception:  # a body that is not JSON
-            error = ""
-        if status == 429 or error == "ratelimited":
-            return SendOutcome("ratelimited", error="ratelimited", retry_after=_retry_after(exc))
-        if status >= 500 or error in RETRYABLE_ERRORS:
-            return SendOutcome("retry", error=f"HTTP {status}: {error or 'server error'}")
-        if error in CONFIG_ERRORS:
-            return SendOutcome("retry", error=error, config_error=True)
-        return SendOutcome("failed", error=error or f"HTTP {status}")
-    if isinstance(exc, aiohttp.ClientError | TimeoutError | OSError):
-        return SendOutcome("retry", error=f"{type(exc).__name__}: {exc}".strip(": "))
-    return SendOutcome("retry", error=f"unexpected {type(exc).__name__}: {exc}")
-
-
-def _retry_after(exc: SlackApiError) -> float:
-    headers = getattr(exc.response, "headers", None) or {}
-    raw = None
-    for key in ("Retry-After", "retry-after"):
-        if key in headers:
-            raw = headers[key]
-            break
-    try:
-        return max(0.0, float(raw)) if raw is not None else 1.0
-    except (TypeError, ValueError):
-        return 1.0
 
 
 class OutboxDelivery:
@@ -279,10 +200,10 @@ class OutboxDelivery:
                 await self._send_all(claimed, report)
         return report
 
-    async def _send_all(self, claimed: Sequence[_Claimed], report: DeliveryReport) -> None:
+    async def _send_all(self, claimed: Sequence[Claimed], report: DeliveryReport) -> None:
         limit = asyncio.Semaphore(self._concurrency)
 
-        async def one(row: _Claimed) -> None:
+        async def one(row: Claimed) -> None:
             async with limit:
                 if self._paused_until is not None and self._clock() < self._paused_until:
                     # Another request just hit the rate limit: do not add to it.
@@ -293,164 +214,20 @@ class OutboxDelivery:
                     )
                     await self._record(row, outcome, report, count_attempt=False)
                     return
-                outcome = await self._send(row)
+                outcome = await send(self._web, row)
                 await self._record(row, outcome, report)
 
         await asyncio.gather(*(one(row) for row in claimed))
 
-    # -- claim -------------------------------------------------------------------------------
-
-    def _unclaimed(self, now: datetime) -> ColumnElement[bool]:
-        return or_(AlertOutbox.claimed_until.is_(None), AlertOutbox.claimed_until <= now)
-
-    async def _claim_some(
-        self, session: AsyncSession, heads: list[int], now: datetime
-    ) -> list[int]:
-        """Claim those of ``heads`` still free; returns the ids now ours."""
-        if self._db.dialect == "postgresql":
-            # Rows another sender is claiming right now are skipped, not waited for.
-            heads = list(
-                (
-                    await session.scalars(
-                        select(AlertOutbox.id)
-                        .where(AlertOutbox.id.in_(heads))
-                        .with_for_update(skip_locked=True)
-                    )
-                ).all()
-            )
-            if not heads:
-                return []
-        result = await session.execute(
-            update(AlertOutbox)
-            .where(
-                AlertOutbox.id.in_(heads),
-                AlertOutbox.state == "pending",
-                self._unclaimed(now),
-            )
-            .values(claimed_by=self._holder, claimed_until=now + self._claim_ttl)
-            .returning(AlertOutbox.id)
-            .execution_options(synchronize_session=False)
+    async def _claim(self, session: AsyncSession, now: datetime) -> list[Claimed]:
+        return await claim_due(
+            session,
+            now,
+            holder=self._holder,
+            ttl=self._claim_ttl,
+            batch=self._batch,
+            skip_locked=self._db.dialect == "postgresql",
         )
-        return sorted(result.scalars().all())
-
-    async def _claim(self, session: AsyncSession, now: datetime) -> list[_Claimed]:
-        rows = (
-            await session.execute(
-                select(
-                    AlertOutbox.id,
-                    AlertOutbox.stream,
-                    AlertOutbox.next_attempt_at,
-                    AlertOutbox.claimed_until,
-                )
-                .where(AlertOutbox.state == "pending")
-                .order_by(AlertOutbox.id)
-                .limit(SCAN_LIMIT)
-            )
-        ).all()
-        heads: list[int] = []
-        seen: set[str] = set()
-        for row in rows:
-            if row.stream in seen:
-                continue
-            seen.add(row.stream)
-            claimed_live = row.claimed_until is not None and row.claimed_until > now
-            if row.next_attempt_at <= now and not claimed_live:
-                heads.append(row.id)
-        # Another sender may claim some of these between our read and our claim: try the
-        # next ones rather than stopping with work left.
-        ids: list[int] = []
-        for start in range(0, len(heads), self._batch):
-            ids = await self._claim_some(session, heads[start : start + self._batch], now)
-            if ids:
-                break
-        if not ids:
-            return []
-        full = (
-            await session.scalars(
-                select(AlertOutbox).where(AlertOutbox.id.in_(ids)).order_by(AlertOutbox.id)
-            )
-        ).all()
-        incident_ids = {r.incident_id for r in full if r.incident_id is not None}
-        incidents: dict[int, AlertIncident] = {}
-        pending_roots: set[int] = set()
-        if incident_ids:
-            found = await session.scalars(
-                select(AlertIncident).where(AlertIncident.id.in_(incident_ids))
-            )
-            incidents = {i.id: i for i in found}
-            pending_roots = set(
-                (
-                    await session.scalars(
-                        select(AlertOutbox.incident_id).where(
-                            AlertOutbox.incident_id.in_(incident_ids),
-                            AlertOutbox.kind == ROOT,
-                            AlertOutbox.state == "pending",
-                        )
-                    )
-                ).all()
-            )
-        claimed = []
-        for r in full:
-            incident = incidents.get(r.incident_id) if r.incident_id is not None else None
-            claimed.append(
-                _Claimed(
-                    id=r.id,
-                    kind=r.kind,
-                    channel=r.channel,
-                    payload=dict(r.payload or {}),
-                    attempts=r.attempts,
-                    incident_id=r.incident_id,
-                    root_ts=incident.root_ts if incident is not None else None,
-                    root_channel=incident.channel if incident is not None else None,
-                    root_pending=r.incident_id in pending_roots and r.kind != ROOT,
-                )
-            )
-        return claimed
-
-    # -- send --------------------------------------------------------------------------------
-
-    async def _send(self, row: _Claimed) -> SendOutcome:
-        payload = row.payload
-        text = str(payload.get("text") or " ")
-        blocks = payload.get("blocks") or None
-        try:
-            if row.kind in (ROOT, NOTICE):
-                answer = await self._web.chat_postMessage(
-                    channel=row.channel, text=text, blocks=blocks
-                )
-                return SendOutcome("sent", ts=answer.get("ts"), new_root=row.kind == ROOT)
-            if row.kind == REPLY:
-                if row.root_ts is None and row.root_pending:
-                    # Cannot happen in stream order; wait rather than lose the thread.
-                    return SendOutcome("retry", error="root message not delivered yet")
-                kwargs: dict[str, Any] = {"channel": row.root_channel or row.channel}
-                if row.root_ts is not None:
-                    kwargs["thread_ts"] = row.root_ts
-                    if payload.get("reply_broadcast"):
-                        kwargs["reply_broadcast"] = True
-                answer = await self._web.chat_postMessage(text=text, blocks=blocks, **kwargs)
-                return SendOutcome("sent", ts=answer.get("ts"))
-            if row.kind == UPDATE:
-                if row.root_ts is None:
-                    if row.root_pending:
-                        return SendOutcome("retry", error="root message not delivered yet")
-                    # The root never made it (poison): this edit becomes the root.
-                    answer = await self._web.chat_postMessage(
-                        channel=row.channel, text=text, blocks=blocks
-                    )
-                    return SendOutcome("sent", ts=answer.get("ts"), new_root=True)
-                answer = await self._web.chat_update(
-                    channel=row.root_channel or row.channel,
-                    ts=row.root_ts,
-                    text=text,
-                    blocks=blocks,
-                )
-                return SendOutcome("sent", ts=answer.get("ts") or row.root_ts)
-            return SendOutcome("failed", error=f"unknown outbox kind {row.kind!r}")
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            return classify(exc)
 
     # -- record ------------------------------------------------------------------------------
 
@@ -462,7 +239,7 @@ class OutboxDelivery:
 
     async def _record(
         self,
-        row: _Claimed,
+        row: Claimed,
         outcome: SendOutcome,
         report: DeliveryReport,
         *,

@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.alerts.delivery import OutboxDelivery, classify
+from bot.alerts.delivery import OutboxDelivery
+from bot.alerts.sending import classify
 from bot.sim.backend import BackendSimulator
 from bot.sim.slack import SlackEmulator
 from bot.store.alert_models import AlertOutbox

@@ -1,0 +1,173 @@
+"""Delivery, stage 1: claim the due head of each outbox stream (one short transaction).
+
+Read the pending rows in ``id`` order, take the first row of each stream (its *head*: a
+later row never overtakes it), keep the heads that are due and not claimed by a live
+sender, and claim them with a lease (``claimed_by``/``claimed_until``). On PostgreSQL the
+heads are locked with ``FOR UPDATE SKIP LOCKED`` first, so two senders never wait on each
+other; on both dialects the claim is a conditional UPDATE, so a row is only ever claimed
+by one. See :mod:`bot.alerts.delivery` for the whole run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.alerts.outbox import ROOT
+from bot.store.alert_models import AlertIncident, AlertOutbox
+
+SCAN_LIMIT = 2000
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """One claimed outbox row, with its incident's root (ts, channel, still pending?)."""
+
+    id: int
+    kind: str
+    channel: str
+    payload: dict[str, Any]
+    attempts: int
+    incident_id: int | None
+    root_ts: str | None
+    root_channel: str | None
+    root_pending: bool
+
+
+def _unclaimed(now: datetime) -> ColumnElement[bool]:
+    return or_(AlertOutbox.claimed_until.is_(None), AlertOutbox.claimed_until <= now)
+
+
+async def _claim_some(
+    session: AsyncSession,
+    heads: list[int],
+    now: datetime,
+    *,
+    holder: str,
+    ttl: timedelta,
+    skip_locked: bool,
+) -> list[int]:
+    """Claim those of ``heads`` still free; returns the ids now ours."""
+    if skip_locked:
+        # Rows another sender is claiming right now are skipped, not waited for.
+        heads = list(
+            (
+                await session.scalars(
+                    select(AlertOutbox.id)
+                    .where(AlertOutbox.id.in_(heads))
+                    .with_for_update(skip_locked=True)
+                )
+            ).all()
+        )
+        if not heads:
+            return []
+    result = await session.execute(
+        update(AlertOutbox)
+        .where(
+            AlertOutbox.id.in_(heads),
+            AlertOutbox.state == "pending",
+            _unclaimed(now),
+        )
+        .values(claimed_by=holder, claimed_until=now + ttl)
+        .returning(AlertOutbox.id)
+        .execution_options(synchronize_session=False)
+    )
+    return sorted(result.scalars().all())
+
+
+async def claim_due(
+    session: AsyncSession,
+    now: datetime,
+    *,
+    holder: str,
+    ttl: timedelta,
+    batch: int,
+    skip_locked: bool = False,
+) -> list[Claimed]:
+    """Claim the due heads of the pending streams (at most ``batch``) for ``holder``
+    until ``now + ttl``; returns them with what sending needs (the incident's root).
+
+    ``skip_locked`` (PostgreSQL): lock the heads ``FOR UPDATE SKIP LOCKED`` first."""
+    rows = (
+        await session.execute(
+            select(
+                AlertOutbox.id,
+                AlertOutbox.stream,
+                AlertOutbox.next_attempt_at,
+                AlertOutbox.claimed_until,
+            )
+            .where(AlertOutbox.state == "pending")
+            .order_by(AlertOutbox.id)
+            .limit(SCAN_LIMIT)
+        )
+    ).all()
+    heads: list[int] = []
+    seen: set[str] = set()
+    for row in rows:
+        if row.stream in seen:
+            continue
+        seen.add(row.stream)
+        claimed_live = row.claimed_until is not None and row.claimed_until > now
+        if row.next_attempt_at <= now and not claimed_live:
+            heads.append(row.id)
+    # Another sender may claim some of these between our read and our claim: try the
+    # next ones rather than stopping with work left.
+    ids: list[int] = []
+    for start in range(0, len(heads), batch):
+        ids = await _claim_some(
+            session,
+            heads[start : start + batch],
+            now,
+            holder=holder,
+            ttl=ttl,
+            skip_locked=skip_locked,
+        )
+        if ids:
+            break
+    if not ids:
+        return []
+    full = (
+        await session.scalars(
+            select(AlertOutbox).where(AlertOutbox.id.in_(ids)).order_by(AlertOutbox.id)
+        )
+    ).all()
+    incident_ids = {r.incident_id for r in full if r.incident_id is not None}
+    incidents: dict[int, AlertIncident] = {}
+    pending_roots: set[int] = set()
+    if incident_ids:
+        found = await session.scalars(
+            select(AlertIncident).where(AlertIncident.id.in_(incident_ids))
+        )
+        incidents = {i.id: i for i in found}
+        pending_roots = set(
+            (
+                await session.scalars(
+                    select(AlertOutbox.incident_id).where(
+                        AlertOutbox.incident_id.in_(incident_ids),
+                        AlertOutbox.kind == ROOT,
+                        AlertOutbox.state == "pending",
+                    )
+                )
+            ).all()
+        )
+    claimed = []
+    for r in full:
+        incident = incidents.get(r.incident_id) if r.incident_id is not None else None
+        claimed.append(
+            Claimed(
+                id=r.id,
+                kind=r.kind,
+                channel=r.channel,
+                payload=dict(r.payload or {}),
+                attempts=r.attempts,
+                incident_id=r.incident_id,
+                root_ts=incident.root_ts if incident is not None else None,
+                root_channel=incident.channel if incident is not None else None,
+                root_pending=r.incident_id in pending_roots and r.kind != ROOT,
+            )
+        )
+    return claimed

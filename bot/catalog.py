@@ -1,7 +1,9 @@
 """The `/starpod` subcommands: usage lines, one-line descriptions and the role each needs.
 
 One table, read by the parser (what is valid), the help builder (what to show) and
-authorization (who may run it), so the three cannot drift apart.
+authorization (who may run it) — in Slack and in the gateway, which grants the same roles
+to its keys — so they cannot drift apart. It sits low in the layers (pure data, no
+imports) so every entry point can read it.
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any
 
+from bot.blockkit.ids import ActionId, BlockId, MenuChoice, parse_menu_value
 from bot.blockkit.mrkdwn import code
 from bot.catalog import Subcommand
 from bot.slack import blocks

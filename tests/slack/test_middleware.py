@@ -19,9 +19,9 @@ from urllib.parse import urlencode
 
 import aiohttp
 import pytest
-from bot.slack.ids import ActionId, MenuChoice, menu_value
 from sqlalchemy import text
 
+from bot.blockkit.ids import ActionId, MenuChoice, menu_value
 from bot.sim.slack import BotReply
 from bot.sim.slack_payloads import action_entry, block_actions_payload
 from bot.sim.slack_signing import signed_headers

@@ -196,12 +196,13 @@ def logs(
     ref: IdArg,
     tail: Annotated[int, typer.Option("--tail", "-t", min=1, max=100_000)] = 50,
 ) -> None:
-    """Stream the last N log lines, colored by level."""
+    """Print the last N log lines, colored by level (bounded: see README)."""
 
     async def action(client: InstanceClient) -> int:
         instance = await client.resolve(ref)
         count = 0
-        async for entry in client.stream_logs(instance.id, tail=tail):
+        fetched = await client.tail_logs(instance.id, tail=tail)
+        for entry in fetched.entries:
             stamp = entry.timestamp.strftime("%Y-%m-%d %H:%M:%S") if entry.timestamp else ""
             line = Text()
             if stamp:
@@ -210,6 +211,8 @@ def logs(
             line.append(entry.message)
             out.print(line, soft_wrap=True)
             count += 1
+        if fetched.truncated is not None:
+            err.print(Text(fetched.truncated, style="yellow"))
         return count
 
     run_backend(action)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from time import perf_counter
@@ -31,8 +32,14 @@ from bot.backend.errors import (
     InstanceNotFound,
 )
 from bot.backend.logparse import parse_log_line
+from bot.backend.logstream import ByteBudget, LogTail, iter_log_lines, mark_cut
 from bot.backend.models import HealthInfo, Instance, LogEntry, SshInfo
-from bot.backend.transport import STREAM_EXTENSION, AiohttpTransport
+from bot.backend.transport import (
+    MAX_BODY_EXTENSION,
+    STREAM_EXTENSION,
+    AiohttpTransport,
+    ResponseTooLarge,
+)
 
 # Called after every request: (endpoint kind, HTTP status or error class name, seconds).
 RequestObserver = Callable[[str, str, float], None]
@@ -40,6 +47,9 @@ RequestObserver = Callable[[str, str, float], None]
 RETRYABLE_STATUS = frozenset({502, 503, 504})
 MAX_RETRIES = 2
 MAX_TAIL = 100_000
+# The largest answer read (with the default transport): a 100,000-instance list with inline
+# health is ~40 MB; anything past this is a backend gone wrong, not a fleet.
+MAX_BODY_BYTES = 64 * 1024 * 1024
 OFF_LOOP_BYTES = 256 * 1024
 MAX_CACHED_REQUESTS = 50_000
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
@@ -54,7 +64,10 @@ def default_transport(*, max_connections: int = 100) -> httpx.AsyncBaseTransport
 
 def _is_retryable_transport_error(exc: httpx.TransportError) -> bool:
     # A read timeout means the backend is slow, not gone: retrying only triples the wait.
-    return not isinstance(exc, httpx.ReadTimeout | httpx.WriteTimeout | httpx.PoolTimeout)
+    # An oversized answer would be as large the second time.
+    return not isinstance(
+        exc, httpx.ReadTimeout | httpx.WriteTimeout | httpx.PoolTimeout | ResponseTooLarge
+    )
 
 
 def _describe(exc: Exception) -> str:
@@ -67,6 +80,10 @@ def _describe(exc: Exception) -> str:
 
 class InstanceClient:
     """Client for the Starpod instance backend.
+
+    ``timeout`` is each call's total deadline: connect, headers and the whole body together
+    (retries included), so a backend that drips one byte at a time cannot hold a call
+    longer. Bodies are read up to ``max_body`` bytes (enforced by the default transport).
 
     >>> async with InstanceClient("https://api.starpod.example.com", "key") as client:
     ...     instances = await client.list_instances()
@@ -81,6 +98,7 @@ class InstanceClient:
         transport: httpx.AsyncBaseTransport | None = None,
         retry_backoff: float = 0.2,
         observer: RequestObserver | None = None,
+        max_body: int = MAX_BODY_BYTES,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._headers = httpx.Headers(
@@ -92,6 +110,8 @@ class InstanceClient:
         self._prefix = self._base.raw_path.split(b"?")[0].rstrip(b"/")
         self._requests: dict[tuple[str, str, str, bool], httpx.Request] = {}
         self._timeout = httpx.Timeout(timeout).as_dict()
+        self._deadline = timeout
+        self._max_body = max_body
         # The transport is called directly: httpx.AsyncClient's URL merging and cookie jar
         # cost more per request than the network does (see BENCHMARKS.md).
         self._transport = transport if transport is not None else default_transport()
@@ -183,25 +203,62 @@ class InstanceClient:
     async def stream_logs(self, instance_id: str, tail: int = 50) -> AsyncIterator[LogEntry]:
         """``GET /instances/{id}/logs?tail=N``: yields entries as lines arrive.
 
-        Lines are split as bytes arrive, so the whole body is never buffered; a line that
+        Lines are split as bytes arrive (in linear time), so the whole body is never
+        buffered, and a line longer than 16 KiB is cut (its entry says so); a line that
         is not JSON is read as plain text, and an undecodable one never stops the stream.
+        The stream itself is not bounded: a backend may send forever. :meth:`tail_logs`
+        is the bounded read.
         """
         if not 1 <= tail <= MAX_TAIL:
             raise ValueError(f"tail must be between 1 and {MAX_TAIL}")
         path = self._path(instance_id, "logs")
         async with self._stream("logs", path, query=f"tail={tail}") as response:
-            pending = b""
             try:
-                async for chunk in response.aiter_bytes():
-                    pending += chunk
-                    *lines, pending = pending.split(b"\n")
-                    for line in lines:
-                        if (entry := parse_log_line(line)) is not None:
-                            yield entry
+                async for line in iter_log_lines(response.aiter_bytes()):
+                    if (entry := parse_log_line(line.text)) is not None:
+                        yield mark_cut(entry) if line.cut else entry
             except httpx.TransportError as exc:
                 raise BackendUnavailable(method="GET", path=path, reason=_describe(exc)) from None
-            if (entry := parse_log_line(pending)) is not None:
-                yield entry
+
+    async def tail_logs(
+        self,
+        instance_id: str,
+        tail: int = 50,
+        *,
+        max_bytes: int = 8 * 1024 * 1024,
+        max_secs: float = 20.0,
+    ) -> LogTail:
+        """The last ``tail`` entries, bounded whatever the backend does.
+
+        The backend is asked for ``tail`` lines; one that ignores it, or streams without
+        end, is read for at most ``max_bytes`` and ``max_secs``, keeping only the last
+        ``tail`` entries in memory. The result says what was cut and why.
+        """
+        if not 1 <= tail <= MAX_TAIL:
+            raise ValueError(f"tail must be between 1 and {MAX_TAIL}")
+        path = self._path(instance_id, "logs")
+        kept: deque[LogEntry] = deque(maxlen=tail)
+        budget = ByteBudget(max_bytes)
+        received = 0
+        stopped: str | None = None
+        try:
+            async with (
+                asyncio.timeout(max_secs),
+                self._stream("logs", path, query=f"tail={tail}") as response,
+            ):
+                try:
+                    async for line in iter_log_lines(budget.take(response.aiter_bytes())):
+                        if (entry := parse_log_line(line.text)) is not None:
+                            kept.append(mark_cut(entry) if line.cut else entry)
+                            received += 1
+                except httpx.TransportError as exc:
+                    reason = _describe(exc)
+                    raise BackendUnavailable(method="GET", path=path, reason=reason) from None
+        except TimeoutError:
+            stopped = f"the backend was still sending after {max_secs:g} s"
+        if budget.exhausted:
+            stopped = f"the backend sent more than {max_bytes // (1024 * 1024)} MB"
+        return LogTail(list(kept), received=received, stopped=stopped)
 
     async def resolve(self, ref: str) -> Instance:
         """A full id, a unique id prefix or an exact name → the instance.
@@ -250,6 +307,8 @@ class InstanceClient:
         extensions: dict[str, Any] = {"timeout": self._timeout}
         if stream:
             extensions[STREAM_EXTENSION] = True
+        else:
+            extensions[MAX_BODY_EXTENSION] = self._max_body
         request = httpx.Request(
             method,
             self._base.copy_with(raw_path=raw),
@@ -278,6 +337,9 @@ class InstanceClient:
             last = attempt == attempts - 1
             try:
                 response = await self._transport.handle_async_request(request)
+            except ResponseTooLarge as exc:
+                self._observe(endpoint, type(exc).__name__, started)
+                raise BackendProtocolError(method=method, path=path, problem=str(exc)) from None
             except httpx.TransportError as exc:
                 self._observe(endpoint, type(exc).__name__, started)
                 if last or not _is_retryable_transport_error(exc):
@@ -305,11 +367,15 @@ class InstanceClient:
         self, endpoint: str, method: str, path: str, *, json: Any = None
     ) -> httpx.Response:
         request = self._build(method, path, json=json)
-        response = await self._send_with_retries(endpoint, request, path)
         try:
-            await response.aread()
+            async with asyncio.timeout(self._deadline):
+                response = await self._send_with_retries(endpoint, request, path)
+                await response.aread()
         except httpx.TransportError as exc:
             raise BackendUnavailable(method=method, path=path, reason=_describe(exc)) from None
+        except TimeoutError:
+            reason = f"timed out: no complete answer within {self._deadline:g} s"
+            raise BackendUnavailable(method=method, path=path, reason=reason) from None
         return response
 
     @asynccontextmanager
@@ -317,7 +383,12 @@ class InstanceClient:
         self, endpoint: str, path: str, *, query: str
     ) -> AsyncIterator[httpx.Response]:
         request = self._build("GET", path, query=query, stream=True)
-        response = await self._send_with_retries(endpoint, request, path)
+        try:
+            async with asyncio.timeout(self._deadline):  # until the headers are in
+                response = await self._send_with_retries(endpoint, request, path)
+        except TimeoutError:
+            reason = f"timed out: no answer within {self._deadline:g} s"
+            raise BackendUnavailable(method="GET", path=path, reason=reason) from None
         try:
             yield response
         finally:

@@ -17,6 +17,12 @@ import httpx
 import yarl
 
 STREAM_EXTENSION = "stream"
+# The most bytes of a (non-streamed) body the transport reads before giving up on it.
+MAX_BODY_EXTENSION = "max_body"
+
+
+class ResponseTooLarge(httpx.ReadError):
+    """The backend sent (or announced) a body over the request's ``max_body`` bytes."""
 
 
 def _map_error(exc: Exception) -> httpx.TransportError:
@@ -74,6 +80,25 @@ class _ResponseStream(httpx.AsyncByteStream):
         self._response.release()
 
 
+async def _read_at_most(response: aiohttp.ClientResponse, limit: int | None) -> bytes:
+    """The whole body, or ResponseTooLarge as soon as it passes ``limit`` bytes."""
+    if limit is None:
+        return await response.read()
+    length = response.content_length
+    # A compressed body's length says nothing of what it inflates to: count what is read.
+    plain = "Content-Encoding" not in response.headers
+    if plain and length is not None and length <= limit:
+        return await response.read()  # the common case: one call, no copies
+    if plain and length is not None:
+        raise ResponseTooLarge(f"the answer announces {length} bytes, over {limit}")
+    body = bytearray()
+    async for chunk in response.content.iter_any():
+        body += chunk
+        if len(body) > limit:
+            raise ResponseTooLarge(f"the answer passed {limit} bytes")
+    return bytes(body)
+
+
 class AiohttpTransport(httpx.AsyncBaseTransport):
     """httpx transport over one aiohttp ``ClientSession`` (created on first use, in the loop)."""
 
@@ -127,7 +152,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 request=request,
             )
         try:
-            body = await response.read()
+            body = await _read_at_most(response, request.extensions.get(MAX_BODY_EXTENSION))
         except (TimeoutError, aiohttp.ClientError) as exc:
             raise _map_error(exc) from exc
         finally:

@@ -124,8 +124,32 @@ def log_answer(
     grep: str | None = None,
     max_inline_blocks: int = MAX_INLINE_BLOCKS,
     file_place: str = "in our direct messages",
+    truncated: str | None = None,
 ) -> LogAnswer:
-    """Build the answer for already-filtered ``entries`` (``fetched`` before filtering)."""
+    """Build the answer for already-filtered ``entries`` (``fetched`` before filtering).
+
+    ``truncated`` says why the backend's answer was not read to its end (shown last).
+    """
+    answer = _log_answer(
+        instance, entries, fetched, tail, level, grep, max_inline_blocks, file_place
+    )
+    if truncated is None:
+        return answer
+    note = context(f"✂️ {escape(truncated)}")
+    blocks = [*answer.reply.blocks, note]
+    return LogAnswer(reply(f"{answer.reply.text} ({truncated})", blocks), answer.file)
+
+
+def _log_answer(
+    instance: Instance,
+    entries: Sequence[LogEntry],
+    fetched: int,
+    tail: int,
+    level: str | None,
+    grep: str | None,
+    max_inline_blocks: int,
+    file_place: str,
+) -> LogAnswer:
     label = instance_label(instance)
     scope = _describe(tail, level, grep)
     if not entries:

@@ -109,10 +109,17 @@ async def show_logs(svc: Services, inv: Invocation, cmd: Command) -> None:
     assert cmd.ref is not None
     instance = await resolve(svc, inv, cmd.ref)
     opts = cmd.options
-    entries = [e async for e in svc.deps.backend.stream_logs(instance.id, tail=opts.tail)]
+    fetched = await svc.deps.backend.tail_logs(instance.id, tail=opts.tail)
+    entries = fetched.entries
     shown = blocks.filter_entries(entries, level=opts.level, grep=opts.grep)
     answer = blocks.log_answer(
-        instance, shown, fetched=len(entries), tail=opts.tail, level=opts.level, grep=opts.grep
+        instance,
+        shown,
+        fetched=len(entries),
+        tail=opts.tail,
+        level=opts.level,
+        grep=opts.grep,
+        truncated=fetched.truncated,
     )
     if answer.file is not None:
         try:

@@ -1,0 +1,322 @@
+"""One sweep, in this order, so no transaction is ever held across an HTTP call.
+
+1. fetch: the instance list, then health for running instances the list left without;
+2. decide (pure, :mod:`bot.monitor.tracking` and :mod:`bot.monitor.policy`): effective
+   statuses, stale instances, storm, restart decisions;
+3. transaction 1: upsert instances, heartbeat samples, status changes and their events
+   (event handlers run inside it, each in a savepoint);
+4. the seed's ``on_status_change`` callbacks, once per recorded change;
+5. restarts over HTTP;
+6. transaction 2: restart records and restart events.
+
+Leadership is the caller's business (:class:`~bot.monitor.HealthMonitor`); the same steps
+run over every :class:`~bot.monitor.store.MonitorStore`, in memory or in a database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from datetime import datetime
+from time import perf_counter
+from typing import TYPE_CHECKING
+
+from bot.backend.errors import BackendError
+from bot.monitor.events import EventKind, MonitorEvent
+from bot.monitor.fetch import observe
+from bot.monitor.policy import BACKEND_FAILURES_FOR_UNREACHABLE
+from bot.monitor.reports import Recorded, RestartOutcome, SweepReport
+from bot.monitor.restarts import decide_restarts, outcome_events, restart_due
+from bot.monitor.tracking import Change, Observation, SweepPlan, Tracked, plan_sweep, stale_ids
+
+if TYPE_CHECKING:
+    from bot.backend.client import InstanceClient
+    from bot.monitor.settings import MonitorConfig
+    from bot.monitor.store import MonitorStore, MonitorTransaction
+    from bot.store.records import InstanceSnapshot
+
+log = logging.getLogger(__name__)
+
+RestartPermit = Callable[[int], Awaitable[bool]]
+"""``await permit(count)``: may this sweep restart ``count`` instances now (leadership)?"""
+
+# Instances decided per slice before yielding to the event loop (~10 ms of work each).
+PLAN_SLICE = 1000
+
+
+class Sweeper:
+    """Runs sweeps and keeps what one sweep tells the next (memory per instance)."""
+
+    def __init__(self, client: InstanceClient, store: MonitorStore, config: MonitorConfig) -> None:
+        self.client = client
+        self.store = store
+        self.config = config
+        self.tracked: dict[str, Tracked] = {}
+        self.backend_failures = 0
+        self.in_storm = False
+        self.rows_refreshed_at: datetime | None = None
+
+    def forget(self) -> None:
+        """Drop what memory says (another replica may have acted meanwhile)."""
+        self.tracked.clear()
+        self.rows_refreshed_at = None
+        self.backend_failures = 0
+        self.in_storm = False
+
+    async def sweep(self, report: SweepReport, *, may_restart: RestartPermit) -> None:
+        """Fetch, decide, record, call back and restart; fills ``report``."""
+        started = perf_counter()
+        now = report.at
+        config = self.config
+        try:
+            instances = await self.client.list_instances()
+        except BackendError as exc:
+            await self._backend_failed(now, exc, report)
+            report.secs = perf_counter() - started
+            return
+
+        events: list[MonitorEvent] = []
+        if self.backend_failures >= BACKEND_FAILURES_FOR_UNREACHABLE:
+            events.append(
+                MonitorEvent(
+                    kind=EventKind.BACKEND_RECOVERED,
+                    at=now,
+                    detail=f"backend answers again after {self.backend_failures} failed sweeps",
+                )
+            )
+
+        observations = await observe(self.client, instances, concurrency=config.concurrency)
+        stale_now = stale_ids(observations, now, config.timeout)
+        running = sum(1 for i in instances if i.is_running)
+        storm = config.storm.is_storm(len(stale_now), running)
+        if storm and not self.in_storm:
+            events.append(
+                MonitorEvent(
+                    kind=EventKind.STORM,
+                    at=now,
+                    stale_ids=tuple(stale_now),
+                    detail=(
+                        f"{len(stale_now)} of {running} running instances have a stale "
+                        "heartbeat; not restarting them one by one"
+                    ),
+                )
+            )
+        # Muted instances (the alerts feature's --no-restart) are asked before any write.
+        candidates = set() if storm else await self._restartable(stale_now)
+
+        recorded = await self.store.run(
+            lambda tx: self._record(tx, observations, now, candidates, events)
+        )
+        self._remember(recorded)
+        self.backend_failures = 0
+        self.in_storm = storm
+        report.instances, report.running, report.storm = len(instances), running, storm
+        report.stale_ids = stale_now
+        report.changes = [
+            (c.instance.id, c.from_status, c.to_status) for c in recorded.plan.changes
+        ]
+        report.events.extend(recorded.events)
+        await self._fire_callbacks(recorded.announced)
+
+        if recorded.restart_now:
+            outcomes: list[RestartOutcome] = []
+            if await may_restart(len(recorded.restart_now)):
+                outcomes = await restart_due(
+                    self.client,
+                    recorded.restart_now,
+                    concurrency=config.concurrency,
+                    now=config.now,
+                )
+            if outcomes:
+                report.events.extend(await self._record_restarts(outcomes))
+            report.restarted = [o.stale.instance.id for o in outcomes if o.error is None]
+            report.restart_failed = [o.stale.instance.id for o in outcomes if o.error is not None]
+        report.secs = perf_counter() - started
+
+    async def _backend_failed(self, now: datetime, exc: BackendError, report: SweepReport) -> None:
+        self.backend_failures += 1
+        report.backend_error = str(exc)
+        log.warning(
+            "health sweep: listing instances failed (%d in a row): %s", self.backend_failures, exc
+        )
+        if self.backend_failures != BACKEND_FAILURES_FOR_UNREACHABLE:
+            return
+        event = MonitorEvent(
+            kind=EventKind.BACKEND_UNREACHABLE,
+            at=now,
+            detail=f"backend unreachable for {self.backend_failures} sweeps in a row: {exc}",
+        )
+        report.events.append(event)
+        try:
+            await self.store.run(lambda tx: self._dispatch(tx, [event]))
+        except Exception:
+            # The database may be down too; the sweep's own failure is the backend's.
+            log.exception("could not record the backend-unreachable event")
+
+    async def _restartable(self, ids: Iterable[str]) -> set[str]:
+        guard = self.config.guard
+        allowed: set[str] = set()
+        for instance_id in ids:
+            if guard is not None:
+                try:
+                    verdict = guard(instance_id)
+                    if inspect.isawaitable(verdict):
+                        verdict = await verdict
+                except Exception:
+                    # A broken guard must not stop the monitor from healing the fleet.
+                    log.exception("restart guard failed for %s; restarting anyway", instance_id)
+                    verdict = True
+                if not verdict:
+                    log.debug("auto-restart of %s skipped by the restart guard", instance_id)
+                    continue
+            allowed.add(instance_id)
+        return allowed
+
+    async def _record(
+        self,
+        tx: MonitorTransaction,
+        observations: list[Observation],
+        now: datetime,
+        candidates: set[str],
+        pre_events: list[MonitorEvent],
+    ) -> Recorded:
+        """Transaction 1: decide against the recorded statuses and write it all down.
+
+        Runs again from the start when the store retries the transaction, so it changes
+        nothing outside ``tx``; memory is updated by the caller after the commit.
+        """
+        previous = await tx.last_statuses()
+        plan = SweepPlan()
+        for start in range(0, len(observations), PLAN_SLICE):
+            plan.extend(
+                plan_sweep(
+                    observations[start : start + PLAN_SLICE],
+                    previous=previous,
+                    tracked=self.tracked,
+                    now=now,
+                    timeout=self.config.timeout,
+                )
+            )
+            # Let Slack acknowledgements and other tasks run between slices.
+            await asyncio.sleep(0)
+        # A change someone else already recorded (a user's pause, another replica) is
+        # neither recorded nor announced twice.
+        ids = [c.instance.id for c in plan.changes if c.from_status is not None]
+        latest = await tx.latest_recorded_statuses(ids) if ids else {}
+        plan.changes = [
+            c
+            for c in plan.changes
+            if c.from_status is None or latest.get(c.instance.id) != c.to_status
+        ]
+        refreshed = self.rows_refreshed_at
+        full = refreshed is None or now - refreshed >= self.store.row_refresh
+        await tx.upsert_instances(
+            plan.snapshots if full else self._changed_rows(plan, previous), seen_at=now
+        )
+        await tx.record_heartbeats(plan.samples)
+        await tx.record_changes(plan.changes, at=now)
+        announced = [c for c in plan.changes if c.announce]
+        events = list(pre_events)
+        events.extend(
+            MonitorEvent(
+                kind=c.kind,
+                at=now,
+                instance=c.instance,
+                instance_id=c.instance.id,
+                from_status=c.from_status,
+                to_status=c.to_status,
+                health=c.health,
+                detail=c.reason or "",
+            )
+            for c in announced
+        )
+        restart_now, decision_events, decisions = await decide_restarts(
+            tx,
+            [s for s in plan.stale if s.instance.id in candidates],
+            now=now,
+            budget=self.config.budget,
+            tracked=self.tracked,
+        )
+        events.extend(decision_events)
+        await self._dispatch(tx, events)
+        return Recorded(plan, announced, restart_now, events, decisions, now if full else None)
+
+    def _changed_rows(self, plan: SweepPlan, previous: dict[str, str]) -> list[InstanceSnapshot]:
+        """Snapshots that differ from the row last written (or from the stored status)."""
+        changed = []
+        for snapshot in plan.snapshots:
+            mem = self.tracked.get(snapshot.id)
+            if (
+                mem is None
+                or mem.stored != snapshot
+                or previous.get(snapshot.id) != snapshot.status
+            ):
+                changed.append(snapshot)
+        return changed
+
+    def _remember(self, recorded: Recorded) -> None:
+        """Apply a committed sweep to memory; instances no longer listed are forgotten."""
+        old, new = self.tracked, {}
+        for instance_id, remembered in recorded.plan.memory.items():
+            status, backend_status, failures, stale, snapshot = remembered
+            mem = old.get(instance_id) or Tracked()
+            mem.status, mem.backend_status, mem.stored = status, backend_status, snapshot
+            mem.health_failures, mem.stale = failures, stale
+            if not stale:
+                mem.deferred_until = None
+            new[instance_id] = mem
+        for instance_id, (announced, deferred) in recorded.decisions.items():
+            if (mem := new.get(instance_id)) is not None:
+                mem.announced_exhaustion, mem.deferred_until = announced, deferred
+        self.tracked = new
+        if recorded.rows_refreshed_at is not None:
+            self.rows_refreshed_at = recorded.rows_refreshed_at
+
+    async def _fire_callbacks(self, changes: list[Change]) -> None:
+        for change in changes:
+            for callback in self.config.callbacks:
+                try:
+                    result = callback(change.instance.id, change.to_status, change.health)
+                    if inspect.isawaitable(result):
+                        await result
+                except Exception:
+                    log.exception("status-change callback failed for %s", change.instance.id)
+
+    async def _dispatch(self, tx: MonitorTransaction, events: list[MonitorEvent]) -> None:
+        """Hand events to the handlers inside the transaction, one savepoint each."""
+        handlers = self.config.handlers
+        if not handlers:
+            return
+        for event in events:
+            for handler in handlers:
+                try:
+                    async with tx.savepoint():
+                        await handler(tx.session, event)
+                except Exception:
+                    log.exception("monitor event handler failed on %s", event.kind)
+
+    async def _record_restarts(self, outcomes: list[RestartOutcome]) -> list[MonitorEvent]:
+        """Transaction 2: the restart records and their events."""
+        window = self.config.budget.window
+        for outcome in outcomes:
+            mem = self.tracked.get(outcome.stale.instance.id)
+            if mem is not None:
+                kept = [t for t in (mem.restarts or []) if t > outcome.at - window]
+                mem.restarts = [*kept, outcome.at]
+        events = outcome_events(outcomes, self.config.budget)
+
+        async def write(tx: MonitorTransaction) -> None:
+            for o in outcomes:
+                await tx.record_restart(
+                    instance_id=o.stale.instance.id, at=o.at, ok=o.error is None, error=o.error
+                )
+            await self._dispatch(tx, events)
+
+        try:
+            await self.store.run(write)
+        except Exception:
+            # The restarts happened; memory keeps them for the budget until the store is back.
+            log.exception("could not record %d auto-restarts", len(outcomes))
+        return events

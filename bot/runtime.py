@@ -22,10 +22,14 @@ Opening order, each step needing the ones before it:
    ``/readyz``, ``/metrics``, the gateway under ``/api``, one-time SSH key links);
 8. Socket Mode when ``SLACK_APP_TOKEN`` is set (HTTP mode otherwise).
 
-Stopping (``stop()``; SIGTERM/SIGINT through :func:`run`): the web server and Socket Mode
-stop taking requests, the scheduler starts no new job, the running sweep and outbox
-delivery get 10 s in all to finish, the leadership is released, and the clients and the
-database are closed.
+The parts are constructed by :func:`bot.wiring.build`; this module opens them.
+
+Stopping (``stop()``; SIGTERM/SIGINT through :func:`run`) closes through one
+``AsyncExitStack``, in reverse order of opening: Socket Mode and the web server stop
+taking requests, the Slack listener work still running finishes, the scheduler starts no
+new job and the running ones (the sweep among them) finish, the outbox delivery ends,
+the leadership is released, and the clients and the database are closed. Draining
+shares one grace period (10 s by default).
 """
 
 from __future__ import annotations
@@ -39,18 +43,21 @@ import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
-
-import aiohttp
-from sqlalchemy import func, select
+from typing import TYPE_CHECKING, Self
 
 from bot.errors import ConfigError, StarpodBotError
-from bot.metrics import AckLatencyMiddleware, Metrics, create_metrics, metrics_route
-from bot.probes import OK, Readiness, SlackCheck, database_check, readyz_route
+from bot.metrics import Metrics, create_metrics
+from bot.probes import OK, Readiness, SlackCheck
+from bot.slack.token_check import (
+    SlackTokenRejected,
+    SlackUnreachable,
+    slack_auth_now,
+    slack_auth_problem,
+)
 from bot.web.server import freeze_startup_heap
+from bot.wiring import Parts, build, required_settings_problems
 
 if TYPE_CHECKING:
-    from apscheduler.schedulers.asyncio import AsyncIOScheduler
     from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
     from slack_bolt.async_app import AsyncApp
     from slack_sdk.web.async_client import AsyncWebClient
@@ -59,19 +66,30 @@ if TYPE_CHECKING:
     from bot.backend.client import InstanceClient
     from bot.config import Settings
     from bot.monitor import HealthMonitor, MonitorHandle
-    from bot.store.audit import AuditDraft
+    from bot.scheduling import TrackedScheduler
     from bot.store.database import Database
-    from bot.store.ssh_links import SshLinkService
     from bot.web.server import WebServer
+
+__all__ = [
+    "EXIT_CONFIG",
+    "EXIT_FAILED",
+    "EXIT_OK",
+    "Runtime",
+    "SlackTokenRejected",
+    "SlackUnreachable",
+    "required_settings_problems",
+    "run",
+    "slack_auth_problem",
+]
 
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
 
-#: Everything the running jobs (sweep, outbox delivery …) get to finish at shutdown.
+#: Everything still running at shutdown (listener work, the sweep, outbox delivery …)
+#: gets this long in all to finish.
 SHUTDOWN_GRACE_SECS = 10.0
 BACKEND_PROBE_SECS = 5.0
-SSH_PURGE_JOB_ID = "starpod-ssh-links-purge"
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -80,53 +98,6 @@ EXIT_CONFIG = 2
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-class SlackTokenRejected(ConfigError):
-    """``auth.test`` refused the bot token: it is wrong, revoked, or for another workspace."""
-
-
-class SlackUnreachable(StarpodBotError):
-    """The Slack Web API did not answer ``auth.test``."""
-
-
-def required_settings_problems(settings: Settings) -> list[str]:
-    """What ``run`` cannot start without, one line each (empty when all is set)."""
-    from bot.config import missing_message
-
-    problems = []
-    if not settings.backend.url:
-        problems.append(missing_message("backend.url"))
-    if settings.slack.bot_token is None:
-        problems.append(missing_message("slack.bot_token"))
-    if settings.slack.signing_secret is None and settings.slack.app_token is None:
-        problems.append(
-            "Slack needs SLACK_SIGNING_SECRET (HTTP mode) or SLACK_APP_TOKEN (Socket Mode): "
-            "export one of them"
-        )
-    return problems
-
-
-async def slack_auth_problem(web: AsyncWebClient) -> str | None:
-    """None when ``auth.test`` accepts the token, else a line saying what is wrong.
-
-    Raises :class:`SlackUnreachable` when Slack does not answer at all.
-    """
-    from slack_sdk.errors import SlackApiError, SlackClientError
-
-    try:
-        await web.auth_test()
-    except SlackApiError as exc:
-        error = exc.response.get("error") if exc.response is not None else None
-        return (
-            f"Slack rejected SLACK_BOT_TOKEN (auth.test: {error or 'unknown error'}): "
-            "check the bot token of the installed app"
-        )
-    except (SlackClientError, aiohttp.ClientError, OSError, TimeoutError) as exc:
-        raise SlackUnreachable(
-            f"Slack Web API at {web.base_url} did not answer auth.test: {exc or type(exc).__name__}"
-        ) from None
-    return None
 
 
 async def _thaw_heap() -> None:
@@ -152,27 +123,65 @@ class Runtime:
         self.clock: Clock = clock or _utcnow
         self.metrics: Metrics = create_metrics()
         self.readiness = Readiness()
+        self.parts: Parts | None = None
+        self.socket_mode: AsyncSocketModeHandler | None = None
         self._slack_recheck_secs = slack_recheck_secs
         self._grace = shutdown_grace_secs
+        self._deadline = 0.0
         self._shutdown = asyncio.Event()
-        self._closers: list[tuple[str, Callable[[], Awaitable[None]]]] = []
+        self._stack = contextlib.AsyncExitStack()
         self._started = False
         self._stopped = False
-        self.db: Database | None = None
-        self.client: InstanceClient | None = None
-        self.web: AsyncWebClient | None = None
-        self.monitor: HealthMonitor | None = None
-        self.monitor_handle: MonitorHandle | None = None
-        self.alerts: AlertService | None = None
-        self.scheduler: AsyncIOScheduler | None = None
-        self.slack_app: AsyncApp | None = None
-        self.server: WebServer | None = None
-        self.socket_mode: AsyncSocketModeHandler | None = None
-        self._links: SshLinkService | None = None
-        self._slack_session: aiohttp.ClientSession | None = None
 
     def __repr__(self) -> str:
         return f"Runtime(url={self.url if self.server else None!r})"
+
+    # -- the parts (None until started) ------------------------------------------------------
+
+    @property
+    def db(self) -> Database | None:
+        """The database."""
+        return self.parts.db if self.parts else None
+
+    @property
+    def client(self) -> InstanceClient | None:
+        """The backend client."""
+        return self.parts.client if self.parts else None
+
+    @property
+    def web(self) -> AsyncWebClient | None:
+        """The Slack Web API client."""
+        return self.parts.web if self.parts else None
+
+    @property
+    def monitor(self) -> HealthMonitor | None:
+        """The health monitor."""
+        return self.parts.monitor if self.parts else None
+
+    @property
+    def monitor_handle(self) -> MonitorHandle | None:
+        """The handle of the scheduled health sweep."""
+        return self.parts.monitor_handle if self.parts else None
+
+    @property
+    def alerts(self) -> AlertService | None:
+        """The alerts service."""
+        return self.parts.alerts if self.parts else None
+
+    @property
+    def scheduler(self) -> TrackedScheduler | None:
+        """The scheduler every job runs on."""
+        return self.parts.scheduler if self.parts else None
+
+    @property
+    def slack_app(self) -> AsyncApp | None:
+        """The Bolt app."""
+        return self.parts.slack_app if self.parts else None
+
+    @property
+    def server(self) -> WebServer | None:
+        """The web server (bound once started)."""
+        return self.parts.server if self.parts else None
 
     # -- public API ----------------------------------------------------------------------------
 
@@ -189,6 +198,11 @@ class Runtime:
     def request_shutdown(self) -> None:
         """Ask :meth:`wait_for_shutdown` to return (what SIGTERM and SIGINT do)."""
         self._shutdown.set()
+
+    @property
+    def shutdown_requested(self) -> bool:
+        """True once :meth:`request_shutdown` (or :meth:`stop`) was called."""
+        return self._shutdown.is_set()
 
     async def wait_for_shutdown(self) -> None:
         """Block until :meth:`request_shutdown`."""
@@ -216,22 +230,43 @@ class Runtime:
         try:
             await self._open()
         except BaseException:
-            await self._close_all()
+            await self._close()
             raise
 
     async def _open(self) -> None:
-        settings = self.settings
-        problems = required_settings_problems(settings)
-        if problems:
-            raise ConfigError("; ".join(problems))
-        await self._open_database()
-        await self._open_backend()
-        await self._open_slack_client()
-        scheduler = self._open_scheduler()
-        await self._open_monitor_and_alerts(scheduler)
-        await self._open_web()
-        scheduler.start()
-        await self._open_socket_mode()
+        parts = build(
+            self.settings,
+            clock=self.clock,
+            metrics=self.metrics,
+            slack_recheck_secs=self._slack_recheck_secs,
+        )
+        self.parts, self.readiness = parts, parts.readiness
+        # Built parts hold resources (an engine, connection pools) before they are opened.
+        self._on_close("database", parts.db.dispose)
+        self._on_close("backend client", parts.client.aclose)
+        self._on_close("Slack HTTP session", parts.slack_session.close)
+
+        await parts.db.upgrade()
+        log.info("database %s is at the latest schema", parts.db.safe_url)
+        await self._probe_backend(parts.client)
+        await self._check_slack_token(parts)
+
+        # Fail fast and clearly when another process holds the SQLite file.
+        self._on_close("leadership", self._release_leadership)
+        leading = await parts.monitor.acquire_leadership()
+        log.info(
+            "health monitor: %s", "leading" if leading else "standing by (another replica leads)"
+        )
+        self._on_close("alert delivery", self._close_delivery)
+        parts.scheduler.start()
+        self._on_close("scheduled jobs", self._stop_jobs)
+        self._on_close("Slack listeners", self._drain_listeners)
+        await parts.server.start()
+        self._on_close("web server", parts.server.stop)
+        log.info(
+            "web server listening on %s (gateway %s)", self.url, "on" if parts.gateway_on else "off"
+        )
+        await self._open_socket_mode(parts)
         # The start-up heap is long-lived: keep full collections from walking it and
         # stalling Slack acknowledgements (bench/ack_latency.py: p99 76 ms → 24 ms).
         # Thawed on close, so a process that starts several runtimes (tests) leaks nothing.
@@ -241,38 +276,16 @@ class Runtime:
             "starpod-bot is up: %s, %s mode, %s",
             self.url,
             "Socket Mode" if self.socket_mode else "HTTP",
-            "leading the health sweeps"
-            if self.monitor and self.monitor.is_leader
-            else "standing by",
+            "leading the health sweeps" if parts.monitor.is_leader else "standing by",
         )
 
-    def _on_close(self, name: str, closer: Callable[[], Awaitable[None]]) -> None:
-        self._closers.append((name, closer))
+    def _on_close(self, name: str, closer: Callable[[], Awaitable[object]]) -> None:
+        """Close ``name`` with ``closer`` before everything opened earlier (LIFO)."""
+        self._stack.push_async_callback(self._close_one, name, closer)
 
-    async def _open_database(self) -> None:
-        from bot.store.database import Database
-
-        db = Database(self.settings.database.url)
-        self.db = db
-        self._on_close("database", db.dispose)
-        await db.upgrade()
-        log.info("database %s is at the latest schema", db.safe_url)
-        self.readiness.add("database", database_check(db))
-
-    async def _open_backend(self) -> None:
-        from bot.backend.client import InstanceClient
+    async def _probe_backend(self, client: InstanceClient) -> None:
         from bot.backend.errors import BackendError
 
-        backend = self.settings.backend
-        key = backend.api_key.get_secret_value() if backend.api_key else None
-        client = InstanceClient(
-            self.settings.require_backend_url(),
-            key,
-            timeout=backend.timeout_secs,
-            observer=self.metrics.observe_backend,
-        )
-        self.client = client
-        self._on_close("backend client", client.aclose)
         try:
             async with asyncio.timeout(BACKEND_PROBE_SECS):
                 instances = await client.list_instances()
@@ -283,317 +296,92 @@ class Runtime:
         else:
             log.info("backend %s answers: %d instances", client.base_url, len(instances))
 
-    async def _open_slack_client(self) -> None:
-        from bot.slack.deps import build_web_client
-
-        session = aiohttp.ClientSession()
-        self._slack_session = session
-        self._on_close("Slack HTTP session", session.close)
-        web = build_web_client(self.settings, session=session)
-        self.web = web
-        problem = await slack_auth_problem(web)
+    async def _check_slack_token(self, parts: Parts) -> None:
+        problem = await slack_auth_problem(parts.web)
         if problem is not None:
             raise SlackTokenRejected(problem)
         log.info("Slack accepted the bot token (%s)", self.settings.slack.api_url)
-        check = SlackCheck(self._slack_auth_now, recheck_secs=self._slack_recheck_secs)
-        check.remember(OK)
-        self.readiness.add("slack", check)
+        parts.slack_check.remember(OK)
 
-    async def _slack_auth_now(self) -> str | None:
-        assert self.web is not None
-        try:
-            return await slack_auth_problem(self.web)
-        except SlackUnreachable as exc:
-            return str(exc)
-
-    def _open_scheduler(self) -> AsyncIOScheduler:
-        from apscheduler.schedulers.asyncio import AsyncIOScheduler
-
-        scheduler = AsyncIOScheduler(event_loop=asyncio.get_running_loop(), timezone=UTC)
-        self.scheduler = scheduler
-        return scheduler
-
-    async def _open_monitor_and_alerts(self, scheduler: AsyncIOScheduler) -> None:
-        from bot.alerts.jobs import register_jobs as register_alert_jobs
-        from bot.alerts.service import AlertService
-        from bot.monitor import HealthMonitor
-        from bot.monitor import register_jobs as register_monitor_jobs
-
-        assert self.db is not None and self.client is not None
-        settings = self.settings
-        monitor = HealthMonitor.from_settings(
-            self.client, self.db, settings.monitor, settings.alerts, clock=self.clock
-        ).on_sweep(self.metrics.observe_sweep_report)
-        self.monitor = monitor
-        # Fail fast and clearly when another process holds the SQLite file.
-        leading = await monitor.acquire_leadership()
-        self._on_close("leadership", self._release_leadership)
-        log.info(
-            "health monitor: %s", "leading" if leading else "standing by (another replica leads)"
-        )
-
-        alerts = AlertService.from_settings(
-            settings,
-            self.db,
-            clock=self.clock,
-            is_leader=lambda: monitor.is_leader,
-            session=self._slack_session,
-        )
-        alerts.attach(monitor)
-        self.alerts = alerts
-        self.monitor_handle = register_monitor_jobs(
-            scheduler, monitor=monitor, db=self.db, settings=settings.monitor
-        )
-        register_alert_jobs(scheduler, service=alerts)
-        self._register_ssh_purge(scheduler)
-        self.readiness.add("monitor", self._monitor_check)
-        self._wire_gauges()
-
-    def _register_ssh_purge(self, scheduler: AsyncIOScheduler) -> None:
-        from apscheduler.triggers.interval import IntervalTrigger
-
-        links = self._ssh_links()
-
-        async def purge() -> None:
-            try:
-                await links.purge()
-            except Exception:
-                log.exception("purging expired SSH key links failed")
-
-        scheduler.add_job(
-            purge,
-            trigger=IntervalTrigger(seconds=60, jitter=5),
-            id=SSH_PURGE_JOB_ID,
-            name="SSH key link purge",
-            max_instances=1,
-            coalesce=True,
-            replace_existing=True,
-        )
-
-    def _ssh_links(self) -> SshLinkService:
-        from bot.store.ssh_links import SshLinkService
-
-        if self._links is None:
-            assert self.db is not None
-            self._links = SshLinkService.from_settings(self.settings, self.db, clock=self.clock)
-        return self._links
-
-    async def _monitor_check(self) -> str:
-        if self.monitor is None:
-            return "not started"
-        status = self.monitor.status()
-        if not status.running:
-            return "stopped: the health sweep is not scheduled"
-        if self.scheduler is None or not self.scheduler.running:
-            return "the scheduler is not running"
-        return OK
-
-    def _wire_gauges(self) -> None:
-        from bot.store.alert_models import AlertIncident, AlertOutbox
-
-        metrics, db, monitor = self.metrics, self.db, self.monitor
-        assert db is not None and monitor is not None
-
-        async def count(stmt: Any) -> int:
-            async with db.session() as session:
-                return int(await session.scalar(stmt) or 0)
-
-        metrics.set_source("leader", lambda: monitor.is_leader)
-        metrics.set_source(
-            "open_incidents",
-            lambda: count(
-                select(func.count())
-                .select_from(AlertIncident)
-                .where(AlertIncident.open_key.is_not(None))
-            ),
-        )
-        metrics.set_source(
-            "notifications_pending",
-            lambda: count(
-                select(func.count()).select_from(AlertOutbox).where(AlertOutbox.state == "pending")
-            ),
-        )
-        delivery = self.alerts.delivery if self.alerts else None
-        if delivery is not None:
-            metrics.set_counter_source("notifications_sent", lambda: delivery.sent_total)
-            metrics.set_counter_source("notifications_failed", lambda: delivery.failed_total)
-
-    async def _open_web(self) -> None:
-        from bot.gateway import GatewayDeps, KeyRing, gateway_routes_for
-        from bot.slack.app import create_app
-        from bot.slack.deps import SlackDeps
-        from bot.store.audit import AUDIT_OBSERVER, AuditLog
-        from bot.web.app import create_web_app
-        from bot.web.server import WebServer
-
-        assert self.db is not None and self.client is not None and self.web is not None
-        settings = self.settings
-        links = self._ssh_links()
-        deps = SlackDeps(
-            backend=self.client,
-            db=self.db,
-            web=self.web,
-            ssh_links=links,
-            clock=self.clock,
-            monitor=self.monitor,
-            alerts=self.alerts,
-            extra={AUDIT_OBSERVER: self._count_command},
-        )
-        self.slack_app = create_app(settings, deps)
-        keys = KeyRing(settings.gateway.keys)
-        gateway = (
-            GatewayDeps(
-                client=self.client,
-                db=self.db,
-                keys=keys,
-                audit=AuditLog(self.db, self.clock),
-                clock=self.clock,
-                heartbeat_timeout_secs=settings.monitor.heartbeat_timeout_secs,
-                metrics=self.metrics,
-            )
-            if keys
-            else None
-        )
-        app = create_web_app(
-            slack_app=self.slack_app,
-            signing_secret=settings.slack.signing_secret,
-            ssh_links=links,
-            extra_routes=[
-                readyz_route(self.readiness),
-                metrics_route(self.metrics),
-                *gateway_routes_for(gateway, public_url=settings.http.public_url),
-            ],
-        )
-        # The runtime owns signals (WebServer turns uvicorn's off); log_config=None sends
-        # uvicorn's records through the root handler, where secrets are redacted.
-        server = WebServer(
-            AckLatencyMiddleware(app, self.metrics),
-            host=settings.http.host,
-            port=settings.http.port,
-            log_config=None,
-        )
-        await server.start()
-        self.server = server
-        self._on_close("web server", server.stop)
-        log.info("web server listening on %s (gateway %s)", self.url, "on" if keys else "off")
-
-    def _count_command(self, draft: AuditDraft) -> None:
-        """Every Slack command and click ends in one audit row: count it there."""
-        self.metrics.observe_command(draft.action, draft.result, source=draft.source)
-
-    async def _open_socket_mode(self) -> None:
+    async def _open_socket_mode(self, parts: Parts) -> None:
         token = self.settings.slack.app_token
         if token is None:
             return
         from bot.slack.socket_mode import start_socket_mode, stop_socket_mode
 
-        assert self.slack_app is not None
-        handler = await start_socket_mode(self.slack_app, token.get_secret_value())
+        handler = await start_socket_mode(
+            parts.slack_app, token.get_secret_value(), on_ack=self.metrics.observe_ack
+        )
         self.socket_mode = handler
         self._on_close("Socket Mode", lambda: stop_socket_mode(handler))
-        _time_socket_mode_acks(handler, self.metrics)
-        client = handler.client
+        web, client = parts.web, handler.client
+
+        async def auth_now() -> str | None:
+            return await slack_auth_now(web)
 
         async def connected() -> bool:
             return bool(await client.is_connected())
 
-        self.readiness.add("slack", SlackCheck(self._slack_auth_now, socket_connected=connected))
+        self.readiness.add("slack", SlackCheck(auth_now, socket_connected=connected))
         log.info("Socket Mode connected")
 
     # -- stop --------------------------------------------------------------------------------
 
     async def stop(self) -> None:
-        """Stop taking work, let running jobs finish (bounded), close everything. Idempotent."""
+        """Stop taking work, let running work finish (bounded), close everything. Idempotent."""
         if self._stopped or not self._started:
             return
         self._stopped = True
         self._shutdown.set()
         log.info("starpod-bot is stopping")
-        await self._close_all()
+        await self._close()
         log.info("starpod-bot stopped")
 
-    async def _close_all(self) -> None:
-        # Order: stop new work first (web, Socket Mode, scheduler), then drain, then close.
-        closers = list(reversed(self._closers))
-        self._closers.clear()
-        intake = [c for c in closers if c[0] in ("web server", "Socket Mode")]
-        rest = [c for c in closers if c not in intake]
-        for name, closer in intake:
-            await self._close_one(name, closer)
-        await self._drain_jobs()
-        for name, closer in rest:
-            await self._close_one(name, closer)
+    async def _close(self) -> None:
+        self._deadline = time.monotonic() + self._grace
+        await self._stack.aclose()
+
+    def _grace_left(self) -> float:
+        return max(0.1, self._deadline - time.monotonic())
 
     @staticmethod
-    async def _close_one(name: str, closer: Callable[[], Awaitable[None]]) -> None:
+    async def _close_one(name: str, closer: Callable[[], Awaitable[object]]) -> None:
         try:
             await closer()
         except Exception:  # closing the rest matters more than this one failure
             log.exception("closing the %s failed", name)
+        else:
+            log.debug("closed the %s", name)
 
-    async def _drain_jobs(self) -> None:
-        """No new job starts; the running ones (sweep, delivery …) get the grace period."""
-        scheduler = self.scheduler
-        if scheduler is None:
-            return
-        deadline = time.monotonic() + self._grace
-        if scheduler.running:
-            scheduler.pause()
-        # APScheduler 3's asyncio executor keeps its running jobs' tasks here (no public
-        # accessor); waiting on them is how a sweep in progress gets to finish.
-        executor = scheduler._executors.get("default") if hasattr(scheduler, "_executors") else None
-        pending = {f for f in getattr(executor, "_pending_futures", set()) if not f.done()}
-        if pending:
-            log.info("waiting up to %.0f s for %d running jobs", self._grace, len(pending))
-            _, late = await asyncio.wait(pending, timeout=self._grace)
-            if late:
-                log.warning(
-                    "%d jobs still running after %.0f s; cancelling them", len(late), self._grace
-                )
-        if self.monitor is not None:
-            await self.monitor.stop(wait=max(0.1, deadline - time.monotonic()))
-        if self.alerts is not None and self.alerts.delivery is not None:
-            with contextlib.suppress(Exception):
-                async with asyncio.timeout(max(0.1, deadline - time.monotonic())):
-                    await self.alerts.delivery.aclose()
+    async def _drain_listeners(self) -> None:
+        assert self.parts is not None
+        await self.parts.listeners.drain(self._grace_left())
+
+    async def _stop_jobs(self) -> None:
+        """No new job starts; the running ones (the sweep …) get what is left of the grace."""
+        assert self.parts is not None
+        scheduler, monitor = self.parts.scheduler, self.parts.monitor
+        await scheduler.drain(self._grace_left())
+        await monitor.stop(wait=self._grace_left())
         if scheduler.running:
             scheduler.shutdown(wait=False)
+
+    async def _close_delivery(self) -> None:
+        assert self.parts is not None
+        delivery = self.parts.alerts.delivery
+        if delivery is not None:
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(self._grace_left()):
+                    await delivery.aclose()
 
     async def _release_leadership(self) -> None:
         # monitor.stop() releases a leader's lock or lease. A standby on PostgreSQL still
         # holds its dedicated connection, and a start that failed early never stopped the
         # monitor: release() covers both (it frees only what this process holds).
-        leadership = getattr(self.monitor, "_leadership", None)
+        assert self.parts is not None
+        leadership = self.parts.monitor.leadership
         if leadership is not None:
             await leadership.release()
-
-
-def _time_socket_mode_acks(handler: AsyncSocketModeHandler, metrics: Metrics) -> None:
-    """Observe the time from a Socket Mode envelope's arrival to its acknowledgement."""
-    client = handler.client
-    arrived: dict[str, float] = {}
-
-    async def note_arrival(_client: Any, request: Any) -> None:
-        if len(arrived) > 10_000:  # envelopes never acknowledged must not pile up
-            arrived.clear()
-        arrived[request.envelope_id] = time.perf_counter()
-
-    client.socket_mode_request_listeners.insert(0, note_arrival)
-    send = client.send_socket_mode_response
-
-    async def timed_send(response: Any) -> None:
-        # slack-sdk accepts a SocketModeResponse or a plain dict here.
-        envelope = (
-            response.get("envelope_id")
-            if isinstance(response, dict)
-            else getattr(response, "envelope_id", None)
-        )
-        started = arrived.pop(envelope, None) if envelope else None
-        if started is not None:
-            metrics.observe_ack(time.perf_counter() - started)
-        await send(response)
-
-    client.send_socket_mode_response = timed_send  # type: ignore[method-assign]
 
 
 async def run(settings: Settings) -> int:
@@ -635,7 +423,7 @@ async def run(settings: Settings) -> int:
 
 
 def _on_signal(runtime: Runtime, sig: signal.Signals) -> None:
-    if runtime._shutdown.is_set():
+    if runtime.shutdown_requested:
         log.info("%s again: already stopping", sig.name)
         return
     log.info("%s received: stopping", sig.name)

@@ -6,8 +6,7 @@ bot's own code registers that work here instead, and shutdown drains it::
 
     tracker = TaskTracker("slack listeners")
     task = tracker.track(do_the_work())        # a new task, tracked until it ends
-    with tracker.current():                    # or: count the running task while inside
-        ...
+    tracker.track_current()                    # or: the running task, until it ends
     await tracker.drain(timeout=10)            # wait, then cancel what is still running
 
 Nothing here knows about Slack or the scheduler, so every layer may use it.
@@ -16,9 +15,8 @@ Nothing here knows about Slack or the scheduler, so every layer may use it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import Coroutine, Iterator
+from collections.abc import Coroutine
 from typing import Any, TypeVar
 
 log = logging.getLogger(__name__)
@@ -31,7 +29,7 @@ class TaskTracker:
 
     def __init__(self, name: str = "work") -> None:
         self.name = name
-        self._tasks: dict[asyncio.Task[Any], int] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
 
     def __repr__(self) -> str:
         return f"TaskTracker({self.name!r}, running={len(self._tasks)})"
@@ -42,22 +40,21 @@ class TaskTracker:
     def track(self, coro: Coroutine[Any, Any, T], *, name: str | None = None) -> asyncio.Task[T]:
         """Run ``coro`` as a new task, tracked until it ends; await the task for its result."""
         task = asyncio.get_running_loop().create_task(coro, name=name)
-        self._add(task)
-        task.add_done_callback(self._discard)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
         return task
 
-    @contextlib.contextmanager
-    def current(self) -> Iterator[None]:
-        """Count the running task as tracked work while inside (re-entrant)."""
+    def track_current(self) -> None:
+        """Track the running task until it ends (re-entrant; a no-op outside a task).
+
+        For work that already runs in a task someone else created (a Bolt listener, a
+        scheduler job): registering it is enough for :meth:`drain` to wait for it.
+        """
         task = asyncio.current_task()
-        if task is None:  # not in a task (a plain callback): nothing to wait for
-            yield
+        if task is None or task in self._tasks:
             return
-        self._add(task)
-        try:
-            yield
-        finally:
-            self._remove(task)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def drain(self, timeout: float) -> int:  # noqa: ASYNC109 - a grace period, not a cancel scope
         """Wait up to ``timeout`` s for tracked work to end, then cancel the rest.
@@ -81,16 +78,3 @@ class TaskTracker:
         # Let them run their cleanup (finally blocks) before the resources they use close.
         await asyncio.wait(late, timeout=1.0)
         return len(late)
-
-    def _add(self, task: asyncio.Task[Any]) -> None:
-        self._tasks[task] = self._tasks.get(task, 0) + 1
-
-    def _remove(self, task: asyncio.Task[Any]) -> None:
-        left = self._tasks.get(task, 0) - 1
-        if left > 0:
-            self._tasks[task] = left
-        else:
-            self._tasks.pop(task, None)
-
-    def _discard(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.pop(task, None)

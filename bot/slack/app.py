@@ -26,7 +26,7 @@ from bot.config import Settings
 from bot.errors import ConfigError
 from bot.slack import actions, commands, incident_buttons
 from bot.slack.deps import SlackDeps
-from bot.slack.middleware import ListenerPipeline
+from bot.slack.middleware import ListenerPipeline, StartWork, run_in_place
 from bot.slack.services import Services
 
 log = logging.getLogger(__name__)
@@ -74,13 +74,19 @@ class _DropTokenSkippedWarning(logging.Filter):
 
 
 def create_app(
-    settings: Settings, deps: SlackDeps, *, services: Services | None = None
+    settings: Settings,
+    deps: SlackDeps,
+    *,
+    services: Services | None = None,
+    start_work: StartWork = run_in_place,
 ) -> AsyncApp:
     """Build the Bolt ``AsyncApp`` for ``settings`` on ``deps``; nothing runs until requests come.
 
     Needs ``slack.signing_secret`` (HTTP mode) or ``slack.app_token`` (Socket Mode), and a
     bot token on ``deps.web``. ``services`` (built from ``settings`` and ``deps`` when not
     given) are the listeners' shared helpers: pass them to watch the work slots.
+    ``start_work`` starts each request's listener work (the runtime passes a
+    :class:`~bot.tasks.TaskTracker`'s ``track``, so shutdown drains it).
     """
     signing_secret = settings.slack.signing_secret
     if signing_secret is None and settings.slack.app_token is None:
@@ -103,7 +109,7 @@ def create_app(
     )
     if services is None:
         services = Services.build(settings, deps)
-    pipeline = ListenerPipeline(services)
+    pipeline = ListenerPipeline(services, start_work=start_work)
     app.error(pipeline.on_error)
     # Every listener, the alerts feature's incident buttons too (they answer plainly when
     # alerts are not wired), behind the same middleware: mounted here, once.

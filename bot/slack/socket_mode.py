@@ -6,13 +6,41 @@ listeners serve both modes, and acknowledgements go back over the socket.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
+from slack_sdk.socket_mode.async_client import AsyncBaseSocketModeClient
+from slack_sdk.socket_mode.request import SocketModeRequest
+
+AckObserver = Callable[[float], None]
 
 
-async def start_socket_mode(app: AsyncApp, app_token: str) -> AsyncSocketModeHandler:
+class TimedSocketModeHandler(AsyncSocketModeHandler):
+    """Bolt's handler, reporting how long each envelope took until its acknowledgement.
+
+    ``handle`` is the handler's documented override point: it runs the app (which returns
+    once the listener acknowledged) and sends the acknowledgement back over the socket.
+    """
+
+    def __init__(self, app: AsyncApp, app_token: str, *, on_ack: AckObserver | None = None) -> None:
+        super().__init__(app, app_token)
+        self._on_ack = on_ack
+
+    async def handle(self, client: AsyncBaseSocketModeClient, req: SocketModeRequest) -> None:  # type: ignore[override]
+        """Answer one envelope, then report the seconds from its arrival to the answer sent."""
+        started = time.perf_counter()
+        await super().handle(client, req)  # type: ignore[arg-type]
+        if self._on_ack is not None:
+            self._on_ack(time.perf_counter() - started)
+
+
+async def start_socket_mode(
+    app: AsyncApp, app_token: str, *, on_ack: AckObserver | None = None
+) -> AsyncSocketModeHandler:
     """Connect to Slack with the app-level token (``xapp-…``); returns the handler to close."""
-    handler = AsyncSocketModeHandler(app, app_token)
+    handler = TimedSocketModeHandler(app, app_token, on_ack=on_ack)
     await handler.connect_async()
     return handler
 

@@ -7,12 +7,26 @@ import contextlib
 import gc
 import logging
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import uvicorn
 from starlette.types import ASGIApp
 
 log = logging.getLogger(__name__)
+
+
+class EmbeddedServer(uvicorn.Server):
+    """A uvicorn server that leaves signals to its host (the runtime handles them).
+
+    ``uvicorn.Server.serve`` runs inside :meth:`capture_signals`, which takes SIGINT and
+    SIGTERM for itself and raises them again once the server has stopped; that is its
+    documented extension point for servers embedded in a larger program.
+    """
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        """Capture nothing: the bot's own handlers stay in place."""
+        yield
 
 
 class WebServer:
@@ -41,9 +55,7 @@ class WebServer:
         # The caller's options win over these defaults (the ack bench keeps connections 300 s).
         settings.update(options)
         config = uvicorn.Config(app, host=host, port=port, **settings)  # type: ignore[arg-type]
-        self._server = uvicorn.Server(config)
-        # uvicorn installs signal handlers in serve(); the runtime owns signals.
-        self._server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        self._server = EmbeddedServer(config)
         self._task: asyncio.Task[None] | None = None
         self._sock = sock
         self.host = host

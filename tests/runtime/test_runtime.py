@@ -190,7 +190,7 @@ async def test_stop_waits_for_a_running_sweep(
     # Start a sweep through the scheduler, as the interval would.
     runtime.scheduler.modify_job("starpod-health-sweep", next_run_time=runtime.clock())
     monitor = runtime.monitor
-    await _until(lambda: monitor._current is not None, "a sweep in progress")
+    await _until(lambda: monitor.sweeping, "a sweep in progress")
     await runtime.stop()
     status = runtime.monitor.status()
     assert status.last_error is None

@@ -1,0 +1,331 @@
+"""``build(settings)``: every part of the bot, constructed and wired, nothing opened yet.
+
+The runtime, the demo (which runs the runtime) and the tests construct the bot here, so
+there is one place that says which part talks to which::
+
+    parts = build(settings)          # no I/O: no connection, no query, no socket bound
+    await parts.db.upgrade()         # opening, in order, is the runtime's job
+    ...
+
+It must be called with an event loop running (the aiohttp session and the scheduler
+belong to it). Nothing is started: the scheduler is not running, the web server is not
+bound, Socket Mode is not connected; closing each part is the caller's job too (the
+runtime does it in reverse order of opening).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+from sqlalchemy import func, select
+
+from bot.errors import ConfigError
+from bot.metrics import AckLatencyMiddleware, Metrics, create_metrics, metrics_route
+from bot.probes import OK, Readiness, SlackCheck, database_check, readyz_route
+from bot.scheduling import TrackedScheduler, new_scheduler
+from bot.tasks import TaskTracker
+
+if TYPE_CHECKING:
+    from slack_bolt.async_app import AsyncApp
+    from slack_sdk.web.async_client import AsyncWebClient
+
+    from bot.alerts.service import AlertService
+    from bot.backend.client import InstanceClient
+    from bot.config import Settings
+    from bot.monitor import HealthMonitor, MonitorHandle
+    from bot.store.ssh_links import SshLinkService
+    from bot.store.database import Database
+    from bot.web.server import WebServer
+
+Clock = Callable[[], datetime]
+
+SSH_PURGE_JOB_ID = "starpod-ssh-links-purge"
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Parts:
+    """The bot's parts, wired to each other; see :func:`build`."""
+
+    settings: Settings
+    clock: Clock
+    metrics: Metrics
+    readiness: Readiness
+    db: Database
+    client: InstanceClient
+    slack_session: aiohttp.ClientSession
+    web: AsyncWebClient
+    slack_check: SlackCheck
+    monitor: HealthMonitor
+    monitor_handle: MonitorHandle
+    alerts: AlertService
+    ssh_links: SshLinkService
+    scheduler: TrackedScheduler
+    listeners: TaskTracker
+    slack_app: AsyncApp
+    server: WebServer
+    gateway_on: bool
+
+
+def required_settings_problems(settings: Settings) -> list[str]:
+    """What the bot cannot start without, one line each (empty when all is set)."""
+    from bot.config import missing_message
+
+    problems = []
+    if not settings.backend.url:
+        problems.append(missing_message("backend.url"))
+    if settings.slack.bot_token is None:
+        problems.append(missing_message("slack.bot_token"))
+    if settings.slack.signing_secret is None and settings.slack.app_token is None:
+        problems.append(
+            "Slack needs SLACK_SIGNING_SECRET (HTTP mode) or SLACK_APP_TOKEN (Socket Mode): "
+            "export one of them"
+        )
+    return problems
+
+
+def build(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    metrics: Metrics | None = None,
+    slack_recheck_secs: float = 60.0,
+) -> Parts:
+    """Construct every part for ``settings``; raises ConfigError naming each missing setting.
+
+    ``clock`` (aware datetimes) is handed to every part that reads time; ``metrics``
+    defaults to a private registry; ``slack_recheck_secs`` is how long ``/readyz`` trusts
+    the last ``auth.test``.
+    """
+    from bot.alerts.jobs import register_jobs as register_alert_jobs
+    from bot.alerts.service import AlertService
+    from bot.backend.client import InstanceClient
+    from bot.monitor import HealthMonitor
+    from bot.monitor import register_jobs as register_monitor_jobs
+    from bot.slack.deps import build_web_client
+    from bot.store.ssh_links import SshLinkService
+    from bot.slack.token_check import slack_auth_now
+    from bot.store.database import Database
+
+    problems = required_settings_problems(settings)
+    if problems:
+        raise ConfigError("; ".join(problems))
+    clock = clock or _utcnow
+    metrics = metrics or create_metrics()
+    db = Database(settings.database.url)
+    backend = settings.backend
+    client = InstanceClient(
+        settings.require_backend_url(),
+        backend.api_key.get_secret_value() if backend.api_key else None,
+        timeout=backend.timeout_secs,
+        observer=metrics.observe_backend,
+    )
+    slack_session = aiohttp.ClientSession()
+    web = build_web_client(settings, session=slack_session)
+    monitor = HealthMonitor.from_settings(
+        client, db, settings.monitor, settings.alerts, clock=clock
+    ).on_sweep(metrics.observe_sweep_report)
+    alerts = AlertService.from_settings(
+        settings, db, clock=clock, is_leader=lambda: monitor.is_leader, session=slack_session
+    )
+    alerts.attach(monitor)
+    links = SshLinkService.from_settings(settings, db, clock=clock)
+
+    scheduler = new_scheduler()
+    handle = register_monitor_jobs(scheduler, monitor=monitor, db=db, settings=settings.monitor)
+    register_alert_jobs(scheduler, service=alerts)
+    _register_ssh_purge(scheduler, links)
+
+    async def auth_now() -> str | None:
+        return await slack_auth_now(web)
+
+    slack_check = SlackCheck(auth_now, recheck_secs=slack_recheck_secs)
+    readiness = Readiness()
+    readiness.add("database", database_check(db))
+    readiness.add("slack", slack_check)
+    readiness.add("monitor", _monitor_check(monitor, scheduler))
+    _wire_gauges(metrics, db, monitor, alerts)
+
+    listeners = TaskTracker("Slack listeners")
+    slack_app = _slack_app(
+        settings, metrics, db, client, web, links, monitor, alerts, listeners, clock
+    )
+    server, gateway_on = _web_server(
+        settings, metrics, readiness, db, client, links, slack_app, clock
+    )
+    return Parts(
+        settings=settings,
+        clock=clock,
+        metrics=metrics,
+        readiness=readiness,
+        db=db,
+        client=client,
+        slack_session=slack_session,
+        web=web,
+        slack_check=slack_check,
+        monitor=monitor,
+        monitor_handle=handle,
+        alerts=alerts,
+        ssh_links=links,
+        scheduler=scheduler,
+        listeners=listeners,
+        slack_app=slack_app,
+        server=server,
+        gateway_on=gateway_on,
+    )
+
+
+def _slack_app(
+    settings: Settings,
+    metrics: Metrics,
+    db: Database,
+    client: InstanceClient,
+    web: AsyncWebClient,
+    links: SshLinkService,
+    monitor: HealthMonitor,
+    alerts: AlertService,
+    listeners: TaskTracker,
+    clock: Clock,
+) -> AsyncApp:
+    from bot.slack.app import create_app
+    from bot.store.audit import AUDIT_OBSERVER, AuditDraft
+    from bot.slack.deps import SlackDeps
+
+    def count_command(draft: AuditDraft) -> None:
+        # Every Slack command and click ends in one audit row: count it there.
+        metrics.observe_command(draft.action, draft.result, source=draft.source)
+
+    deps = SlackDeps(
+        backend=client,
+        db=db,
+        web=web,
+        ssh_links=links,
+        clock=clock,
+        monitor=monitor,
+        alerts=alerts,
+        extra={AUDIT_OBSERVER: count_command},
+    )
+    # Each request's listener work runs as a tracked task: shutdown drains it.
+    return create_app(settings, deps, start_work=listeners.track)
+
+
+def _web_server(
+    settings: Settings,
+    metrics: Metrics,
+    readiness: Readiness,
+    db: Database,
+    client: InstanceClient,
+    links: SshLinkService,
+    slack_app: AsyncApp,
+    clock: Clock,
+) -> tuple[WebServer, bool]:
+    from bot.gateway import GatewayDeps, KeyRing, gateway_routes_for
+    from bot.store.audit import AuditLog
+    from bot.web.app import create_web_app
+    from bot.web.server import WebServer
+
+    keys = KeyRing(settings.gateway.keys)
+    gateway = (
+        GatewayDeps(
+            client=client,
+            db=db,
+            keys=keys,
+            audit=AuditLog(db, clock),
+            clock=clock,
+            heartbeat_timeout_secs=settings.monitor.heartbeat_timeout_secs,
+            metrics=metrics,
+        )
+        if keys
+        else None
+    )
+    app = create_web_app(
+        slack_app=slack_app,
+        signing_secret=settings.slack.signing_secret,
+        ssh_links=links,
+        extra_routes=[
+            readyz_route(readiness),
+            metrics_route(metrics),
+            *gateway_routes_for(gateway, public_url=settings.http.public_url),
+        ],
+    )
+    # log_config=None sends uvicorn's records through the root handler, where secrets are
+    # redacted; signals stay with the runtime (see EmbeddedServer).
+    server = WebServer(
+        AckLatencyMiddleware(app, metrics),
+        host=settings.http.host,
+        port=settings.http.port,
+        log_config=None,
+    )
+    return server, bool(keys)
+
+
+def _register_ssh_purge(scheduler: TrackedScheduler, links: SshLinkService) -> None:
+    import logging
+
+    from apscheduler.triggers.interval import IntervalTrigger
+
+    log = logging.getLogger(__name__)
+
+    async def purge() -> None:
+        try:
+            await links.purge()
+        except Exception:
+            log.exception("purging expired SSH key links failed")
+
+    scheduler.add_job(
+        purge,
+        trigger=IntervalTrigger(seconds=60, jitter=5),
+        id=SSH_PURGE_JOB_ID,
+        name="SSH key link purge",
+        max_instances=1,
+        coalesce=True,
+        replace_existing=True,
+    )
+
+
+def _monitor_check(monitor: HealthMonitor, scheduler: TrackedScheduler) -> Callable[[], Any]:
+    async def check() -> str:
+        if not monitor.status().running:
+            return "stopped: the health sweep is not scheduled"
+        if not scheduler.running:
+            return "the scheduler is not running"
+        return OK
+
+    return check
+
+
+def _wire_gauges(
+    metrics: Metrics, db: Database, monitor: HealthMonitor, alerts: AlertService
+) -> None:
+    from bot.store.alert_models import AlertIncident, AlertOutbox
+
+    async def count(stmt: Any) -> int:
+        async with db.session() as session:
+            return int(await session.scalar(stmt) or 0)
+
+    metrics.set_source("leader", lambda: monitor.is_leader)
+    metrics.set_source(
+        "open_incidents",
+        lambda: count(
+            select(func.count())
+            .select_from(AlertIncident)
+            .where(AlertIncident.open_key.is_not(None))
+        ),
+    )
+    metrics.set_source(
+        "notifications_pending",
+        lambda: count(
+            select(func.count()).select_from(AlertOutbox).where(AlertOutbox.state == "pending")
+        ),
+    )
+    delivery = alerts.delivery
+    if delivery is not None:
+        metrics.set_counter_source("notifications_sent", lambda: delivery.sent_total)
+        metrics.set_counter_source("notifications_failed", lambda: delivery.failed_total)

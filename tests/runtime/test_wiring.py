@@ -1,0 +1,50 @@
+"""``build(settings)``: every part constructed and wired to the others, nothing opened."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from bot.config import Settings
+from bot.errors import ConfigError
+from bot.monitor.sql_store import SqlMonitorStore
+from bot.sim.backend import BackendSimulator
+from bot.sim.slack import SlackEmulator
+from bot.wiring import build
+
+MakeSettings = Callable[..., Settings]
+
+
+async def test_build_wires_the_parts_without_opening_any(
+    make_settings: MakeSettings, backend_sim: BackendSimulator, slack_emulator: SlackEmulator
+) -> None:
+    parts = build(make_settings())
+    try:
+        # No I/O: no backend call, no Slack call, no database file, nothing scheduled yet.
+        assert sum(backend_sim.calls.values()) == 0
+        assert slack_emulator.calls == []
+        assert parts.db.sqlite_path is not None and not parts.db.sqlite_path.exists()
+        assert not parts.scheduler.running
+        # Wired: one database under the monitor, the sweep and the alert jobs scheduled.
+        assert isinstance(parts.monitor.store, SqlMonitorStore)
+        assert parts.monitor.store.db is parts.db
+        assert parts.monitor.status().running
+        assert {job.id for job in parts.scheduler.get_jobs()} >= {
+            "starpod-health-sweep",
+            "starpod-retention",
+            "starpod-alerts-delivery",
+            "starpod-alerts-housekeeping",
+            "starpod-ssh-links-purge",
+        }
+        assert list(parts.readiness.checks) == ["database", "slack", "monitor"]
+        assert parts.gateway_on
+    finally:
+        await parts.slack_session.close()
+        await parts.client.aclose()
+        await parts.db.dispose()
+
+
+async def test_build_names_every_missing_setting(make_settings: MakeSettings) -> None:
+    with pytest.raises(ConfigError, match="SLACK_BOT_TOKEN"):
+        build(make_settings(SLACK_BOT_TOKEN=""))

@@ -38,6 +38,10 @@ async def test_the_seed_api_restarts_a_stale_instance_without_a_database(
     sim.stop_heartbeat(stalled)
     fake_clock.advance(100)
     changes: list[tuple[str, str]] = []
+
+    def on_change(instance_id: str, status: str, _health: object) -> None:
+        changes.append((instance_id, status))
+
     swept: asyncio.Future[SweepReport] = asyncio.get_running_loop().create_future()
 
     def first_report(report: SweepReport) -> None:

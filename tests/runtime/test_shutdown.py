@@ -10,7 +10,7 @@ from collections.abc import Callable
 import pytest
 
 from bot.config import Settings
-from bot.runtime import Runtime
+from bot.runtime import Runtime, SlackTokenRejected
 from bot.sim.backend import BackendSimulator
 from bot.sim.slack import SlackEmulator
 
@@ -51,7 +51,7 @@ async def test_a_failed_start_closes_only_what_it_opened(
     make_settings: MakeSettings, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG, logger="bot.runtime")
-    with pytest.raises(Exception, match="auth.test"):
+    with pytest.raises(SlackTokenRejected):
         await Runtime(make_settings(SLACK_BOT_TOKEN="xoxb-not-the-right-one")).start()
     assert _closed(caplog) == ["Slack HTTP session", "backend client", "database"]
 

@@ -9,10 +9,18 @@
     handle = monitor.start()
     handle.send()
 
-Modules: ``monitor`` (HealthMonitor, MonitorHandle, SweepReport), ``events``
-(MonitorEvent, EventKind, MonitorStatus), ``policy`` (pure rules: staleness, restart budget,
-storm), ``tracking`` (one sweep's decisions), ``fetch`` (list + bounded health calls),
-``persist`` (batched writes), ``jobs`` (register_jobs: sweep and retention).
+Without ``store`` the monitor keeps its history in memory; either way one sweep runs the
+same steps over the :class:`~bot.monitor.store.MonitorStore` interface.
+
+Modules: ``monitor`` (HealthMonitor: builder, schedule, status), ``handle``
+(MonitorHandle), ``sweep`` (Sweeper: the steps of one sweep), ``reports`` (SweepReport),
+``settings`` (MonitorConfig), ``leading`` (LeaderGate: which replica sweeps), ``store``
+(the MonitorStore protocol), ``sql_store`` and ``memory_store`` (its two implementations),
+``restarts`` (restart decisions and the one auto-restart call), ``events`` (MonitorEvent,
+EventKind, MonitorStatus), ``policy`` (pure rules: staleness, restart budget, storm),
+``tracking`` (one sweep's decisions), ``fetch`` (list + bounded health calls),
+``persist`` (batched SQL writes), ``schedule`` (the sweep's job), ``jobs``
+(register_jobs: sweep and retention).
 """
 
 from bot.monitor.events import EventHandler, EventKind, MonitorEvent, MonitorStatus

@@ -117,10 +117,10 @@ class MemoryMonitorStore:
                 remembered.status = snapshot.status
                 self.instances[snapshot.id] = remembered
         for change in tx.changes:
-            if (remembered := self.instances.get(change.instance.id)) is not None:
-                remembered.last_change = change.to_status
+            if (changed := self.instances.get(change.instance.id)) is not None:
+                changed.last_change = change.to_status
         for instance_id, at in tx.restarts:
-            if (remembered := self.instances.get(instance_id)) is not None:
+            if (restarted := self.instances.get(instance_id)) is not None:
                 horizon = at - self._keep_restarts
-                remembered.restarts = [t for t in remembered.restarts if t > horizon]
-                remembered.restarts.append(at)
+                restarted.restarts = [t for t in restarted.restarts if t > horizon]
+                restarted.restarts.append(at)

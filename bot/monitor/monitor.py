@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Self
 
 from bot.monitor.events import EventHandler, MonitorStatus, RestartGuard, StatusCallback
 from bot.monitor.handle import MonitorHandle
+from bot.monitor.leading import LeaderGate
 from bot.monitor.policy import BACKEND_FAILURES_FOR_UNREACHABLE, RestartBudget, StormRule
 from bot.monitor.reports import SweepReport
 from bot.monitor.schedule import JOB_ID, add_sweep_job
@@ -63,9 +64,9 @@ class HealthMonitor:
     ) -> None:
         self._client = client
         self._store = monitor_store(store)
-        self._leadership = leadership
         self._config = MonitorConfig()
         self._sweeper = Sweeper(client, self._store, self._config)
+        self._gate = LeaderGate(leadership, on_gain=self._sweeper.forget)
         self._sweep_observers: list[Callable[[SweepReport], None]] = []
         self._sweep_lock = asyncio.Lock()
         self._current: asyncio.Task[Any] | None = None
@@ -76,7 +77,6 @@ class HealthMonitor:
         self._last_sweep_secs: float | None = None
         self._last_error: str | None = None
         self._stale_count = 0
-        self._tried_leadership = False
 
     def __repr__(self) -> str:
         return f"HealthMonitor({self._client!r}, store={self._store!r})"
@@ -125,7 +125,7 @@ class HealthMonitor:
 
     def with_leadership(self, leadership: Leadership | None) -> Self:
         """Elect a leader through ``leadership``; None: this process always sweeps."""
-        self._leadership = leadership
+        self._gate.leadership = leadership
         return self
 
     def with_storm(self, min_instances: int, share: float) -> Self:
@@ -213,7 +213,7 @@ class HealthMonitor:
     @property
     def leadership(self) -> Leadership | None:
         """How this replica is elected, or None when it always sweeps."""
-        return self._leadership
+        return self._gate.leadership
 
     @property
     def sweeping(self) -> bool:
@@ -223,7 +223,7 @@ class HealthMonitor:
     @property
     def is_leader(self) -> bool:
         """True when this replica sweeps (always, without a leadership)."""
-        return self._leadership is None or self._leadership.is_leader
+        return self._gate.is_leader
 
     def status(self) -> MonitorStatus:
         """The monitor's own state, for ``/starpod status``."""
@@ -233,9 +233,7 @@ class HealthMonitor:
             last_sweep_secs=self._last_sweep_secs,
             last_error=self._last_error,
             is_leader=self.is_leader,
-            standing_by=self._leadership is not None
-            and self._tried_leadership
-            and not self._leadership.is_leader,
+            standing_by=self._gate.standing_by,
             backend_reachable=failures < BACKEND_FAILURES_FOR_UNREACHABLE,
             consecutive_backend_failures=failures,
             instances_tracked=len(self._sweeper.tracked),
@@ -289,18 +287,14 @@ class HealthMonitor:
                 log.warning("health sweep still running after %.0f s; cancelling it", wait)
                 task.cancel()
                 await asyncio.wait({task}, timeout=1)
-        if self._leadership is not None and self._leadership.is_leader:
-            try:
-                await self._leadership.release()
-            except Exception as exc:  # the lock or lease frees itself when we are gone
-                log.warning("could not release the leadership: %s", exc)
+        await self._gate.step_down()
 
     async def acquire_leadership(self) -> bool:
         """Try to lead now; raises LeadershipRefused when SQLite is held by another process.
 
         The runtime calls this at start to fail fast with a clear message.
         """
-        return await self._lead()
+        return await self._gate.lead()
 
     async def _scheduled_sweep(self) -> None:
         # The scheduler's entry point: nothing may escape (APScheduler would only log it).
@@ -325,9 +319,9 @@ class HealthMonitor:
             self._current = asyncio.current_task()
             try:
                 report = SweepReport(at=self._config.now())
-                if await self._lead():
+                if await self._gate.lead():
                     report.swept = True
-                    await self._sweeper.sweep(report, may_restart=self._may_restart)
+                    await self._sweeper.sweep(report, may_restart=self._gate.may_restart)
                     self._finish(report)
             finally:
                 self._current = None
@@ -344,32 +338,3 @@ class HealthMonitor:
         self._last_error = report.backend_error
         if report.backend_error is None:
             self._stale_count = len(report.stale_ids)
-
-    async def _may_restart(self, count: int) -> bool:
-        if self._leadership is not None and not await self._leadership.check():
-            # Leadership lost since the sweep began: another replica may restart them.
-            log.warning("lost the leadership before restarting %d instances; skipping", count)
-            return False
-        return True
-
-    async def _lead(self) -> bool:
-        lead = self._leadership
-        if lead is None:
-            return True
-        was_leader = lead.is_leader
-        self._tried_leadership = True
-        try:
-            leading = await lead.acquire()
-        except Exception as exc:  # cannot tell: do not act as the leader this round
-            log.warning("leader election failed (%s); standing by", exc)
-            return False
-        if leading and not was_leader:
-            # Another replica may have acted meanwhile: forget what memory says.
-            log.info("health monitor: this replica now leads the sweeps")
-            self._sweeper.forget()
-        elif was_leader and not leading:
-            log.warning("health monitor: lost the leadership; standing by")
-        refusal = getattr(lead, "refusal", None)
-        if not leading and callable(refusal):
-            raise refusal()
-        return leading

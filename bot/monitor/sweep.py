@@ -268,8 +268,8 @@ class Sweeper:
                 mem.deferred_until = None
             new[instance_id] = mem
         for instance_id, (announced, deferred) in recorded.decisions.items():
-            if (mem := new.get(instance_id)) is not None:
-                mem.announced_exhaustion, mem.deferred_until = announced, deferred
+            if (decided := new.get(instance_id)) is not None:
+                decided.announced_exhaustion, decided.deferred_until = announced, deferred
         self.tracked = new
         if recorded.rows_refreshed_at is not None:
             self.rows_refreshed_at = recorded.rows_refreshed_at

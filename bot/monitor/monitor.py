@@ -143,7 +143,8 @@ class HealthMonitor:
 
         With a store, the handler runs inside the transaction that records the event, in
         its own SAVEPOINT: what it writes commits atomically with the change, and a handler
-        that raises is logged and rolled back alone. Without a store ``session`` is None.
+        that raises is logged and rolled back alone. In memory (no database) ``session``
+        is None.
         """
         self._config.handlers.append(handler)
         return self

@@ -7,7 +7,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from bot.monitor.monitor import HealthMonitor, MonitorHandle
+from bot.monitor.handle import MonitorHandle
+from bot.monitor.monitor import HealthMonitor
 
 if TYPE_CHECKING:
     from apscheduler.schedulers.asyncio import AsyncIOScheduler

@@ -21,6 +21,8 @@ FORBIDDEN = (
     r"\._async_listener_runner\b",
     r"\._async_middleware_list\b",
     r"\._async_listeners\b",
+    r"\._value2member_map_\b",
+    r"\._member_map_\b",
 )
 
 

@@ -50,6 +50,7 @@ SHORT_OPTIONS = {
     "-r": "--region",
 }
 
+_SUBCOMMAND_WORDS = frozenset(sub.value for sub in Subcommand)
 _SLACK_MARKUP = re.compile(r"<([^<>]*)>")
 _DASHES = "\u2014\u2013\u2212\u2012\u2010"  # em dash, en dash, minus sign, figure dash, hyphen
 _QUOTES = {
@@ -135,7 +136,7 @@ def parse(text: str) -> Command | UsageProblem:
     if isinstance(tokens, UsageProblem):
         # Still show the usage line when the first word names a subcommand.
         first = normalised.split(maxsplit=1)[0].lower() if normalised.split() else ""
-        sub = Subcommand(first) if first in Subcommand._value2member_map_ else None
+        sub = Subcommand(first) if first in _SUBCOMMAND_WORDS else None
         usage = SPECS[sub].usage_line if sub is not None else f"{COMMAND} help"
         return UsageProblem(tokens.message, usage, None, sub, normalised)
     try:

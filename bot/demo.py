@@ -6,7 +6,8 @@ One command supervises three parts:
    heartbeat about a minute in;
 2. the Slack emulator with the browser playground (``http://127.0.0.1:3000/``);
 3. the bot itself, as a child process running ``starpod-bot run`` in HTTP mode on its own port
-   and a local SQLite file, pointed at both: the production path, not a shortcut.
+   and a local SQLite file, pointed at both: the production path, not a shortcut (its parts
+   come from :func:`bot.wiring.build`, as in production and in the runtime tests).
 
 The parent owns the child: the child runs in its own session (a terminal's Ctrl-C reaches only
 the parent), and the parent stops it with SIGTERM, then SIGKILL after a grace period. If the bot

@@ -37,8 +37,8 @@ if TYPE_CHECKING:
     from bot.backend.client import InstanceClient
     from bot.config import Settings
     from bot.monitor import HealthMonitor, MonitorHandle
-    from bot.store.ssh_links import SshLinkService
     from bot.store.database import Database
+    from bot.store.ssh_links import SshLinkService
     from bot.web.server import WebServer
 
 Clock = Callable[[], datetime]
@@ -110,9 +110,9 @@ def build(
     from bot.monitor import HealthMonitor
     from bot.monitor import register_jobs as register_monitor_jobs
     from bot.slack.deps import build_web_client
-    from bot.store.ssh_links import SshLinkService
     from bot.slack.token_check import slack_auth_now
     from bot.store.database import Database
+    from bot.store.ssh_links import SshLinkService
 
     problems = required_settings_problems(settings)
     if problems:
@@ -195,8 +195,8 @@ def _slack_app(
     clock: Clock,
 ) -> AsyncApp:
     from bot.slack.app import create_app
-    from bot.store.audit import AUDIT_OBSERVER, AuditDraft
     from bot.slack.deps import SlackDeps
+    from bot.store.audit import AUDIT_OBSERVER, AuditDraft
 
     def count_command(draft: AuditDraft) -> None:
         # Every Slack command and click ends in one audit row: count it there.

@@ -37,7 +37,8 @@ _ERRORS = {
     403: "The key's role does not allow this action.",
     404: "No instance matches the id, id prefix or name.",
     409: "The reference matches several instances (see candidates), or the backend refused "
-    "the transition (e.g. pausing a paused instance).",
+    "the transition (e.g. pausing a paused instance), or another action on the instance "
+    "is in progress.",
     413: "The body is too large.",
     422: "The body or a parameter is not valid.",
     500: "An unexpected error; the bot's log has the id given in the message.",

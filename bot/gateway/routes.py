@@ -44,11 +44,12 @@ from bot.gateway.models import (
     RestartOut,
     StatusChangeOut,
 )
+from bot.instances import Actor, Busy, Failed, InstanceActions, Verb
 from bot.metrics import Metrics
 from bot.store.audit import AuditDraft, AuditLog
 from bot.store.database import Database
 from bot.store.models import InstanceRow, RestartAttempt
-from bot.store.queries import record_restart, record_status_change, status_history
+from bot.store.queries import status_history
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +130,8 @@ class GatewayDeps:
     clock: Callable[[], datetime]
     heartbeat_timeout_secs: float = 90.0
     metrics: Metrics | None = None
+    # The instance actions (built on ``client`` and ``db`` when not given).
+    actions: InstanceActions | None = None
 
 
 Action = Callable[[Request, Caller, AuditDraft], Awaitable[Response]]
@@ -139,6 +142,7 @@ class Gateway:
 
     def __init__(self, deps: GatewayDeps) -> None:
         self.deps = deps
+        self.actions = deps.actions or InstanceActions(deps.client, deps.db, clock=deps.clock)
 
     # -- the envelope every call goes through -------------------------------------------------
 
@@ -215,34 +219,6 @@ class Gateway:
             raise GatewayError(422, "the body must be a JSON object", result="usage")
         return data
 
-    async def _record_change(
-        self, caller: Caller, before: Instance, after: Instance | None, action: str
-    ) -> None:
-        """Record a status change the backend's answer already shows, naming the caller.
-
-        A backend that answers before the change settles leaves it to the next sweep.
-        """
-        if after is None or after.status_raw == before.status_raw:
-            return
-        at = self.deps.clock()
-
-        async def write(session: Any) -> None:
-            await record_status_change(
-                session,
-                instance_id=before.id,
-                from_status=before.status_raw,
-                to_status=after.status_raw,
-                at=at,
-                cause="user",
-                actor=caller.actor[:64],
-                reason=f"{action} through the gateway",
-            )
-
-        try:
-            await self.deps.db.run(write)
-        except Exception:  # the action happened; the next sweep records the change
-            log.exception("could not record the %s of %s", action, before.id)
-
     # -- endpoints ----------------------------------------------------------------------------
 
     async def list_instances(self, request: Request) -> Response:
@@ -264,7 +240,7 @@ class Gateway:
     async def create_instance(self, request: Request) -> Response:
         """``POST /api/instances`` with ``{"name": …, "region": …}`` (both optional)."""
 
-        async def act(request: Request, _caller: Caller, draft: AuditDraft) -> Response:
+        async def act(request: Request, caller: Caller, draft: AuditDraft) -> Response:
             data = await self._body(request)
             try:
                 spec = CreateInstanceIn.model_validate(data)
@@ -272,9 +248,14 @@ class Gateway:
                 first = exc.errors()[0]
                 where = ".".join(str(p) for p in first["loc"]) or "body"
                 raise GatewayError(422, f"{where}: {first['msg']}", result="usage") from None
-            instance = await self.deps.client.create_instance(spec.name, spec.region)
-            draft.instance_id = instance.id
-            return _json(self._out(instance), 201)
+            result = await self.actions.create(
+                Actor.gateway(caller.actor), name=spec.name, region=spec.region, wait=False
+            )
+            if isinstance(result, Failed) and result.exc is not None:
+                raise result.exc
+            assert result.instance is not None  # only a refused create has none
+            draft.instance_id = result.instance.id
+            return _json(self._out(result.instance), 201)
 
         return await self._call(request, "create", act)
 
@@ -289,59 +270,46 @@ class Gateway:
     async def kill_instance(self, request: Request) -> Response:
         """``DELETE /api/instances/{id}``: terminate it (admin)."""
 
-        async def act(request: Request, _caller: Caller, draft: AuditDraft) -> Response:
-            instance = await self._resolve(request, draft)
-            await self.deps.client.kill_instance(instance.id)
+        async def act(request: Request, caller: Caller, draft: AuditDraft) -> Response:
+            await self._act(Verb.KILL, await self._resolve(request, draft), caller)
             return Response(status_code=204)
 
         return await self._call(request, "kill", act)
 
     async def pause_instance(self, request: Request) -> Response:
         """``POST /api/instances/{id}/pause``."""
-        return await self._call(request, "pause", self._transition("pause"))
+        return await self._call(request, "pause", self._transition(Verb.PAUSE))
 
     async def restart_instance(self, request: Request) -> Response:
         """``POST /api/instances/{id}/restart``."""
-        return await self._call(request, "restart", self._transition("restart"))
+        return await self._call(request, "restart", self._transition(Verb.RESTART))
 
-    def _transition(self, action: str) -> Action:
+    def _transition(self, verb: Verb) -> Action:
         async def act(request: Request, caller: Caller, draft: AuditDraft) -> Response:
             before = await self._resolve(request, draft)
-            client = self.deps.client
-            if action == "pause":
-                after = await client.pause_instance(before.id)
-            else:
-                try:
-                    after = await client.restart_instance(before.id)
-                except BackendError as exc:
-                    await self._record_restart(caller, before.id, error=str(exc))
-                    raise
-                await self._record_restart(caller, before.id, error=None)
-            await self._record_change(caller, before, after, action)
-            if after is None:  # the backend answered with an empty body
-                after = await client.get_instance(before.id)
-            return _json(self._out(after))
+            after = await self._act(verb, before, caller)
+            return _json(self._out(after or before))
 
         return act
 
-    async def _record_restart(self, caller: Caller, instance_id: str, *, error: str | None) -> None:
-        at = self.deps.clock()
+    async def _act(self, verb: Verb, instance: Instance, caller: Caller) -> Instance | None:
+        """Run ``verb`` through the instance actions: locked, recorded, answered at once.
 
-        async def write(session: Any) -> None:
-            await record_restart(
-                session,
-                instance_id=instance_id,
-                at=at,
-                cause="user",
-                actor=caller.actor[:64],
-                ok=error is None,
-                error=error,
+        The instance as the backend's answer shows it; a refusal raises the backend's
+        error, another action in progress is a 409.
+        """
+        result = await self.actions.run(verb, instance, Actor.gateway(caller.actor), wait=False)
+        if isinstance(result, Busy):
+            running = result.running
+            raise GatewayError(
+                409,
+                f"{instance.label}: a {running.verb} by {running.actor or running.source} "
+                f"is already in progress (for {result.age_secs:.0f} s)",
+                result="error",
             )
-
-        try:
-            await self.deps.db.run(write)
-        except Exception:
-            log.exception("could not record the restart of %s", instance_id)
+        if isinstance(result, Failed) and result.exc is not None:
+            raise result.exc
+        return result.instance
 
     async def instance_health(self, request: Request) -> Response:
         """``GET /api/instances/{id}/health``."""

@@ -2,8 +2,9 @@
 
 Slack re-sends an interaction it believes was not acknowledged, with the same
 ``action_ts``; a nervous double tap sends two with different ones. The first case is
-caught here (a small TTL set); the second by :class:`InFlight`, which refuses a second
-action on an instance while one is running.
+caught here (a small TTL set); the second by the instance lease of
+:mod:`bot.instances.lock`, which refuses a second action on an instance while one is
+running, on any replica.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
 
 
 class ClickDeduper:
@@ -41,36 +41,3 @@ class ClickDeduper:
             return False
         self._seen[key] = now
         return True
-
-
-@dataclass(frozen=True)
-class Running:
-    """An action in progress on one instance."""
-
-    verb: str
-    actor: str
-    started: float
-
-
-class InFlight:
-    """One changing action per instance at a time, in this process."""
-
-    def __init__(self, monotonic: Callable[[], float] = time.monotonic) -> None:
-        self._monotonic = monotonic
-        self._running: dict[str, Running] = {}
-
-    def claim(self, instance_id: str, verb: str, actor: str) -> Running | None:
-        """Claim ``instance_id``; returns None on success, or what is already running."""
-        current = self._running.get(instance_id)
-        if current is not None:
-            return current
-        self._running[instance_id] = Running(verb, actor, self._monotonic())
-        return None
-
-    def release(self, instance_id: str) -> None:
-        """Free ``instance_id`` for the next action."""
-        self._running.pop(instance_id, None)
-
-    def age(self, running: Running) -> float:
-        """Seconds since ``running`` started."""
-        return self._monotonic() - running.started

@@ -20,23 +20,21 @@ from datetime import timedelta
 from functools import partial
 from typing import Any, Protocol
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from bot.alerts.records import AckResult, IncidentView, MuteResult
-from bot.backend.errors import BackendError
 from bot.blockkit.blocks import section
 from bot.blockkit.ids import ActionId
 from bot.blockkit.limits import reply
 from bot.blockkit.mrkdwn import date, duration, escape, user
 from bot.catalog import Subcommand
 from bot.errors import UserError
+from bot.instances import Actor, Busy, Failed, Hooks
 from bot.slack import blocks as slack_blocks
 from bot.slack.handlers import info
+from bot.slack.handlers.lifecycle import busy_text
 from bot.slack.invocation import Invocation
 from bot.slack.middleware import Route, Step
 from bot.slack.parser import Command
 from bot.slack.services import Services
-from bot.store.queries import record_restart
 
 log = logging.getLogger(__name__)
 
@@ -138,51 +136,32 @@ async def on_acknowledge(svc: Services, inv: Invocation, incident: IncidentView)
 
 
 async def on_restart(svc: Services, inv: Invocation, incident: IncidentView) -> None:
-    """Restart now: ask the backend, record who did it, say so in the incident's thread."""
+    """Restart now: through the instance actions (locked, recorded), said in the thread."""
     alerts = _alerts(svc)
     instance_id = _instance_of(incident)
-    busy = svc.inflight.claim(instance_id, "restart", inv.user_id)
-    if busy is not None:
-        inv.draft.fail("error", f"a {busy.verb} is already in progress")
-        text = (
-            f"⏳ {user(busy.actor)} started a {escape(busy.verb)} of {escape(incident.label)} "
-            f"{duration(svc.inflight.age(busy))} ago and it is still running."
-        )
+    result = await svc.actions.restart(
+        instance_id,
+        Actor.incident(inv.user_id),
+        # The thread says what happened at once; the next sweep sees the instance recover.
+        wait=False,
+        hooks=Hooks(while_waiting=svc.work.waiting),
+    )
+    if isinstance(result, Busy):
+        inv.draft.fail("error", f"a {result.running.verb} is already in progress")
+        text = busy_text(escape(incident.label), result)
         await inv.respond(reply(text, [section(text)]))
         return
-    try:
-        error: str | None = None
-        try:
-            await svc.deps.backend.restart_instance(instance_id)
-        except BackendError as exc:
-            error = str(exc)
-        at = svc.deps.clock()
-
-        async def write(session: AsyncSession) -> None:
-            await record_restart(
-                session,
-                instance_id=instance_id,
-                at=at,
-                cause="user",
-                actor=inv.user_id,
-                ok=error is None,
-                error=error,
+    error = result.error if isinstance(result, Failed) else None
+    await alerts.note_manual_restart(incident.id, inv.user_id, ok=error is None, error=error)
+    if error is not None:
+        inv.draft.fail("error", error)
+        await inv.respond(
+            slack_blocks.user_error_answer(
+                f"Restarting {incident.label} failed: {error}. The incident's thread says so too."
             )
-
-        await svc.deps.db.run(write)
-        await alerts.note_manual_restart(incident.id, inv.user_id, ok=error is None, error=error)
-        if error is not None:
-            inv.draft.fail("error", error)
-            await inv.respond(
-                slack_blocks.user_error_answer(
-                    f"Restarting {incident.label} failed: {error}. "
-                    "The incident's thread says so too."
-                )
-            )
-            return
-        inv.draft.detail = "restarted from the incident message"
-    finally:
-        svc.inflight.release(instance_id)
+        )
+        return
+    inv.draft.detail = "restarted from the incident message"
 
 
 async def on_logs(svc: Services, inv: Invocation, incident: IncidentView) -> None:

@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from bot.config import Settings
+from bot.instances import InstanceActions
 from bot.slack.access import Access
-from bot.slack.dedupe import ClickDeduper, InFlight
+from bot.slack.dedupe import ClickDeduper
 from bot.slack.deps import SlackDeps
 from bot.slack.slots import WorkSlots
 from bot.store.audit import AUDIT_OBSERVER, AuditLog
@@ -20,17 +21,24 @@ class Services:
     deps: SlackDeps
     access: Access
     audit: AuditLog
+    actions: InstanceActions
     clicks: ClickDeduper = field(default_factory=ClickDeduper)
-    inflight: InFlight = field(default_factory=InFlight)
     work: WorkSlots = field(default_factory=WorkSlots)
 
     @classmethod
     def build(cls, settings: Settings, deps: SlackDeps) -> Services:
-        """Wire access control and the audit log to the given dependencies."""
+        """Wire access control, the audit log and instance actions to the dependencies."""
         return cls(
             settings=settings,
             deps=deps,
             access=Access(settings.access, deps.web, group_ttl=deps.group_cache_secs),
             audit=AuditLog(deps.db, deps.clock, observer=deps.extra.get(AUDIT_OBSERVER)),
+            actions=InstanceActions(
+                deps.backend,
+                deps.db,
+                clock=deps.clock,
+                poll_interval=deps.action_poll_interval,
+                poll_timeout=deps.action_poll_timeout,
+            ),
             work=WorkSlots(deps.work_slots),
         )

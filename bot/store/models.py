@@ -175,3 +175,30 @@ class LeaderLease(Base):
 
     def __repr__(self) -> str:
         return f"LeaderLease(name={self.name!r}, holder={self.holder!r})"
+
+
+class InstanceLease(Base):
+    """Who is changing one instance right now: the per-instance action lock.
+
+    One row per instance while an action (create, pause, restart, kill) runs on it, from
+    whichever replica; deleted when the action ends. ``expires_at`` bounds a lease left
+    behind by a replica that died mid-action: after it, anyone may take the lease over.
+    ``token`` tells this acquisition from a later one by the same holder.
+    """
+
+    __tablename__ = "instance_leases"
+
+    instance_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    token: Mapped[str] = mapped_column(String(32))
+    holder: Mapped[str] = mapped_column(String(255))
+    verb: Mapped[str] = mapped_column(String(16))
+    source: Mapped[str] = mapped_column(String(16))
+    actor: Mapped[str | None] = mapped_column(String(64))
+    acquired_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+    def __repr__(self) -> str:
+        return (
+            f"InstanceLease(instance_id={self.instance_id!r}, verb={self.verb!r}, "
+            f"holder={self.holder!r})"
+        )

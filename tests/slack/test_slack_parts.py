@@ -15,7 +15,7 @@ from bot.errors import AccessDenied, ConfigError
 from bot.sim.slack import SlackEmulator
 from bot.slack import SlackDeps, SshLinkService, build_web_client, create_app
 from bot.slack.access import Access, needed_role
-from bot.slack.dedupe import ClickDeduper, InFlight
+from bot.slack.dedupe import ClickDeduper
 from bot.slack.slots import WorkSlots
 from bot.store.audit import AuditDraft, AuditLog, latest_audit, record_audit
 from bot.store.database import Database
@@ -111,18 +111,6 @@ def test_click_deduper_remembers_for_a_while() -> None:
     for i in range(10):
         clicks.first_time(f"k{i}")
     assert len(clicks._seen) <= 3
-
-
-def test_in_flight() -> None:
-    now = [5.0]
-    flight = InFlight(monotonic=lambda: now[0])
-    assert flight.claim("i", "restart", "U1") is None
-    busy = flight.claim("i", "pause", "U2")
-    assert busy is not None and busy.actor == "U1" and busy.verb == "restart"
-    now[0] = 8.0
-    assert flight.age(busy) == 3.0
-    flight.release("i")
-    assert flight.claim("i", "pause", "U2") is None
 
 
 # -- roles ---------------------------------------------------------------------------------

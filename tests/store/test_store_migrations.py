@@ -22,6 +22,7 @@ TABLES = {
     "status_changes",
     "restart_attempts",
     "leader_lease",
+    "instance_leases",
 }
 
 

@@ -4,24 +4,24 @@ Each is announced in the channel, naming who did it, then the announcement is ed
 when the backend reaches the new status (polled briefly, bounded by
 ``deps.action_poll_timeout``), or says it failed and why, or that the backend is still
 working on it. ``kill`` from the slash command only shows a confirmation; the kill
-happens on the click. One action per instance at a time: a second one (a double tap, a
-colleague at the same moment) is told what is already running.
+happens on the click. The work itself (the lock, the backend call, the wait, the
+records) is :class:`bot.instances.InstanceActions`'s; this module presents its results. One
+action per instance at a time, across replicas: a second one (a double tap, a colleague
+at the same moment on another replica) is told what is already running.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from dataclasses import dataclass
 
 from slack_sdk.errors import SlackApiError, SlackClientError
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.backend.errors import BackendError, BackendStatusError
 from bot.backend.models import Instance
 from bot.blockkit.blocks import section
 from bot.blockkit.limits import Reply, reply
 from bot.blockkit.mrkdwn import bold, duration, escape, user
+from bot.instances import Actor, Busy, Done, Failed, Holder, Hooks, Pending, Source
+from bot.instances import Verb as ActionVerb
 from bot.slack import blocks
 from bot.slack.blocks.common import instance_label
 from bot.slack.blocks.lifecycle import Verb
@@ -30,14 +30,8 @@ from bot.slack.handlers.common import resolve
 from bot.slack.invocation import Invocation
 from bot.slack.parser import Command
 from bot.slack.services import Services
-from bot.store.queries import record_restart, record_status_change, upsert_instances
-from bot.store.records import InstanceSnapshot
 
 log = logging.getLogger(__name__)
-
-GONE_STATUSES = frozenset({"stopped", "deleted", "terminated"})
-FAILED_STATUSES = frozenset({"error"})
-FRESH_UPTIME_SLACK_SECS = 2.0
 
 
 class Announcement:
@@ -86,15 +80,6 @@ class Announcement:
         await self._inv.respond(message)
 
 
-@dataclass(frozen=True)
-class Outcome:
-    """Where the polling ended: done, failed (entered an error status) or still going."""
-
-    state: str  # "done", "failed", "pending"
-    status: str  # the raw status last seen ("deleted" when the backend forgot it)
-    instance: Instance | None
-
-
 async def restart(svc: Services, inv: Invocation, cmd: Command) -> None:
     """`/starpod restart <id>` (also resumes a paused instance)."""
     assert cmd.ref is not None
@@ -134,68 +119,105 @@ async def create(svc: Services, inv: Invocation, cmd: Command) -> None:
     target += f" in {escape(region)}" if region else ""
     plain = "a new instance" + (f" {name}" if name else "") + (f" in {region}" if region else "")
     announcement = Announcement(svc, inv)
-    await announcement.post(blocks.announce_started(Verb.CREATE, target, plain, inv.user_id))
-    loop = asyncio.get_running_loop()
-    started = loop.time()
+
+    async def announce(_instance: Instance | None) -> None:
+        await announcement.post(blocks.announce_started(Verb.CREATE, target, plain, inv.user_id))
+
     try:
-        try:
-            created = await svc.deps.backend.create_instance(name=name, region=region)
-        except BackendError as exc:
-            await _failed(announcement, inv, Verb.CREATE, target, plain, str(exc))
-            return
-        inv.draft.instance_id = created.id
-        target, plain = instance_label(created), created.label
-        outcome = await _wait(svc, Verb.CREATE, created, "creating", started)
-        await _finish(svc, inv, announcement, Verb.CREATE, created, None, outcome, started)
+        result = await svc.actions.create(
+            Actor.slack(inv.user_id),
+            name=name,
+            region=region,
+            hooks=Hooks(on_started=announce, while_waiting=svc.work.waiting),
+        )
+        if result.instance is not None:
+            inv.draft.instance_id = result.instance.id
+            target, plain = instance_label(result.instance), result.instance.label
+        await _present(inv, announcement, result, target, plain)
     except Exception as exc:
         await _crashed(announcement, inv, Verb.CREATE, target, plain, exc)
         raise
 
 
 async def change(svc: Services, inv: Invocation, verb: Verb, instance: Instance) -> None:
-    """Pause, restart or kill ``instance``, announced and followed to the end."""
-    busy = svc.inflight.claim(instance.id, verb.value, inv.user_id)
-    if busy is not None:
-        detail = f"{instance.label}: a {busy.verb} is already in progress"
-        inv.draft.fail("error", detail)
-        text = (
-            f"⏳ {instance_label(instance)}: {user(busy.actor)} started a {escape(busy.verb)} "
-            f"{duration(svc.inflight.age(busy))} ago and it is still running. "
-            "Wait for it to finish; its announcement in the channel will say when."
-        )
-        await inv.respond(reply(detail, [section(text)]))
-        return
-    try:
-        await _change(svc, inv, verb, instance)
-    finally:
-        svc.inflight.release(instance.id)
+    """Pause, restart or kill ``instance``, announced and followed to the end.
 
-
-async def _change(svc: Services, inv: Invocation, verb: Verb, instance: Instance) -> None:
+    A second action on the instance while one runs (here or on another replica) is told
+    what is already running, and nothing is announced.
+    """
     target, plain = instance_label(instance), instance.label
     announcement = Announcement(svc, inv)
-    await announcement.post(blocks.announce_started(verb, target, plain, inv.user_id))
-    loop = asyncio.get_running_loop()
-    started = loop.time()
-    backend = svc.deps.backend
+
+    async def announce(_instance: Instance | None) -> None:
+        await announcement.post(blocks.announce_started(verb, target, plain, inv.user_id))
+
     try:
-        try:
-            if verb is Verb.RESTART:
-                await backend.restart_instance(instance.id)
-            elif verb is Verb.PAUSE:
-                await backend.pause_instance(instance.id)
-            else:
-                await backend.kill_instance(instance.id)
-        except BackendError as exc:
-            await _failed(announcement, inv, verb, target, plain, str(exc))
-            if verb is Verb.RESTART:
-                await _store_restart(svc, inv, instance.id, ok=False, error=str(exc))
+        result = await svc.actions.run(
+            ActionVerb(verb.value),
+            instance,
+            Actor.slack(inv.user_id),
+            hooks=Hooks(on_started=announce, while_waiting=svc.work.waiting),
+        )
+        if isinstance(result, Busy):
+            await _busy(inv, instance, result)
             return
-        outcome = await _wait(svc, verb, instance, instance.status, started)
-        await _finish(svc, inv, announcement, verb, instance, instance.status_raw, outcome, started)
+        await _present(inv, announcement, result, target, plain)
     except Exception as exc:
         await _crashed(announcement, inv, verb, target, plain, exc)
         raise
+
+
+def running_who(holder: Holder) -> str:
+    """Who holds a lease, in mrkdwn: a Slack mention, a gateway key, or the monitor."""
+    who = holder.who
+    if who.source in (Source.SLACK, Source.INCIDENT) and who.id:
+        return user(who.id)
+    if who.source is Source.MONITOR or not who.id:
+        return "the health monitor"
+    return f"`{escape(who.id)}`"
+
+
+def busy_text(label: str, busy: Busy) -> str:
+    """``⏳ <label>: <who> started a <verb> <age> ago and it is still running.``"""
+    running = busy.running
+    return (
+        f"⏳ {label}: {running_who(running)} started a {escape(running.verb)} "
+        f"{duration(busy.age_secs)} ago and it is still running."
+    )
+
+
+async def _busy(inv: Invocation, instance: Instance, busy: Busy) -> None:
+    detail = f"{instance.label}: a {busy.running.verb} is already in progress"
+    inv.draft.fail("error", detail)
+    text = (
+        busy_text(instance_label(instance), busy)
+        + " Wait for it to finish; its announcement in the channel will say when."
+    )
+    await inv.respond(reply(detail, [section(text)]))
+
+
+async def _present(
+    inv: Invocation,
+    announcement: Announcement,
+    result: Done | Failed | Pending,
+    target: str,
+    plain: str,
+) -> None:
+    """Edit the announcement to say how the action ended (the store already says it)."""
+    verb = Verb(result.verb.value)
+    elapsed = result.elapsed
+    if isinstance(result, Done):
+        inv.draft.detail = f"{verb.value} done after {elapsed:.1f} s ({result.status})"
+        await announcement.update(
+            blocks.announce_succeeded(verb, target, plain, inv.user_id, elapsed)
+        )
+    elif isinstance(result, Failed):
+        await _failed(announcement, inv, verb, target, plain, result.error)
+    else:
+        inv.draft.detail = f"{verb.value} accepted; still {result.status} after {elapsed:.0f} s"
+        await announcement.update(
+            blocks.announce_unconfirmed(verb, target, plain, inv.user_id, elapsed, result.status)
+        )
 
 
 async def _failed(
@@ -220,161 +242,3 @@ async def _crashed(
         await announcement.update(blocks.announce_failed(verb, target, plain, inv.user_id, with_id))
     except Exception:
         log.exception("could not mark the announcement as failed")
-
-
-def _reached(verb: Verb, current: Instance, before: str, elapsed: float) -> bool | None:
-    """True when done, False when failed, None when still in progress."""
-    status = current.status
-    if status in FAILED_STATUSES and verb is not Verb.KILL:
-        return False
-    if verb is Verb.PAUSE:
-        return status == "paused" or None
-    if verb is Verb.KILL:
-        return status in GONE_STATUSES or None
-    if status != "running":
-        return None
-    if verb is Verb.CREATE or before != "running":
-        return True
-    # Restarting a running instance: "running" proves nothing, a fresh uptime does.
-    health = current.health
-    if health is not None:
-        return health.uptime_secs <= elapsed + FRESH_UPTIME_SLACK_SECS or None
-    return None
-
-
-async def _wait(
-    svc: Services, verb: Verb, instance: Instance, before: str, started: float
-) -> Outcome:
-    """Poll the backend until the action's end state, a failure, or the time limit."""
-    deps = svc.deps
-    loop = asyncio.get_running_loop()
-    deadline = started + deps.action_poll_timeout
-    last_status, last = instance.status_raw, instance
-    while True:
-        elapsed = loop.time() - started
-        try:
-            current = await deps.backend.get_instance(instance.id)
-            if (
-                verb is Verb.RESTART
-                and current.status == "running"
-                and before == "running"
-                and current.health is None
-            ):
-                health = await deps.backend.get_health(instance.id)
-                current = current.model_copy(update={"health": health})
-        except BackendStatusError as exc:
-            if exc.status_code == 404 and verb is Verb.KILL:
-                return Outcome("done", "deleted", None)
-            log.info("polling %s after %s: %s", instance.id, verb, exc)
-            current = None
-        except BackendError as exc:
-            log.info("polling %s after %s: %s", instance.id, verb, exc)
-            current = None
-        if current is not None:
-            last_status, last = current.status_raw, current
-            reached = _reached(verb, current, before, elapsed)
-            if reached is True:
-                return Outcome("done", current.status_raw, current)
-            if reached is False:
-                return Outcome("failed", current.status_raw, current)
-        if loop.time() >= deadline:
-            return Outcome("pending", last_status, last)
-        # Waiting is not working: the slot goes to another request meanwhile.
-        async with svc.work.waiting():
-            await asyncio.sleep(min(deps.action_poll_interval, max(0.0, deadline - loop.time())))
-
-
-async def _finish(
-    svc: Services,
-    inv: Invocation,
-    announcement: Announcement,
-    verb: Verb,
-    instance: Instance,
-    before_raw: str | None,
-    outcome: Outcome,
-    started: float,
-) -> None:
-    elapsed = asyncio.get_running_loop().time() - started
-    target, plain = instance_label(instance), instance.label
-    # The store first: once the channel says "done", history must already say who did it.
-    final = outcome.instance or instance
-    if outcome.state == "done":
-        await _store_change(svc, inv, verb, final, before_raw, outcome.status)
-        inv.draft.detail = f"{verb.value} done after {elapsed:.1f} s ({outcome.status})"
-        await announcement.update(
-            blocks.announce_succeeded(verb, target, plain, inv.user_id, elapsed)
-        )
-        return
-    if outcome.state == "failed":
-        error = f"the instance ended in status {outcome.status}"
-        await _store_change(svc, inv, verb, final, before_raw, outcome.status)
-        if verb is Verb.RESTART:
-            await _store_restart(svc, inv, instance.id, ok=False, error=error)
-        await _failed(announcement, inv, verb, target, plain, error)
-        return
-    inv.draft.detail = f"{verb.value} accepted; still {outcome.status} after {elapsed:.0f} s"
-    await announcement.update(
-        blocks.announce_unconfirmed(verb, target, plain, inv.user_id, elapsed, outcome.status)
-    )
-
-
-async def _store_change(
-    svc: Services,
-    inv: Invocation,
-    verb: Verb,
-    instance: Instance,
-    before_raw: str | None,
-    after_raw: str,
-) -> None:
-    """Record who changed the status (history shows it), and the new status as known.
-
-    The instance row gets the new status too, so the monitor's next sweep does not record
-    the same change again as one it discovered.
-    """
-    now = svc.deps.clock()
-    snapshot = InstanceSnapshot(instance.id, instance.name, instance.region, after_raw)
-
-    async def _write(session: AsyncSession) -> None:
-        await upsert_instances(session, instances=[snapshot], seen_at=now)
-        if before_raw is None or before_raw.lower() != after_raw.lower():
-            await record_status_change(
-                session,
-                instance_id=instance.id,
-                from_status=before_raw,
-                to_status=after_raw,
-                at=now,
-                cause="user",
-                actor=inv.user_id,
-                reason=f"{verb.value} from Slack",
-            )
-        if verb is Verb.RESTART:
-            await record_restart(
-                session, instance_id=instance.id, at=now, cause="user", actor=inv.user_id
-            )
-
-    try:
-        await svc.deps.db.run(_write)
-    except Exception:
-        log.exception("could not record the %s of %s in the store", verb.value, instance.id)
-
-
-async def _store_restart(
-    svc: Services, inv: Invocation, instance_id: str, *, ok: bool, error: str | None
-) -> None:
-    now = svc.deps.clock()
-
-    async def _write(session: AsyncSession) -> None:
-        await record_restart(
-            session,
-            instance_id=instance_id,
-            at=now,
-            cause="user",
-            actor=inv.user_id,
-            ok=ok,
-            error=error,
-        )
-
-    try:
-        await svc.deps.db.run(_write)
-    except Exception:
-        log.exception("could not record the failed restart of %s", instance_id)

@@ -23,13 +23,16 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Self
 
+from bot.instances import InstanceActions
 from bot.monitor.events import EventHandler, MonitorStatus, RestartGuard, StatusCallback
 from bot.monitor.handle import MonitorHandle
 from bot.monitor.leading import LeaderGate
 from bot.monitor.policy import BACKEND_FAILURES_FOR_UNREACHABLE, RestartBudget, StormRule
 from bot.monitor.reports import SweepReport
+from bot.monitor.restarts import leased_restart
 from bot.monitor.schedule import JOB_ID, add_sweep_job
 from bot.monitor.settings import MonitorConfig, utcnow
+from bot.monitor.sql_store import SqlMonitorStore
 from bot.monitor.store import MonitorStore, monitor_store
 from bot.monitor.sweep import Sweeper
 
@@ -66,6 +69,10 @@ class HealthMonitor:
         self._store = monitor_store(store)
         self._config = MonitorConfig()
         self._sweeper = Sweeper(client, self._store, self._config)
+        if isinstance(self._store, SqlMonitorStore):
+            # With a database, auto-restarts take the instance's lease like every action.
+            actions = InstanceActions(client, self._store.db, clock=lambda: self._config.now())
+            self._sweeper.restart = leased_restart(actions)
         self._gate = LeaderGate(leadership, on_gain=self._sweeper.forget)
         self._sweep_observers: list[Callable[[SweepReport], None]] = []
         self._sweep_lock = asyncio.Lock()
@@ -152,6 +159,11 @@ class HealthMonitor:
     def with_restart_guard(self, guard: RestartGuard | None) -> Self:
         """``guard(instance_id)`` returning False skips that instance's auto-restart."""
         self._config.guard = guard
+        return self
+
+    def with_actions(self, actions: InstanceActions) -> Self:
+        """Auto-restart through ``actions`` (default with a database: one on its client)."""
+        self._sweeper.restart = leased_restart(actions)
         return self
 
     def on_sweep(self, observer: Callable[[SweepReport], None]) -> Self:

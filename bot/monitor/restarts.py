@@ -1,18 +1,22 @@
 """Auto-restart: deciding which stale instances restart now, asking the backend, the events.
 
-The backend call itself is :func:`restart_instance`, kept to one small function so the one
-place that performs an auto-restart is easy to find (and to route elsewhere).
+An auto-restart is one :data:`RestartCall`: :func:`direct_restart` asks the backend (the
+seed-style monitor without a database), :func:`leased_restart` goes through
+:class:`bot.instances.InstanceActions`, which holds the instance's lease, so a user's
+restart and an auto-restart never overlap (an instance someone is acting on is skipped
+this sweep).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from bot.backend.errors import BackendError
+from bot.instances import Actor, Busy, Failed, InstanceActions
 from bot.monitor.events import EventKind, MonitorEvent
 from bot.monitor.policy import (
     BudgetExhausted,
@@ -25,8 +29,6 @@ from bot.monitor.reports import RestartDecisions, RestartOutcome
 from bot.monitor.tracking import StaleInstance, Tracked
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     from bot.backend.client import InstanceClient
     from bot.monitor.store import MonitorTransaction
 
@@ -127,29 +129,76 @@ async def decide_restarts(
     return restart_now, events, decisions
 
 
-async def restart_instance(client: InstanceClient, item: StaleInstance) -> None:
-    """The monitor's one auto-restart call (raises BackendError when the backend refuses)."""
-    await client.restart_instance(item.instance.id)
+SKIPPED = "skipped"
+"""What a :data:`RestartCall` returns when it did not ask (another action holds the lease)."""
+
+RestartCall = Callable[[StaleInstance], Awaitable[str | None]]
+"""Restart one stale instance: None when asked, the error text, or :data:`SKIPPED`."""
+
+
+def direct_restart(client: InstanceClient) -> RestartCall:
+    """Ask the backend directly (no database, so no lease to take)."""
+
+    async def restart(item: StaleInstance) -> str | None:
+        try:
+            await client.restart_instance(item.instance.id)
+        except BackendError as exc:
+            return str(exc)
+        return None
+
+    return restart
+
+
+def leased_restart(actions: InstanceActions) -> RestartCall:
+    """Restart under the instance's lease, through the one instance-action service.
+
+    The records are the sweep's second transaction's (with the restart events), so the
+    service does not write them; the next sweep sees whether the instance came back.
+    """
+
+    async def restart(item: StaleInstance) -> str | None:
+        label = item.instance.label
+        try:
+            result = await actions.restart(item.instance, Actor.monitor(), wait=False, record=False)
+        except Exception:
+            # No lease without the database: a user's restart may be running; next sweep.
+            log.exception("auto-restart of %s skipped: the lease failed", label)
+            return SKIPPED
+        if isinstance(result, Busy):
+            running = result.running
+            log.info(
+                "auto-restart of %s skipped: a %s by %s is in progress",
+                label,
+                running.verb,
+                running.actor or running.source,
+            )
+            return SKIPPED
+        if isinstance(result, Failed) and result.exc is not None:
+            return result.error
+        return None
+
+    return restart
 
 
 async def restart_due(
-    client: InstanceClient,
+    restart: RestartCall,
     due: list[tuple[StaleInstance, int]],
     *,
     concurrency: int,
     now: Callable[[], datetime],
 ) -> list[RestartOutcome]:
-    """Restart each due instance, at most ``concurrency`` at a time; one outcome each."""
+    """Restart each due instance, at most ``concurrency`` at a time; one outcome each asked."""
     limit = asyncio.Semaphore(concurrency)
 
-    async def one(item: StaleInstance, attempt: int) -> RestartOutcome:
+    async def one(item: StaleInstance, attempt: int) -> RestartOutcome | None:
         async with limit:
             at = now()
-            try:
-                await restart_instance(client, item)
-            except BackendError as exc:
-                log.warning("auto-restart of %s failed: %s", item.instance.label, exc)
-                return RestartOutcome(item, attempt, at, str(exc))
+            error = await restart(item)
+            if error == SKIPPED:
+                return None
+            if error is not None:
+                log.warning("auto-restart of %s failed: %s", item.instance.label, error)
+                return RestartOutcome(item, attempt, at, error)
             log.info(
                 "auto-restarted %s (attempt %d): %s",
                 item.instance.label,
@@ -158,7 +207,8 @@ async def restart_due(
             )
             return RestartOutcome(item, attempt, at, None)
 
-    return list(await asyncio.gather(*(one(item, attempt) for item, attempt in due)))
+    outcomes = await asyncio.gather(*(one(item, attempt) for item, attempt in due))
+    return [o for o in outcomes if o is not None]
 
 
 def outcome_events(outcomes: list[RestartOutcome], budget: RestartBudget) -> list[MonitorEvent]:

@@ -28,7 +28,13 @@ from bot.monitor.events import EventKind, MonitorEvent
 from bot.monitor.fetch import observe
 from bot.monitor.policy import BACKEND_FAILURES_FOR_UNREACHABLE
 from bot.monitor.reports import Recorded, RestartOutcome, SweepReport
-from bot.monitor.restarts import decide_restarts, outcome_events, restart_due
+from bot.monitor.restarts import (
+    RestartCall,
+    decide_restarts,
+    direct_restart,
+    outcome_events,
+    restart_due,
+)
 from bot.monitor.tracking import Change, Observation, SweepPlan, Tracked, plan_sweep, stale_ids
 
 if TYPE_CHECKING:
@@ -53,6 +59,8 @@ class Sweeper:
         self.client = client
         self.store = store
         self.config = config
+        # How a due instance is restarted; the monitor swaps in the leased service call.
+        self.restart: RestartCall = direct_restart(client)
         self.tracked: dict[str, Tracked] = {}
         self.backend_failures = 0
         self.in_storm = False
@@ -124,7 +132,7 @@ class Sweeper:
             outcomes: list[RestartOutcome] = []
             if await may_restart(len(recorded.restart_now)):
                 outcomes = await restart_due(
-                    self.client,
+                    self.restart,
                     recorded.restart_now,
                     concurrency=config.concurrency,
                     now=config.now,

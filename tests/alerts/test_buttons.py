@@ -18,6 +18,7 @@ from sqlalchemy import select
 
 from bot.backend.client import InstanceClient
 from bot.config import Settings
+from bot.instances import Actor, InstanceLocks, Lease, Verb
 from bot.sim.slack import Message, SlackEmulator
 from bot.slack import SlackDeps, SshLinkService, build_web_client, create_app
 from bot.slack.services import Services
@@ -220,6 +221,25 @@ async def test_restart_now_restarts_records_who_and_says_so_in_the_thread(
     await running.h.sweep()
     root = await running.current_root()
     assert "Resolved" in str(root.blocks)
+
+
+async def test_restart_now_while_a_user_restarts_it_says_so_and_restarts_nothing(
+    running: Running,
+) -> None:
+    # A user on another replica is restarting the instance by hand right now.
+    locks = InstanceLocks(running.h.db, holder="replica-b", clock=running.h.utc)
+    lease = await locks.acquire(running.victim, Verb.RESTART, Actor.slack(ADMIN))
+    assert isinstance(lease, Lease)
+    answer = await running.click("starpod.incident.restart", OPERATOR)
+    await locks.release(lease)
+    text = str(answer.blocks)
+    assert "⏳" in text and "<@U0ADMIN> started a restart" in text and "still running" in text
+    assert "failed" not in text.lower()
+    assert running.h.sim.calls[("restart", running.victim)] == 0
+    async with running.h.db.session() as session:
+        assert list(await session.scalars(select(RestartAttempt))) == []
+    [entry] = [e for e in await running.audit() if e.action == "restart"]
+    assert entry.user_id == OPERATOR and "already in progress" in (entry.detail or "")
 
 
 async def test_mute_button_mutes_for_an_hour(running: Running) -> None:

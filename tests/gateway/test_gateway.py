@@ -9,8 +9,9 @@ from sqlalchemy import select
 from starlette.applications import Starlette
 
 from bot.gateway import gateway_routes_for
+from bot.instances import Actor, InstanceLocks, Lease, Verb
 from bot.store.audit import latest_audit
-from bot.store.models import StatusChange
+from bot.store.models import RestartAttempt, StatusChange
 from bot.web.server import serve_web
 from tests.gateway.conftest import GatewayUnderTest
 
@@ -211,3 +212,26 @@ async def test_off_without_keys_answers_404_everywhere() -> None:
             ]
     assert [r.status_code for r in responses] == [404, 404, 404]
     assert responses[0].json()["error"] == "the gateway is off: no gateway keys are configured"
+
+
+async def test_an_action_in_progress_elsewhere_is_a_409_not_a_failure(
+    gateway: GatewayUnderTest,
+) -> None:
+    instance_id = gateway.sim.add_instance(name="held", status="running")
+    # A Slack user on another replica is restarting it right now.
+    locks = InstanceLocks(gateway.db, holder="replica-b")
+    lease = await locks.acquire(instance_id, Verb.RESTART, Actor.slack("U0ANA"))
+    assert isinstance(lease, Lease)
+    async with gateway.client("admin") as http:
+        busy = await http.post(f"/api/instances/{instance_id}/restart")
+        kill = await http.delete(f"/api/instances/{instance_id}")
+        await locks.release(lease)
+        restarted = await http.post(f"/api/instances/{instance_id}/restart")
+    assert busy.status_code == kill.status_code == 409
+    assert "restart by U0ANA is already in progress" in busy.json()["error"]
+    assert gateway.sim.calls[("restart", instance_id)] == 1
+    assert gateway.sim.calls[("kill", instance_id)] == 0
+    assert restarted.status_code == 200
+    async with gateway.db.session() as session:
+        attempts = list(await session.scalars(select(RestartAttempt)))
+    assert [(a.actor, a.ok) for a in attempts] == [("gateway:admin", True)]

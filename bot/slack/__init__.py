@@ -20,13 +20,14 @@ Where things live:
 ``actions``      row menu, pager, health-card buttons, kill confirmation → their steps
 ``incident_buttons`` the incident message's buttons (Acknowledge, Restart now, Logs, Mute)
 ``handlers/``    what each subcommand does: ``info`` (read-only), ``lifecycle``
-                 (create/pause/restart/kill, announced), ``ssh``, ``mute``
+                 (create/pause/restart/kill through ``bot.instances``, announced), ``ssh``,
+                 ``mute``
 ``parser``       pure text → ``Command`` | ``UsageProblem``; the subcommands are in
                  ``bot.catalog``
 ``blocks/``      pure Block Kit answers, built on ``bot.blockkit`` (``Reply``, ``fit_blocks``,
                  ``escape``, every action/block id)
 ``access``       roles from user and group ids; the audit log is ``bot.store.audit``;
-                 ``dedupe`` (clicks, in-flight actions); ``slots`` (bounded work)
+                 ``dedupe`` (repeated click deliveries); ``slots`` (bounded work)
 ``socket_mode``  ``start_socket_mode(app, app_token)`` for bots without a public URL
 
 One-time SSH key links (``bot.store.ssh_links``) are made here and served by ``bot.web``.

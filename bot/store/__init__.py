@@ -56,7 +56,8 @@ Modules and their public API
 ``bot.store.models`` — ``InstanceRow`` (``instances``), ``HeartbeatSample``
     (``heartbeat_samples``), ``HeartbeatHourly`` (``heartbeat_hourly``),
     ``StatusChange`` (``status_changes``), ``RestartAttempt``
-    (``restart_attempts``), ``LeaderLease`` (``leader_lease``). Every datetime
+    (``restart_attempts``), ``LeaderLease`` (``leader_lease``), ``InstanceLease``
+    (``instance_leases``: the per-instance action lock of ``bot.instances``). Every datetime
     column is ``bot.store.base.UtcDateTime``: aware UTC in, aware UTC out,
     naive datetimes refused.
 
@@ -64,7 +65,7 @@ Modules and their public API
 
 ``bot.store.schema`` — ``metadata``: imports every model module. A feature
     with its own tables adds its module import there and a migration in
-    ``migrations/versions`` (``0002_slack``, ``0003_alerts``, …).
+    ``migrations/versions`` (``0002_slack``, ``0003_alerts``, ``0004_instance_leases``, …).
 
 ``bot.store.retention`` — ``await apply_retention(db, *, now, raw_days=7,
     hourly_days=90, batch=5000) -> RetentionResult(samples_rolled_up,

@@ -1,8 +1,9 @@
 """Who asks for an action, and from where: what every record of it names.
 
-The store keeps two causes for an action someone asked for (``user`` for a person or a
-key, ``monitor`` for the auto-restart; its check constraints allow no more), so the
-source travels in the record's actor and reason: ``U123`` with "restart from Slack",
+Every record of an action says the same three things, whatever its source: the cause
+(``user`` for a person or a key, ``monitor`` for the auto-restart: the store's check
+constraints keep those two), the ``source`` (slack, gateway, incident, monitor, cli) and
+the actor; status changes add a reason: ``U123`` with "restart from Slack",
 ``gateway:ops`` with "restart through the gateway", and so on.
 """
 

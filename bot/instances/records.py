@@ -1,9 +1,9 @@
 """What an action leaves in the store, written in one transaction whatever its source.
 
 * when the status differs from the one the action started from: a status change naming
-  the actor (cause ``user`` or ``monitor``, reason ``"<verb> <where>"``), and the instance
-  row gets the new status, so the monitor's next sweep does not record the same change
-  again as one it discovered;
+  the actor (cause ``user`` or ``monitor``, ``source``, reason ``"<verb> <where>"``), and
+  the instance row gets the new status, so the monitor's next sweep does not record the
+  same change again as one it discovered;
 * for a restart, the attempt: ok unless it failed, with the error when it did.
 
 A refused call changed nothing, so a refused restart records only the failed attempt.
@@ -69,6 +69,7 @@ async def record_action(
                 cause=actor.cause,
                 actor=actor.stored_id,
                 reason=actor.reason(verb),
+                source=actor.source.value,
             )
         if verb is Verb.RESTART:
             failed = isinstance(result, Failed)
@@ -80,6 +81,7 @@ async def record_action(
                 actor=actor.stored_id,
                 ok=not failed,
                 error=result.error if isinstance(result, Failed) else None,
+                source=actor.source.value,
             )
 
     try:

@@ -65,7 +65,13 @@ class SqlTransaction:
     ) -> None:
         """See :meth:`MonitorTransaction.record_restart`."""
         await queries.record_restart(
-            self._session, instance_id=instance_id, at=at, cause="monitor", ok=ok, error=error
+            self._session,
+            instance_id=instance_id,
+            at=at,
+            cause="monitor",
+            ok=ok,
+            error=error,
+            source="monitor",
         )
 
     def savepoint(self) -> AbstractAsyncContextManager[object]:

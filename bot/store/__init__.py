@@ -43,12 +43,13 @@ Modules and their public API
     upserted first); ``last_statuses(s) -> dict[str, str]``;
     ``known_instances(s) -> list[InstanceRow]``;
     ``record_status_change(s, *, instance_id, from_status, to_status, at, cause,
-    actor=None, reason=None) -> StatusChange`` (cause ``monitor|user|backend``);
+    actor=None, reason=None, source=None) -> StatusChange`` (cause
+    ``monitor|user|backend``; source ``slack|gateway|incident|monitor|cli`` or None);
     ``status_history(s, instance_id, *, limit=20)`` (newest first);
     ``heartbeat_history(s, instance_id, *, since, until=None)`` (oldest first,
     ``since <= sampled_at < until``);
-    ``record_restart(s, *, instance_id, at, cause, actor=None, ok=True, error=None)``
-    (cause ``monitor|user``); ``restarts_since(s, instance_id, since)`` (oldest
+    ``record_restart(s, *, instance_id, at, cause, actor=None, ok=True, error=None,
+    source=None)`` (cause ``monitor|user``); ``restarts_since(s, instance_id, since)`` (oldest
     first); ``uptime_ratio(s, instance_id, *, since, until) -> float | None``.
     Recording a status change or restart for an id never listed creates a
     placeholder instance row (name/region None).

@@ -31,6 +31,8 @@ BigId = BigInteger().with_variant(Integer, "sqlite")
 
 STATUS_CAUSES = ("monitor", "user", "backend")
 RESTART_CAUSES = ("monitor", "user")
+# Where an action was asked for (``bot.instances.Source``); None for what the sweep saw.
+ACTION_SOURCES = ("slack", "gateway", "incident", "monitor", "cli")
 
 
 def _instance_fk() -> ForeignKey:
@@ -127,9 +129,11 @@ class StatusChange(Base):
     to_status: Mapped[str] = mapped_column(String(64))
     at: Mapped[datetime] = mapped_column(UtcDateTime())
     cause: Mapped[str] = mapped_column(String(16))
-    # Slack user id (cause "user"), or None.
+    # Slack user id or ``gateway:<key>`` (cause "user"), or None.
     actor: Mapped[str | None] = mapped_column(String(64))
     reason: Mapped[str | None] = mapped_column(Text)
+    # One of ACTION_SOURCES for a change someone asked for; None for one the sweep saw.
+    source: Mapped[str | None] = mapped_column(String(16))
 
     def __repr__(self) -> str:
         return (
@@ -154,6 +158,8 @@ class RestartAttempt(Base):
     actor: Mapped[str | None] = mapped_column(String(64))
     ok: Mapped[bool] = mapped_column(Boolean)
     error: Mapped[str | None] = mapped_column(Text)
+    # One of ACTION_SOURCES (None in rows written before it was recorded).
+    source: Mapped[str | None] = mapped_column(String(16))
 
     def __repr__(self) -> str:
         return (

@@ -20,6 +20,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.store.models import (
+    ACTION_SOURCES,
     RESTART_CAUSES,
     STATUS_CAUSES,
     HeartbeatSample,
@@ -139,8 +140,12 @@ async def record_status_change(
     cause: str,
     actor: str | None = None,
     reason: str | None = None,
+    source: str | None = None,
 ) -> StatusChange:
     """Append one status transition; ``cause`` is ``monitor``, ``user`` or ``backend``.
+
+    ``source`` says where an action was asked for (``slack``, ``gateway``, ``incident``,
+    ``monitor``, ``cli``); None for a change the sweep discovered.
 
     An instance the store has never seen gets a placeholder row first (status
     ``to_status``); a known instance's ``status`` column is left alone: the
@@ -148,6 +153,7 @@ async def record_status_change(
     """
     if cause not in STATUS_CAUSES:
         raise ValueError(f"cause must be one of {STATUS_CAUSES}, not {cause!r}")
+    _check_source(source)
     await _ensure_instance(session, instance_id, at=at, status=to_status)
     change = StatusChange(
         instance_id=instance_id,
@@ -157,6 +163,7 @@ async def record_status_change(
         cause=cause,
         actor=actor,
         reason=reason,
+        source=source,
     )
     session.add(change)
     await session.flush()
@@ -204,14 +211,25 @@ async def record_restart(
     actor: str | None = None,
     ok: bool = True,
     error: str | None = None,
+    source: str | None = None,
 ) -> RestartAttempt:
-    """Append one restart attempt; ``cause`` is ``monitor`` or ``user``."""
+    """Append one restart attempt; ``cause`` is ``monitor`` or ``user``.
+
+    ``source`` says where it was asked for (see :func:`record_status_change`).
+    """
     if cause not in RESTART_CAUSES:
         raise ValueError(f"cause must be one of {RESTART_CAUSES}, not {cause!r}")
+    _check_source(source)
     # Status unknown: a placeholder must not look like a real reading.
     await _ensure_instance(session, instance_id, at=at, status="unknown")
     attempt = RestartAttempt(
-        instance_id=instance_id, at=at, cause=cause, actor=actor, ok=ok, error=error
+        instance_id=instance_id,
+        at=at,
+        cause=cause,
+        actor=actor,
+        ok=ok,
+        error=error,
+        source=source,
     )
     session.add(attempt)
     await session.flush()
@@ -269,3 +287,8 @@ async def uptime_ratio(
                 running += span
         status, start = to_status, at
     return running / known if known > 0 else None
+
+
+def _check_source(source: str | None) -> None:
+    if source is not None and source not in ACTION_SOURCES:
+        raise ValueError(f"source must be one of {ACTION_SOURCES}, not {source!r}")

@@ -1,4 +1,7 @@
-"""Instance leases: the per-instance action lock shared by every replica.
+"""Instance leases (the per-instance action lock shared by every replica) and sources.
+
+Status changes and restart attempts say where an action was asked for (``source``:
+slack, gateway, incident, monitor, cli; None for what the sweep saw, and for older rows).
 
 Revision ID: 0004
 Revises: 0003
@@ -29,7 +32,13 @@ def upgrade() -> None:
         sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("instance_id", name=op.f("pk_instance_leases")),
     )
+    for table in ("status_changes", "restart_attempts"):
+        op.add_column(table, sa.Column("source", sa.String(length=16), nullable=True))
 
 
 def downgrade() -> None:
+    for table in ("restart_attempts", "status_changes"):
+        # SQLite drops a column by copying the table: batch mode does that.
+        with op.batch_alter_table(table) as batch:
+            batch.drop_column("source")
     op.drop_table("instance_leases")

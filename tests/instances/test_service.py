@@ -9,10 +9,16 @@ from contextlib import asynccontextmanager, suppress
 import pytest
 from sqlalchemy import func, select
 
-from bot.instances import Actor, Busy, Done, Failed, Hooks, InstanceActions, Pending, Verb
+from bot.instances import Actor, Busy, Done, Failed, Hooks, InstanceActions, Pending, Source, Verb
 from bot.sim.backend import BackendSimulator
 from bot.store.database import Database
-from bot.store.models import InstanceLease, InstanceRow, RestartAttempt, StatusChange
+from bot.store.models import (
+    ACTION_SOURCES,
+    InstanceLease,
+    InstanceRow,
+    RestartAttempt,
+    StatusChange,
+)
 
 MakeActions = Callable[..., InstanceActions]
 
@@ -240,3 +246,36 @@ async def test_cancelling_a_waiting_action_releases_its_lease(
     with suppress(asyncio.CancelledError):
         await task
     assert await _leases(db) == 0
+
+
+async def test_every_source_is_recorded_the_same_way(
+    sim: BackendSimulator, db: Database, make_actions: MakeActions
+) -> None:
+    actions = make_actions(db)
+    actors = [
+        Actor.slack("U0ANA"),
+        Actor.gateway("gateway:ops"),
+        Actor.incident("U0BOB"),
+        Actor.monitor(),
+        Actor(Source.CLI, "cli:alice"),
+    ]
+    for actor in actors:
+        instance_id = sim.add_instance(status="paused")
+        assert isinstance(await actions.restart(instance_id, actor), Done)
+    async with db.session() as session:
+        changes = list(await session.scalars(select(StatusChange).order_by(StatusChange.id)))
+        attempts = list(await session.scalars(select(RestartAttempt).order_by(RestartAttempt.id)))
+    assert [(c.cause, c.source, c.actor, c.reason) for c in changes] == [
+        ("user", "slack", "U0ANA", "restart from Slack"),
+        ("user", "gateway", "gateway:ops", "restart through the gateway"),
+        ("user", "incident", "U0BOB", "restart from the incident message"),
+        ("monitor", "monitor", None, "restart by the health monitor"),
+        ("user", "cli", "cli:alice", "restart from the command line"),
+    ]
+    assert [(a.cause, a.source, a.actor, a.ok) for a in attempts] == [
+        (c.cause, c.source, c.actor, True) for c in changes
+    ]
+
+
+def test_the_sources_are_the_ones_the_store_accepts() -> None:
+    assert tuple(s.value for s in Source) == ACTION_SOURCES

@@ -86,8 +86,14 @@ class InstanceLocks:
             return pg_insert(InstanceLease)
         return sqlite_insert(InstanceLease)
 
-    async def acquire(self, instance_id: str, verb: Verb, actor: Actor) -> Lease | Holder:
-        """Take the lease on ``instance_id``; the :class:`Holder` when someone else has it."""
+    async def acquire(
+        self, instance_id: str, verb: Verb, actor: Actor, *, ttl: timedelta | None = None
+    ) -> Lease | Holder:
+        """Take the lease on ``instance_id``; the :class:`Holder` when someone else has it.
+
+        ``ttl`` overrides the default lifetime for an action known to take longer.
+        """
+        lifetime = self.ttl if ttl is None else ttl
         for _ in range(_ATTEMPTS):
             now = self._clock()
             token = uuid.uuid4().hex
@@ -98,7 +104,7 @@ class InstanceLocks:
                 "source": actor.source.value,
                 "actor": actor.stored_id,
                 "acquired_at": now,
-                "expires_at": now + self.ttl,
+                "expires_at": now + lifetime,
             }
 
             async def take(session: AsyncSession, values: dict[str, Any] = values) -> Any:

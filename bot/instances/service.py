@@ -81,6 +81,7 @@ class InstanceActions:
         self.clock = clock
         self.poll_interval = poll_interval
         self.poll_timeout = poll_timeout
+        self.lease_margin = lease_margin
         self.locks = InstanceLocks(
             db, holder=holder, ttl=timedelta(seconds=poll_timeout) + lease_margin, clock=clock
         )
@@ -101,6 +102,7 @@ class InstanceActions:
         name: str | None = None,
         region: str | None = None,
         wait: bool = True,
+        wait_secs: float | None = None,
         hooks: Hooks = NO_HOOKS,
     ) -> Done | Failed | Pending:
         """Create an instance; the new instance is locked while it is followed to running."""
@@ -112,10 +114,18 @@ class InstanceActions:
             created = await self.backend.create_instance(name=name, region=region)
         except BackendError as exc:
             return Failed(Verb.CREATE, None, str(exc), loop.time() - started, None, exc=exc)
-        got = await self.locks.acquire(created.id, Verb.CREATE, actor)
+        patience = self._patience(wait_secs)
+        got = await self.locks.acquire(created.id, Verb.CREATE, actor, ttl=self._ttl(patience))
         try:
             result = await self._follow(
-                Verb.CREATE, created, None, "creating", started, wait, hooks, answer=created
+                Verb.CREATE,
+                created,
+                None,
+                "creating",
+                started,
+                patience if wait else None,
+                hooks,
+                answer=created,
             )
             await self._record(actor, created.id, result)
             return result
@@ -124,10 +134,18 @@ class InstanceActions:
                 await self.locks.release(got)
 
     async def pause(
-        self, target: str | Instance, actor: Actor, *, wait: bool = True, hooks: Hooks = NO_HOOKS
+        self,
+        target: str | Instance,
+        actor: Actor,
+        *,
+        wait: bool = True,
+        wait_secs: float | None = None,
+        hooks: Hooks = NO_HOOKS,
     ) -> ActionResult:
         """Pause ``target`` (a reference to resolve, or an instance already resolved)."""
-        return await self.run(Verb.PAUSE, target, actor, wait=wait, hooks=hooks)
+        return await self.run(
+            Verb.PAUSE, target, actor, wait=wait, wait_secs=wait_secs, hooks=hooks
+        )
 
     async def restart(
         self,
@@ -135,6 +153,7 @@ class InstanceActions:
         actor: Actor,
         *,
         wait: bool = True,
+        wait_secs: float | None = None,
         record: bool = True,
         hooks: Hooks = NO_HOOKS,
     ) -> ActionResult:
@@ -143,13 +162,27 @@ class InstanceActions:
         ``record=False`` leaves the records to a caller that writes them in its own
         transaction (the monitor, with its restart events).
         """
-        return await self.run(Verb.RESTART, target, actor, wait=wait, record=record, hooks=hooks)
+        return await self.run(
+            Verb.RESTART,
+            target,
+            actor,
+            wait=wait,
+            wait_secs=wait_secs,
+            record=record,
+            hooks=hooks,
+        )
 
     async def kill(
-        self, target: str | Instance, actor: Actor, *, wait: bool = True, hooks: Hooks = NO_HOOKS
+        self,
+        target: str | Instance,
+        actor: Actor,
+        *,
+        wait: bool = True,
+        wait_secs: float | None = None,
+        hooks: Hooks = NO_HOOKS,
     ) -> ActionResult:
         """Kill ``target``."""
-        return await self.run(Verb.KILL, target, actor, wait=wait, hooks=hooks)
+        return await self.run(Verb.KILL, target, actor, wait=wait, wait_secs=wait_secs, hooks=hooks)
 
     async def run(
         self,
@@ -158,22 +191,25 @@ class InstanceActions:
         actor: Actor,
         *,
         wait: bool = True,
+        wait_secs: float | None = None,
         record: bool = True,
         hooks: Hooks = NO_HOOKS,
     ) -> ActionResult:
         """Pause, restart or kill ``target``: lock, ask, wait (unless ``wait=False``), record.
 
-        With ``wait=False`` the backend's answer is the outcome (one look, no polling).
+        The wait lasts at most ``wait_secs`` (default: ``poll_timeout``); with
+        ``wait=False`` the backend's answer is the outcome (one look, no polling).
         Resolving ``target`` raises the backend's errors (not found, ambiguous, …).
         """
         if verb is Verb.CREATE:
             raise ValueError("use create() to create an instance")
         instance = target if isinstance(target, Instance) else await self.resolve(target)
-        got = await self.locks.acquire(instance.id, verb, actor)
+        patience = self._patience(wait_secs)
+        got = await self.locks.acquire(instance.id, verb, actor, ttl=self._ttl(patience))
         if not isinstance(got, Lease):
             return Busy(verb, instance, got, self.locks.age(got))
         try:
-            result = await self._act(verb, instance, wait, hooks)
+            result = await self._act(verb, instance, patience if wait else None, hooks)
             if record:
                 await self._record(actor, instance.id, result)
             return result
@@ -182,9 +218,17 @@ class InstanceActions:
 
     # -- steps ---------------------------------------------------------------------------------
 
+    def _patience(self, wait_secs: float | None) -> float:
+        return self.poll_timeout if wait_secs is None else wait_secs
+
+    def _ttl(self, patience: float) -> timedelta:
+        # The lease must outlive the call and the whole wait, or another replica takes it.
+        return timedelta(seconds=patience) + self.lease_margin
+
     async def _act(
-        self, verb: Verb, instance: Instance, wait: bool, hooks: Hooks
+        self, verb: Verb, instance: Instance, patience: float | None, hooks: Hooks
     ) -> Done | Failed | Pending:
+        """Ask the backend, then follow it for ``patience`` seconds (None: no waiting)."""
         loop = asyncio.get_running_loop()
         if hooks.on_started is not None:
             await hooks.on_started(instance)
@@ -200,7 +244,7 @@ class InstanceActions:
         except BackendError as exc:
             return Failed(verb, instance, str(exc), loop.time() - started, instance, exc=exc)
         return await self._follow(
-            verb, instance, instance, instance.status, started, wait, hooks, answer=answer
+            verb, instance, instance, instance.status, started, patience, hooks, answer=answer
         )
 
     async def _follow(
@@ -210,13 +254,13 @@ class InstanceActions:
         before: Instance | None,
         before_status: str,
         started: float,
-        wait: bool,
+        patience: float | None,
         hooks: Hooks,
         *,
         answer: Instance | None,
     ) -> Done | Failed | Pending:
         loop = asyncio.get_running_loop()
-        if wait:
+        if patience is not None:
             polled = await poll_until_settled(
                 self.backend,
                 verb,
@@ -224,7 +268,7 @@ class InstanceActions:
                 before_status,
                 started=started,
                 interval=self.poll_interval,
-                give_up_after=self.poll_timeout,
+                give_up_after=patience,
                 while_waiting=hooks.while_waiting,
             )
         else:

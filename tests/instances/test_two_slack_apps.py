@@ -42,7 +42,10 @@ async def replica(
             action_poll_timeout=30.0,
         )
         app = create_app(settings, deps)
-        server = WebServer(create_web_app(slack_app=app, ssh_links=links), sock=sock)
+        web_app = create_web_app(
+            slack_app=app, signing_secret=settings.slack.signing_secret, ssh_links=links
+        )
+        server = WebServer(web_app, sock=sock)
         await server.start()
         try:
             yield Bot(url, emulator, sim, db, settings, deps, clock, app)

@@ -10,6 +10,7 @@ from urllib.parse import urlencode
 import aiohttp
 
 from bot.blockkit.ids import ActionId, BlockId, MenuChoice, menu_value, row_block_id
+from bot.instances import Actor, InstanceLocks, Lease, Verb
 from bot.sim.slack import Message
 from bot.sim.slack_payloads import action_entry, block_actions_payload, find_element
 from bot.sim.slack_signing import signed_headers
@@ -236,3 +237,21 @@ async def test_announcement_survives_a_rate_limited_update(bot: Bot) -> None:
 async def test_pager_block_is_only_on_big_lists(bot: Bot) -> None:
     page = await bot.ask("list")
     assert BlockId.LIST_PAGER not in [b.get("block_id") for b in page.blocks]
+
+
+async def test_an_action_while_the_monitor_restarts_the_instance_is_told_so(bot: Bot) -> None:
+    instance_id = bot.ids[0]
+    # The health monitor (on this replica or another) is auto-restarting it right now.
+    locks = InstanceLocks(bot.db, holder="replica-b", clock=bot.clock)
+    lease = await locks.acquire(instance_id, Verb.RESTART, Actor.monitor())
+    assert isinstance(lease, Lease)
+    answer = await bot.ask("pause pod-001")
+    await locks.release(lease)
+    text = message_text(answer)
+    assert "⏳" in text and "the health monitor started a restart" in text
+    assert "still running" in text and "failed" not in text.lower()
+    assert bot.sim.calls[("pause", instance_id)] == 0
+    assert bot.emulator.messages(CHANNEL) == [], "nothing announced"
+    [entry] = await bot.wait_audit(1)
+    assert (entry.action, entry.result) == ("pause", "error")
+    assert "a restart is already in progress" in (entry.detail or "")

@@ -128,6 +128,7 @@ async def create(svc: Services, inv: Invocation, cmd: Command) -> None:
             Actor.slack(inv.user_id),
             name=name,
             region=region,
+            wait_secs=svc.deps.action_poll_timeout,
             hooks=Hooks(on_started=announce, while_waiting=svc.work.waiting),
         )
         if result.instance is not None:
@@ -156,6 +157,7 @@ async def change(svc: Services, inv: Invocation, verb: Verb, instance: Instance)
             ActionVerb(verb.value),
             instance,
             Actor.slack(inv.user_id),
+            wait_secs=svc.deps.action_poll_timeout,
             hooks=Hooks(on_started=announce, while_waiting=svc.work.waiting),
         )
         if isinstance(result, Busy):

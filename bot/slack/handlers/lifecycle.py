@@ -191,10 +191,10 @@ def busy_text(label: str, busy: Busy) -> str:
 async def _busy(inv: Invocation, instance: Instance, busy: Busy) -> None:
     detail = f"{instance.label}: a {busy.running.verb} is already in progress"
     inv.draft.fail("error", detail)
-    text = (
-        busy_text(instance_label(instance), busy)
-        + " Wait for it to finish; its announcement in the channel will say when."
-    )
+    text = busy_text(instance_label(instance), busy) + " Wait for it to finish"
+    # Only an action asked for in Slack has an announcement in a channel to watch.
+    announced = busy.running.who.source in (Source.SLACK, Source.INCIDENT)
+    text += "; its announcement in the channel will say when." if announced else "."
     await inv.respond(reply(detail, [section(text)]))
 
 

@@ -21,6 +21,8 @@ from functools import partial
 from typing import Any, Protocol
 
 from bot.alerts.records import AckResult, IncidentView, MuteResult
+from bot.backend.errors import BackendError
+from bot.backend.models import Instance
 from bot.blockkit.blocks import section
 from bot.blockkit.ids import ActionId
 from bot.blockkit.limits import reply
@@ -139,8 +141,14 @@ async def on_restart(svc: Services, inv: Invocation, incident: IncidentView) -> 
     """Restart now: through the instance actions (locked, recorded), said in the thread."""
     alerts = _alerts(svc)
     instance_id = _instance_of(incident)
+    try:
+        target = await svc.actions.resolve(instance_id)
+    except BackendError:
+        # Gone, or the backend is down: the restart is still asked for, so its failure is
+        # recorded and said in the incident's thread like any other.
+        target = Instance(id=instance_id, name=incident.instance_name, status="unknown")
     result = await svc.actions.restart(
-        instance_id,
+        target,
         Actor.incident(inv.user_id),
         # The thread says what happened at once; the next sweep sees the instance recover.
         wait=False,

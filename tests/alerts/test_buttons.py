@@ -242,6 +242,21 @@ async def test_restart_now_while_a_user_restarts_it_says_so_and_restarts_nothing
     assert entry.user_id == OPERATOR and "already in progress" in (entry.detail or "")
 
 
+async def test_restart_now_with_the_backend_failing_records_and_says_the_failure(
+    running: Running,
+) -> None:
+    running.h.sim.set_faults(error_rate=1.0, endpoints=["get", "restart"])
+    answer = await running.click("starpod.incident.restart", OPERATOR)
+    running.h.sim.set_faults()
+    assert "Restarting" in answer.text and "failed" in answer.text
+    async with running.h.db.session() as session:
+        [attempt] = list(await session.scalars(select(RestartAttempt)))
+    assert (attempt.actor, attempt.ok, attempt.source) == (OPERATOR, False, "incident")
+    assert attempt.error and "500" in attempt.error
+    await running.h.deliver()
+    assert any("tried to restart it" in str(r.blocks) for r in running.h.replies(running.root))
+
+
 async def test_mute_button_mutes_for_an_hour(running: Running) -> None:
     answer = await running.click("starpod.incident.mute", OPERATOR)
     assert "muted until" in str(answer.blocks)

@@ -26,6 +26,7 @@ from bot import __version__
 if TYPE_CHECKING:
     from bot.backend.client import InstanceClient
     from bot.config import Settings
+    from bot.instances import InstanceActions
     from bot.slack.blocks.status import MonitorStatusLike
     from bot.store.database import Database
     from bot.store.ssh_links import SshLinkService
@@ -88,6 +89,8 @@ class SlackDeps:
     build it with :func:`build_web_client`. ``clock`` returns aware datetimes.
     ``action_poll_interval``/``action_poll_timeout`` bound how long an announcement waits
     for the backend to reach the new status before saying it is still in progress.
+    ``actions`` is the process's instance-action service when the runtime shares one
+    (default: one built on ``backend`` and ``db``).
     """
 
     backend: InstanceClient
@@ -105,6 +108,7 @@ class SlackDeps:
     work_slots: int = 8
     version: str = __version__
     extra: dict[str, Any] = field(default_factory=dict)
+    actions: InstanceActions | None = None
 
 
 def build_web_client(

@@ -33,7 +33,8 @@ class Services:
             deps=deps,
             access=Access(settings.access, deps.web, group_ttl=deps.group_cache_secs),
             audit=AuditLog(deps.db, deps.clock, observer=deps.extra.get(AUDIT_OBSERVER)),
-            actions=InstanceActions(
+            actions=deps.actions
+            or InstanceActions(
                 deps.backend,
                 deps.db,
                 clock=deps.clock,

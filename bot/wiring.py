@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from bot.alerts.service import AlertService
     from bot.backend.client import InstanceClient
     from bot.config import Settings
+    from bot.instances import InstanceActions
     from bot.monitor import HealthMonitor, MonitorHandle
     from bot.store.database import Database
     from bot.store.ssh_links import SshLinkService
@@ -107,6 +108,7 @@ def build(
     from bot.alerts.jobs import register_jobs as register_alert_jobs
     from bot.alerts.service import AlertService
     from bot.backend.client import InstanceClient
+    from bot.instances import InstanceActions
     from bot.monitor import HealthMonitor
     from bot.monitor import register_jobs as register_monitor_jobs
     from bot.slack.deps import build_web_client
@@ -129,9 +131,13 @@ def build(
     )
     slack_session = aiohttp.ClientSession()
     web = build_web_client(settings, session=slack_session)
-    monitor = HealthMonitor.from_settings(
-        client, db, settings.monitor, settings.alerts, clock=clock
-    ).on_sweep(metrics.observe_sweep_report)
+    # One instance-action service for Slack, the gateway and the monitor's auto-restarts.
+    actions = InstanceActions(client, db, clock=clock)
+    monitor = (
+        HealthMonitor.from_settings(client, db, settings.monitor, settings.alerts, clock=clock)
+        .with_actions(actions)
+        .on_sweep(metrics.observe_sweep_report)
+    )
     alerts = AlertService.from_settings(
         settings, db, clock=clock, is_leader=lambda: monitor.is_leader, session=slack_session
     )
@@ -155,10 +161,10 @@ def build(
 
     listeners = TaskTracker("Slack listeners")
     slack_app = _slack_app(
-        settings, metrics, db, client, web, links, monitor, alerts, listeners, clock
+        settings, metrics, db, client, web, links, monitor, alerts, actions, listeners, clock
     )
     server, gateway_on = _web_server(
-        settings, metrics, readiness, db, client, links, slack_app, clock
+        settings, metrics, readiness, db, client, links, slack_app, actions, clock
     )
     return Parts(
         settings=settings,
@@ -191,6 +197,7 @@ def _slack_app(
     links: SshLinkService,
     monitor: HealthMonitor,
     alerts: AlertService,
+    actions: InstanceActions,
     listeners: TaskTracker,
     clock: Clock,
 ) -> AsyncApp:
@@ -210,6 +217,7 @@ def _slack_app(
         clock=clock,
         monitor=monitor,
         alerts=alerts,
+        actions=actions,
         extra={AUDIT_OBSERVER: count_command},
     )
     # Each request's listener work runs as a tracked task: shutdown drains it.
@@ -224,6 +232,7 @@ def _web_server(
     client: InstanceClient,
     links: SshLinkService,
     slack_app: AsyncApp,
+    actions: InstanceActions,
     clock: Clock,
 ) -> tuple[WebServer, bool]:
     from bot.gateway import GatewayDeps, KeyRing, gateway_routes_for
@@ -241,6 +250,7 @@ def _web_server(
             clock=clock,
             heartbeat_timeout_secs=settings.monitor.heartbeat_timeout_secs,
             metrics=metrics,
+            actions=actions,
         )
         if keys
         else None

@@ -74,3 +74,43 @@ class SshKeyLink(Base):
     def __repr__(self) -> str:
         # Neither the hash nor the ciphertext: a repr ends up in logs.
         return f"SshKeyLink(instance_id={self.instance_id!r}, used={self.used_at is not None})"
+
+
+class SlackDelivery(Base):
+    """A signed Slack request already taken in, remembered while it could be replayed.
+
+    ``key`` is the SHA-256 of the request's payload; a second delivery of the same payload
+    (a captured request replayed within Slack's signature window, or a Slack retry) finds
+    the row and does nothing. Rows expire after the window and are pruned.
+    """
+
+    __tablename__ = "slack_deliveries"
+    __table_args__ = (Index(None, "expires_at"),)
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    seen_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+    def __repr__(self) -> str:
+        return f"SlackDelivery(key={self.key[:12]!r}…, expires_at={self.expires_at.isoformat()})"
+
+
+class KillConfirmation(Base):
+    """A kill prompt the bot showed: one click by ``user_id`` may kill ``instance_id``, once."""
+
+    __tablename__ = "kill_confirmations"
+    __table_args__ = (Index(None, "expires_at"),)
+
+    # sha256 hex of the token carried by the prompt's block id.
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    instance_id: Mapped[str] = mapped_column(String(128))
+    user_id: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    used_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+    def __repr__(self) -> str:
+        return (
+            f"KillConfirmation(instance_id={self.instance_id!r}, user_id={self.user_id!r}, "
+            f"used={self.used_at is not None})"
+        )

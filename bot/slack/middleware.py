@@ -14,13 +14,17 @@ Before Slack's 200, in the listener middleware :meth:`ListenerPipeline.admit` (c
 no I/O)::
 
     1. ack              first: nothing can delay the acknowledgement (``ack.py``)
-    2. dedupe           a click Slack delivers again (same ``action_ts``) stops here
+    2. dedupe           a click Slack delivers again (same ``action_ts``) stops here,
+                        in this process's memory (cheap, before the 200)
     3. invocation       who, where, how to answer, and the audit draft, in the context
 
 After it, in the listener task (:meth:`ListenerPipeline.run`)::
 
     4. work starts      the one place where listener work begins (``start_work``: a
                         task tracker plugs in here, so shutdown can drain listener work)
+    4b. once            a delivery any replica took in before (a replay within the
+                        signature window, a Slack retry over HTTP or Socket Mode) stops
+                        here: no answer, no audit row (``bot/store/deliveries.py``)
     5. work slot        bounded concurrency after the ack (``slots.py``)
     6. route            what the request asks: parsed text, a menu value, an incident
     7. role check       before any handler acts (``access.py``)
@@ -49,6 +53,7 @@ from bot.slack.ack import RECEIVED_AT, acknowledge
 from bot.slack.failures import translate
 from bot.slack.invocation import Invocation
 from bot.slack.services import Services
+from bot.store.deliveries import delivery_key
 
 log = logging.getLogger(__name__)
 
@@ -155,6 +160,11 @@ class ListenerPipeline:
         """Steps 5 to 10 for one request: slot, route, role check, act, answer errors, audit."""
         svc = self.svc
         inv.draft.action = route.action
+        # After the ack (no database round trip delays Slack's 200) and in the listener
+        # task, which both transports reach: HTTP and Socket Mode retries alike.
+        if not await svc.deliveries.first_time(delivery_key(body)):
+            log.info("repeated delivery of %s by %s ignored", route.name, inv.user_id)
+            return
         try:
             async with svc.work.hold():
                 step = await route.plan(svc, inv, body)

@@ -11,6 +11,8 @@ from bot.slack.dedupe import ClickDeduper
 from bot.slack.deps import SlackDeps
 from bot.slack.slots import WorkSlots
 from bot.store.audit import AUDIT_OBSERVER, AuditLog
+from bot.store.deliveries import DeliveryLog
+from bot.store.kill_confirmations import KillConfirmations
 
 
 @dataclass
@@ -24,6 +26,13 @@ class Services:
     actions: InstanceActions
     clicks: ClickDeduper = field(default_factory=ClickDeduper)
     work: WorkSlots = field(default_factory=WorkSlots)
+    # Both live in the database, so every replica sees the same ones.
+    deliveries: DeliveryLog = field(init=False)
+    kill_confirmations: KillConfirmations = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.deliveries = DeliveryLog(self.deps.db, self.deps.clock)
+        self.kill_confirmations = KillConfirmations(self.deps.db, self.deps.clock)
 
     @classmethod
     def build(cls, settings: Settings, deps: SlackDeps) -> Services:

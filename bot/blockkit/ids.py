@@ -82,3 +82,14 @@ def parse_menu_value(value: str) -> tuple[MenuChoice, str] | None:
         return MenuChoice(verb), instance_id
     except ValueError:
         return None
+
+
+def confirmed_block_id(block: BlockId, token: str | None) -> str:
+    """A block holding a kill button, carrying its confirmation token: ``"<block>:<token>"``."""
+    return f"{block}:{token}" if token else str(block)
+
+
+def split_confirmed_block_id(block_id: str) -> tuple[str, str | None]:
+    """``"<block>:<token>"`` → (block, token); a block id without a token → (block, None)."""
+    block, sep, token = block_id.partition(":")
+    return block, (token if sep and token else None)

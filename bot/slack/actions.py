@@ -12,7 +12,13 @@ from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any
 
-from bot.blockkit.ids import ActionId, BlockId, MenuChoice, parse_menu_value
+from bot.blockkit.ids import (
+    ActionId,
+    BlockId,
+    MenuChoice,
+    parse_menu_value,
+    split_confirmed_block_id,
+)
 from bot.blockkit.mrkdwn import code
 from bot.catalog import Subcommand
 from bot.slack import blocks
@@ -88,12 +94,32 @@ async def plan_list_page(svc: Services, inv: Invocation, body: dict[str, Any]) -
 
 
 async def plan_kill_confirm(svc: Services, inv: Invocation, body: dict[str, Any]) -> Step:
-    """The confirmed kill (the danger button, after Slack's confirm dialog)."""
+    """The confirmed kill (the danger button, after Slack's confirm dialog).
+
+    Only a confirmation the bot issued kills: the click spends the prompt's single-use
+    token, bound to this instance and to the user it was shown to (after the role check,
+    so a refused click leaves the token for its rightful user).
+    """
     clicked = _action(body)
     instance_id = str(clicked.get("value") or "")
-    from_prompt = clicked.get("block_id") == BlockId.KILL_ACTIONS
-    act = partial(lifecycle.kill_confirmed, svc, inv, instance_id, replace_prompt=from_prompt)
+    block, token = split_confirmed_block_id(str(clicked.get("block_id") or ""))
+    act = partial(
+        _spend_then_kill,
+        svc,
+        inv,
+        instance_id,
+        token,
+        replace_prompt=block == BlockId.KILL_ACTIONS,
+    )
     return Step(Subcommand.KILL.value, act, instance_id=instance_id or None)
+
+
+async def _spend_then_kill(
+    svc: Services, inv: Invocation, instance_id: str, token: str | None, *, replace_prompt: bool
+) -> None:
+    # Raises KillRefused (answered and audited as a refusal) before anything is killed.
+    await svc.kill_confirmations.spend(token, instance_id=instance_id, user_id=inv.user_id)
+    await lifecycle.kill_confirmed(svc, inv, instance_id, replace_prompt=replace_prompt)
 
 
 async def plan_kill_cancel(svc: Services, inv: Invocation, body: dict[str, Any]) -> Step:

@@ -25,6 +25,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.alerts.delivery import OutboxDelivery
 from bot.alerts.service import AlertPolicy, AlertService
 from bot.backend.client import InstanceClient
+from bot.blockkit.ids import BlockId, confirmed_block_id
 from bot.config import GatewayKey, Settings
 from bot.gateway import GatewayDeps, KeyRing, gateway_routes_for
 from bot.monitor import HealthMonitor, MonitorEvent, SweepReport
@@ -33,6 +34,7 @@ from bot.sim.slack import Message, SlackEmulator
 from bot.slack import SlackDeps, SshLinkService, build_web_client, create_app
 from bot.store.audit import AuditLog
 from bot.store.database import Database
+from bot.store.kill_confirmations import KillConfirmations
 from bot.web.app import create_web_app
 from bot.web.server import WebServer, bind_socket
 
@@ -138,6 +140,14 @@ class ChaosBot:
     def visible(message: Message) -> str:
         """Everything a user can read in ``message``."""
         return visible_text(message)
+
+    async def kill_block_id(self, user: str, instance_id: str) -> str:
+        """The block id of a kill button the bot showed ``user`` for ``instance_id`` (a kill
+        runs only from a confirmation the bot issued; a hand-built click needs one)."""
+        token = await KillConfirmations(self.db, self.utc).issue(
+            instance_id=instance_id, user_id=user
+        )
+        return confirmed_block_id(BlockId.CARD_ACTIONS, token)
 
     async def sweep(self) -> SweepReport:
         """One monitor sweep, then one delivery run (as the scheduler would do)."""

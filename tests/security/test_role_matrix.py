@@ -123,8 +123,10 @@ async def test_buttons_each_role_each_action(
             target = ids[index]
             before = bot.sim.calls[(kind, target)]
             seen = len(bot.slack.ephemerals(user))
+            # A kill click carries the confirmation the bot showed this user (a card's).
+            block = await bot.kill_block_id(user, target) if kind == "kill" else None
             reply = await bot.slack.send_block_action(
-                bot.events_url, action_id=action_id, value=target, user_id=user
+                bot.events_url, action_id=action_id, value=target, user_id=user, block_id=block
             )
             assert reply.status_code == 200
             cases += 1

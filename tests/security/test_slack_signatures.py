@@ -45,7 +45,7 @@ def _slash_body(text: str) -> bytes:
     ).encode()
 
 
-def _action_body(action_id: str, value: str) -> bytes:
+def _action_body(action_id: str, value: str, block_id: str = "b") -> bytes:
     payload = {
         "type": "block_actions",
         "user": {"id": ADMIN, "username": "admin", "team_id": "T0EMULATOR"},
@@ -56,7 +56,7 @@ def _action_body(action_id: str, value: str) -> bytes:
         "actions": [
             {
                 "action_id": action_id,
-                "block_id": "b",
+                "block_id": block_id,
                 "type": "button",
                 "value": value,
                 "action_ts": f"{time.time():.6f}",
@@ -100,23 +100,25 @@ async def _audit_rows(bot: Any) -> int:
         return int(await session.scalar(select(func.count()).select_from(AuditEntry)) or 0)
 
 
-EntryPoint = Callable[[Any], tuple[bytes, str, str]]
+EntryPoint = Callable[[Any], Awaitable[tuple[bytes, str, str]]]
 
 
-def _slash_restart(bot: Any) -> tuple[bytes, str, str]:
+async def _slash_restart(bot: Any) -> tuple[bytes, str, str]:
     target = bot.sim.instance_ids()[0]
     name = bot.sim.instance(target)["name"]
     return _slash_body(f"restart {name}"), "restart", target
 
 
-def _button_restart(bot: Any) -> tuple[bytes, str, str]:
+async def _button_restart(bot: Any) -> tuple[bytes, str, str]:
     target = bot.sim.instance_ids()[1]
     return _action_body(ActionId.CARD_RESTART, target), "restart", target
 
 
-def _kill_confirm(bot: Any) -> tuple[bytes, str, str]:
+async def _kill_confirm(bot: Any) -> tuple[bytes, str, str]:
     target = bot.sim.instance_ids()[2]
-    return _action_body(ActionId.KILL_CONFIRM, target), "kill", target
+    # The kill button of a card the bot showed the admin: it carries its confirmation.
+    block_id = await bot.kill_block_id(ADMIN, target)
+    return _action_body(ActionId.KILL_CONFIRM, target, block_id), "kill", target
 
 
 ENTRY_POINTS: dict[str, EntryPoint] = {
@@ -143,7 +145,7 @@ async def _settle(check: Callable[[], Awaitable[bool]] | Callable[[], bool], sec
 async def test_forged_requests_get_401_and_change_nothing(
     bot: Any, entry: str, reliability_figures: dict[str, object]
 ) -> None:
-    body, kind, target = ENTRY_POINTS[entry](bot)
+    body, kind, target = await ENTRY_POINTS[entry](bot)
     secret = bot.slack.signing_secret
     audit_before = await _audit_rows(bot)
     for forgery in FORGERIES:

@@ -23,12 +23,14 @@ import pytest
 from slack_bolt.async_app import AsyncApp
 
 from bot.backend.client import InstanceClient
+from bot.blockkit.ids import BlockId, confirmed_block_id
 from bot.config import Settings
 from bot.sim.backend import BackendSimulator
 from bot.sim.slack import BotReply, Message, SlackEmulator
 from bot.slack import SlackDeps, SshLinkService, build_web_client, create_app
 from bot.store.audit import latest_audit
 from bot.store.database import Database
+from bot.store.kill_confirmations import KillConfirmations
 from bot.store.slack_models import AuditEntry
 from bot.web.app import create_web_app
 from bot.web.server import WebServer, bind_socket
@@ -111,6 +113,17 @@ class Bot:
         await self.click(message, action_id, user=user, **kw)
         await self.emulator.wait_for(lambda: len(self.emulator.ephemerals(user)) > before, wait)
         return self.emulator.ephemerals(user)[before]
+
+    async def kill_block_id(self, user: str, instance_id: str) -> str:
+        """The block id of a kill button the bot showed ``user`` for ``instance_id``.
+
+        A kill runs only from a confirmation the bot issued: a click built by hand needs
+        one, as a click on a health card or a kill prompt carries it.
+        """
+        token = await KillConfirmations(self.db, self.clock).issue(
+            instance_id=instance_id, user_id=user
+        )
+        return confirmed_block_id(BlockId.CARD_ACTIONS, token)
 
     async def audit(self, *, instance_id: str | None = None, limit: int = 50) -> list[AuditEntry]:
         async with self.db.session() as session:

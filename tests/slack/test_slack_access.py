@@ -103,6 +103,8 @@ def buttons(bot: Bot) -> list[tuple[str, dict[str, str], Role]]:
 async def test_button_role_matrix(bot: Bot, user: str) -> None:
     for count, (action_id, extra, needed) in enumerate(buttons(bot), start=1):
         kind = "overflow" if "selected_option_value" in extra else "button"
+        if action_id == ActionId.KILL_CONFIRM:  # the kill button of a card shown to this user
+            extra = {**extra, "block_id": await bot.kill_block_id(user, extra["value"])}
         click = bot.emulator.send_block_action(
             bot.events_url,
             action_id=action_id,

@@ -15,7 +15,7 @@ from bot.blockkit.blocks import (
     fields_section,
     section,
 )
-from bot.blockkit.ids import ActionId, BlockId
+from bot.blockkit.ids import ActionId, BlockId, confirmed_block_id
 from bot.blockkit.limits import MAX_BUTTON_VALUE, Reply, reply
 from bot.blockkit.mrkdwn import DASH, duration, escape, megabytes
 from bot.blockkit.sparkline import sparkline
@@ -35,6 +35,7 @@ class HealthView:
     memory: list[float | None] = field(default_factory=list)
     samples: int = 0
     uptime_24h: float | None = None  # 0..1, None: no history
+    kill_token: str | None = None  # the card's kill confirmation (bot/store/kill_confirmations)
 
 
 def heartbeat_text(health: HealthInfo, now: datetime, stale_after_secs: float) -> str:
@@ -72,7 +73,7 @@ def health_card(view: HealthView) -> Reply:
             section(f"No live health: {reason}\n*Uptime 24 h*: {_ratio(view.uptime_24h)}")
         )
     blocks.append(_history_block(view))
-    blocks.append(_card_actions(inst))
+    blocks.append(_card_actions(inst, view.kill_token))
     text = f"{inst.label}: {inst.status_raw}"
     if h is not None:
         text += f", CPU {h.cpu_percent:.0f} %, memory {megabytes(h.memory_mb)}"
@@ -97,7 +98,7 @@ def _history_block(view: HealthView) -> Block:
     return section(f"*Last hour* ({view.samples} samples)\n```{cpu_line}\n{mem_line}```")
 
 
-def _card_actions(inst: Instance) -> Block:
+def _card_actions(inst: Instance, kill_token: str | None) -> Block:
     value = inst.id if len(inst.id) <= MAX_BUTTON_VALUE else inst.id[:MAX_BUTTON_VALUE]
     name = inst.label
     return actions(
@@ -109,7 +110,9 @@ def _card_actions(inst: Instance) -> Block:
             button("Pause", ActionId.CARD_PAUSE, value),
             kill_button(inst.id, name),
         ],
-        block_id=BlockId.CARD_ACTIONS,
+        # The kill button's confirmation token rides in the block id (the value names the
+        # instance): a kill runs only from a card or prompt the bot showed this user.
+        block_id=confirmed_block_id(BlockId.CARD_ACTIONS, kill_token),
     )
 
 

@@ -11,7 +11,7 @@ from enum import StrEnum
 
 from bot.backend.models import Instance
 from bot.blockkit.blocks import Block, actions, button, context, section
-from bot.blockkit.ids import ActionId, BlockId
+from bot.blockkit.ids import ActionId, BlockId, confirmed_block_id
 from bot.blockkit.limits import Reply, reply
 from bot.blockkit.mrkdwn import code, duration, escape, user
 from bot.slack.blocks.health import kill_button
@@ -96,8 +96,12 @@ def announce_unconfirmed(
     )
 
 
-def kill_confirmation(instance: Instance) -> Reply:
-    """The answer to `/starpod kill`: nothing happens until the danger button is clicked."""
+def kill_confirmation(instance: Instance, token: str | None = None) -> Reply:
+    """The answer to `/starpod kill`: nothing happens until the danger button is clicked.
+
+    ``token`` is the prompt's single-use kill confirmation (carried in the block id);
+    without one the button is refused when clicked.
+    """
     details = ", ".join(escape(x) for x in (instance.status_raw, instance.region or "") if x)
     label = (
         f"*{escape(instance.name)}* {code(instance.short_id)}"
@@ -114,7 +118,7 @@ def kill_confirmation(instance: Instance) -> Reply:
     ]
     return reply(
         f"Confirm: kill {instance.label}?",
-        [section(text), actions(buttons, block_id=BlockId.KILL_ACTIONS)],
+        [section(text), actions(buttons, block_id=confirmed_block_id(BlockId.KILL_ACTIONS, token))],
     )
 
 

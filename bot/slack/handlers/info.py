@@ -100,6 +100,8 @@ async def show_health(svc: Services, inv: Invocation, cmd: Command) -> None:
         memory=memory,
         samples=samples,
         uptime_24h=ratio,
+        # The card's kill button works once, for the user it is shown to.
+        kill_token=await svc.kill_confirmations.issue(instance_id=instance.id, user_id=inv.user_id),
     )
     await inv.respond(blocks.health_card(view))
 

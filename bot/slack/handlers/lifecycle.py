@@ -96,8 +96,9 @@ async def kill_prompt(svc: Services, inv: Invocation, cmd: Command) -> None:
     """`/starpod kill <id>`: only a confirmation; nothing is killed until it is clicked."""
     assert cmd.ref is not None
     instance = await resolve(svc, inv, cmd.ref)
+    token = await svc.kill_confirmations.issue(instance_id=instance.id, user_id=inv.user_id)
     inv.draft.detail = "confirmation shown; nothing killed yet"
-    await inv.respond(blocks.kill_confirmation(instance))
+    await inv.respond(blocks.kill_confirmation(instance, token))
 
 
 async def kill_confirmed(

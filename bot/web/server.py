@@ -12,6 +12,8 @@ from collections.abc import AsyncIterator, Iterator
 import uvicorn
 from starlette.types import ASGIApp
 
+from bot.web.connection_guard import HEADER_TIMEOUT_SECS, MAX_CONNECTIONS, guarded_h11_protocol
+
 log = logging.getLogger(__name__)
 
 
@@ -39,9 +41,18 @@ class WebServer:
         host: str = "127.0.0.1",
         port: int = 0,
         sock: socket.socket | None = None,
+        header_timeout: float = HEADER_TIMEOUT_SECS,
+        max_connections: int = MAX_CONNECTIONS,
         **options: object,
     ) -> None:
+        """``header_timeout`` and ``max_connections`` bound idle and half-sent connections
+        (``connection_guard.py``); ``options`` override the uvicorn settings below."""
+        # Closes connections that send no request, or headers too slowly; caps their number.
+        self.protocol = guarded_h11_protocol(
+            header_timeout=header_timeout, max_connections=max_connections
+        )
         settings: dict[str, object] = {
+            "http": self.protocol,
             "log_level": "warning",
             "access_log": False,
             "lifespan": "off",

@@ -66,6 +66,7 @@ from bot.sim.slack_workspace import Workspace, default_channel_name
 __all__ = [
     "ApiCall",
     "BotReply",
+    "Delivery",
     "Message",
     "ResponsePost",
     "SlackAckTimeout",
@@ -81,6 +82,15 @@ UPLOAD_FAULT_NAME = "file_upload"
 
 class SlackAckTimeout(TimeoutError):
     """The bot did not answer a request from "Slack" within the 3 s Slack waits."""
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """A request as the emulator sent it to the bot (URL, body bytes, signed headers)."""
+
+    target_url: str
+    body: bytes
+    headers: dict[str, str]
 
 
 @dataclass
@@ -129,6 +139,8 @@ class SlackEmulator:
         self._seq = 0
         self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
+        # The last request sent to the bot, as it went out: ``redeliver`` sends it again.
+        self.last_delivery: Delivery | None = None
         for channel in channels:
             self.add_channel(channel)
 
@@ -582,6 +594,34 @@ class SlackEmulator:
     ) -> BotReply:
         ts = int(self._clock()) if timestamp is None else timestamp
         headers = signed_headers(self.signing_secret, body, ts, signature=signature)
+        self.last_delivery = Delivery(target_url, body, headers)
+        return await self._post(target_url, body, headers, ack_timeout)
+
+    async def redeliver(
+        self,
+        delivery: Delivery,
+        *,
+        target_url: str | None = None,
+        retry_num: int | None = None,
+        ack_timeout: float | None = SLACK_ACK_TIMEOUT_S,
+    ) -> BotReply:
+        """Send ``delivery`` again, to ``target_url`` (another replica) or where it went.
+
+        Without ``retry_num``, byte for byte (a captured request replayed: same signature
+        and timestamp). With it, as Slack retries a request it thinks went unanswered: the
+        same body, signed now, with ``X-Slack-Retry-Num`` and ``X-Slack-Retry-Reason``.
+        """
+        headers = dict(delivery.headers)
+        if retry_num is not None:
+            headers = signed_headers(self.signing_secret, delivery.body, int(self._clock()))
+            headers["X-Slack-Retry-Num"] = str(retry_num)
+            headers["X-Slack-Retry-Reason"] = "http_timeout"
+        url = target_url or delivery.target_url
+        return await self._post(url, delivery.body, headers, ack_timeout)
+
+    async def _post(
+        self, target_url: str, body: bytes, headers: dict[str, str], ack_timeout: float | None
+    ) -> BotReply:
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession()
         timeout = aiohttp.ClientTimeout(total=ack_timeout)

@@ -84,3 +84,41 @@ async def bot(
         gateway_keys=GATEWAY_KEYS,
     ) as running:
         yield running
+
+
+@pytest.fixture
+async def open_bot(
+    sim: BackendSimulator, slack_emulator: SlackEmulator, db: Database, fake_clock: FakeClock
+) -> AsyncIterator[Any]:
+    """The running bot with no access configuration: every user may kill."""
+    sim.seed_instances(6)
+    async with _harness().running_bot(
+        sim,
+        slack_emulator,
+        db,
+        fake_clock,
+        access=False,
+        backend_timeout=5.0,
+        api_key=BACKEND_API_KEY,
+    ) as running:
+        yield running
+
+
+@pytest.fixture
+def start_replica(
+    sim: BackendSimulator, slack_emulator: SlackEmulator, fake_clock: FakeClock
+) -> Any:
+    """``async with start_replica(db) as bot:`` one more replica on ``db`` (same sim, Slack)."""
+
+    def start(db: Database) -> Any:
+        return _harness().running_bot(
+            sim,
+            slack_emulator,
+            db,
+            fake_clock,
+            access=True,
+            backend_timeout=5.0,
+            api_key=BACKEND_API_KEY,
+        )
+
+    return start

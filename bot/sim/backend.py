@@ -33,7 +33,13 @@ from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption,
 
 from bot.sim.backend_admin import add_admin_routes
 from bot.sim.backend_faults import GARBAGE_BODIES, Faults
-from bot.sim.backend_logs import DEFAULT_TAIL, MAX_TAIL, iter_log_chunks, tail_lines
+from bot.sim.backend_logs import (
+    DEFAULT_TAIL,
+    MAX_TAIL,
+    endless_log_chunks,
+    iter_log_chunks,
+    tail_lines,
+)
 from bot.sim.backend_state import HealthShape, SimInstance, TransitionError
 from bot.sim.backend_wire import (
     Variant,
@@ -356,6 +362,10 @@ class BackendSimulator:
         response.content_type = "text/plain" if variant.plaintext_logs else "application/x-ndjson"
         response.enable_chunked_encoding()
         await response.prepare(request)
+        if self._faults.logs_endless and self._faults.applies_to("logs"):
+            # Until the client hangs up: each write waits while the client's window is full.
+            async for chunk in endless_log_chunks(inst, now, plaintext=variant.plaintext_logs):
+                await response.write(chunk)
         for chunk in iter_log_chunks(
             inst,
             now,
@@ -510,6 +520,7 @@ class BackendSimulator:
         hang_secs: float = 60.0,
         endpoints: Iterable[str] | None = None,
         down: bool = False,
+        logs_endless: bool = False,
     ) -> None:
         """Replace the fault settings (all defaults: no faults). See :class:`Faults`."""
         self._faults = Faults.build(
@@ -520,6 +531,7 @@ class BackendSimulator:
             hang_secs=hang_secs,
             endpoints=endpoints,
             down=down,
+            logs_endless=logs_endless,
         )
 
     @property

@@ -34,7 +34,16 @@ if TYPE_CHECKING:
     from bot.sim.backend import BackendSimulator
 
 _FAULT_KEYS = frozenset(
-    {"error_rate", "timeout_rate", "garbage_rate", "latency_secs", "hang_secs", "endpoints", "down"}
+    {
+        "error_rate",
+        "timeout_rate",
+        "garbage_rate",
+        "latency_secs",
+        "hang_secs",
+        "endpoints",
+        "down",
+        "logs_endless",
+    }
 )
 _VARIANT_KEYS = frozenset(
     {"capitalised_status", "rfc3339_times", "plaintext_logs", "extended_statuses", "extra_fields"}

@@ -34,6 +34,8 @@ class Faults:
     hang_secs: float = 60.0
     endpoints: frozenset[str] | None = None
     down: bool = False
+    # The logs endpoint ignores ?tail= and never ends its body (a hostile or broken backend).
+    logs_endless: bool = False
 
     @classmethod
     def build(
@@ -46,6 +48,7 @@ class Faults:
         hang_secs: float = 60.0,
         endpoints: Iterable[str] | None = None,
         down: bool = False,
+        logs_endless: bool = False,
     ) -> Faults:
         """Validate and build; raises ``ValueError`` on a bad rate, duration or endpoint."""
         for name, rate in (
@@ -73,6 +76,7 @@ class Faults:
             hang_secs=float(hang_secs),
             endpoints=kinds,
             down=bool(down),
+            logs_endless=bool(logs_endless),
         )
 
     @property
@@ -84,6 +88,7 @@ class Faults:
             or self.garbage_rate
             or self.latency_secs
             or self.down
+            or self.logs_endless
         )
 
     def applies_to(self, kind: str) -> bool:
@@ -100,4 +105,5 @@ class Faults:
             "hang_secs": self.hang_secs,
             "endpoints": sorted(self.endpoints) if self.endpoints is not None else None,
             "down": self.down,
+            "logs_endless": self.logs_endless,
         }

@@ -7,8 +7,9 @@ same instance, so a tail is computed on demand without storing anything.
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 
 from bot.sim.backend_state import SimInstance
@@ -192,3 +193,27 @@ def iter_log_chunks(
             buf.clear()
     if buf:
         yield b"".join(buf)
+
+
+async def endless_log_chunks(
+    inst: SimInstance, now: float, *, plaintext: bool, lines_per_chunk: int = LINES_PER_CHUNK
+) -> AsyncIterator[bytes]:
+    """The ``logs_endless`` fault: good lines, numbered on and on, never an end.
+
+    The lines repeat a window of ``lines_per_chunk * 10`` rendered once (rendering is not
+    what is being tested, and a fast stream is the hostile case); the loop yields to the
+    event loop between chunks so the simulator keeps serving its other clients.
+    """
+    window = [
+        render_plain(log_line(inst, seq))
+        if plaintext
+        else render_json(log_line(inst, seq), extra_fields=False)
+        for seq in range(lines_per_chunk * 10)
+    ]
+    chunks = [
+        b"".join(window[i : i + lines_per_chunk]) for i in range(0, len(window), lines_per_chunk)
+    ]
+    while True:
+        for chunk in chunks:
+            yield chunk
+            await asyncio.sleep(0)

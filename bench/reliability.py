@@ -73,6 +73,18 @@ INJECTS = {
     "test_slash_commands_each_role_each_action": "4 users x 14 subcommands",
     "test_buttons_each_role_each_action": "4 users x restart/pause/ssh/kill-confirm buttons",
     "test_gateway_each_key_each_endpoint": "3 keys + none + forged x 8 gateway endpoints",
+    "test_a_signed_restart_delivered_four_times_restarts_once": (
+        "one signed `/starpod restart` replayed byte for byte and retried (X-Slack-Retry-Num)"
+    ),
+    "test_two_replicas_on_one_postgres_act_once": (
+        "the same signed request to two replicas (own engines, one PostgreSQL database)"
+    ),
+    "test_a_kill_confirmation_works_once_for_its_user_and_instance": (
+        "kill clicks: another user's, another instance's, no token, a forged token, twice"
+    ),
+    "test_logs_against_an_endless_stream_answer_with_a_truncated_note": (
+        "a backend log stream that ignores ?tail= and never ends (`logs_endless`)"
+    ),
     "test_links_are_unguessable_hashed_single_use_rate_limited_and_expire": (
         "50 concurrent fetches, 12 guesses from one client, an expired link"
     ),
@@ -180,6 +192,15 @@ def markdown(rows: list[dict[str, Any]], *, long: bool, code: int, secs: float) 
     return "\n".join(lines)
 
 
+def _hostile_section(target: Path) -> str:
+    """The section ``bench/hostile.py --write`` put in ``target``, kept across rewrites."""
+    old = target.read_text() if target.exists() else ""
+    start, end = "<!-- bench/hostile.py: start -->", "<!-- bench/hostile.py: end -->"
+    if start not in old or end not in old:
+        return ""
+    return "\n" + start + old.split(start, 1)[1].split(end, 1)[0] + end + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run, write RELIABILITY.md, print the path (and JSON with --json)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -188,7 +209,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     rows, code, secs = run(long=not args.ci)
     target = ROOT / "RELIABILITY.md"
-    target.write_text(markdown(rows, long=not args.ci, code=code, secs=secs))
+    text = markdown(rows, long=not args.ci, code=code, secs=secs)
+    target.write_text(text + _hostile_section(target))
     if args.json:
         print(json.dumps({"exit_code": code, "seconds": round(secs, 1), "rows": rows}, indent=2))
     print(f"wrote {target} ({len(rows)} rows, pytest exit code {code})")

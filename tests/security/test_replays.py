@@ -16,11 +16,14 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from slack_bolt.request.async_request import AsyncBoltRequest
 from sqlalchemy import func, select
 
 from bot.blockkit.ids import ActionId, BlockId, confirmed_block_id, split_confirmed_block_id
+from bot.config import Settings
 from bot.sim.slack import Delivery, Message
-from bot.sim.slack_payloads import find_element
+from bot.sim.slack_payloads import find_element, slash_command_fields
+from bot.slack import create_app
 from bot.store.database import Database
 from bot.store.deliveries import DeliveryLog
 from bot.store.slack_models import AuditEntry, SlackDelivery
@@ -226,3 +229,37 @@ async def test_a_kill_confirmation_works_once_for_its_user_and_instance(
     await _until(all_refusals_audited, "five refusals audited")
     assert await refused() == 5
     reliability_figures.update(kill_clicks=6, kills=1)
+
+
+async def test_a_socket_mode_retry_acts_once(
+    bot: Any, caplog: pytest.LogCaptureFixture, reliability_figures: dict[str, object]
+) -> None:
+    # Socket Mode requests never pass the web guard: Slack's retry carries `retry_attempt`
+    # in the envelope and the very same payload, which Bolt dispatches as below.
+    caplog.set_level(logging.INFO, logger="bot.slack.middleware")
+    settings = Settings.model_validate(
+        {"slack": {"bot_token": bot.slack.bot_token, "app_token": "xapp-1-socket-mode"}}
+    )
+    app = create_app(settings, bot.deps)
+    target = bot.sim.instance_ids()[2]
+    payload = slash_command_fields(
+        command="/starpod",
+        text=f"restart {bot.sim.instance(target)['name']}",
+        user_id=ADMIN,
+        user_name="admin",
+        channel_id=CHANNEL,
+        channel_name="ops",
+        team_id="T0EMULATOR",
+        response_url=bot.slack.new_response_url(channel_id=CHANNEL, user_id=ADMIN),
+        trigger_id=bot.slack.new_trigger_id(),
+    )
+    for _attempt in range(3):  # the delivery, then retry_attempt 1 and 2
+        response = await app.async_dispatch(
+            AsyncBoltRequest(body=dict(payload), mode="socket_mode")
+        )
+        assert response.status == 200
+    await _until(lambda: _ignored(caplog) == 2, "two retries ignored")
+    await _until(lambda: _audited(bot.db, "restart"), "the restart audited")
+    assert bot.sim.calls[("restart", target)] == 1
+    assert await _audited(bot.db, "restart") == 1
+    reliability_figures.update(socket_mode_deliveries=3, actions_taken=1)

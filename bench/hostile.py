@@ -297,6 +297,22 @@ def markdown(result: dict[str, Any], command: str) -> str:
             f"| one signed `/starpod restart` delivered {r['deliveries']} times (byte for byte "
             "and as `X-Slack-Retry-Num` retries) | 1 action | "
             f"{r['actions_taken']} restart(s) |",
+            "",
+            (
+                "- *MB written* counts what the clients' sockets accepted, most of it in kernel "
+                "buffers the bot never read: it reads 1 MB of each body, answers 413 and closes."
+            ),
+            (
+                "- The logs row's RSS growth is over the RSS just before the command (after the "
+                "flood); the client stops reading at its 8 MB byte budget "
+                "(`InstanceClient.tail_logs`), well before its 20 s time budget, keeping only the "
+                "last `--tail` lines."
+            ),
+            (
+                "- Replays: the first delivery acts; every copy gets its 200 and stops in its "
+                "listener task at the database's delivery key (`bot/store/deliveries.py`): "
+                "no answer, no audit row."
+            ),
             END_MARK,
         ]
     )

@@ -81,9 +81,10 @@ def _describe(exc: Exception) -> str:
 class InstanceClient:
     """Client for the Starpod instance backend.
 
-    ``timeout`` is each call's total deadline: connect, headers and the whole body together
-    (retries included), so a backend that drips one byte at a time cannot hold a call
-    longer. Bodies are read up to ``max_body`` bytes (enforced by the default transport).
+    ``timeout`` is each attempt's total deadline: connect, headers and the whole body
+    together, so a backend that drips one byte at a time cannot hold a call longer (a
+    timed-out attempt is not retried; a GET refused or answered 502-504 is, at most
+    twice). Bodies are read up to ``max_body`` bytes (enforced by the default transport).
 
     >>> async with InstanceClient("https://api.starpod.example.com", "key") as client:
     ...     instances = await client.list_instances()
@@ -327,8 +328,9 @@ class InstanceClient:
     ) -> httpx.Response:
         """Send; retry idempotent GETs on connection errors and 502/503/504.
 
-        A POST or DELETE that may have reached the backend is never sent twice behind
-        the user's back. Returns a 2xx response (streaming when the request asked).
+        Each attempt has the total deadline: connect, headers and (unless streaming) the
+        whole body. A POST or DELETE that may have reached the backend is never sent twice
+        behind the user's back. Returns a 2xx response, its body read unless it streams.
         """
         method = request.method
         attempts = 1 + (MAX_RETRIES if method == "GET" else 0)
@@ -336,7 +338,13 @@ class InstanceClient:
             started = perf_counter()
             last = attempt == attempts - 1
             try:
-                response = await self._transport.handle_async_request(request)
+                async with asyncio.timeout(self._deadline):
+                    response = await self._send_once(request)
+            except TimeoutError:
+                # Like a read timeout: the backend is slow, not gone; no retry.
+                self._observe(endpoint, "DeadlineExceeded", started)
+                reason = f"timed out: no complete answer within {self._deadline:g} s"
+                raise BackendUnavailable(method=method, path=path, reason=reason) from None
             except ResponseTooLarge as exc:
                 self._observe(endpoint, type(exc).__name__, started)
                 raise BackendProtocolError(method=method, path=path, problem=str(exc)) from None
@@ -350,12 +358,7 @@ class InstanceClient:
                 self._observe(endpoint, str(response.status_code), started)
                 if response.is_success:
                     return response
-                try:
-                    body = (await response.aread()).decode("utf-8", errors="replace")
-                except httpx.TransportError:
-                    body = ""
-                finally:
-                    await response.aclose()
+                body = response.content.decode("utf-8", errors="replace")
                 if last or response.status_code not in RETRYABLE_STATUS:
                     raise BackendStatusError(
                         method=method, path=path, status_code=response.status_code, body=body
@@ -363,32 +366,29 @@ class InstanceClient:
             await asyncio.sleep(self._retry_backoff * (3**attempt))
         raise AssertionError("unreachable")  # pragma: no cover
 
+    async def _send_once(self, request: httpx.Request) -> httpx.Response:
+        """One attempt: the response with its body read (a stream's only when it failed)."""
+        response = await self._transport.handle_async_request(request)
+        if response.is_success and request.extensions.get(STREAM_EXTENSION):
+            return response
+        try:
+            await response.aread()
+        finally:
+            await response.aclose()
+        return response
+
     async def _request(
         self, endpoint: str, method: str, path: str, *, json: Any = None
     ) -> httpx.Response:
         request = self._build(method, path, json=json)
-        try:
-            async with asyncio.timeout(self._deadline):
-                response = await self._send_with_retries(endpoint, request, path)
-                await response.aread()
-        except httpx.TransportError as exc:
-            raise BackendUnavailable(method=method, path=path, reason=_describe(exc)) from None
-        except TimeoutError:
-            reason = f"timed out: no complete answer within {self._deadline:g} s"
-            raise BackendUnavailable(method=method, path=path, reason=reason) from None
-        return response
+        return await self._send_with_retries(endpoint, request, path)
 
     @asynccontextmanager
     async def _stream(
         self, endpoint: str, path: str, *, query: str
     ) -> AsyncIterator[httpx.Response]:
         request = self._build("GET", path, query=query, stream=True)
-        try:
-            async with asyncio.timeout(self._deadline):  # until the headers are in
-                response = await self._send_with_retries(endpoint, request, path)
-        except TimeoutError:
-            reason = f"timed out: no answer within {self._deadline:g} s"
-            raise BackendUnavailable(method="GET", path=path, reason=reason) from None
+        response = await self._send_with_retries(endpoint, request, path)
         try:
             yield response
         finally:

@@ -6,6 +6,10 @@ sender, and claim them with a lease (``claimed_by``/``claimed_until``). On Postg
 heads are locked with ``FOR UPDATE SKIP LOCKED`` first, so two senders never wait on each
 other; on both dialects the claim is a conditional UPDATE, so a row is only ever claimed
 by one. See :mod:`bot.alerts.delivery` for the whole run.
+
+A sender that leads (``take_over=True``) also takes the rows another holder claimed:
+leadership moved, so that holder is dead or no longer the leader, and its claims would
+otherwise hold that incident's replies and pages until they expire.
 """
 
 from __future__ import annotations
@@ -38,8 +42,25 @@ class Claimed:
     root_pending: bool
 
 
-def _unclaimed(now: datetime) -> ColumnElement[bool]:
-    return or_(AlertOutbox.claimed_until.is_(None), AlertOutbox.claimed_until <= now)
+def _unclaimed(now: datetime, holder: str, take_over: bool) -> ColumnElement[bool]:
+    free = or_(AlertOutbox.claimed_until.is_(None), AlertOutbox.claimed_until <= now)
+    if take_over:
+        return or_(free, AlertOutbox.claimed_by != holder)
+    return free
+
+
+def _claimed_live(
+    claimed_by: str | None,
+    claimed_until: datetime | None,
+    now: datetime,
+    *,
+    holder: str,
+    take_over: bool,
+) -> bool:
+    """Whether a claim still keeps the row from ``holder``."""
+    if claimed_until is None or claimed_until <= now:
+        return False
+    return not take_over or claimed_by == holder
 
 
 async def _claim_some(
@@ -50,6 +71,7 @@ async def _claim_some(
     holder: str,
     ttl: timedelta,
     skip_locked: bool,
+    take_over: bool,
 ) -> list[int]:
     """Claim those of ``heads`` still free; returns the ids now ours."""
     if skip_locked:
@@ -70,7 +92,7 @@ async def _claim_some(
         .where(
             AlertOutbox.id.in_(heads),
             AlertOutbox.state == "pending",
-            _unclaimed(now),
+            _unclaimed(now, holder, take_over),
         )
         .values(claimed_by=holder, claimed_until=now + ttl)
         .returning(AlertOutbox.id)
@@ -87,17 +109,20 @@ async def claim_due(
     ttl: timedelta,
     batch: int,
     skip_locked: bool = False,
+    take_over: bool = False,
 ) -> list[Claimed]:
     """Claim the due heads of the pending streams (at most ``batch``) for ``holder``
     until ``now + ttl``; returns them with what sending needs (the incident's root).
 
-    ``skip_locked`` (PostgreSQL): lock the heads ``FOR UPDATE SKIP LOCKED`` first."""
+    ``skip_locked`` (PostgreSQL): lock the heads ``FOR UPDATE SKIP LOCKED`` first.
+    ``take_over`` (the sender leads): other holders' live claims do not count."""
     rows = (
         await session.execute(
             select(
                 AlertOutbox.id,
                 AlertOutbox.stream,
                 AlertOutbox.next_attempt_at,
+                AlertOutbox.claimed_by,
                 AlertOutbox.claimed_until,
             )
             .where(AlertOutbox.state == "pending")
@@ -111,8 +136,10 @@ async def claim_due(
         if row.stream in seen:
             continue
         seen.add(row.stream)
-        claimed_live = row.claimed_until is not None and row.claimed_until > now
-        if row.next_attempt_at <= now and not claimed_live:
+        live = _claimed_live(
+            row.claimed_by, row.claimed_until, now, holder=holder, take_over=take_over
+        )
+        if row.next_attempt_at <= now and not live:
             heads.append(row.id)
     # Another sender may claim some of these between our read and our claim: try the
     # next ones rather than stopping with work left.
@@ -125,6 +152,7 @@ async def claim_due(
             holder=holder,
             ttl=ttl,
             skip_locked=skip_locked,
+            take_over=take_over,
         )
         if ids:
             break

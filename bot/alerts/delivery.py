@@ -21,16 +21,26 @@ Outcomes
 - **429** (``ratelimited``): the row is due again after ``Retry-After`` and the whole
   sender pauses until then (Slack's limits are per method and workspace, so the other
   streams would only collect 429s too).
-- **5xx**, dropped connections, timeouts, ``internal_error``/``fatal_error``/
-  ``service_unavailable``/``request_timeout``, and auth or scope errors an operator can
-  fix: retried with exponential back-off (1 s, 2 s, 4 s … at most 5 min, jittered),
-  forever. A row is never dropped.
-- **poison** (any other Slack error, e.g. ``channel_not_found``, ``invalid_blocks``,
-  ``message_not_found``): the row is marked ``failed`` with the error, logged at ERROR
-  and counted in :attr:`OutboxDelivery.failed_total`. Its stream moves on, so one bad
-  message never blocks the rest of an incident. When the failed row was the incident's
-  root, later edits are posted as a new root (their ts becomes the root) and replies as
-  top-level messages, so nothing that follows is lost for want of a thread.
+- **permanent** (only the Slack error names in
+  :data:`bot.alerts.sending.PERMANENT_ERRORS`: ``channel_not_found``, ``not_in_channel``,
+  ``is_archived``, ``invalid_blocks``, ``msg_too_long``, ``message_not_found`` …): the
+  row is marked ``failed`` with the error, logged at ERROR and counted in
+  :attr:`OutboxDelivery.failed_total`. Its stream moves on, so one bad message never
+  blocks the rest of an incident. When the failed row was the incident's root, later
+  edits are posted as a new root (their ts becomes the root) and replies as top-level
+  messages, so nothing that follows is lost for want of a thread.
+- **everything else** is retried with exponential back-off (1 s, 2 s, 4 s … at most
+  5 min, jittered), forever: every 5xx, a body that is not JSON (an HTML error page,
+  ``upstream error`` in plain text, even under a 200), an unknown error name, dropped
+  connections, timeouts; auth or scope errors an operator can fix wait the longest
+  back-off. A row is never dropped for a reason that could pass, so after an outage of
+  any shape every message arrives, in order within its stream.
+
+Take-over
+---------
+A sender told it leads (``is_leader``) also claims rows another holder still has
+claimed: leadership moved, so that holder died or stepped down. A dead leader's rows are
+therefore sent by the next leader on its first run, not when the claims expire.
 
 The duplicate window
 --------------------
@@ -227,6 +237,9 @@ class OutboxDelivery:
             ttl=self._claim_ttl,
             batch=self._batch,
             skip_locked=self._db.dialect == "postgresql",
+            # Only a sender told it leads gets here (run_once checked): the rows another
+            # holder claimed belong to a leader that died or stepped down.
+            take_over=self._is_leader is not None,
         )
 
     # -- record ------------------------------------------------------------------------------
@@ -260,6 +273,8 @@ class OutboxDelivery:
             values.update(next_attempt_at=due, last_error=outcome.error)
         else:
             wait = self._max_backoff if outcome.config_error else self._backoff(attempts)
+            if outcome.retry_after is not None:
+                wait = max(wait, timedelta(seconds=outcome.retry_after))
             values.update(next_attempt_at=now + wait, last_error=outcome.error)
 
         async def write(session: AsyncSession) -> None:

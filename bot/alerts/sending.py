@@ -19,8 +19,49 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.alerts.claims import Claimed
 from bot.alerts.outbox import NOTICE, REPLY, ROOT, UPDATE
 
-RETRYABLE_ERRORS = frozenset(
-    {"ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}
+# Slack error names that can never succeed, however often the same request is repeated
+# (chat.postMessage and chat.update, from Slack's method reference). Only these make a
+# row "failed"; every other answer is retried, because a wrong "permanent" loses an alert
+# for good while a wrong "retry" only costs a request every few minutes.
+PERMANENT_ERRORS = frozenset(
+    {
+        # the channel or thread cannot take this message
+        "channel_not_found",
+        "not_in_channel",
+        "is_archived",
+        "is_inactive",
+        "cannot_reply_to_message",
+        "restricted_action",
+        "restricted_action_read_only_channel",
+        "restricted_action_thread_only_channel",
+        "restricted_action_non_threadable_channel",
+        "team_access_not_granted",
+        "ekm_access_denied",
+        # the message itself is malformed or too big
+        "invalid_blocks",
+        "invalid_blocks_format",
+        "invalid_attachments",
+        "invalid_metadata_format",
+        "invalid_metadata_schema",
+        "metadata_too_large",
+        "msg_too_long",
+        "msg_blocks_too_long",
+        "no_text",
+        "too_many_attachments",
+        "invalid_arguments",
+        "invalid_arg_name",
+        "invalid_array_arg",
+        "invalid_charset",
+        "invalid_form_data",
+        "invalid_post_type",
+        "missing_post_type",
+        # the message to edit is gone or can no longer be edited
+        "message_not_found",
+        "cant_update_message",
+        "edit_window_closed",
+        "method_deprecated",
+        "deprecated_endpoint",
+    }
 )
 # Configuration an operator can fix (a new token, an added scope): keep the rows.
 CONFIG_ERRORS = frozenset(
@@ -50,28 +91,65 @@ class SendOutcome:
 
 
 def classify(exc: BaseException) -> SendOutcome:
-    """Map an exception from the Web API client to an outcome (pure; no I/O)."""
+    """Map an exception from the Web API client to an outcome (pure; no I/O).
+
+    ``failed`` only for an error name in :data:`PERMANENT_ERRORS`; 429 (or
+    ``ratelimited``) waits for ``Retry-After``; configuration errors wait long; every
+    other answer (any 5xx, a body that is not JSON, an HTML error page, an unknown error
+    name), dropped connections and timeouts are retried with back-off.
+    """
     if isinstance(exc, SlackApiError):
-        response = exc.response
-        status = int(getattr(response, "status_code", 200) or 200)
-        error = ""
-        try:
-            error = str(response.get("error") or "")
-        except Exception:  # a body that is not JSON
-            error = ""
-        if status == 429 or error == "ratelimited":
+        status = _status_of(exc.response)
+        error = _error_name(exc.response)
+        shown = f"HTTP {status}" if status is not None else "HTTP status unknown"
+        if status == 429 or error in ("ratelimited", "rate_limited"):
             return SendOutcome("ratelimited", error="ratelimited", retry_after=_retry_after(exc))
-        if status >= 500 or error in RETRYABLE_ERRORS:
-            return SendOutcome("retry", error=f"HTTP {status}: {error or 'server error'}")
+        if error in PERMANENT_ERRORS:
+            return SendOutcome("failed", error=f"{error} ({shown})")
         if error in CONFIG_ERRORS:
             return SendOutcome("retry", error=error, config_error=True)
-        return SendOutcome("failed", error=error or f"HTTP {status}")
+        # A 503 may say when to come back: the back-off is then at least that long.
+        return SendOutcome(
+            "retry",
+            error=f"{shown}: {error or _body_hint(exc)}",
+            retry_after=_retry_after(exc, default=None),
+        )
     if isinstance(exc, aiohttp.ClientError | TimeoutError | OSError):
         return SendOutcome("retry", error=f"{type(exc).__name__}: {exc}".strip(": "))
     return SendOutcome("retry", error=f"unexpected {type(exc).__name__}: {exc}")
 
 
-def _retry_after(exc: SlackApiError) -> float:
+def _status_of(response: object) -> int | None:
+    """The HTTP status of what slack-sdk put in the error: its own response object has
+    ``status_code``; for a body that is not JSON it passes aiohttp's, which has
+    ``status``. None when neither is there: never guess 200."""
+    for name in ("status_code", "status"):
+        value = getattr(response, name, None)
+        if isinstance(value, int):
+            return value
+    return None
+
+
+def _error_name(response: object) -> str:
+    """Slack's ``error`` field, or "" when the body is not a JSON object."""
+    data = getattr(response, "data", None)
+    if isinstance(data, dict):
+        return str(data.get("error") or "")
+    if data is None and isinstance(response, dict):
+        return str(response.get("error") or "")
+    return ""
+
+
+def _body_hint(exc: SlackApiError) -> str:
+    """A short description of an answer without an error name (for ``last_error``)."""
+    data = getattr(exc.response, "data", None)
+    if isinstance(data, str) and data.strip():
+        return f"non-JSON body {data.strip()[:60]!r}"
+    return "no Slack error in the answer"
+
+
+def _retry_after(exc: SlackApiError, default: float | None = 1.0) -> float | None:
+    """The answer's ``Retry-After`` in seconds (``default`` when absent or unreadable)."""
     headers = getattr(exc.response, "headers", None) or {}
     raw = None
     for key in ("Retry-After", "retry-after"):
@@ -79,9 +157,9 @@ def _retry_after(exc: SlackApiError) -> float:
             raw = headers[key]
             break
     try:
-        return max(0.0, float(raw)) if raw is not None else 1.0
+        return max(0.0, float(raw)) if raw is not None else default
     except (TypeError, ValueError):
-        return 1.0
+        return default
 
 
 async def send(web: AsyncWebClient, row: Claimed) -> SendOutcome:

@@ -93,6 +93,14 @@ class Delivery:
     headers: dict[str, str]
 
 
+# The shapes an injected failure's body can take (see ``SlackEmulator.fail_next``).
+FAULT_BODIES = frozenset({"json", "html", "text", "bad_json"})
+ERROR_PAGE = (
+    "<html><head><title>502 Bad Gateway</title></head>"
+    "<body><h1>Bad Gateway</h1><p>upstream error</p></body></html>"
+)
+
+
 @dataclass
 class _Fault:
     """A pending injected failure (``fail_next``)."""
@@ -102,6 +110,11 @@ class _Fault:
     retry_after: int
     methods: frozenset[str] | None
     drop: bool
+    # "json" (Slack's error object), "html" (a proxy's error page), "text" (plain text)
+    # or "bad_json" (non-JSON text labelled application/json, as some gateways send).
+    body: str = "json"
+    # The Slack error name of a "json" answer (default: one derived from the status).
+    error: str | None = None
 
 
 class SlackEmulator:
@@ -291,16 +304,25 @@ class SlackEmulator:
         retry_after: int = 1,
         methods: set[str] | None = None,
         drop: bool = False,
+        body: str = "json",
+        error: str | None = None,
     ) -> None:
         """Make the next ``count`` matching requests fail.
 
         429 answers carry ``Retry-After`` and ``{"ok": false, "error": "ratelimited"}``; other
         statuses answer an error body; ``drop=True`` closes the connection without an answer.
+        ``body`` shapes the answer: ``"json"`` (``{"ok": false, "error": error}``, the error
+        name derived from the status unless given; ``status=200, error="channel_not_found"``
+        is how Slack refuses a message), ``"html"`` (an error page, ``text/html``),
+        ``"text"`` (``upstream error``, ``text/plain``) or ``"bad_json"`` (that same text
+        labelled ``application/json``).
         ``methods=None`` matches every Web API method; name ``"response_url"`` or
         ``"file_upload"`` in ``methods`` to fail those endpoints too.
         """
         if count <= 0:
             return
+        if body not in FAULT_BODIES:
+            raise ValueError(f"body must be one of {sorted(FAULT_BODIES)}, got {body!r}")
         self._faults.append(
             _Fault(
                 remaining=count,
@@ -308,6 +330,8 @@ class SlackEmulator:
                 retry_after=retry_after,
                 methods=frozenset(methods) if methods is not None else None,
                 drop=drop,
+                body=body,
+                error=error,
             )
         )
 
@@ -756,13 +780,24 @@ class SlackEmulator:
                 request.transport.abort()
             # Ends the handler without writing anything; aiohttp treats it as a lost client.
             raise asyncio.CancelledError
+        headers: dict[str, str] = {}
         if fault.status == 429:
-            answer = {"ok": False, "error": "ratelimited"}
-            headers = {"Retry-After": str(fault.retry_after)}
+            answer = {"ok": False, "error": fault.error or "ratelimited"}
+            headers["Retry-After"] = str(fault.retry_after)
         else:
-            answer = {"ok": False, "error": _status_error(fault.status)}
-            headers = {}
+            answer = {"ok": False, "error": fault.error or _status_error(fault.status)}
+        if fault.body != "json":
+            answer = {"ok": False, "error": f"non-JSON body ({fault.body})"}
         self._record_call(name, args, answer, status=fault.status, injected=True)
+        if fault.body == "html":
+            return web.Response(
+                status=fault.status, text=ERROR_PAGE, content_type="text/html", headers=headers
+            )
+        if fault.body in ("text", "bad_json"):
+            kind = "text/plain" if fault.body == "text" else "application/json"
+            return web.Response(
+                status=fault.status, text="upstream error", content_type=kind, headers=headers
+            )
         return web.json_response(answer, status=fault.status, headers=headers)
 
     # -- recording -------------------------------------------------------------------------

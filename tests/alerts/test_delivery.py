@@ -105,7 +105,7 @@ async def test_a_poison_root_is_marked_failed_and_the_incident_carries_on(
     h = make_harness()
     ids = await start(h, 3)
     await h.deliver()
-    h.slack.fail_next(1, status=400, methods={"chat.postMessage"})
+    h.slack.fail_next(1, status=400, methods={"chat.postMessage"}, error="invalid_arguments")
     h.sim.stop_heartbeat(ids[0])
     h.advance(100)
     await h.sweep()

@@ -61,6 +61,9 @@ INJECTS = {
     "test_sigkill_mid_delivery_loses_nothing_and_duplicates_at_most_the_window": (
         "SIGKILL after Slack posted a root but before the bot heard back; a new delivery"
     ),
+    "test_a_leader_killed_mid_delivery_has_its_claims_taken_over_within_two_intervals": (
+        "leader SIGKILLed holding a 60 s claim while Slack held its answer; next leader 2 s on"
+    ),
     "test_sigkill_mid_sweep_then_restart": (
         "SIGKILL while the restart call is in flight, then a new process on the same SQLite"
     ),

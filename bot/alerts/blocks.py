@@ -141,6 +141,9 @@ def root_message(view: IncidentView, *, mention: str | None = None) -> Reply:
         notes.append(f"recurred {view.recurrences} times")
     if view.restart_attempts:
         notes.append(f"auto-restarts: {view.restart_attempts}")
+    if view.state == "acknowledged":
+        # Acknowledged means someone is on it: escalations no longer mention on-call.
+        notes.append("someone is on it: no more pages to on-call")
     if view.state == "resolved" and view.resolved_note:
         notes.append(escape(view.resolved_note))
     blocks: list[Block] = [

@@ -245,9 +245,17 @@ class Incidents:
             if not muted:
                 await self._notifier.post_root(session, incident, at)
             return
+        update_facts(incident, action=_exhausted(event.detail))
+        if incident.exhausted_at is not None and not await q.auto_restarted_after(
+            session, instance_id, incident.exhausted_at
+        ):
+            # The same exhaustion told again: a new process or leader has no memory of
+            # the announcement, but ``exhausted_at`` (written with the page) says it went.
+            await session.flush()
+            await self._notifier.refresh(session, incident, at)
+            return
         incident.exhausted_at = at
         incident.updated_at = at
-        update_facts(incident, action=_exhausted(event.detail))
         await session.flush()
         await self._escalation.budget_exhausted(session, incident, at, event.detail, quiet=muted)
 

@@ -9,7 +9,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.store.alert_models import FLEET_KEY, AlertIncident, AlertMute, AlertOutbox
-from bot.store.models import InstanceRow, StatusChange
+from bot.store.models import InstanceRow, RestartAttempt, StatusChange
 
 _IN_CHUNK = 500
 
@@ -217,6 +217,21 @@ async def due_for_escalation(
         .with_for_update()
     )
     return list(rows)
+
+
+async def auto_restarted_after(session: AsyncSession, instance_id: str, after: datetime) -> bool:
+    """Whether the monitor restarted the instance after ``after`` (people's restarts do not
+    count): a new restart-budget episode needs one."""
+    found = await session.scalar(
+        select(RestartAttempt.id)
+        .where(
+            RestartAttempt.instance_id == instance_id,
+            RestartAttempt.cause == "monitor",
+            RestartAttempt.at > after,
+        )
+        .limit(1)
+    )
+    return found is not None
 
 
 async def flapping_incidents(session: AsyncSession) -> list[AlertIncident]:

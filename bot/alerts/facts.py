@@ -6,7 +6,9 @@ this code does not know are ignored), and :meth:`IncidentFacts.dump` writes the 
 keys back, leaving out the ones still at their default so an instance incident carries
 no empty fleet fields.
 
-Instance incidents use ``status``, ``action``, ``health`` and ``heartbeat_age_secs``;
+Instance incidents use ``status``, ``action``, ``health`` and ``heartbeat_age_secs``
+(with ``last_heartbeat`` and ``sampled_at``, so every edit can bring the age and the
+health up to date: :mod:`bot.alerts.live`);
 the fleet incident uses ``action``, ``members`` (instance ids), ``names`` (id → name),
 ``recovered``, ``backend_down`` and ``running``.
 """
@@ -43,6 +45,9 @@ class IncidentFacts(BaseModel):
     status: str | None = None
     health: HealthSnapshot | None = None
     heartbeat_age_secs: float | None = None
+    # The instance's last heartbeat and when the health above was read (by the monitor).
+    last_heartbeat: datetime | None = None
+    sampled_at: datetime | None = None
     # both: what the bot did about it, in words
     action: str | None = None
     # the fleet incident
@@ -93,4 +98,6 @@ def health_facts(health: HealthInfo | None, at: datetime) -> dict[str, Any]:
             uptime_secs=health.uptime_secs,
         ),
         "heartbeat_age_secs": round(health.heartbeat_age(at), 1),
+        "last_heartbeat": health.last_heartbeat,
+        "sampled_at": at,
     }

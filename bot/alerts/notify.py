@@ -15,6 +15,7 @@ from sqlalchemy import event as sa_event
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.alerts import blocks
+from bot.alerts.live import refresh_readings, root_digest
 from bot.alerts.outbox import NOTICE, REPLY, ROOT, enqueue, incident_stream, refresh_root
 from bot.alerts.records import IncidentView
 from bot.blockkit.limits import Reply
@@ -65,6 +66,7 @@ class Notifier:
         if incident.channel is None:
             return
         incident.announced = True
+        await refresh_readings(session, incident, now)
         await session.flush()
         await enqueue(
             session,
@@ -74,13 +76,16 @@ class Notifier:
             now=now,
             stream=incident_stream(incident.id),
             incident_id=incident.id,
+            digest=root_digest(incident, mention=self._policy.mention),
         )
         self._nudge_after_commit(session)
 
     async def refresh(self, session: AsyncSession, incident: AlertIncident, now: datetime) -> None:
-        """Edit an announced incident's root to its current state."""
+        """Edit an announced incident's root to its current state, with the heartbeat age
+        and health as of ``now``; nothing when only those changed (:mod:`bot.alerts.live`)."""
         if not incident.announced or incident.channel is None:
             return
+        await refresh_readings(session, incident, now)
         await session.flush()
         await refresh_root(
             session,
@@ -88,6 +93,7 @@ class Notifier:
             channel=incident.channel,
             message=self.root(incident),
             now=now,
+            digest=root_digest(incident, mention=self._policy.mention),
         )
         self._nudge_after_commit(session)
 

@@ -13,7 +13,9 @@ Kinds:
 
 Root edits coalesce: while the root itself is still waiting to be sent, its payload is
 replaced by the newer state; otherwise older pending edits are marked ``superseded`` and
-one new edit is queued. Rows a sender has claimed are never touched.
+one new edit is queued. Rows a sender has claimed are never touched. A root row and its
+edits carry a ``digest`` of their content (:mod:`bot.alerts.live`): an edit whose digest
+is what Slack already shows (or is being sent) is not queued at all.
 """
 
 from __future__ import annotations
@@ -42,10 +44,14 @@ def mute_stream(instance_id: str) -> str:
     return f"mute:{instance_id}"
 
 
-def _payload(message: Reply, *, broadcast: bool = False) -> dict[str, object]:
+def _payload(
+    message: Reply, *, broadcast: bool = False, digest: str | None = None
+) -> dict[str, object]:
     data: dict[str, object] = message.kwargs()
     if broadcast:
         data["reply_broadcast"] = True
+    if digest is not None:
+        data["digest"] = digest
     return data
 
 
@@ -59,14 +65,16 @@ async def enqueue(
     stream: str,
     incident_id: int | None = None,
     broadcast: bool = False,
+    digest: str | None = None,
 ) -> AlertOutbox:
-    """Add one pending row (due at once) and flush it so it has its id."""
+    """Add one pending row (due at once) and flush it so it has its id (``digest``: of a
+    root or an edit, see :func:`refresh_root`)."""
     row = AlertOutbox(
         incident_id=incident_id,
         stream=stream,
         kind=kind,
         channel=channel,
-        payload=_payload(message, broadcast=broadcast),
+        payload=_payload(message, broadcast=broadcast, digest=digest),
         state="pending",
         attempts=0,
         created_at=now,
@@ -82,9 +90,34 @@ def _unclaimed(now: datetime) -> ColumnElement[bool]:
 
 
 async def refresh_root(
-    session: AsyncSession, *, incident_id: int, channel: str, message: Reply, now: datetime
+    session: AsyncSession,
+    *,
+    incident_id: int,
+    channel: str,
+    message: Reply,
+    now: datetime,
+    digest: str | None = None,
 ) -> None:
-    """Make the incident's root show ``message``: rewrite the unsent root, or queue an edit."""
+    """Make the incident's root show ``message``: rewrite the unsent root, or queue an edit.
+
+    Nothing is queued when the newest root or edit Slack has (or is being sent) has the
+    same ``digest``: the content did not change, only the live readings did.
+    """
+    if digest is not None:
+        latest = await session.scalar(
+            select(AlertOutbox)
+            .where(
+                AlertOutbox.incident_id == incident_id,
+                AlertOutbox.kind.in_((ROOT, UPDATE)),
+                AlertOutbox.state.in_(("pending", "sent")),
+            )
+            .order_by(AlertOutbox.id.desc())
+            .limit(1)
+        )
+        in_flight = latest is not None and latest.state == "pending" and not _is_free(latest, now)
+        shown = latest is not None and (latest.state == "sent" or in_flight)
+        if shown and latest is not None and (latest.payload or {}).get("digest") == digest:
+            return
     pending_root = await session.scalar(
         select(AlertOutbox)
         .where(
@@ -108,7 +141,7 @@ async def refresh_root(
         .execution_options(synchronize_session=False)
     )
     if pending_root is not None:
-        pending_root.payload = _payload(message)
+        pending_root.payload = _payload(message, digest=digest)
         await session.flush()
         return
     await enqueue(
@@ -119,4 +152,9 @@ async def refresh_root(
         now=now,
         stream=incident_stream(incident_id),
         incident_id=incident_id,
+        digest=digest,
     )
+
+
+def _is_free(row: AlertOutbox, now: datetime) -> bool:
+    return row.claimed_until is None or row.claimed_until <= now

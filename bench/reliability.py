@@ -64,6 +64,9 @@ INJECTS = {
     "test_a_leader_killed_mid_delivery_has_its_claims_taken_over_within_two_intervals": (
         "leader SIGKILLed holding a 60 s claim while Slack held its answer; next leader 2 s on"
     ),
+    "test_restarts_during_open_incidents_page_once_and_edit_nothing": (
+        "the bot restarted (a new process) every sweep while 3 incidents exhaust their budgets"
+    ),
     "test_sigkill_mid_sweep_then_restart": (
         "SIGKILL while the restart call is in flight, then a new process on the same SQLite"
     ),

@@ -67,6 +67,10 @@ INJECTS = {
     "test_restarts_during_open_incidents_page_once_and_edit_nothing": (
         "the bot restarted (a new process) every sweep while 3 incidents exhaust their budgets"
     ),
+    "test_every_alert_arrives_in_order_after_a_slack_outage_of_any_shape": (
+        "Slack down 6 min in one shape: HTML page (500/502), `upstream error` text "
+        "(500, also as JSON), 503 JSON, dropped connections"
+    ),
     "test_sigkill_mid_sweep_then_restart": (
         "SIGKILL while the restart call is in flight, then a new process on the same SQLite"
     ),

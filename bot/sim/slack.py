@@ -335,6 +335,12 @@ class SlackEmulator:
             )
         )
 
+    def stop_failing(self) -> None:
+        """End the outage: forget pending ``fail_next`` faults and the fault rate (the
+        traffic and messages stay)."""
+        self._faults.clear()
+        self._fault_rate = 0.0
+
     def hold_answers(self, methods: set[str] | None = None) -> None:
         """Process matching Web API calls as usual, but keep their answers until
         :meth:`release_answers`: Slack did the work, the caller has not heard yet. That is

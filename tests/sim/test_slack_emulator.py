@@ -536,6 +536,35 @@ async def test_fail_next_500_and_method_filter(client: AsyncWebClient, emu: Slac
     assert failed.json() == {"ok": False, "error": "internal_error"}
 
 
+async def test_fail_next_answers_an_outage_s_html_and_plain_text_bodies(
+    emu: SlackEmulator,
+) -> None:
+    emu.fail_next(1, status=500, body="html")
+    emu.fail_next(1, status=502, body="text")
+    emu.fail_next(1, status=500, body="bad_json")
+    emu.fail_next(1, status=200, error="channel_not_found")
+    html = await raw_post(emu, "chat.postMessage", json_body={"channel": "C0OPS", "text": "x"})
+    assert html.status_code == 500 and html.headers["content-type"].startswith("text/html")
+    assert "<html>" in html.text
+    text = await raw_post(emu, "chat.postMessage", json_body={"channel": "C0OPS", "text": "x"})
+    assert text.status_code == 502 and text.headers["content-type"].startswith("text/plain")
+    assert text.text == "upstream error"
+    bad = await raw_post(emu, "chat.postMessage", json_body={"channel": "C0OPS", "text": "x"})
+    assert bad.headers["content-type"].startswith("application/json")
+    assert bad.text == "upstream error"
+    refused = await raw_post(emu, "chat.postMessage", json_body={"channel": "C0OPS", "text": "x"})
+    assert refused.status_code == 200
+    assert refused.json() == {"ok": False, "error": "channel_not_found"}
+    assert emu.messages("C0OPS") == [] and emu.violations() == []
+    with pytest.raises(ValueError):
+        emu.fail_next(1, body="xml")
+
+    emu.fail_next(5, status=500)
+    emu.stop_failing()
+    ok = await raw_post(emu, "chat.postMessage", json_body={"channel": "C0OPS", "text": "up"})
+    assert ok.status_code == 200 and [m.text for m in emu.messages("C0OPS")] == ["up"]
+
+
 async def test_fail_next_drop(emu: SlackEmulator) -> None:
     no_retry = AsyncWebClient(token=TOKEN, base_url=emu.api_url, retry_handlers=[])
     emu.fail_next(1, drop=True)

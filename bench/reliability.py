@@ -180,6 +180,9 @@ def markdown(rows: list[dict[str, Any]], *, long: bool, code: int, secs: float) 
         "- The SIGKILL-mid-delivery test kills the bot after Slack posted a message but "
         "before the bot heard back: exactly the duplicate window documented in "
         "`bot/alerts/delivery.py`, so the root arrives twice and everything else once.",
+        "- The outage-shape test keeps Slack down for 12 sweeps in one shape at a time; the "
+        "restart test runs each start as a new process on the same SQLite file, so the "
+        "monitor's memory of what it announced is gone every time.",
         "",
         "## Fixed along the way",
         "",
@@ -190,6 +193,18 @@ def markdown(rows: list[dict[str, Any]], *, long: bool, code: int, secs: float) 
         "wrong error type; they are now `BackendProtocolError`.",
         "- Under load a request could hit a keep-alive connection the server was closing "
         "(uvicorn's 5 s idle timeout): the web server now keeps idle connections 75 s.",
+        "- A Slack 500 whose body was `upstream error` labelled `application/json` was read "
+        'as "HTTP 200" and the rows it answered were marked failed for good (28 rows in '
+        "the `500-text-as-json` outage-shape test before the fix); delivery now fails a "
+        "row only for an error name in `PERMANENT_ERRORS` (`bot/alerts/sending.py`) and "
+        "retries every other answer.",
+        "- Each bot start re-announced an exhausted restart budget: 7 pages per incident "
+        "over 8 starts, and a root edit per open incident per start; the page is now "
+        "recorded with `exhausted_at` in the transaction that writes it, and a root is "
+        "edited only when its content digest changed.",
+        "- A dead leader's claimed outbox rows waited for their 60 s claim to expire; the "
+        "next leader now takes them over on its first delivery run (0.02 s after the kill "
+        "in the test).",
         "",
         "## Not covered",
         "",

@@ -13,7 +13,11 @@
   has been steady (no change for a whole window, and healthy): :meth:`Incidents.settle`.
 - **Resolve**: the instance leaves the problem status (recovered, or paused/stopped by
   someone). A recovery reply is posted only for an announced incident.
-- **Acknowledge**: by a person; the root then says who (idempotent).
+- **Acknowledge**: by a person; the root then says who (idempotent) and that on-call is
+  paged no more: an escalation after it is a note without the mention. Auto-restarts go
+  on (only a ``--no-restart`` mute stops them).
+- **Budget exhausted**: paged once per exhaustion; ``exhausted_at``, written with the
+  page, tells a restarted or new leader (which announces it again) that it went out.
 
 Muting is asked through :class:`~bot.alerts.mutes.Muter`: the storm inhibitor's quiet
 means no incident at all (the fleet incident covers the instance), a silence's quiet

@@ -36,6 +36,14 @@ ALERTS = "C0ALERTS"
 INTERVAL_SECS = 1.0  # the delivery job's interval
 
 
+async def _reply_committed(db: Database) -> bool:
+    async with db.session() as session:
+        found = await session.scalar(
+            select(func.count(AlertOutbox.id)).where(AlertOutbox.kind == "reply")
+        )
+        return bool(found)
+
+
 async def _claimed_rows(db: Database) -> int:
     async with db.session() as session:
         found = await session.scalar(
@@ -69,8 +77,14 @@ async def test_a_leader_killed_mid_delivery_has_its_claims_taken_over_within_two
             stdout=asyncio.subprocess.DEVNULL,
         )  # fmt: skip
         try:
-            # Slack posted the root; the bot is waiting for the answer, claim in hand.
+            # Slack posted the root; the bot is waiting for the answer, claim in hand, and
+            # the sweep's second transaction committed the restart's reply behind it.
             await slack.wait_for(lambda: len(slack.messages(ALERTS)) == 1, timeout=60)
+            for _ in range(600):
+                if await _reply_committed(sqlite_store):
+                    break
+                await asyncio.sleep(0.05)
+            assert await _reply_committed(sqlite_store)
             assert await _claimed_rows(sqlite_store) == 1
         finally:
             proc.send_signal(signal.SIGKILL)

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 import pytest
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.alerts.delivery import OutboxDelivery
@@ -18,7 +19,7 @@ from bot.alerts.outbox import REPLY, ROOT, enqueue, incident_stream
 from bot.blockkit.blocks import section
 from bot.blockkit.limits import reply
 from bot.sim.slack import SlackEmulator
-from bot.store.alert_models import AlertIncident
+from bot.store.alert_models import AlertIncident, AlertOutbox
 from bot.store.database import Database
 from tests.alerts.conftest import ALERTS, web_client
 
@@ -113,3 +114,32 @@ async def test_a_claimed_head_blocks_its_stream_for_the_other_sender(
     )
     assert all(r.kind == "root" for r in [*first, *second])
     assert slack.calls == []
+
+
+async def test_the_leader_takes_over_a_dead_leader_s_claims_a_follower_never_does(
+    store: Database, slack: SlackEmulator, utc_clock: Callable[[], datetime]
+) -> None:
+    await fill(store, utc_clock())
+    dead = OutboxDelivery(store, web_client(slack), clock=utc_clock, holder="dead", batch=5)
+    claimed = await store.run(lambda s: dead._claim(s, utc_clock()))
+    assert len(claimed) == 5  # claims live for another minute; their holder is gone
+
+    # Two senders that share the outbox without leadership respect the live claims.
+    follower = OutboxDelivery(store, web_client(slack), clock=utc_clock, holder="follower")
+    await follower.run_once()
+    held = {r.incident_id for r in claimed}
+    async with store.session() as session:
+        rows = list(await session.scalars(select(AlertOutbox)))
+    assert all(r.state == "pending" for r in rows if r.incident_id in held)
+
+    leader = OutboxDelivery(
+        store, web_client(slack), clock=utc_clock, holder="leader", is_leader=lambda: True
+    )
+    await leader.run_once()
+    async with store.session() as session:
+        rows = list(await session.scalars(select(AlertOutbox)))
+    assert {r.state for r in rows} == {"sent"}, "the leader sent the dead leader's streams too"
+    for incident_id in held:
+        own = sorted((r for r in rows if r.incident_id == incident_id), key=lambda r: r.id)
+        stamps = [float(r.ts or 0) for r in own]
+        assert stamps == sorted(stamps), "in order within the stream"

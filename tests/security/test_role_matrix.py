@@ -12,7 +12,7 @@ import asyncio
 from typing import Any
 
 import httpx
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from bot.blockkit.ids import ActionId
 from bot.store.slack_models import AuditEntry
@@ -54,6 +54,28 @@ async def _refusals(bot: Any) -> int:
         return len(list(rows))
 
 
+async def _audited(bot: Any) -> int:
+    """Audit rows so far: one per command or click, written once its listener has finished."""
+    async with bot.db.session() as session:
+        return int(await session.scalar(select(func.count(AuditEntry.id))) or 0)
+
+
+async def _until_handled(bot: Any, audited: int, secs: float = 10.0) -> None:
+    """Wait for the completion signal of the request sent after ``audited`` rows: its audit row.
+
+    The row is written after the listener returned, so the action has finished and released
+    its instance: the next request on the same instance is not refused as "in progress".
+    Waiting for the backend call alone is not enough: the restart is still being followed
+    then, and a Pause clicked in that window is (rightly) told a restart is in progress.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + secs
+    while (found := await _audited(bot)) <= audited:
+        assert loop.time() < deadline, f"no audit row for the request after {audited} rows"
+        await asyncio.sleep(0.02)
+    assert found == audited + 1, (found, audited)
+
+
 async def test_slash_commands_each_role_each_action(
     bot: Any, reliability_figures: dict[str, object]
 ) -> None:
@@ -67,9 +89,11 @@ async def test_slash_commands_each_role_each_action(
             kind = BACKEND_KIND.get(action)
             key = (kind, "" if action == "create" else target)
             before = bot.sim.calls[key] if kind else 0
+            audited = await _audited(bot)
             answer = bot.visible(
                 await bot.command(template.format(name=name, user=user.lower()), user=user)
             )
+            await _until_handled(bot, audited)
             if rank >= needed:
                 allowed += 1
                 assert not answer.startswith("🔒"), (user, action, answer)
@@ -125,6 +149,7 @@ async def test_buttons_each_role_each_action(
             seen = len(bot.slack.ephemerals(user))
             # A kill click carries the confirmation the bot showed this user (a card's).
             block = await bot.kill_block_id(user, target) if kind == "kill" else None
+            audited = await _audited(bot)
             reply = await bot.slack.send_block_action(
                 bot.events_url, action_id=action_id, value=target, user_id=user, block_id=block
             )
@@ -137,6 +162,8 @@ async def test_buttons_each_role_each_action(
                 answer = bot.visible(bot.slack.ephemerals(user)[seen])
                 assert f"You need the {ROLE_NAME[needed]} role" in answer, (user, kind, answer)
                 assert bot.sim.calls[(kind, target)] == before, (user, kind)
+            # The next click acts on the same instance: let this one finish first.
+            await _until_handled(bot, audited)
     reliability_figures.update(button_cases=cases)
 
 

@@ -4,6 +4,13 @@ Run as a script. Its clock stands still at ``--now`` (the test's fake time), so 
 delivery tries each due row once and then waits for a back-off that never ends. It
 prints ``{"committed": n}`` (pending outbox rows) once the sweep committed and the
 delivery had its try, then sleeps until the test kills it with SIGKILL.
+
+The delivery runs once, after the sweep, and is never nudged by a commit: the sweep commits
+the root (incident opened) and then, in a second transaction, the restart's edit of the
+root and its reply. A nudged delivery running between the two would claim the root, and an
+edit never rewrites a claimed root (its sender has already read it): it queues an
+``update`` row instead, so the outbox would hold two rows or three depending on which
+task the event loop ran first. Without the nudge the tests see the same outbox every run.
 """
 
 from __future__ import annotations
@@ -34,7 +41,7 @@ async def main(args: argparse.Namespace) -> None:
     web = AsyncWebClient(token=args.token, base_url=args.slack, timeout=5, retry_handlers=[])
     delivery = OutboxDelivery(db, web, clock=clock, holder="doomed")
     service = AlertService(
-        db, policy=AlertPolicy(channel="C0ALERTS"), delivery=delivery, clock=clock, nudge=True
+        db, policy=AlertPolicy(channel="C0ALERTS"), delivery=delivery, clock=clock, nudge=False
     )
     async with InstanceClient(args.backend, timeout=5.0, retry_backoff=0) as client:
         monitor = (
@@ -44,8 +51,9 @@ async def main(args: argparse.Namespace) -> None:
         )
         service.attach(monitor)
         await monitor.sweep_once()
-        # The commit nudged the delivery; this run waits for that one (or is it) and meets
-        # Slack's 500s: the rows stay pending, due again after a back-off that never comes.
+        # Both of the sweep's commits are in; one try of the stream's head (the root). With
+        # Slack failing it meets a 500: the rows stay pending, due again after a back-off
+        # that never comes. With Slack holding its answers it waits here until killed.
         await delivery.run_once()
         async with db.session() as session:
             pending = await session.scalar(

@@ -67,18 +67,16 @@ async def test_sigkill_mid_delivery_loses_nothing_and_duplicates_at_most_the_win
             stdout=asyncio.subprocess.DEVNULL,
         )  # fmt: skip
         try:
-            # Slack has posted the root; its answer is still on the way when the bot dies,
-            # after the sweep committed both rows (root, then the restart's reply).
+            # Slack has posted the root; its answer is still on the way when the bot dies.
+            # The worker delivers only after its sweep committed both rows (root, then the
+            # restart's reply), so the post is the signal that both are in.
             await slack.wait_for(lambda: len(slack.messages(ALERTS)) == 1, timeout=60)
-            for _ in range(600):
-                if await _outbox_rows(sqlite_store) == 2:
-                    break
-                await asyncio.sleep(0.05)
             assert await _outbox_rows(sqlite_store) == 2
         finally:
             proc.send_signal(signal.SIGKILL)
             await proc.wait()
-        slack.release_answers()
+            # Even when an assertion failed: a held answer would hold the emulator's exit.
+            slack.release_answers()
         assert proc.returncode == -signal.SIGKILL
 
         # Start again, past the dead process's claim on the row.

@@ -17,6 +17,8 @@ import pytest
 
 from bot.sim.process import free_port, start_simulator, stop_process
 
+pytestmark = pytest.mark.slow
+
 CLI = [sys.executable, "-m", "bot"]
 
 

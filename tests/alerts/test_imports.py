@@ -6,6 +6,10 @@ from __future__ import annotations
 import asyncio
 import sys
 
+import pytest
+
+pytestmark = pytest.mark.slow
+
 MODULES = (
     "bot.alerts.service",
     "bot.slack.incident_buttons",

@@ -18,8 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 
 from tests.demo.conftest import DemoProcess, alert_messages
+
+pytestmark = pytest.mark.slow
 
 StartDemo = Callable[..., Awaitable[DemoProcess]]
 

@@ -13,7 +13,11 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.demo.conftest import DemoProcess
+
+pytestmark = pytest.mark.slow
 
 StartDemo = Callable[..., Awaitable[DemoProcess]]
 # Where a copy of the screenshot goes for a person to look at (set it to keep one).

@@ -24,6 +24,8 @@ from bot.backend.client import InstanceClient
 from bot.backend.errors import BackendProtocolError
 from bot.backend.models import HealthInfo, Instance, SshInfo
 
+pytestmark = pytest.mark.slow
+
 # Test modules cannot import each other (importlib mode): the budget is read here too.
 FUZZ_EXAMPLES = int(os.environ.get("STARPOD_FUZZ_EXAMPLES", "150"))
 

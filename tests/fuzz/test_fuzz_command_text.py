@@ -12,6 +12,7 @@ import os
 import re
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -20,6 +21,8 @@ from bot.catalog import SPECS, Role, Subcommand
 from bot.sim.slack_checks import check_message_content
 from bot.slack.blocks import help_message, usage_answer
 from bot.slack.parser import Command, UsageProblem, parse
+
+pytestmark = pytest.mark.slow
 
 # Test modules cannot import each other (importlib mode): the budget is read here too.
 FUZZ_EXAMPLES = int(os.environ.get("STARPOD_FUZZ_EXAMPLES", "150"))

@@ -21,6 +21,8 @@ from pydantic import SecretStr
 from bot.config import GatewayKey
 from tests.gateway.conftest import ThreadedGateway, run_schemathesis
 
+pytestmark = pytest.mark.slow
+
 LONG = os.environ.get("STARPOD_LONG_TESTS") == "1"
 MAX_EXAMPLES = 100 if LONG else 10
 ADMIN_KEY = "chaos-admin-key-0001"

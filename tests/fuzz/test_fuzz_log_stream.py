@@ -14,12 +14,15 @@ import json
 import os
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from bot.backend.client import InstanceClient
 from bot.backend.logparse import parse_log_line
 from bot.backend.models import LogEntry, LogLevel
+
+pytestmark = pytest.mark.slow
 
 # Test modules cannot import each other (importlib mode): the budget is read here too.
 FUZZ_EXAMPLES = int(os.environ.get("STARPOD_FUZZ_EXAMPLES", "150"))

@@ -14,6 +14,8 @@ import pytest
 
 from tests.gateway.conftest import KEYS, ThreadedGateway, gateway_keys, run_schemathesis
 
+pytestmark = pytest.mark.slow
+
 MAX_EXAMPLES = 15
 TIME_LIMIT = 90
 

@@ -23,6 +23,8 @@ from bot.store.database import Database
 from bot.store.errors import LeadershipRefused
 from bot.store.leader import PostgresAdvisoryLeadership, SqliteLeadership
 
+pytestmark = pytest.mark.slow
+
 WORKER = Path(__file__).with_name("monitor_worker.py")
 INTERVAL = 0.5
 

@@ -19,6 +19,7 @@ from collections import Counter
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+import pytest
 from sqlalchemy import func, select
 
 from bot.monitor import EventKind
@@ -32,6 +33,8 @@ from bot.store.queries import last_statuses
 
 if TYPE_CHECKING:
     from tests.conftest import FakeClock
+
+pytestmark = pytest.mark.slow
 
 # Test modules cannot import each other (importlib mode): the size switch is read here too.
 LONG = os.environ.get("STARPOD_LONG_TESTS") == "1"

@@ -29,6 +29,8 @@ import pytest
 from bot.sim.backend import BackendSimulator
 from bot.store.database import Database
 
+pytestmark = pytest.mark.slow
+
 WORKER = Path(__file__).with_name("replica_worker.py")
 INTERVAL = 1.0
 ROUNDS_LONG = os.environ.get("STARPOD_LONG_TESTS") == "1"

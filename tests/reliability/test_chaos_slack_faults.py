@@ -20,6 +20,7 @@ from collections import Counter
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+import pytest
 from sqlalchemy import func, select
 
 from bot.sim.backend import BackendSimulator
@@ -29,6 +30,8 @@ from bot.store.database import Database
 
 if TYPE_CHECKING:
     from tests.conftest import FakeClock
+
+pytestmark = pytest.mark.slow
 
 LONG = os.environ.get("STARPOD_LONG_TESTS") == "1"
 ALERTS = "C0ALERTS"

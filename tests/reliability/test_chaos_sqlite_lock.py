@@ -19,6 +19,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import pytest
 from sqlalchemy import func, select
 
 from bot.backend.client import InstanceClient
@@ -29,6 +30,8 @@ from bot.store.models import HeartbeatSample, RestartAttempt, StatusChange
 
 if TYPE_CHECKING:
     from tests.conftest import FakeClock
+
+pytestmark = pytest.mark.slow
 
 LOCK_SECS = 5.0
 _LOCKER = """

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import psutil
+import pytest
 
 from bot.sim.backend import BackendSimulator
 from bot.sim.slack import SlackAckTimeout, SlackEmulator
@@ -23,6 +24,8 @@ from bot.store.database import Database
 
 if TYPE_CHECKING:
     from tests.conftest import FakeClock
+
+pytestmark = pytest.mark.slow
 
 LONG = os.environ.get("STARPOD_LONG_TESTS") == "1"
 USERS = 50 if LONG else 10

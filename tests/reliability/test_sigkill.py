@@ -26,6 +26,8 @@ import pytest
 from bot.sim.backend import BackendSimulator
 from bot.store.database import Database
 
+pytestmark = pytest.mark.slow
+
 WORKER = Path(__file__).with_name("replica_worker.py")
 INTERVAL = 0.5
 

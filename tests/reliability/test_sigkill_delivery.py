@@ -20,6 +20,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import pytest
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy import func, select
 
@@ -32,6 +33,8 @@ from bot.store.database import Database
 
 if TYPE_CHECKING:
     from tests.conftest import FakeClock
+
+pytestmark = pytest.mark.slow
 
 WORKER = Path(__file__).parent.parent / "alerts" / "outbox_worker.py"
 ALERTS = "C0ALERTS"

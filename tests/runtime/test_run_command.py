@@ -23,6 +23,8 @@ from bot.sim.process import free_port
 from bot.sim.slack import SlackEmulator
 from tests.runtime.conftest import runtime_env
 
+pytestmark = pytest.mark.slow
+
 BOT_TOKEN = "xoxb-4242-SECRETBOT-TOKENVALUE"
 SIGNING_SECRET = "SECRET-signing-4242-value"
 BACKEND_KEY = "SECRET-backend-key-4242"

@@ -100,6 +100,7 @@ class DemoProcess:
         self.process: asyncio.subprocess.Process | None = None
         self.playground_url = ""
         self.bot_url = ""
+        self.backend_url = ""
         self._reader: asyncio.Task[None] | None = None
         self._banner = asyncio.Event()
 
@@ -139,7 +140,11 @@ class DemoProcess:
                 self.playground_url = match.group(1)
             if match := re.search(r"Bot \(HTTP mode\):\s+(http://[^/\s]+)", line):
                 self.bot_url = match.group(1)
-            if self.playground_url and self.bot_url:
+            if match := re.search(r"Backend simulator:\s+(http://\S+)", line):
+                self.backend_url = match.group(1)
+            # The banner is read once its backend line is (it names the instance that will
+            # go stale): tests read that line as soon as start() returns.
+            if self.playground_url and self.bot_url and self.backend_url:
                 self._banner.set()
 
     def output(self) -> str:
@@ -148,14 +153,15 @@ class DemoProcess:
     @property
     def stale_name(self) -> str:
         """The instance the banner says will stop its heartbeat."""
-        match = re.search(r"\(\d+ instances; (\S+) stops its heartbeat", self.output())
+        # All lines, not output()'s last 80: the bot may have logged many since the banner.
+        match = re.search(r"\(\d+ instances; (\S+) stops its heartbeat", "\n".join(self.lines))
         assert match, self.output()
         return match.group(1)
 
     @property
     def bot_pid(self) -> int:
         """The bot's process id, from the banner."""
-        match = re.search(r"\(pid (\d+);", self.output())
+        match = re.search(r"\(pid (\d+);", "\n".join(self.lines))
         assert match, self.output()
         return int(match.group(1))
 

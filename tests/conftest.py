@@ -5,17 +5,23 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy.engine import make_url
 
 from bot.sim.backend import BackendSimulator
 from bot.sim.slack import SlackEmulator
 from bot.store.database import Database
+from tests.support.databases import (
+    create_pg_database,
+    database_name,
+    drop_pg_database,
+    migrated,
+    pg_execute,
+    sqlite_url,
+)
 
 PG_ENV = "STARPOD_TEST_POSTGRES_URL"
 
@@ -57,41 +63,11 @@ def postgres_url() -> str:
     return url
 
 
-def _asyncpg_dsn(url: str) -> str:
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-
-
-async def pg_execute(url: str, *statements: str) -> None:
-    """Run SQL statements on ``url`` outside any transaction (CREATE DATABASE needs that)."""
-    import asyncpg
-
-    conn = await asyncpg.connect(_asyncpg_dsn(url))
-    try:
-        for statement in statements:
-            await conn.execute(statement)
-    finally:
-        await conn.close()
-
-
-def _database_name(prefix: str = "starpod_test") -> str:
-    return f"{prefix}_{uuid.uuid4().hex[:12]}"
-
-
-async def create_pg_database(admin_url: str, name: str) -> str:
-    """Create database ``name`` on the server of ``admin_url``; return its URL."""
-    await pg_execute(admin_url, f'CREATE DATABASE "{name}"')
-    return make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-
-
-async def drop_pg_database(admin_url: str, name: str) -> None:
-    await pg_execute(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
 @pytest.fixture(scope="module")
 def pg_module_url(request: pytest.FixtureRequest) -> Iterator[str]:
     """A PostgreSQL database for this test module (dropped afterwards), or a skip."""
     admin = request.getfixturevalue("postgres_url")
-    name = _database_name()
+    name = database_name()
     # Module scope outlives any test's event loop: each step gets a loop of its own.
     url = asyncio.run(create_pg_database(admin, name))
     try:
@@ -110,12 +86,8 @@ async def pg_empty_url(pg_module_url: str) -> str:
 @pytest.fixture
 async def pg_store(pg_empty_url: str) -> AsyncIterator[Database]:
     """A migrated PostgreSQL Database, emptied for each test."""
-    db = Database(pg_empty_url)
-    await db.upgrade()
-    try:
+    async with migrated(pg_empty_url) as db:
         yield db
-    finally:
-        await db.dispose()
 
 
 @pytest.fixture
@@ -127,12 +99,8 @@ def sqlite_path(tmp_path: Path) -> Path:
 @pytest.fixture
 async def sqlite_store(sqlite_path: Path) -> AsyncIterator[Database]:
     """A migrated SQLite file in this test's tmp dir."""
-    db = Database(f"sqlite:///{sqlite_path}")
-    await db.upgrade()
-    try:
+    async with migrated(sqlite_url(sqlite_path)) as db:
         yield db
-    finally:
-        await db.dispose()
 
 
 @pytest.fixture

@@ -27,6 +27,7 @@ from bot.sim.backend import BackendSimulator
 from bot.sim.slack import Message, SlackEmulator
 from bot.store.alert_models import AlertIncident, AlertOutbox
 from bot.store.database import Database
+from tests.support.databases import migrated, sqlite_url
 
 if TYPE_CHECKING:
     from tests.conftest import FakeClock
@@ -64,12 +65,8 @@ def db_path(tmp_path: Path) -> Path:
 @pytest.fixture
 async def db(db_path: Path) -> AsyncIterator[Database]:
     """A migrated SQLite file."""
-    database = Database(f"sqlite:///{db_path}")
-    await database.upgrade()
-    try:
+    async with migrated(sqlite_url(db_path)) as database:
         yield database
-    finally:
-        await database.dispose()
 
 
 def web_client(slack: SlackEmulator) -> AsyncWebClient:

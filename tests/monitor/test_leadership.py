@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import json
 import os
-import signal
-import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -22,6 +16,7 @@ from bot.sim.backend import BackendSimulator
 from bot.store.database import Database
 from bot.store.errors import LeadershipRefused
 from bot.store.leader import PostgresAdvisoryLeadership, SqliteLeadership
+from tests.support.processes import JsonLinesWorker
 
 pytestmark = pytest.mark.slow
 
@@ -29,24 +24,8 @@ WORKER = Path(__file__).with_name("monitor_worker.py")
 INTERVAL = 0.5
 
 
-class Worker:
+class Worker(JsonLinesWorker):
     """A monitor subprocess whose JSON lines are collected as they arrive."""
-
-    def __init__(self, proc: asyncio.subprocess.Process) -> None:
-        self.proc = proc
-        self.lines: list[dict[str, Any]] = []
-        self.arrived: list[float] = []
-        self._reader = asyncio.create_task(self._read())
-
-    async def _read(self) -> None:
-        assert self.proc.stdout is not None
-        async for raw in self.proc.stdout:
-            self.lines.append(json.loads(raw))
-            self.arrived.append(time.monotonic())
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
 
     def sweeps(self) -> list[float]:
         """Arrival times of this worker's sweeps."""
@@ -55,29 +34,12 @@ class Worker:
     def said(self, key: str) -> bool:
         return any(key in line for line in self.lines)
 
-    async def wait_for(self, check: Callable[[], bool], within: float = 20.0) -> None:
-        deadline = time.monotonic() + within
-        while not check():
-            if self.proc.returncode is not None and self._reader.done():
-                raise AssertionError(f"worker exited ({self.proc.returncode}): {self.lines}")
-            if time.monotonic() > deadline:
-                raise AssertionError(f"worker did not get there in {within} s: {self.lines}")
-            await asyncio.sleep(0.02)
-
-    async def kill(self) -> None:
-        if self.proc.returncode is None:
-            self.proc.send_signal(signal.SIGKILL)
-        await self.proc.wait()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._reader
-
 
 async def spawn(
     backend: str, db_url: str, *, key: int = 0, heartbeat_timeout: float = 30.0
 ) -> Worker:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        str(WORKER),
+    return await Worker.start(
+        WORKER,
         "--backend",
         backend,
         "--db",
@@ -88,9 +50,7 @@ async def spawn(
         str(heartbeat_timeout),
         "--key",
         str(key),
-        stdout=asyncio.subprocess.PIPE,
     )
-    return Worker(proc)
 
 
 @pytest.fixture

@@ -14,13 +14,9 @@ every round an instance goes stale. What must hold across the whole run:
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
 import os
-import signal
-import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +24,7 @@ import pytest
 
 from bot.sim.backend import BackendSimulator
 from bot.store.database import Database
+from tests.support.processes import JsonLinesWorker
 
 pytestmark = pytest.mark.slow
 
@@ -36,19 +33,10 @@ INTERVAL = 1.0
 ROUNDS_LONG = os.environ.get("STARPOD_LONG_TESTS") == "1"
 
 
-class Replica:
+class Replica(JsonLinesWorker):
     """A replica subprocess whose JSON lines are collected as they arrive."""
 
-    def __init__(self, name: str, proc: asyncio.subprocess.Process) -> None:
-        self.name = name
-        self.proc = proc
-        self.lines: list[dict[str, Any]] = []
-        self._reader = asyncio.create_task(self._read())
-
-    async def _read(self) -> None:
-        assert self.proc.stdout is not None
-        async for raw in self.proc.stdout:
-            self.lines.append(json.loads(raw))
+    WITHIN = 30.0
 
     def sweeps(self, *, swept: bool | None = None) -> list[dict[str, Any]]:
         return [
@@ -60,30 +48,10 @@ class Replica:
     def restarted(self) -> list[str]:
         return [iid for line in self.sweeps(swept=True) for iid in line["restarted"]]
 
-    async def wait_for(self, check: Callable[[], bool], within: float = 30.0) -> None:
-        deadline = time.monotonic() + within
-        while not check():
-            if self.proc.returncode is not None and self._reader.done():
-                raise AssertionError(f"{self.name} exited ({self.proc.returncode}): {self.lines}")
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{self.name} did not get there in {within} s: {self.lines}")
-            await asyncio.sleep(0.01)
-
-    async def kill(self) -> float:
-        """SIGKILL (no clean-up of any kind); returns when it was sent."""
-        at = time.time()
-        if self.proc.returncode is None:
-            self.proc.send_signal(signal.SIGKILL)
-        await self.proc.wait()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._reader
-        return at
-
 
 async def spawn(name: str, backend: str, db_url: str, *, key: int) -> Replica:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        str(WORKER),
+    return await Replica.start(
+        WORKER,
         "--backend",
         backend,
         "--db",
@@ -92,9 +60,8 @@ async def spawn(name: str, backend: str, db_url: str, *, key: int) -> Replica:
         str(INTERVAL),
         "--key",
         str(key),
-        stdout=asyncio.subprocess.PIPE,
+        name=name,
     )
-    return Replica(name, proc)
 
 
 @pytest.fixture

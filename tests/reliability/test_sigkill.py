@@ -12,12 +12,8 @@ where it does not (sticky), the documented duplicate window.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
-import signal
-import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +21,7 @@ import pytest
 
 from bot.sim.backend import BackendSimulator
 from bot.store.database import Database
+from tests.support.processes import JsonLinesWorker
 
 pytestmark = pytest.mark.slow
 
@@ -32,49 +29,17 @@ WORKER = Path(__file__).with_name("replica_worker.py")
 INTERVAL = 0.5
 
 
-class Proc:
-    def __init__(self, proc: asyncio.subprocess.Process) -> None:
-        self.proc = proc
-        self.lines: list[dict[str, Any]] = []
-        self._reader = asyncio.create_task(self._read())
-
-    async def _read(self) -> None:
-        assert self.proc.stdout is not None
-        async for raw in self.proc.stdout:
-            self.lines.append(json.loads(raw))
+class Proc(JsonLinesWorker):
+    """A replica worker; its JSON lines say what each sweep did."""
 
     def swept(self) -> list[dict[str, Any]]:
         return [line for line in self.lines if line.get("swept")]
 
-    async def wait_for(self, check: Callable[[], bool], within: float = 20.0) -> None:
-        deadline = time.monotonic() + within
-        while not check():
-            if self.proc.returncode is not None and self._reader.done():
-                raise AssertionError(f"worker exited ({self.proc.returncode}): {self.lines}")
-            assert time.monotonic() < deadline, f"not there in {within} s: {self.lines}"
-            await asyncio.sleep(0.01)
-
-    async def kill(self) -> None:
-        if self.proc.returncode is None:
-            self.proc.send_signal(signal.SIGKILL)
-        await self.proc.wait()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._reader
-
 
 async def _spawn(backend: str, db_url: str) -> Proc:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        str(WORKER),
-        "--backend",
-        backend,
-        "--db",
-        db_url,
-        "--interval",
-        str(INTERVAL),
-        stdout=asyncio.subprocess.PIPE,
+    return await Proc.start(
+        WORKER, "--backend", backend, "--db", db_url, "--interval", str(INTERVAL)
     )
-    return Proc(proc)
 
 
 @pytest.fixture

@@ -23,6 +23,7 @@ import pytest
 from bot.sim.backend import BackendSimulator
 from bot.sim.slack import SlackEmulator
 from bot.store.database import Database
+from tests.support.databases import migrated, sqlite_url
 
 if TYPE_CHECKING:
     from tests.conftest import FakeClock
@@ -59,12 +60,8 @@ async def sim(fake_clock: FakeClock) -> AsyncIterator[BackendSimulator]:
 
 @pytest.fixture
 async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = Database(f"sqlite:///{tmp_path / 'security.db'}")
-    await database.upgrade()
-    try:
+    async with migrated(sqlite_url(tmp_path / "security.db")) as database:
         yield database
-    finally:
-        await database.dispose()
 
 
 @pytest.fixture

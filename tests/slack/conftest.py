@@ -34,6 +34,7 @@ from bot.store.kill_confirmations import KillConfirmations
 from bot.store.slack_models import AuditEntry
 from bot.web.app import create_web_app
 from bot.web.server import WebServer, bind_socket
+from tests.support.databases import migrated, sqlite_url
 
 ADMIN, OPERATOR, VIEWER, NOBODY = "U0ADMIN", "U0OPERATOR", "U0VIEWER", "U0NOBODY"
 CHANNEL = "C0OPS"
@@ -234,12 +235,8 @@ async def sim() -> AsyncIterator[BackendSimulator]:
 
 @pytest.fixture
 async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = Database(f"sqlite:///{tmp_path / 'bot.db'}")
-    await database.upgrade()
-    try:
+    async with migrated(sqlite_url(tmp_path / "bot.db")) as database:
         yield database
-    finally:
-        await database.engine.dispose()
 
 
 async def _running_bot(

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from bot.store.database import Database
+from tests.support.databases import migrated
 
 
 @pytest.fixture
@@ -52,23 +53,15 @@ async def db(empty_db: Database) -> Database:
 @pytest.fixture
 async def sqlite_db(sqlite_url: str) -> AsyncIterator[Database]:
     """A migrated SQLite Database, for tests about SQLite only."""
-    database = Database(sqlite_url)
-    await database.upgrade()
-    try:
+    async with migrated(sqlite_url) as database:
         yield database
-    finally:
-        await database.dispose()
 
 
 @pytest.fixture
 async def pg_db(pg_empty_url: str) -> AsyncIterator[Database]:
     """A migrated PostgreSQL Database, for tests about PostgreSQL only."""
-    database = Database(pg_empty_url)
-    await database.upgrade()
-    try:
+    async with migrated(pg_empty_url) as database:
         yield database
-    finally:
-        await database.dispose()
 
 
 @pytest.fixture

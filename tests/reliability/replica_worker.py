@@ -3,7 +3,8 @@
 It runs a real HealthMonitor with its own scheduler and the leadership that fits the
 database (an advisory lock on PostgreSQL, a lease on SQLite), and prints one JSON line per
 thing the test needs to see, each stamped with ``time.time()``:
-``{"ready": pid}``, ``{"sweep": n, "swept": bool, "restarted": [...], "pid", "t"}``,
+``{"started": pid}`` (imports done, nothing opened yet), ``{"ready": pid}``,
+``{"sweep": n, "swept": bool, "restarted": [...], "pid", "t"}``,
 ``{"refused": message}`` (exit 3 when SQLite is held by another process).
 
 Copied in small from ``tests/monitor/monitor_worker.py`` (test folders cannot import each
@@ -33,6 +34,7 @@ def say(**fields: object) -> None:
 
 async def main(args: argparse.Namespace) -> int:
     pid = os.getpid()
+    say(started=pid)
     interval = timedelta(seconds=args.interval)
     db = Database(args.db)
     leadership = (

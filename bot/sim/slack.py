@@ -21,6 +21,9 @@ And it plays the Slack side towards the bot: ``send_slash_command``, ``send_bloc
 ``send_view_submission`` post signed requests (aiohttp client) to the bot's request URL and
 return a ``BotReply`` (``status_code``, ``text``, ``headers``, ``json()``), raising
 ``SlackAckTimeout`` when the bot takes longer than Slack's 3 s to acknowledge.
+With ``VIA_SOCKET`` as the target they go as Socket Mode envelopes instead (see
+``bot.sim.slack_socket``: ``apps.connections.open`` with ``app_token``, ``GET /link/`` the
+WebSocket, ``socket_mode`` the fault controls); the ack's payload becomes the reply's body.
 
 Deliberate differences from Slack: blocks without a ``text`` fallback are rejected with
 ``missing_text``, and a ``thread_ts`` naming no message is rejected with ``thread_not_found``
@@ -48,6 +51,7 @@ from bot.sim.slack_models import (
     BotReply,
     Message,
     ResponsePost,
+    SlackAckTimeout,
     UploadedFile,
 )
 from bot.sim.slack_payloads import (
@@ -60,14 +64,17 @@ from bot.sim.slack_payloads import (
 )
 from bot.sim.slack_responses import ResponseUrls
 from bot.sim.slack_signing import compute_signature, signed_headers
+from bot.sim.slack_socket import VIA_SOCKET, NoSocketConnection, SocketModeError, SocketModeServer
 from bot.sim.slack_web_api import ApiError, OpenedView, WebApi, WebApiState, decode_json_body
 from bot.sim.slack_workspace import Workspace, default_channel_name
 
 __all__ = [
+    "VIA_SOCKET",
     "ApiCall",
     "BotReply",
     "Delivery",
     "Message",
+    "NoSocketConnection",
     "ResponsePost",
     "SlackAckTimeout",
     "SlackEmulator",
@@ -78,10 +85,6 @@ SLACK_ACK_TIMEOUT_S = 3.0
 MAX_REQUEST_BYTES = 64 * 1024 * 1024  # uploads of long log excerpts must fit
 RESPONSE_URL_FAULT_NAME = "response_url"
 UPLOAD_FAULT_NAME = "file_upload"
-
-
-class SlackAckTimeout(TimeoutError):
-    """The bot did not answer a request from "Slack" within the 3 s Slack waits."""
 
 
 @dataclass(frozen=True)
@@ -124,11 +127,13 @@ class SlackEmulator:
         self,
         *,
         bot_token: str = "xoxb-emulator-token",
+        app_token: str = "xapp-1-A0EMULATOR-1-emulator",
         signing_secret: str = "emulator-signing-secret",
         clock: Callable[[], float] = time.time,
         channels: Iterable[str] = ("C0ALERTS", "C0OPS", "C0GENERAL"),
     ) -> None:
         self.bot_token = bot_token
+        self.app_token = app_token
         self.signing_secret = signing_secret
         self._clock = clock
         self.url = ""
@@ -141,6 +146,9 @@ class SlackEmulator:
         self._state = WebApiState()
         self._api = WebApi(self.workspace, self._state, clock=clock, base_url=lambda: self.url)
         self._response_urls = ResponseUrls(self.workspace, clock)
+        self.socket_mode = SocketModeServer(
+            app_token=app_token, base_url=lambda: self.url, clock=clock, on_change=self._bump
+        )
         self._faults: list[_Fault] = []
         self._holding = False
         self._held_methods: frozenset[str] | None = None
@@ -179,6 +187,7 @@ class SlackEmulator:
         app.router.add_post("/upload/v1/{token}", self._handle_upload)
         app.router.add_post("/response/{token}", self._handle_response_url)
         app.router.add_get("/files/{file_id}/{name}", self._handle_file_download)
+        self.socket_mode.add_routes(app)
         if extend is not None:
             extend(app)
         runner = web.AppRunner(app, access_log=None)
@@ -193,6 +202,7 @@ class SlackEmulator:
 
     async def stop(self) -> None:
         """Stop serving and close the client used to call the bot."""
+        await self.socket_mode.stop()
         if self._session is not None:
             await self._session.close()
             self._session = None
@@ -486,9 +496,13 @@ class SlackEmulator:
             response_url=response_url,
             trigger_id=self.new_trigger_id(),
         )
-        body = urlencode(fields).encode()
-        reply = await self._deliver(
-            target_url, body, signature=signature, timestamp=timestamp, ack_timeout=ack_timeout
+        reply = await self._send(
+            target_url,
+            form=fields,
+            envelope=("slash_commands", dict(fields), True),
+            signature=signature,
+            timestamp=timestamp,
+            ack_timeout=ack_timeout,
         )
         if reply.status_code == 200 and reply.text.strip():
             self._apply_ack_body(response_url, reply)
@@ -561,9 +575,13 @@ class SlackEmulator:
             trigger_id=self.new_trigger_id(),
             action=action,
         )
-        body = urlencode({"payload": json.dumps(payload)}).encode()
-        return await self._deliver(
-            target_url, body, signature=signature, timestamp=timestamp, ack_timeout=ack_timeout
+        return await self._send(
+            target_url,
+            form={"payload": json.dumps(payload)},
+            envelope=("interactive", payload, False),
+            signature=signature,
+            timestamp=timestamp,
+            ack_timeout=ack_timeout,
         )
 
     async def send_view_submission(
@@ -592,9 +610,13 @@ class SlackEmulator:
             trigger_id=self.new_trigger_id(),
             title=title,
         )
-        body = urlencode({"payload": json.dumps(payload)}).encode()
-        return await self._deliver(
-            target_url, body, signature=signature, timestamp=timestamp, ack_timeout=ack_timeout
+        return await self._send(
+            target_url,
+            form={"payload": json.dumps(payload)},
+            envelope=("interactive", payload, True),
+            signature=signature,
+            timestamp=timestamp,
+            ack_timeout=ack_timeout,
         )
 
     def _clicked_message(self, message_ts: str | None, user_id: str) -> Message | None:
@@ -612,6 +634,48 @@ class SlackEmulator:
 
     def _channel_name(self, channel_id: str) -> str:
         return self.workspace.channels.get(channel_id, default_channel_name(channel_id))
+
+    async def _send(
+        self,
+        target_url: str,
+        *,
+        form: dict[str, str],
+        envelope: tuple[str, dict[str, Any], bool],
+        signature: str | None,
+        timestamp: int | None,
+        ack_timeout: float | None,
+    ) -> BotReply:
+        """Deliver a request over HTTP (signed form POST) or, for ``VIA_SOCKET``, as a
+        Socket Mode envelope ``(type, payload, accepts_response_payload)``."""
+        if target_url != VIA_SOCKET:
+            body = urlencode(form).encode()
+            return await self._deliver(
+                target_url, body, signature=signature, timestamp=timestamp, ack_timeout=ack_timeout
+            )
+        envelope_type, payload, accepts_response_payload = envelope
+        sent = await self.socket_mode.send_envelope(
+            envelope_type,
+            payload,
+            accepts_response_payload=accepts_response_payload,
+            ack_timeout=ack_timeout,
+        )
+        # The ack's payload is what an HTTP ack's body would have been; none is an empty 200.
+        ack_payload = (sent.ack or {}).get("payload")
+        text = json.dumps(ack_payload) if ack_payload else ""
+        return BotReply(
+            status_code=200,
+            text=text,
+            headers={"X-Socket-Mode-Envelope-Id": sent.envelope_id},
+            body=text.encode(),
+        )
+
+    async def wait_for_socket(self, count: int = 1, timeout: float = 5.0) -> None:  # noqa: ASYNC109
+        """Wait until the app has at least ``count`` Socket Mode links open (hello sent)."""
+        await self.wait_for(
+            lambda: len(self.socket_mode.open_connections) >= count,
+            timeout,
+            what=f"{count} Socket Mode connection(s) open",
+        )
 
     async def _deliver(
         self,
@@ -717,6 +781,11 @@ class SlackEmulator:
         self, method: str, args: dict[str, Any], token: str | None
     ) -> dict[str, Any]:
         """Authenticate, then run the method; errors leave as ``ApiError``."""
+        if method == "apps.connections.open":  # the one method that takes the app token
+            try:
+                return self.socket_mode.open_url(token)
+            except SocketModeError as exc:
+                raise ApiError(exc.error) from exc
         if token is None:
             raise ApiError("not_authed")
         if token != self.bot_token:

@@ -18,6 +18,10 @@ TEAM_ID = "T0EMULATOR"
 TEAM_DOMAIN = "emulator"
 
 
+class SlackAckTimeout(TimeoutError):
+    """The bot did not answer a request from "Slack" within the 3 s Slack waits."""
+
+
 @dataclass
 class ApiCall:
     """One Web API request as the emulator received and answered it.

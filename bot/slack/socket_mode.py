@@ -24,8 +24,15 @@ class TimedSocketModeHandler(AsyncSocketModeHandler):
     once the listener acknowledged) and sends the acknowledgement back over the socket.
     """
 
-    def __init__(self, app: AsyncApp, app_token: str, *, on_ack: AckObserver | None = None) -> None:
-        super().__init__(app, app_token)
+    def __init__(
+        self,
+        app: AsyncApp,
+        app_token: str,
+        *,
+        on_ack: AckObserver | None = None,
+        ping_interval: float = 10.0,
+    ) -> None:
+        super().__init__(app, app_token, ping_interval=ping_interval)
         self._on_ack = on_ack
 
     async def handle(self, client: AsyncBaseSocketModeClient, req: SocketModeRequest) -> None:  # type: ignore[override]
@@ -37,10 +44,20 @@ class TimedSocketModeHandler(AsyncSocketModeHandler):
 
 
 async def start_socket_mode(
-    app: AsyncApp, app_token: str, *, on_ack: AckObserver | None = None
+    app: AsyncApp,
+    app_token: str,
+    *,
+    on_ack: AckObserver | None = None,
+    ping_interval: float = 10.0,
 ) -> AsyncSocketModeHandler:
-    """Connect to Slack with the app-level token (``xapp-…``); returns the handler to close."""
-    handler = TimedSocketModeHandler(app, app_token, on_ack=on_ack)
+    """Connect to Slack with the app-level token (``xapp-…``); returns the handler to close.
+
+    ``ping_interval`` (s) is how often the link is checked; a dead link is replaced within
+    about that time (tests shorten it).
+    """
+    handler = TimedSocketModeHandler(
+        app, app_token, on_ack=on_ack, ping_interval=ping_interval
+    )
     await handler.connect_async()
     return handler
 

@@ -27,7 +27,9 @@ WebSocket, ``socket_mode`` the fault controls); the ack's payload becomes the re
 
 Deliberate differences from Slack: blocks without a ``text`` fallback are rejected with
 ``missing_text``, and a ``thread_ts`` naming no message is rejected with ``thread_not_found``
-(house rules); DMs to a user id stay under that user id instead of a ``D…`` channel.
+(house rules); messages posted to a user id stay under that user id instead of a ``D…``
+channel (``conversations.open`` does give a ``D…`` id, see ``dm_channel``; messages and files
+shared there are kept under that id).
 """
 
 from __future__ import annotations
@@ -226,6 +228,10 @@ class SlackEmulator:
     def add_usergroup(self, group_id: str, users: list[str]) -> None:
         """Make a user group (``S…``) with these members exist."""
         self.workspace.usergroups[group_id] = list(users)
+
+    def dm_channel(self, user_id: str) -> str | None:
+        """The DM id ``conversations.open`` gave for ``user_id`` (None while never opened)."""
+        return next((dm for dm, user in self.workspace.dms.items() if user == user_id), None)
 
     def messages(self, channel: str) -> list[Message]:
         """Top-level messages of a channel (or DM user id), oldest first."""

@@ -33,7 +33,13 @@ from bot.sim.slack_models import (
     Message,
     UploadedFile,
 )
-from bot.sim.slack_workspace import Workspace, default_channel_name, is_user_id
+from bot.sim.slack_workspace import (
+    Workspace,
+    default_channel_name,
+    dm_id_for,
+    is_conversation_id,
+    is_user_id,
+)
 
 TRIGGER_ID_LIFETIME_S = 3.0
 
@@ -115,6 +121,7 @@ class WebApi:
             "chat.delete": self.chat_delete,
             "chat.getPermalink": self.chat_get_permalink,
             "conversations.info": self.conversations_info,
+            "conversations.open": self.conversations_open,
             "usergroups.users.list": self.usergroups_users_list,
             "views.publish": self.views_publish,
             "views.open": self.views_open,
@@ -150,12 +157,14 @@ class WebApi:
     async def conversations_info(self, args: dict[str, Any]) -> dict[str, Any]:
         """A channel's id and name."""
         channel = self._channel(args.get("channel"))
-        is_im = is_user_id(channel)
+        is_im = is_user_id(channel) or channel in self._workspace.dms
+        dm_user = self._workspace.dms.get(channel)
         return {
             "ok": True,
             "channel": {
                 "id": channel,
                 "name": None if is_im else self._workspace.channels[channel],
+                **({"user": dm_user} if dm_user is not None else {}),
                 "is_channel": not is_im,
                 "is_im": is_im,
                 "is_private": False,
@@ -164,6 +173,31 @@ class WebApi:
                 "created": 0,
             },
         }
+
+    async def conversations_open(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Open (or find) the DM with one user: ``{"channel": {"id": "D…"}}``.
+
+        Group DMs (several ``users``) are not emulated and answer ``invalid_arguments``.
+        """
+        users = args.get("users")
+        if not isinstance(users, str) or not users.strip():
+            if args.get("channel"):
+                channel = self._channel(args.get("channel"))
+                return {"ok": True, "no_op": True, "already_open": True, "channel": {"id": channel}}
+            raise ApiError("users_list_not_supplied")
+        wanted = [u.strip() for u in users.split(",") if u.strip()]
+        if len(wanted) != 1:
+            raise ApiError("invalid_arguments", ["the emulator opens 1:1 DMs only"])
+        [user] = wanted
+        if not is_user_id(user):
+            raise ApiError("user_not_found")
+        dm_id = dm_id_for(user)
+        already_open = dm_id in self._workspace.dms
+        self._workspace.dms[dm_id] = user
+        channel: dict[str, Any] = {"id": dm_id}
+        if truthy(args.get("return_im")):
+            channel.update({"is_im": True, "user": user, "created": 0, "is_open": True})
+        return {"ok": True, "no_op": already_open, "already_open": already_open, "channel": channel}
 
     async def usergroups_users_list(self, args: dict[str, Any]) -> dict[str, Any]:
         """The members of a user group (``no_such_subteam`` for an unknown id)."""
@@ -386,6 +420,20 @@ class WebApi:
     def _share_target(self, args: dict[str, Any]) -> str | None:
         channel_id = args.get("channel_id")
         channels = args.get("channels")
+        # Slack takes conversation ids only here: a user id (U…) must become a DM id through
+        # conversations.open first.
+        checked = [("channel_id", channel_id)] if channel_id else []
+        if isinstance(channels, str) and channels:
+            checked += [("channels", c) for c in channels.split(",")]
+        for name, value in checked:
+            if not isinstance(value, str) or not is_conversation_id(value):
+                raise ApiError(
+                    "invalid_arguments",
+                    [
+                        "input must match regex pattern: ^[CGDZ][A-Z0-9]{8,}$ "
+                        f"[json-pointer:/{name}]"
+                    ],
+                )
         if not channel_id and isinstance(channels, str) and channels:
             channel_id = channels.split(",")[0]
         return self._channel(channel_id) if channel_id else None

@@ -19,6 +19,18 @@ def default_channel_name(channel_id: str) -> str:
     return name.lower() or channel_id.lower()
 
 
+def is_conversation_id(value: str) -> bool:
+    """True for conversation ids (``C…`` channel, ``G…`` group, ``D…`` DM, ``Z…``): the only
+    ids ``files.completeUploadExternal`` accepts, as on Slack (which also wants 9+ characters;
+    the emulator's short ids such as ``C0OPS`` are let through)."""
+    return len(value) > 1 and value[0] in "CGDZ" and value[1:].isalnum() and value.isupper()
+
+
+def dm_id_for(user_id: str) -> str:
+    """The DM conversation id ``conversations.open`` gives for a user: ``U0OPS`` → ``D0OPS``."""
+    return "D" + user_id[1:]
+
+
 def is_user_id(value: str) -> bool:
     """True for user ids (``U…``/``W…``), which ``chat.postMessage`` accepts as DM targets."""
     return len(value) > 1 and value[0] in "UW" and value[1:].isalnum() and value.isupper()
@@ -33,6 +45,7 @@ class Workspace:
         self.channels: dict[str, str] = {}  # id -> name
         self.usergroups: dict[str, list[str]] = {}
         self.home_views: dict[str, dict[str, Any]] = {}
+        self.dms: dict[str, str] = {}  # DM id (D…) -> user id, opened by conversations.open
         self.deleted: list[Message] = []
         self._top: dict[str, list[Message]] = {}
         self._by_key: dict[tuple[str, str], Message] = {}
@@ -51,7 +64,7 @@ class Workspace:
 
     def resolve_channel(self, channel: str) -> str | None:
         """Map a channel id, ``#name``/``name`` or user id (DM) to the id messages go under."""
-        if channel in self.channels or is_user_id(channel):
+        if channel in self.channels or channel in self.dms or is_user_id(channel):
             return channel
         name = channel.removeprefix("#")
         for channel_id, channel_name in self.channels.items():

@@ -492,6 +492,36 @@ async def test_complete_upload_of_a_file_never_uploaded(client: AsyncWebClient) 
     assert raised.value.response["error"] == "file_not_found"
 
 
+async def test_files_go_to_a_dm_only_through_its_conversation_id(
+    client: AsyncWebClient, emu: SlackEmulator
+) -> None:
+    # Slack's rule: files.completeUploadExternal shares in conversations (C/G/D ids) only.
+    for kwargs in ({"channel": "U0OPERATOR"}, {"channels": ["U0OPERATOR"]}):
+        with pytest.raises(SlackApiError) as raised:
+            await client.files_upload_v2(content="x", filename="a.txt", **kwargs)
+        assert raised.value.response["error"] == "invalid_arguments"
+        assert "[CGDZ]" in raised.value.response["errors"][0]
+    assert emu.files == []
+    opened = await client.conversations_open(users="U0OPERATOR")
+    dm = opened["channel"]["id"]
+    assert dm.startswith("D") and opened["already_open"] is False
+    assert emu.dm_channel("U0OPERATOR") == dm
+    again = await client.conversations_open(users="U0OPERATOR", return_im=True)
+    assert again["channel"]["id"] == dm and again["already_open"] is True
+    assert again["channel"]["user"] == "U0OPERATOR"
+    await client.files_upload_v2(content="x", filename="a.txt", channel=dm)
+    [uploaded] = emu.files
+    assert uploaded.channel_id == dm
+    [share] = emu.messages(dm)
+    assert share.files[0]["id"] == uploaded.file_id
+    info = await client.conversations_info(channel=dm)
+    assert info["channel"]["is_im"] is True and info["channel"]["user"] == "U0OPERATOR"
+    for users, error in [("", "users_list_not_supplied"), ("C0OPS", "user_not_found")]:
+        with pytest.raises(SlackApiError) as raised:
+            await client.conversations_open(users=users)
+        assert raised.value.response["error"] == error
+
+
 # -- faults --------------------------------------------------------------------------------
 
 

@@ -200,7 +200,9 @@ async def test_10000_log_lines_go_to_a_file_in_the_users_dm(bot: Bot) -> None:
     assert len(answer.blocks) <= 50
     assert len(bot.emulator.files) == 1
     uploaded = bot.emulator.files[0]
-    assert uploaded.channel_id == OPERATOR  # the user's DM, not the channel
+    # The user's DM (the D… id conversations.open gave), not the channel.
+    assert uploaded.channel_id == bot.emulator.dm_channel(OPERATOR)
+    assert bot.emulator.workspace.dms[uploaded.channel_id] == OPERATOR
     assert uploaded.content.decode().count("\n") == 10_000
     assert bot.emulator.messages("C0OPS") == []
     assert bot.emulator.violations() == []

@@ -125,13 +125,15 @@ async def show_logs(svc: Services, inv: Invocation, cmd: Command) -> None:
     )
     if answer.file is not None:
         try:
-            # channels=[user id]: the file lands in the user's DM with the bot, so a
-            # read-only answer stays private, as the ephemeral message is.
+            # The file goes to the user's DM with the bot, so a read-only answer stays
+            # private, as the ephemeral message is. Slack shares files in conversations only
+            # (C…/G…/D… ids, never a user id): conversations.open gives the DM's id.
+            opened = await svc.deps.web.conversations_open(users=inv.user_id)
             await svc.deps.web.files_upload_v2(
                 content=answer.file.content,
                 filename=answer.file.filename,
                 title=answer.file.title,
-                channels=[inv.user_id],
+                channel=opened["channel"]["id"],
             )
         except (SlackApiError, SlackClientError, OSError, TimeoutError) as exc:
             log.warning("log upload for %s failed: %s", inv.user_id, exc)

@@ -16,7 +16,7 @@ from bot.alerts.records import IncidentView
 from bot.blockkit.blocks import Block, actions, button, context, fields_section, section
 from bot.blockkit.ids import ActionId, BlockId
 from bot.blockkit.limits import Reply, reply
-from bot.blockkit.mrkdwn import code, date, duration, escape, megabytes, user
+from bot.blockkit.mrkdwn import code, date, duration, escape, megabytes, plain, user
 
 STATE_EMOJI = {"open": "🔴", "acknowledged": "🟠", "resolved": "✅"}
 FLEET_NAMES_SHOWN = 10
@@ -69,6 +69,15 @@ def health_text(health: HealthSnapshot | None) -> str:
     return " · ".join(parts) or "no health data"
 
 
+def _action_taken(view: IncidentView, default: str) -> str:
+    """What was done (escaped) and, when a person did it, a mention of them."""
+    facts = view.facts
+    text = escape(facts.action or default)
+    if facts.action and facts.action_by:
+        text += f" by {user(facts.action_by)}"
+    return text
+
+
 def _instance_fields(view: IncidentView) -> list[str]:
     facts = view.facts
     age = facts.heartbeat_age_secs
@@ -77,7 +86,7 @@ def _instance_fields(view: IncidentView) -> list[str]:
         f"*What happened*\n{escape(view.detail or view.what)}",
         f"*Heartbeat age*\n{duration(float(age)) if age is not None else 'unknown'}",
         f"*Health*\n{health_text(facts.health)}",
-        f"*Action taken*\n{escape(facts.action or 'none yet')}",
+        f"*Action taken*\n{_action_taken(view, 'none yet')}",
     ]
     if view.region:
         fields.append(f"*Region*\n{escape(view.region)}")
@@ -96,7 +105,7 @@ def _fleet_fields(view: IncidentView) -> list[str]:
     fields = [
         f"*State*\n{STATE_EMOJI.get(view.state, '')} {state_text(view)}",
         f"*What happened*\n{escape(view.detail or view.what)}",
-        f"*Action taken*\n{escape(facts.action or 'no per-instance restarts')}",
+        f"*Action taken*\n{_action_taken(view, 'no per-instance restarts')}",
     ]
     if facts.backend_down:
         fields.append("*Backend*\nnot answering")
@@ -171,8 +180,12 @@ def _with_mention(message: Reply, mention: str | None) -> Reply:
 
 
 def thread_note(text: str, *, fallback: str | None = None) -> Reply:
-    """A thread reply: one mrkdwn section (``text`` must already be escaped)."""
-    return reply(fallback or text, [section(text)])
+    """A thread reply: one mrkdwn section (``text`` must already be escaped).
+
+    The notification shows ``fallback`` (plain text), by default ``text`` made plain:
+    a mention there reads ``@U…``, never a literal ``<@U…>`` or ``&lt;@U…&gt;``.
+    """
+    return reply(fallback if fallback is not None else plain(text), [section(text)])
 
 
 def restart_note(detail: str, *, ok: bool) -> Reply:
@@ -192,7 +205,7 @@ def recovered_note(view: IncidentView, detail: str, *, after_secs: float) -> Rep
 def escalation_note(mention: str | None, text: str) -> Reply:
     """A re-mention of the on-call group (``text`` must already be escaped)."""
     lead = f"{mention} " if mention else ""
-    return _with_mention(thread_note(f"📣 {lead}{text}", fallback=f"📣 {text}"), mention)
+    return _with_mention(thread_note(f"📣 {lead}{text}", fallback=f"📣 {plain(text)}"), mention)
 
 
 def mute_started_notice(

@@ -50,6 +50,8 @@ class IncidentFacts(BaseModel):
     sampled_at: datetime | None = None
     # both: what the bot did about it, in words
     action: str | None = None
+    # the user id of the person who took ``action`` (None: the bot did)
+    action_by: str | None = None
     # the fleet incident
     members: list[str] = []
     names: dict[str, str] = {}
@@ -80,7 +82,10 @@ def update_facts(incident: AlertIncident, **changes: Any) -> IncidentFacts:
     """Apply ``changes`` to the facts stored on ``incident``; returns the new facts.
 
     The column gets a new dict: SQLAlchemy does not see changes made inside a JSON value.
+    A new ``action`` without ``action_by`` was taken by the bot: the previous actor goes.
     """
+    if "action" in changes:
+        changes.setdefault("action_by", None)
     facts = IncidentFacts.of(incident).with_(**changes)
     incident.facts = facts.dump()
     return facts

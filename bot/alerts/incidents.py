@@ -304,7 +304,7 @@ class Incidents:
             return
         if ok:
             text = f"🔄 {user(actor)} restarted it by hand."
-            update_facts(incident, action=f"restarted by hand by {actor}")
+            update_facts(incident, action="restarted by hand", action_by=actor)
         else:
             text = f"❌ {user(actor)} tried to restart it: {escape(error or 'failed')}"
         incident.updated_at = now

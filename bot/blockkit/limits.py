@@ -88,7 +88,8 @@ def fallback(text: str) -> str:
     """A non-empty, escaped fallback ``text`` within the limit.
 
     Slack parses this text for mentions (it is what notifications show), so it is escaped
-    here: builders pass it plain, with names and errors as the backend sent them.
+    here, exactly once: builders pass it plain, with names and errors as the backend sent
+    them and users as ids, never mrkdwn (``mrkdwn.plain`` turns a section's mrkdwn into it).
     """
     clean = escape(" ".join(text.split()) or "starpod")
     return truncate(clean, MAX_FALLBACK_TEXT)

@@ -22,6 +22,43 @@ def escape(text: object) -> str:
     return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+def unescape(text: str) -> str:
+    """Undo :func:`escape` (``&amp;`` last, so ``&amp;lt;`` comes back as ``&lt;``)."""
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+
+# <@U…>, <#C…|name>, <!date^…|fallback>, <!here>, <url|label>: what Slack turns into
+# mentions, links and dates inside mrkdwn.
+_SLACK_TOKEN = re.compile(r"<([^<>|]*)(?:\|([^<>]*))?>")
+_BOLD = re.compile(r"(?<![\w*])\*([^*\n]+)\*(?![\w*])")
+_CODE = re.compile(r"`([^`\n]*)`")
+
+
+def _plain_token(match: re.Match[str]) -> str:
+    target, label = match.group(1), match.group(2)
+    if label:
+        return label
+    if target.startswith("@"):
+        return target  # <@U123> → @U123: the id, as no name is looked up
+    if target.startswith("#"):
+        return target
+    if target.startswith("!"):
+        return "@" + target[1:].split("^", 1)[0]  # <!here> → @here (no longer a ping)
+    return target
+
+
+def plain(text: str) -> str:
+    """Escaped mrkdwn as the plain text a notification shows: mentions as ``@U…``, links
+    and dates as their labels, ``*bold*`` and backticks dropped, escapes undone.
+
+    For fallback ``text`` built from a section's mrkdwn; :func:`bot.blockkit.limits.fallback`
+    escapes the result once.
+    """
+    text = _SLACK_TOKEN.sub(_plain_token, text)
+    text = _CODE.sub(r"\1", _BOLD.sub(r"\1", text))
+    return unescape(text)
+
+
 _ESCAPED_CHANNEL = re.compile(r"&lt;#([CG][A-Z0-9]{2,})&gt;")
 
 

@@ -123,3 +123,31 @@ def test_mute_notices() -> None:
     )  # fmt: skip
     assert "the mute set by <@U0ANA> expired" in rendered(ended)
     assert "running now" in rendered(ended)
+
+
+# -- fallback texts: plain, escaped once; mentions live in blocks only ----------------------
+
+
+def test_thread_notes_fallback_is_plain_text_with_users_as_ids() -> None:
+    note = blocks.thread_note("🔄 <@U0OPERATOR> restarted it by hand: &lt;b&gt; &amp; *done*")
+    assert "<@U0OPERATOR>" in rendered(note), "the blocks mention the user"
+    # Notifications show the fallback: no literal <@…>, no &lt;@…&gt;, no double escapes.
+    assert note.text == "🔄 @U0OPERATOR restarted it by hand: &lt;b&gt; &amp; done"
+    recovered = blocks.recovered_note(view(), "fresh <again> & fine", after_secs=240)
+    assert recovered.text == "✅ Recovered after 4 m: fresh &lt;again&gt; &amp; fine"
+
+
+def test_escalation_fallback_is_escaped_once_and_keeps_the_group_mention() -> None:
+    note = blocks.escalation_note(ONCALL, "Auto-restart gave up: &lt;boom&gt; &amp; more")
+    assert note.text == f"{ONCALL} 📣 Auto-restart gave up: &lt;boom&gt; &amp; more"
+    assert "&amp;lt;" not in note.text and "&amp;amp;" not in note.text
+
+
+def test_action_taken_by_a_person_is_a_mention() -> None:
+    by_hand = view(facts=IncidentFacts(action="restarted by hand", action_by="U0OPERATOR"))
+    text = rendered(blocks.root_message(by_hand))
+    assert "restarted by hand by <@U0OPERATOR>" in text
+    assert "U0OPERATOR" not in blocks.root_message(by_hand).text
+    by_bot = view(facts=IncidentFacts(action="auto-restart 1 of 3"))
+    shown = rendered(blocks.root_message(by_bot))
+    assert "auto-restart 1 of 3" in shown and "auto-restart 1 of 3 by" not in shown

@@ -215,12 +215,17 @@ async def test_restart_now_restarts_records_who_and_says_so_in_the_thread(
     await running.h.deliver()
     replies = running.h.replies(running.root)
     assert any("restarted it by hand" in str(r.blocks) for r in replies)
+    [note] = [r for r in replies if "restarted it by hand" in str(r.blocks)]
+    assert f"<@{OPERATOR}>" in str(note.blocks)
+    # The notification's text is plain: the user as an id, never <@…> or &lt;@…&gt;.
+    assert note.text == f"🔄 @{OPERATOR} restarted it by hand."
 
     # The monitor sees it recover: the incident resolves in the same thread.
     running.h.advance(30)
     await running.h.sweep()
     root = await running.current_root()
     assert "Resolved" in str(root.blocks)
+    assert f"restarted by hand by <@{OPERATOR}>" in str(root.blocks)
 
 
 async def test_restart_now_while_a_user_restarts_it_says_so_and_restarts_nothing(

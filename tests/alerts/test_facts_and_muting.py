@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from bot.alerts import blocks, rows
-from bot.alerts.facts import HealthSnapshot, IncidentFacts
+from bot.alerts.facts import HealthSnapshot, IncidentFacts, update_facts
 from bot.alerts.mutes import Alert, Muter
 from bot.alerts.service import AlertPolicy, AlertService
 from bot.store.alert_models import AlertIncident
@@ -81,6 +81,18 @@ def test_facts_store_only_what_they_know_and_round_trip() -> None:
     assert changed.action == "restarted by hand by U1" and changed.health == facts.health
     assert facts.action == "auto-restart due", "facts are immutable: with_ copies"
     assert IncidentFacts.load(None) == IncidentFacts() == IncidentFacts.load({})
+
+
+def test_an_action_by_the_bot_forgets_the_person_who_acted_before() -> None:
+    incident = AlertIncident(facts={})
+    by_hand = update_facts(incident, action="restarted by hand", action_by="U0ANA")
+    assert (by_hand.action, by_hand.action_by) == ("restarted by hand", "U0ANA")
+    assert update_facts(incident, status="stale").action_by == "U0ANA"
+    by_bot = update_facts(incident, action="auto-restart 1 of 3")
+    assert by_bot.action_by is None and incident.facts == {
+        "action": "auto-restart 1 of 3",
+        "status": "stale",
+    }
 
 
 async def test_silences_and_storm_inhibition_answer_through_one_muting_interface(

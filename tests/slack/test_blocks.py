@@ -23,8 +23,25 @@ from bot.backend.errors import (
 )
 from bot.backend.models import HealthInfo, Instance, LogEntry, LogLevel, SshInfo
 from bot.blockkit.ids import ActionId, MenuChoice, parse_menu_value
-from bot.blockkit.limits import MAX_BLOCKS, Reply, fit_blocks, split_text, truncate
-from bot.blockkit.mrkdwn import code, code_block_line, duration, escape, user
+from bot.blockkit.limits import (
+    MAX_BLOCKS,
+    MAX_FALLBACK_TEXT,
+    Reply,
+    fallback,
+    fit_blocks,
+    split_text,
+    truncate,
+)
+from bot.blockkit.mrkdwn import (
+    code,
+    code_block_line,
+    date,
+    duration,
+    escape,
+    plain,
+    unescape,
+    user,
+)
 from bot.blockkit.sparkline import bucketize, sparkline
 from bot.catalog import SPECS, Role, Subcommand
 from bot.sim.slack_checks import check_message_content
@@ -109,6 +126,37 @@ def test_escape_order_and_helpers() -> None:
     assert "```" not in code_block_line("x ``` y")
     assert user("U0ANA") == "<@U0ANA>"
     assert user("<!channel>") == "&lt;!channel&gt;"
+
+
+def test_plain_turns_mrkdwn_into_what_a_notification_shows() -> None:
+    at = datetime(2026, 11, 28, 14, 2, tzinfo=UTC)
+    text = (
+        f"🔄 {user('U0ANA')} restarted *pod-7* {code('a1b2')} at {date(at)}: "
+        f"{escape('<!channel> & <b>')} <!subteam^S0OPS|@oncall> <https://x.example|the page>"
+    )
+    assert plain(text) == (
+        "🔄 @U0ANA restarted pod-7 a1b2 at 2026-11-28 14:02 UTC: <!channel> & <b> @oncall the page"
+    )
+    assert unescape(escape("&lt; <a> & b")) == "&lt; <a> & b"
+
+
+@given(st.text(max_size=60))
+@settings(max_examples=200, deadline=None)
+def test_a_fallback_built_from_plain_text_is_escaped_exactly_once(raw: str) -> None:
+    # What a builder escapes for its blocks, plain() brings back for the fallback
+    # (``*`` and backticks aside: those are formatting and plain() drops them).
+    flat = " ".join(raw.replace("*", "").replace("`", "").split())
+    if flat:
+        assert fallback(plain(escape(flat))) == truncate(escape(flat), MAX_FALLBACK_TEXT)
+
+
+def test_a_truncated_log_answer_escapes_its_fallback_once() -> None:
+    answer = b.log_answer(
+        make_instance(name="a<b>&c"), [], fetched=0, tail=50, truncated="cut at 1 MB"
+    )
+    assert "a&lt;b&gt;&amp;c" in answer.reply.text
+    assert "&amp;lt;" not in answer.reply.text and "&amp;amp;" not in answer.reply.text
+    assert answer.reply.text.endswith("(cut at 1 MB)")
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,7 @@ from datetime import UTC
 from bot.backend.models import Instance, LogEntry
 from bot.blockkit.blocks import Block, context, section
 from bot.blockkit.limits import MAX_SECTION_TEXT, Reply, reply
-from bot.blockkit.mrkdwn import code, code_block_line, escape
+from bot.blockkit.mrkdwn import code, code_block_line, escape, unescape
 from bot.slack.blocks.common import instance_label
 
 LEVEL_EMOJI = {"error": "🔴", "warn": "🟡", "info": "🟢", "debug": "⚪"}
@@ -137,7 +137,10 @@ def log_answer(
         return answer
     note = context(f"✂️ {escape(truncated)}")
     blocks = [*answer.reply.blocks, note]
-    return LogAnswer(reply(f"{answer.reply.text} ({truncated})", blocks), answer.file)
+    # The first answer's text is already an escaped fallback: unescape it, so it is
+    # escaped once, not twice.
+    plain_text = unescape(answer.reply.text)
+    return LogAnswer(reply(f"{plain_text} ({truncated})", blocks), answer.file)
 
 
 def _log_answer(

@@ -308,6 +308,7 @@ class SlackEmulator:
         self._fault_rate = 0.0
         self._state.clear()
         self._response_urls.clear()
+        self.socket_mode.forget_traffic()
         self.workspace.clear()
 
     # -- faults ----------------------------------------------------------------------------
@@ -484,7 +485,8 @@ class SlackEmulator:
         timestamp: int | None = None,
         ack_timeout: float | None = SLACK_ACK_TIMEOUT_S,
     ) -> BotReply:
-        """Post a signed slash command to the bot, exactly as Slack does.
+        """Post a signed slash command to the bot, exactly as Slack does (``target_url``
+        ``VIA_SOCKET``: as a ``slash_commands`` envelope on the app's Socket Mode link).
 
         A non-empty 200 answer is shown the way Slack shows it (an ephemeral message, or an
         in-channel one with ``response_type: in_channel``) and is checked like a

@@ -163,6 +163,11 @@ class SocketModeServer:
         """Envelopes the app acknowledged."""
         return [e for e in self.envelopes if e.acked_at is not None]
 
+    def forget_traffic(self) -> None:
+        """Forget recorded envelopes and stray frames (links stay open)."""
+        self.envelopes.clear()
+        self.stray_messages.clear()
+
     # -- envelopes -------------------------------------------------------------------------
 
     async def send_envelope(

@@ -675,3 +675,9 @@ def test_kill_confirmation_is_a_danger_button_with_a_confirm_dialog() -> None:
     assert kill["style"] == "danger"
     assert kill["confirm"]["style"] == "danger"
     assert kill["value"] == make_instance().id
+
+
+def test_a_refusal_links_channels_in_blocks_and_names_them_in_the_fallback() -> None:
+    refused = b.refusal_answer("Starpod commands are accepted in <#C0OPS> only & <!here>.")
+    assert "<#C0OPS>" in all_text(refused) and "&lt;!here&gt;" in all_text(refused)
+    assert refused.text == "🔒 Starpod commands are accepted in #C0OPS only &amp; &lt;!here&gt;."

@@ -10,7 +10,7 @@ from bot.backend.errors import (
 )
 from bot.blockkit.blocks import context, section
 from bot.blockkit.limits import Reply, reply
-from bot.blockkit.mrkdwn import code, escape, escape_keep_channel_links
+from bot.blockkit.mrkdwn import code, escape, escape_keep_channel_links, plain
 from bot.catalog import COMMAND, SPECS, Role, Subcommand
 from bot.slack.blocks.common import status_emoji
 from bot.slack.parser import UsageProblem
@@ -165,8 +165,13 @@ def ambiguous_answer(error: AmbiguousInstance) -> Reply:
 
 
 def refusal_answer(message: str) -> Reply:
-    """An access refusal (the message names the role needed)."""
-    return reply(f"🔒 {message}", [section(f"🔒 {escape_keep_channel_links(message)}")])
+    """An access refusal (the message names the role needed).
+
+    The message is plain text but may hold channel links (``<#C…>``); the fallback shows
+    them as ``#C…``, the block as links.
+    """
+    shown = escape_keep_channel_links(message)
+    return reply(f"🔒 {plain(shown)}", [section(f"🔒 {shown}")])
 
 
 def user_error_answer(message: str) -> Reply:

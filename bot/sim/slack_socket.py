@@ -11,9 +11,10 @@ Fault controls: ``refuse_open`` (``apps.connections.open`` answers an error), ``
 (the TCP connection is aborted, no close frame), ``close`` (a clean WebSocket close),
 ``freeze``/``thaw`` (half-open: nothing is read or sent, pings go unanswered).
 
-Deliberate differences from Slack: an envelope that is not acknowledged is not retried
-(``retry_attempt`` stays 0); envelopes go round-robin to connections that are not frozen
-(to a frozen one only when no other is open, and are then lost, as on a half-open link).
+Deliberate differences from Slack: an envelope that is not acknowledged is not retried on
+its own (a test retries it with ``redeliver``, which raises ``retry_attempt``); envelopes
+go round-robin to links that are not frozen (to a frozen one only when no other is open,
+and are then lost, as on a half-open link).
 """
 
 from __future__ import annotations
@@ -82,6 +83,8 @@ class Envelope:
     sent_at: float
     acked_at: float | None = None
     ack: dict[str, Any] | None = None  # the whole ack message the app sent
+    retry_attempt: int = 0
+    retry_reason: str = ""
 
 
 @dataclass
@@ -190,13 +193,42 @@ class SocketModeServer:
             connection_id=target.connection_id,
             sent_at=self._clock(),
         )
+        return await self._deliver(envelope, target, ack_timeout)
+
+    async def redeliver(
+        self,
+        envelope: Envelope,
+        *,
+        ack_timeout: float | None,
+        retry_reason: str = "timeout",
+        connection: SocketConnection | None = None,
+    ) -> Envelope:
+        """Send ``envelope`` again, as Slack retries one it saw no ack for: same
+        ``envelope_id`` and payload, ``retry_attempt`` one higher (possibly to another link).
+        Returns the new record; an ack by that ``envelope_id`` answers it."""
+        target = connection or self._pick_connection()
+        retry = Envelope(
+            envelope_id=envelope.envelope_id,
+            type=envelope.type,
+            payload=envelope.payload,
+            accepts_response_payload=envelope.accepts_response_payload,
+            connection_id=target.connection_id,
+            sent_at=self._clock(),
+            retry_attempt=envelope.retry_attempt + 1,
+            retry_reason=retry_reason,
+        )
+        return await self._deliver(retry, target, ack_timeout)
+
+    async def _deliver(
+        self, envelope: Envelope, target: SocketConnection, ack_timeout: float | None
+    ) -> Envelope:
         message = {
             "envelope_id": envelope.envelope_id,
-            "type": envelope_type,
-            "payload": payload,
-            "accepts_response_payload": accepts_response_payload,
-            "retry_attempt": 0,
-            "retry_reason": "",
+            "type": envelope.type,
+            "payload": envelope.payload,
+            "accepts_response_payload": envelope.accepts_response_payload,
+            "retry_attempt": envelope.retry_attempt,
+            "retry_reason": envelope.retry_reason,
         }
         waiter: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._pending[envelope.envelope_id] = waiter
@@ -209,11 +241,12 @@ class SocketModeServer:
             ack = await asyncio.wait_for(waiter, timeout=ack_timeout)
         except TimeoutError as exc:
             raise SlackAckTimeout(
-                f"envelope {envelope.envelope_id} ({envelope_type}) was not acknowledged within "
-                f"{ack_timeout} s; Slack would show the user an operation_timeout error"
+                f"envelope {envelope.envelope_id} ({envelope.type}) was not acknowledged "
+                f"within {ack_timeout} s; Slack would show the user an operation_timeout error"
             ) from exc
         finally:
-            self._pending.pop(envelope.envelope_id, None)
+            if self._pending.get(envelope.envelope_id) is waiter:
+                del self._pending[envelope.envelope_id]
         envelope.ack = ack
         envelope.acked_at = self._clock()
         self._on_change()

@@ -181,6 +181,33 @@ async def test_an_envelope_nobody_acks_times_out_like_an_http_request(
         await silent.client.close()
 
 
+async def test_an_unacked_envelope_is_redelivered_with_a_higher_retry_attempt(
+    slack_emulator: SlackEmulator,
+) -> None:
+    silent = AckingClient(slack_emulator, ack=False)
+    acking = AckingClient(slack_emulator)
+    try:
+        await silent.client.connect()
+        await slack_emulator.wait_for_socket()
+        with pytest.raises(SlackAckTimeout):
+            await slack_emulator.send_slash_command(VIA_SOCKET, "health", ack_timeout=0.3)
+        [lost] = slack_emulator.socket_mode.envelopes
+        await acking.client.connect()
+        await slack_emulator.wait_for_socket(2)
+        second = slack_emulator.socket_mode.open_connections[1]
+        retry = await slack_emulator.socket_mode.redeliver(lost, ack_timeout=3.0, connection=second)
+        assert retry.acked_at is not None and retry.envelope_id == lost.envelope_id
+        [request] = acking.requests
+        assert (request.envelope_id, request.retry_attempt, request.retry_reason) == (
+            lost.envelope_id,
+            1,
+            "timeout",
+        )
+    finally:
+        await silent.client.close()
+        await acking.client.close()
+
+
 async def test_apps_connections_open_checks_the_app_token(slack_emulator: SlackEmulator) -> None:
     web = AsyncWebClient(base_url=slack_emulator.api_url)
     for token, error in [

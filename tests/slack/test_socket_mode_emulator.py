@@ -144,16 +144,18 @@ async def test_a_button_is_acked_over_the_socket_and_acts(socket_bot: SocketBot)
     assert emulator.violations() == []
 
 
-@pytest.mark.parametrize("fault", ["drop", "close"])
-async def test_the_bot_reconnects_after_an_abort_or_a_close(
+@pytest.mark.parametrize("fault", ["drop", "close", "freeze"])
+async def test_the_bot_reconnects_after_an_abort_a_close_or_a_half_open_link(
     socket_bot: SocketBot, fault: str
 ) -> None:
     socket_mode = socket_bot.emulator.socket_mode
     [first] = socket_mode.open_connections
     if fault == "drop":
         socket_mode.drop()
-    else:
+    elif fault == "close":
         await socket_mode.close()
+    else:
+        socket_mode.freeze()  # half-open: the SDK's pings go unanswered
     await _reconnected(socket_bot.emulator, first)
     assert "pod-001" in message_text(await socket_bot.ask("list"))
     [envelope] = socket_mode.acked()

@@ -23,8 +23,9 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.sim.slack import VIA_SOCKET, NoSocketConnection, SlackAckTimeout, SlackEmulator
 from bot.sim.slack_socket import DISCONNECT_REASONS, SocketConnection
 
-# Short pings so the SDK notices a dead or frozen link within a second, not 20 s.
-PING_INTERVAL = 0.25
+# Short pings so the SDK notices a dead or frozen link within ~2 s, not 20 s (not shorter:
+# on a loaded machine a late pong would look like a dead link).
+PING_INTERVAL = 1.0
 
 
 class AckingClient:
@@ -112,6 +113,7 @@ async def _reconnected(emulator: SlackEmulator, first: SocketConnection) -> None
                 for c in socket_mode.open_connections
             )
         ),
+        10.0,
         what="the SDK opened a fresh link",
     )
 

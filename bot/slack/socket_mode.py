@@ -55,9 +55,7 @@ async def start_socket_mode(
     ``ping_interval`` (s) is how often the link is checked; a dead link is replaced within
     about that time (tests shorten it).
     """
-    handler = TimedSocketModeHandler(
-        app, app_token, on_ack=on_ack, ping_interval=ping_interval
-    )
+    handler = TimedSocketModeHandler(app, app_token, on_ack=on_ack, ping_interval=ping_interval)
     await handler.connect_async()
     return handler
 

@@ -41,6 +41,7 @@ class SocketBot:
     handler: AsyncSocketModeHandler
     db: Database
     ids: list[str]
+    ack_secs: list[float]
 
     async def ask(self, text: str, *, user: str = OPERATOR) -> Message:
         """Send ``/starpod <text>`` over the socket; return the ephemeral answer."""
@@ -95,12 +96,13 @@ async def socket_bot(
             action_poll_timeout=3.0,
         )
         app = create_app(settings, deps)
+        ack_secs: list[float] = []
         handler = await start_socket_mode(
-            app, slack_emulator.app_token, ping_interval=PING_INTERVAL
+            app, slack_emulator.app_token, on_ack=ack_secs.append, ping_interval=PING_INTERVAL
         )
         try:
             await slack_emulator.wait_for_socket()
-            running = SocketBot(slack_emulator, sim, handler, db, sim.seed_instances(5))
+            running = SocketBot(slack_emulator, sim, handler, db, sim.seed_instances(5), ack_secs)
             yield running
             await running.settle()
         finally:
@@ -127,6 +129,8 @@ async def test_a_command_is_acked_over_the_socket_and_answered(socket_bot: Socke
     [envelope] = socket_bot.emulator.socket_mode.acked()
     assert envelope.type == "slash_commands" and envelope.ack is not None
     assert "payload" not in envelope.ack
+    [took] = socket_bot.ack_secs  # the handler timed the envelope until its ack
+    assert 0 <= took < 3
     assert socket_bot.emulator.violations() == []
 
 

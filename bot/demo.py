@@ -30,6 +30,7 @@ from pathlib import Path
 
 import aiohttp
 
+from bot.errors import StarpodBotError
 from bot.sim.backend import BackendSimulator
 from bot.sim.playground import CommandHint, Playground, PlaygroundUser
 from bot.sim.process import free_port
@@ -52,7 +53,7 @@ _DROPPED_ENV = ("SLACK_APP_TOKEN", "STARPOD_CONFIG", "STARPOD_GATEWAY_KEYS", "AN
 Echo = Callable[[str], None]
 
 
-class DemoError(Exception):
+class DemoError(StarpodBotError):
     """The demo could not start (a port in use, the bot never became ready …)."""
 
 

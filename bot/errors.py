@@ -1,19 +1,39 @@
 """The exception tree of starpod-bot.
 
-::
+Every error the bot raises on purpose descends from ``StarpodBotError``; each boundary
+(backend, store, web links, gateway, demo) has one root of its own under it, kept in the
+module that owns the boundary::
 
     StarpodBotError                 root of everything the bot raises on purpose
     ├── ConfigError                 a missing or malformed setting (CLI: one line, exit 2)
+    │   └── SlackTokenRejected      (bot.runtime) auth.test refused the bot token
     ├── UserError                   the user asked for something we refuse or cannot do;
     │   │                           its message is shown to the user as is
     │   ├── UsageError              malformed command text (carries the usage line)
-    │   └── AccessDenied            the user's role does not allow the action
+    │   ├── AccessDenied            the user's role does not allow the action
+    │   └── LinkError               (bot.store.ssh_links) a one-time SSH key link gives no key
+    │       ├── LinkNotFound        no such link (404)
+    │       └── LinkGone            used, expired, or its encryption key is gone (410)
     ├── BackendError                (bot.backend.errors) the Starpod backend failed us
     │   ├── BackendUnavailable      connection refused, DNS, timeout
     │   ├── BackendStatusError      non-2xx answer (status code and body text)
     │   ├── BackendProtocolError    2xx answer with a body we cannot read
-    │   └── InstanceNotFound / AmbiguousInstance   resolving a user's id, prefix or name
-    └── StoreError                  (bot.store.errors) the database failed us
+    │   └── InstanceLookupError     resolving a user's id, prefix or name
+    │       ├── InstanceNotFound    no instance matches
+    │       └── AmbiguousInstance   several match (carries the candidates)
+    ├── StoreError                  (bot.store.errors) the database failed us
+    │   ├── UnsupportedDatabaseError  DATABASE_URL names a backend we do not speak
+    │   ├── DatabaseBusyError       a write stayed locked after every retry
+    │   ├── MigrationError          Alembic could not bring the schema to head
+    │   └── LeadershipRefused       SQLite: another process already holds the file
+    ├── GatewayError                (bot.gateway) an HTTP answer other than success
+    ├── SlackUnreachable            (bot.runtime) the Slack Web API did not answer auth.test
+    └── DemoError                   (bot.demo) the demo could not start
+
+Outside the tree on purpose: ``bot.sim`` (the backend simulator and the Slack emulator)
+imports nothing from the product but the wire models it serves, so its own errors
+(``TransitionError``, ``ApiError``, ``SlackAckTimeout``) have their own roots; and private
+control-flow exceptions that never leave their module (``bot.slack.parser._Problem``).
 
 Errors are translated once, at the edge: the Slack error handler, the CLI and the
 gateway each turn a ``UserError``/``BackendError`` into a clear message and anything

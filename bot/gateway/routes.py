@@ -34,6 +34,7 @@ from bot.backend.errors import (
 )
 from bot.backend.models import Instance
 from bot.catalog import SPECS, Subcommand
+from bot.errors import StarpodBotError
 from bot.gateway.auth import HEADER, Caller, KeyRing
 from bot.gateway.models import (
     MAX_HISTORY,
@@ -73,7 +74,7 @@ ACTION_ROLES: dict[str, Subcommand] = {
 }
 
 
-class GatewayError(Exception):
+class GatewayError(StarpodBotError):
     """An answer other than success: its status, message and audit result."""
 
     def __init__(

@@ -3,7 +3,7 @@
 One root per boundary (architecture rule 5); context travels as keyword-only
 arguments and attributes, never only inside the message::
 
-    StoreError                      anything the store raises on purpose
+    StoreError                      (bot.errors.StarpodBotError) raised by the store on purpose
     ├── UnsupportedDatabaseError    DATABASE_URL names a backend we do not speak
     ├── DatabaseBusyError           a write stayed locked/serialization-failed after every retry
     ├── MigrationError              Alembic could not bring the schema to head
@@ -16,8 +16,10 @@ their own type and traceback.
 
 from __future__ import annotations
 
+from bot.errors import StarpodBotError
 
-class StoreError(Exception):
+
+class StoreError(StarpodBotError):
     """Root of every error the store raises on purpose."""
 
 

@@ -35,6 +35,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
+from bot.errors import UserError
 from bot.store.database import Database
 from bot.store.slack_models import SshKeyLink
 
@@ -53,7 +54,7 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-class LinkError(Exception):
+class LinkError(UserError):
     """A link that cannot give a key; the message is for the person holding it."""
 
     status_code = 404

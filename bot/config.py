@@ -12,6 +12,16 @@ One exception, kept from the seed: the backend API key is resolved from the file
 Every setting is declared once in ``SETTINGS_TABLE`` (env name, file path, where it lands),
 so error messages, the README table and the loader cannot drift apart. Secrets are
 ``SecretStr``: they never show in ``repr``, logs or error messages.
+
+Why plain pydantic models and not ``pydantic-settings``: the names here follow no prefix or
+nesting scheme that library can derive (``PORT``, ``DATABASE_URL``, ``ANTHROPIC_API_KEY`` next
+to ``STARPOD_…``), lists are comma-separated rather than JSON, gateway keys are
+``name:role:key`` items, two file keys sit outside their section (``instance_backend_url``,
+``providers.anthropic.api_key``), and the API key reverses the env-over-file order. On
+``BaseSettings`` each of those needs a custom settings source or a ``NoDecode`` field, the
+table would still be needed for the README and the error lines, and ``load_settings(env=…)``
+would have to feed a mapping through a source instead of reading it directly. The
+table-driven loader below is shorter than those sources, so the dependency was dropped.
 """
 
 from __future__ import annotations

@@ -79,7 +79,8 @@ class UtcDateTime(TypeDecorator[datetime]):
     def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
         """SQLite gets the faster reader; every other dialect the plain timestamptz."""
         if dialect.name == "sqlite":
-            return dialect.type_descriptor(_SqliteUtcText())
+            # SQLAlchemy's SQLite DATETIME constructor carries no annotations.
+            return dialect.type_descriptor(_SqliteUtcText())  # type: ignore[no-untyped-call]
         return dialect.type_descriptor(self.impl)
 
     def bind_processor(self, dialect: Dialect) -> Any:
@@ -98,7 +99,7 @@ class UtcDateTime(TypeDecorator[datetime]):
             return value.replace(tzinfo=None)
         return value
 
-    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         """Return an aware UTC datetime whatever the driver gave back."""
         if value is None or value.tzinfo is UTC:
             return value

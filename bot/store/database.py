@@ -213,7 +213,7 @@ def is_transient(exc: BaseException, dialect: str) -> bool:
 
 def _backoff(attempt: int) -> float:
     """Seconds to wait before retry number ``attempt`` (0-based): jittered, capped at 1 s."""
-    return min(1.0, 0.05 * 2**attempt) * random.uniform(0.5, 1.0)
+    return min(1.0, 0.05 * 2.0**attempt) * random.uniform(0.5, 1.0)
 
 
 class Database:

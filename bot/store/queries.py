@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Row, insert, select
+from sqlalchemy import Row, Table, insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -113,7 +113,7 @@ async def record_heartbeats(session: AsyncSession, *, samples: Sequence[Heartbea
         for s in samples
     ]
     # Core insert of the Table: one executemany, no ORM objects or identity map.
-    stmt = insert(HeartbeatSample.__table__)
+    stmt = insert(cast(Table, HeartbeatSample.__table__))
     for start in range(0, len(rows), _CHUNK):
         await session.execute(stmt, rows[start : start + _CHUNK])
 

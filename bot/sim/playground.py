@@ -171,8 +171,9 @@ class Playground:
                 if pending is None:
                     pending = asyncio.ensure_future(anext(changes))
                 stop = asyncio.ensure_future(closing.wait())
+                waiting: set[asyncio.Future[Any]] = {pending, stop}
                 done, _ = await asyncio.wait(
-                    {pending, stop}, timeout=SSE_KEEPALIVE_S, return_when=asyncio.FIRST_COMPLETED
+                    waiting, timeout=SSE_KEEPALIVE_S, return_when=asyncio.FIRST_COMPLETED
                 )
                 stop.cancel()
                 if pending in done:

@@ -40,7 +40,7 @@ import json
 import random
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncGenerator, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
@@ -435,7 +435,7 @@ class SlackEmulator:
             recent + posts
         )
 
-    async def events(self) -> AsyncIterator[int]:
+    async def events(self) -> AsyncGenerator[int, None]:
         """Yield the state ``version`` after each change (for a live UI); runs until closed."""
         seen = self.version
         while True:
@@ -959,7 +959,7 @@ async def _read_args(request: web.Request) -> tuple[dict[str, Any], str | None]:
     ):
         form = await request.post()
         for key, value in form.items():
-            args[key] = value if isinstance(value, str) else value.file.read()
+            args[key] = value.file.read() if isinstance(value, web.FileField) else value
         token = args.pop("token", None) or token
     bearer = _bearer(request)
     return args, bearer if bearer is not None else token

@@ -13,9 +13,9 @@ an unknown ``type`` fails as it does on Slack.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Collection
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeGuard
 
 MAX_MESSAGE_BLOCKS = 50
 MAX_VIEW_BLOCKS = 100
@@ -307,7 +307,7 @@ def _check_image(image: dict[str, Any], here: str, problems: _Problems) -> None:
 
 
 def _check_elements(
-    elements: list[Any], here: str, problems: _Problems, allowed: Iterable[str]
+    elements: list[Any], here: str, problems: _Problems, allowed: Collection[str]
 ) -> None:
     seen_action_ids: set[str] = set()
     for index, element in enumerate(elements):
@@ -324,7 +324,7 @@ def _check_elements(
 
 
 def _check_element(
-    element: dict[str, Any], here: str, problems: _Problems, allowed: Iterable[str]
+    element: dict[str, Any], here: str, problems: _Problems, allowed: Collection[str]
 ) -> None:
     kind = element.get("type")
     if kind not in allowed:
@@ -441,7 +441,9 @@ def _check_text(
         problems.add(f"{here}/text", f"must be less than {max_len + 1} characters")
 
 
-def _check_list(value: Any, here: str, problems: _Problems, min_items: int, max_items: int) -> bool:
+def _check_list(
+    value: object, here: str, problems: _Problems, min_items: int, max_items: int
+) -> TypeGuard[list[Any]]:
     """Check an array's length; False when it is not an array at all."""
     if not isinstance(value, list):
         problems.add(here, "must provide an array")

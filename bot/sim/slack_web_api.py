@@ -293,9 +293,9 @@ class WebApi:
     async def views_open(self, args: dict[str, Any]) -> dict[str, Any]:
         """Open a modal; the trigger_id must come from a payload less than 3 s old."""
         trigger_id = args.get("trigger_id")
-        issued = self._state.trigger_ids.get(trigger_id) if isinstance(trigger_id, str) else None
-        if issued is None:
+        if not isinstance(trigger_id, str) or trigger_id not in self._state.trigger_ids:
             raise ApiError("invalid_trigger_id")
+        issued = self._state.trigger_ids[trigger_id]
         if self._clock() - issued > TRIGGER_ID_LIFETIME_S:
             raise ApiError("expired_trigger_id")
         view = self._view(args.get("view"), expected_type="modal")

@@ -216,16 +216,16 @@ class Metrics:
                 self._counters[name].inc(now - seen)
             # A total that went down was restarted: count from its new value on.
             self._counter_sources[name] = (total, now)
-        for name, source in self._sources.items():
+        for gauge, source in self._sources.items():
             try:
                 value = source()
                 if inspect.isawaitable(value):
                     value = await value
                 number = math.nan if value is None else float(value)
             except Exception as exc:  # a scrape reports what it can, it does not fail
-                log.warning("metrics: reading %s failed: %s", name, exc)
+                log.warning("metrics: reading %s failed: %s", gauge, exc)
                 number = math.nan
-            self._gauges[name].set(number)
+            self._gauges[gauge].set(number)
 
     async def render(self) -> bytes:
         """The Prometheus text exposition, gauges refreshed first."""

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import cast
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import Table, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.monitor.tracking import Change
@@ -56,7 +57,7 @@ async def record_changes(session: AsyncSession, *, changes: Sequence[Change], at
         }
         for c in changes
     ]
-    stmt = insert(StatusChange.__table__)
+    stmt = insert(cast(Table, StatusChange.__table__))
     for start in range(0, len(rows), _ROW_CHUNK):
         await session.execute(stmt, rows[start : start + _ROW_CHUNK])
 

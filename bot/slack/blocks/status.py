@@ -13,16 +13,25 @@ from bot.blockkit.mrkdwn import date, duration, escape
 
 
 class MonitorStatusLike(Protocol):
-    """The fields of ``bot.monitor.events.MonitorStatus`` this answer shows."""
+    """The fields of ``bot.monitor.events.MonitorStatus`` this answer shows (read-only, so a
+    frozen dataclass satisfies it)."""
 
-    last_sweep_at: datetime | None
-    last_sweep_secs: float | None
-    last_error: str | None
-    is_leader: bool
-    standing_by: bool
-    backend_reachable: bool
-    instances_tracked: int
-    stale_count: int
+    @property
+    def last_sweep_at(self) -> datetime | None: ...
+    @property
+    def last_sweep_secs(self) -> float | None: ...
+    @property
+    def last_error(self) -> str | None: ...
+    @property
+    def is_leader(self) -> bool: ...
+    @property
+    def standing_by(self) -> bool: ...
+    @property
+    def backend_reachable(self) -> bool: ...
+    @property
+    def instances_tracked(self) -> int: ...
+    @property
+    def stale_count(self) -> int: ...
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ module that owns the boundary::
     │   ├── MigrationError          Alembic could not bring the schema to head
     │   └── LeadershipRefused       SQLite: another process already holds the file
     ├── GatewayError                (bot.gateway) an HTTP answer other than success
+    ├── Refused                     (bot.web.slack_guard) a Slack request refused before parsing
     ├── SlackUnreachable            (bot.runtime) the Slack Web API did not answer auth.test
     └── DemoError                   (bot.demo) the demo could not start
 

@@ -171,17 +171,14 @@ async def claim_due(
             select(AlertIncident).where(AlertIncident.id.in_(incident_ids))
         )
         incidents = {i.id: i for i in found}
-        pending_roots = set(
-            (
-                await session.scalars(
-                    select(AlertOutbox.incident_id).where(
-                        AlertOutbox.incident_id.in_(incident_ids),
-                        AlertOutbox.kind == ROOT,
-                        AlertOutbox.state == "pending",
-                    )
-                )
-            ).all()
+        roots = await session.scalars(
+            select(AlertOutbox.incident_id).where(
+                AlertOutbox.incident_id.in_(incident_ids),
+                AlertOutbox.kind == ROOT,
+                AlertOutbox.state == "pending",
+            )
         )
+        pending_roots = {incident_id for incident_id in roots if incident_id is not None}
     claimed = []
     for r in full:
         incident = incidents.get(r.incident_id) if r.incident_id is not None else None

@@ -59,6 +59,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import random
 from collections.abc import Callable, Sequence
@@ -204,7 +205,7 @@ class OutboxDelivery:
                         report.skipped = "rate limited"
                         break
                     self._paused_until = None
-                claimed = await self._db.run(lambda s, now=now: self._claim(s, now))
+                claimed = await self._db.run(functools.partial(self._claim, now=now))
                 if not claimed:
                     break
                 await self._send_all(claimed, report)

@@ -26,6 +26,8 @@ module that owns the boundary::
     │   ├── DatabaseBusyError       a write stayed locked after every retry
     │   ├── MigrationError          Alembic could not bring the schema to head
     │   └── LeadershipRefused       SQLite: another process already holds the file
+    ├── ResponseTooLarge            (bot.backend.transport) also an httpx.ReadError: an answer
+    │                               over its byte cap, raised on as BackendProtocolError
     ├── GatewayError                (bot.gateway) an HTTP answer other than success
     ├── Refused                     (bot.web.slack_guard) a Slack request refused before parsing
     ├── SlackUnreachable            (bot.runtime) the Slack Web API did not answer auth.test

@@ -59,8 +59,8 @@ def test_the_tree_in_the_errors_docstring_draws_every_exception(
 def test_the_boundary_roots_sit_under_the_one_root() -> None:
     from bot.backend.errors import BackendError
     from bot.demo import DemoError
-    from bot.store.ssh_links import LinkError
     from bot.store.errors import StoreError
+    from bot.store.ssh_links import LinkError
 
     for root in (BackendError, StoreError, DemoError):
         assert root.__bases__ == (StarpodBotError,)

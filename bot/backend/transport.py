@@ -16,13 +16,20 @@ import aiohttp
 import httpx
 import yarl
 
+from bot.errors import StarpodBotError
+
 STREAM_EXTENSION = "stream"
 # The most bytes of a (non-streamed) body the transport reads before giving up on it.
 MAX_BODY_EXTENSION = "max_body"
 
 
-class ResponseTooLarge(httpx.ReadError):
-    """The backend sent (or announced) a body over the request's ``max_body`` bytes."""
+class ResponseTooLarge(httpx.ReadError, StarpodBotError):
+    """The backend sent (or announced) a body over the request's ``max_body`` bytes.
+
+    An ``httpx.ReadError`` so it travels through httpx as the transport failure it is, and a
+    ``StarpodBotError`` so it sits in the one tree; the client turns it into a
+    ``BackendProtocolError`` before anyone else sees it.
+    """
 
 
 def _map_error(exc: Exception) -> httpx.TransportError:

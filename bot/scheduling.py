@@ -31,7 +31,7 @@ def tracked_job(tracker: TaskTracker, func: Callable[..., Awaitable[Any]]) -> Ca
     return run
 
 
-class TrackedScheduler(AsyncIOScheduler):
+class TrackedScheduler(AsyncIOScheduler):  # type: ignore[misc]  # APScheduler 3 is untyped
     """An ``AsyncIOScheduler`` whose coroutine jobs run under :attr:`jobs_running`."""
 
     def __init__(self, tracker: TaskTracker | None = None, **options: Any) -> None:

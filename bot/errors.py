@@ -11,6 +11,8 @@ module that owns the boundary::
     │   │                           its message is shown to the user as is
     │   ├── UsageError              malformed command text (carries the usage line)
     │   ├── AccessDenied            the user's role does not allow the action
+    │   │   └── KillRefused         (bot.store.kill_confirmations) no live kill confirmation
+    │   │                           of this user's for this instance
     │   └── LinkError               (bot.store.ssh_links) a one-time SSH key link gives no key
     │       ├── LinkNotFound        no such link (404)
     │       └── LinkGone            used, expired, or its encryption key is gone (410)

@@ -182,8 +182,13 @@ class WebApi:
         users = args.get("users")
         if not isinstance(users, str) or not users.strip():
             if args.get("channel"):
-                channel = self._channel(args.get("channel"))
-                return {"ok": True, "no_op": True, "already_open": True, "channel": {"id": channel}}
+                dm = self._channel(args.get("channel"))
+                return {
+                    "ok": True,
+                    "no_op": True,
+                    "already_open": True,
+                    "channel": {"id": dm},
+                }
             raise ApiError("users_list_not_supplied")
         wanted = [u.strip() for u in users.split(",") if u.strip()]
         if len(wanted) != 1:

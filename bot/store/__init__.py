@@ -46,6 +46,8 @@ Modules and their public API
     actor=None, reason=None, source=None) -> StatusChange`` (cause
     ``monitor|user|backend``; source ``slack|gateway|incident|monitor|cli`` or None);
     ``status_history(s, instance_id, *, limit=20)`` (newest first);
+    ``restart_history(s, instance_id, *, limit=20)`` (newest first);
+    ``is_known_instance(s, instance_id) -> bool``;
     ``heartbeat_history(s, instance_id, *, since, until=None)`` (oldest first,
     ``since <= sampled_at < until``);
     ``record_restart(s, *, instance_id, at, cause, actor=None, ok=True, error=None,

@@ -183,6 +183,24 @@ async def status_history(
     return list(result)
 
 
+async def is_known_instance(session: AsyncSession, instance_id: str) -> bool:
+    """Whether the bot has a row for this exact instance id (seen, or recorded about)."""
+    return await session.get(InstanceRow, instance_id) is not None
+
+
+async def restart_history(
+    session: AsyncSession, instance_id: str, *, limit: int = 20
+) -> list[RestartAttempt]:
+    """The latest ``limit`` restart attempts of one instance, newest first."""
+    result = await session.scalars(
+        select(RestartAttempt)
+        .where(RestartAttempt.instance_id == instance_id)
+        .order_by(RestartAttempt.at.desc(), RestartAttempt.id.desc())
+        .limit(limit)
+    )
+    return list(result)
+
+
 async def heartbeat_history(
     session: AsyncSession, instance_id: str, *, since: datetime, until: datetime | None = None
 ) -> Sequence[Row[Any]]:

@@ -1,4 +1,4 @@
-"""The gateway: instance management over HTTP for scripts and dashboards.
+"""The gateway: instance management over HTTP for scripts and dashboards (FastAPI).
 
 Endpoints (under ``/api``, JSON in and out, ``X-API-Key`` header)::
 
@@ -15,25 +15,28 @@ Endpoints (under ``/api``, JSON in and out, ``X-API-Key`` header)::
 With no key configured the gateway is off and every ``/api`` path answers 404.
 Errors are ``{"error": "...", "status": n}``. Every call is audited (source ``gateway``).
 
-Modules: ``auth`` (KeyRing, Caller), ``models`` (the JSON shapes), ``routes`` (the
-endpoints), ``openapi`` (the document). The runtime adds :func:`gateway_routes_for` to the
-web app.
+Modules: ``auth`` (KeyRing, Caller), ``dependencies`` (key auth and role guards),
+``params`` (reference, query parameters, the create body), ``models`` (the JSON shapes),
+``envelope`` (audit row and command count of every call), ``errors`` (one translation to
+the error shape), ``actions`` and ``history`` (the work), ``routes`` (the endpoints),
+``app`` (the FastAPI application and its mount). The runtime adds
+:func:`gateway_routes_for` to the web app.
 """
 
 from __future__ import annotations
 
 from starlette.routing import BaseRoute
 
+from bot.gateway.app import create_gateway_app, gateway_mount, gateway_off_routes
 from bot.gateway.auth import HEADER, Caller, KeyRing
-from bot.gateway.openapi import build_openapi
-from bot.gateway.routes import GatewayDeps, gateway_off_routes, gateway_routes
+from bot.gateway.dependencies import GatewayDeps
 
 __all__ = [
     "HEADER",
     "Caller",
     "GatewayDeps",
     "KeyRing",
-    "build_openapi",
+    "create_gateway_app",
     "gateway_routes_for",
 ]
 
@@ -44,4 +47,4 @@ def gateway_routes_for(
     """``/api/…``: the gateway when ``deps`` has keys, else a 404 answer for every path."""
     if deps is None or not deps.keys:
         return gateway_off_routes()
-    return gateway_routes(deps, openapi=build_openapi(server_url=public_url))
+    return [gateway_mount(deps, public_url=public_url)]

@@ -1,8 +1,9 @@
 """Who is calling: the ``X-API-Key`` header, checked in constant time against the keys.
 
 Keys come from settings (``STARPOD_GATEWAY_KEYS=name:role:key,…``); each carries a role
-with the same meaning as in Slack (``bot.catalog.Role``): viewer reads, operator
-also creates, pauses and restarts, admin also kills.
+with the same meaning as in Slack (:class:`bot.catalog.Role`): viewer reads, operator
+also creates, pauses and restarts, admin also kills. The FastAPI dependencies that use
+the ring are in :mod:`bot.gateway.dependencies`.
 """
 
 from __future__ import annotations

@@ -86,7 +86,7 @@ class InstanceOut(BaseModel):
 class StatusChangeOut(BaseModel):
     """One recorded status change; ``cause`` is monitor, user or backend."""
 
-    model_config = ConfigDict(title="StatusChange")
+    model_config = ConfigDict(title="StatusChange", from_attributes=True)
 
     at: datetime
     from_status: str | None
@@ -99,7 +99,7 @@ class StatusChangeOut(BaseModel):
 class RestartOut(BaseModel):
     """One restart the bot asked for (by the monitor or a user) and whether it worked."""
 
-    model_config = ConfigDict(title="Restart")
+    model_config = ConfigDict(title="Restart", from_attributes=True)
 
     at: datetime
     cause: str

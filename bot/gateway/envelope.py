@@ -53,7 +53,7 @@ class AuditedRoute(APIRoute):
                 response = await handler(request)
             except Exception as exc:  # every failure is answered, and audited, here
                 error = as_gateway_error(exc, action=action)
-                draft.fail(error.result, f"{error.status}: {error.message}")
+                draft.fail(error.result, error.detail)
                 response = render(error)
             await deps.audit.write(draft)
             if deps.metrics is not None:

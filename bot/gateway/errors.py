@@ -60,17 +60,25 @@ class GatewayError(Exception):
     """An answer other than success: its status, message and audit result.
 
     ``result`` is what the audit row records: ``refused`` (no key, or too low a role),
-    ``usage`` (the caller asked for something that cannot be) or ``error``.
+    ``usage`` (the caller asked for something that cannot be) or ``error``; ``detail``
+    is the row's detail (by default the status and the message).
     """
 
     def __init__(
-        self, status: int, message: str, *, result: str, candidates: list[str] | None = None
+        self,
+        status: int,
+        message: str,
+        *,
+        result: str,
+        candidates: list[str] | None = None,
+        detail: str | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.result = result
         self.candidates = candidates
+        self.detail = detail or f"{status}: {message}"
 
 
 def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
@@ -142,7 +150,12 @@ def as_gateway_error(exc: Exception, *, action: str) -> GatewayError:
         return GatewayError(exc.status_code, str(exc.detail), result="usage")
     error_id = uuid.uuid4().hex[:8]
     log.error("gateway %s failed (error id %s)", action, error_id, exc_info=exc)
-    return GatewayError(500, f"internal error; the bot's log has id {error_id}", result="error")
+    return GatewayError(
+        500,
+        f"internal error; the bot's log has id {error_id}",
+        result="error",
+        detail=f"internal error {error_id}",
+    )
 
 
 def _allowed_methods(routes: list[BaseRoute], request: Request) -> list[str]:

@@ -8,6 +8,8 @@ from datetime import UTC, datetime
 
 import httpx
 from fastapi.routing import APIRoute
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.applications import Starlette
 
 from bot.backend.client import InstanceClient
@@ -141,3 +143,21 @@ async def test_the_document_names_the_public_url(gateway: GatewayUnderTest) -> N
 async def _audit(gw: GatewayUnderTest) -> list[AuditEntry]:
     async with gw.db.session() as session:
         return await latest_audit(session, limit=100)
+
+
+async def test_a_bug_is_a_500_with_an_id_in_the_answer_and_the_audit(
+    gateway: GatewayUnderTest,
+) -> None:
+    instance_id = gateway.sim.add_instance(status="running")
+
+    async def drop_restarts(session: AsyncSession) -> None:
+        await session.execute(text("DROP TABLE restart_attempts"))
+
+    await gateway.db.run(drop_restarts)
+    async with gateway.client("viewer") as http:
+        broken = await http.get(f"/api/instances/{instance_id}/history")
+    assert broken.status_code == 500
+    message = broken.json()["error"]
+    assert message.startswith("internal error; the bot's log has id ")
+    [entry] = await _audit(gateway)
+    assert (entry.result, entry.detail) == ("error", f"internal error {message.split()[-1]}")

@@ -28,6 +28,7 @@ from bot.backend.errors import (
     BackendUnavailable,
     InstanceNotFound,
 )
+from bot.errors import StarpodBotError
 from bot.gateway.auth import HEADER
 from bot.gateway.models import MAX_HISTORY, ErrorOut
 
@@ -56,7 +57,7 @@ WRITE_ERRORS = (401, 403, 404, 409, 422, 500, 502, 503)
 CREATE_ERRORS = (400, 401, 403, 409, 413, 422, 500, 502, 503)
 
 
-class GatewayError(Exception):
+class GatewayError(StarpodBotError):
     """An answer other than success: its status, message and audit result.
 
     ``result`` is what the audit row records: ``refused`` (no key, or too low a role),

@@ -31,6 +31,7 @@ from bot.backend.errors import (
     BackendUnavailable,
     InstanceNotFound,
 )
+from bot.backend.fleet_cache import DEFAULT_TTL_SECS, FleetCache
 from bot.backend.logparse import parse_log_line
 from bot.backend.logstream import ByteBudget, LogTail, iter_log_lines, mark_cut
 from bot.backend.models import HealthInfo, Instance, LogEntry, SshInfo
@@ -100,6 +101,7 @@ class InstanceClient:
         retry_backoff: float = 0.2,
         observer: RequestObserver | None = None,
         max_body: int = MAX_BODY_BYTES,
+        fleet_cache_secs: float = DEFAULT_TTL_SECS,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._headers = httpx.Headers(
@@ -118,6 +120,9 @@ class InstanceClient:
         self._transport = transport if transport is not None else default_transport()
         self._retry_backoff = retry_backoff
         self._observer = observer
+        # One home for resolving prefixes and names: every caller of this client (gateway,
+        # Slack, instance actions) shares its fleet list for a few seconds.
+        self.fleet = FleetCache(self.list_instances, ttl=fleet_cache_secs)
 
     def __repr__(self) -> str:
         return f"InstanceClient({self.base_url!r})"
@@ -142,7 +147,9 @@ class InstanceClient:
     async def create_instance(self, name: str | None = None, region: str | None = None) -> Instance:
         """``POST /instances``: provision a new instance."""
         body = {key: value for key, value in (("name", name), ("region", region)) if value}
+        self.fleet.invalidate()  # the next name lookup must see the new instance
         response = await self._request("create", "POST", "/instances", json=body)
+        self.fleet.invalidate()
         return self._parse(response, Instance)
 
     async def list_instances(self) -> list[Instance]:
@@ -265,7 +272,10 @@ class InstanceClient:
         """A full id, a unique id prefix or an exact name → the instance.
 
         Raises InstanceNotFound when nothing matches, AmbiguousInstance (listing the
-        candidates) when several do.
+        candidates) when several do. A prefix or a name is looked up in the fleet list of
+        :attr:`fleet` (at most one list per ``fleet_cache_secs``, shared by concurrent
+        calls); an instance picked from a cached list is fetched again, so its state is
+        current.
         """
         ref = ref.strip()
         if not ref:
@@ -277,7 +287,18 @@ class InstanceClient:
                 if exc.status_code != 404:
                     raise
                 raise InstanceNotFound(ref=ref) from None
-        return pick_instance(ref, await self.list_instances())
+        fleet, fresh = await self.fleet.get()
+        picked = pick_instance(ref, fleet)
+        if fresh:
+            return picked
+        # The cached list said which instance; its state now comes from the backend.
+        try:
+            return await self.get_instance(picked.id)
+        except BackendStatusError as exc:
+            if exc.status_code != 404:
+                raise
+            self.fleet.invalidate()
+            raise InstanceNotFound(ref=ref) from None
 
     # -- plumbing -----------------------------------------------------------------------
 

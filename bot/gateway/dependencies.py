@@ -16,7 +16,7 @@ Both outcomes land in the request's audit row (:func:`audit_draft`), which
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import cache
 from typing import Annotated
@@ -28,6 +28,7 @@ from bot.backend.client import InstanceClient
 from bot.backend.models import HealthInfo, Instance
 from bot.catalog import SPECS, Role, Subcommand
 from bot.gateway.auth import HEADER, Caller, KeyRing
+from bot.gateway.auth_failures import AuthFailures
 from bot.gateway.errors import GatewayError
 from bot.gateway.models import HealthOut, InstanceOut
 from bot.instances import InstanceActions
@@ -52,6 +53,8 @@ class GatewayDeps:
     metrics: Metrics | None = None
     # The instance actions (built on ``client`` and ``db`` when not given).
     actions: InstanceActions | None = None
+    # Refused requests without a valid key: 429 past the limit, one audit row a minute.
+    auth_failures: AuthFailures = field(default_factory=AuthFailures)
 
     def with_actions(self) -> GatewayDeps:
         """These deps with an instance-action service: the given one, or one of their own."""
@@ -122,11 +125,31 @@ Draft = Annotated[AuditDraft, Depends(audit_draft)]
 
 
 async def authenticate(
-    key: Annotated[str | None, Security(api_key)], deps: Deps, draft: Draft
+    request: Request, key: Annotated[str | None, Security(api_key)], deps: Deps, draft: Draft
 ) -> Caller:
-    """The caller owning the presented key; 401 (audited as refused) without one."""
+    """The caller owning the presented key; 401 without one, 429 past the client's limit.
+
+    Both refusals are counted in the client's audit row of the minute
+    (:mod:`bot.gateway.auth_failures`), not in a row of their own. A throttled client is
+    refused before its key is compared, so the answer says nothing about the key.
+    """
+    failures = deps.auth_failures
+    client = failures.client_of(request.client.host if request.client else None)
+    now = deps.clock()
+    wait = failures.retry_after(client, now)
+    if wait is not None:
+        draft.counted_elsewhere()
+        await failures.refused(client, now, deps.audit, throttled=True)
+        raise GatewayError(
+            429,
+            f"too many requests without a valid {HEADER} header; retry after {wait} s",
+            result="refused",
+            headers={"Retry-After": str(wait)},
+        )
     caller = deps.keys.identify(key)
     if caller is None:
+        draft.counted_elsewhere()
+        await failures.refused(client, now, deps.audit, guessed=bool(key))
         raise GatewayError(401, f"missing or unknown {HEADER} header", result="refused")
     draft.user_id = caller.actor
     return caller

@@ -48,13 +48,14 @@ DESCRIPTIONS = {
     "is in progress.",
     413: "The body is too large.",
     422: "The body or a parameter is not valid.",
+    429: "Too many requests without a valid key from this client this minute; see Retry-After.",
     500: "An unexpected error; the bot's log has the id given in the message.",
     502: "The backend answered with an error or with a body the bot cannot read.",
     503: "The backend cannot be reached.",
 }
-READ_ERRORS = (401, 404, 409, 422, 500, 502, 503)
-WRITE_ERRORS = (401, 403, 404, 409, 422, 500, 502, 503)
-CREATE_ERRORS = (400, 401, 403, 409, 413, 422, 500, 502, 503)
+READ_ERRORS = (401, 404, 409, 422, 429, 500, 502, 503)
+WRITE_ERRORS = (401, 403, 404, 409, 422, 429, 500, 502, 503)
+CREATE_ERRORS = (400, 401, 403, 409, 413, 422, 429, 500, 502, 503)
 
 
 class GatewayError(StarpodBotError):
@@ -73,6 +74,7 @@ class GatewayError(StarpodBotError):
         result: str,
         candidates: list[str] | None = None,
         detail: str | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -80,6 +82,7 @@ class GatewayError(StarpodBotError):
         self.result = result
         self.candidates = candidates
         self.detail = detail or f"{status}: {message}"
+        self.headers = dict(headers or {})
 
 
 def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
@@ -103,7 +106,8 @@ def error_response(
 
 def render(error: GatewayError) -> JSONResponse:
     """The response for ``error``; a 401 says which header to send."""
-    headers = {"WWW-Authenticate": HEADER} if error.status == 401 else None
+    headers = {"WWW-Authenticate": HEADER} if error.status == 401 else {}
+    headers.update(error.headers)
     return error_response(error.status, error.message, candidates=error.candidates, headers=headers)
 
 
@@ -171,6 +175,11 @@ def _allowed_methods(routes: list[BaseRoute], request: Request) -> list[str]:
     return sorted(allowed, key=lambda method: method == "HEAD")
 
 
+def _bounded(text: str, limit: int = 200) -> str:
+    """``text``, cut to ``limit`` characters: an answer never echoes a caller's megabyte."""
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
 def install_error_handlers(app: FastAPI, routes: list[BaseRoute]) -> None:
     """Answer the router's own 404 and 405 (and any stray validation error) in JSON.
 
@@ -181,7 +190,7 @@ def install_error_handlers(app: FastAPI, routes: list[BaseRoute]) -> None:
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
         if exc.status_code == 404:
-            return error_response(404, f"no such gateway path: {request.url.path}")
+            return error_response(404, f"no such gateway path: {_bounded(request.url.path)}")
         if exc.status_code == 405:
             allowed = _allowed_methods(routes, request)
             return error_response(

@@ -4,6 +4,11 @@ A handler fills an :class:`AuditDraft` as it learns things (the resolved instanc
 outcome); exactly one row is written per request, by the listener pipeline in a
 ``finally`` (``middleware.py``), whatever the outcome. A failed audit write is logged and
 never turns a working command into an error for the user.
+
+Anonymous refusals are the exception: the gateway counts failed authentications in one
+row per client per minute (:meth:`AuditLog.tally`), so they cannot fill the disk. Rows
+older than the retention (``[database] audit_retention_days``, a year by default) are
+deleted by a scheduled job (:meth:`AuditLog.prune`).
 """
 
 from __future__ import annotations
@@ -12,9 +17,9 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.store.database import Database
@@ -24,6 +29,10 @@ log = logging.getLogger(__name__)
 
 MAX_DETAIL = 2000
 DEFAULT_LIMIT = 20
+#: Audit rows kept by default (``[database] audit_retention_days``).
+DEFAULT_RETENTION_DAYS = 365
+#: Rows deleted per transaction when pruning: short transactions, even after a flood.
+PRUNE_BATCH = 5000
 
 
 async def record_audit(
@@ -75,6 +84,24 @@ async def latest_audit(
     return list(result)
 
 
+async def prune_audit(session: AsyncSession, *, before: datetime, batch: int) -> int:
+    """Delete up to ``batch`` of the oldest rows written before ``before``; how many went."""
+    old = (
+        select(AuditEntry.id)
+        .where(AuditEntry.at < before)
+        .order_by(AuditEntry.at, AuditEntry.id)
+        .limit(batch)
+    )
+    ids = list((await session.scalars(old)).all())
+    if ids:
+        await session.execute(
+            delete(AuditEntry)
+            .where(AuditEntry.id.in_(ids))
+            .execution_options(synchronize_session=False)
+        )
+    return len(ids)
+
+
 @dataclass
 class AuditDraft:
     """One request's audit row, filled in as the request goes."""
@@ -89,6 +116,11 @@ class AuditDraft:
     detail: str | None = None
     started: float = field(default_factory=time.perf_counter)
     written: bool = False
+
+    def counted_elsewhere(self) -> None:
+        """This request is counted in an aggregate row (:meth:`AuditLog.tally`): no row of
+        its own is written for it."""
+        self.written = True
 
     def fail(self, result: str, detail: str) -> None:
         """Mark the outcome as ``refused``, ``usage`` or ``error`` with a short detail."""
@@ -155,6 +187,64 @@ class AuditLog:
                 draft.instance_id,
                 draft.result,
             )
+
+    async def tally(
+        self,
+        row_id: int | None,
+        *,
+        at: datetime,
+        user_id: str,
+        action: str,
+        result: str,
+        detail: str,
+        source: str = "gateway",
+    ) -> int | None:
+        """One row counting many events: insert it (``row_id`` None) or rewrite its detail.
+
+        Returns the row's id (None when the write failed; it is logged, never raised).
+        Rewriting a row in place keeps a flood of refused requests from growing the table.
+        """
+
+        async def _write(session: AsyncSession) -> int:
+            if row_id is not None:
+                await session.execute(
+                    update(AuditEntry)
+                    .where(AuditEntry.id == row_id)
+                    .values(detail=detail[:MAX_DETAIL])
+                    .execution_options(synchronize_session=False)
+                )
+                return row_id
+            entry = await record_audit(
+                session,
+                at=at,
+                user_id=user_id,
+                channel_id=None,
+                source=source,
+                action=action,
+                result=result,
+                detail=detail,
+            )
+            return entry.id
+
+        try:
+            return await self._db.run(_write)
+        except Exception:
+            log.exception("audit tally failed: action=%s detail=%s", action, detail)
+            return None
+
+    async def prune(
+        self, *, keep_days: int = DEFAULT_RETENTION_DAYS, batch: int = PRUNE_BATCH
+    ) -> int:
+        """Delete every row older than ``keep_days``, ``batch`` rows per transaction."""
+        before = self._clock() - timedelta(days=keep_days)
+        total = 0
+        while True:
+            deleted = await self._db.run(
+                lambda session: prune_audit(session, before=before, batch=batch)
+            )
+            total += deleted
+            if deleted < batch:
+                return total
 
     async def latest(
         self, *, instance_id: str | None = None, limit: int = DEFAULT_LIMIT

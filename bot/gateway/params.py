@@ -17,15 +17,20 @@ from fastapi import Path, Query, Request
 from pydantic import ValidationError
 
 from bot.gateway.errors import GatewayError
-from bot.gateway.models import MAX_HISTORY, CreateInstanceIn
+from bot.gateway.models import MAX_HISTORY, MAX_NAME, MAX_REGION, CreateInstanceIn
 
 MAX_BODY_BYTES = 64 * 1024
 DEFAULT_HISTORY = 20
+# Every parameter has a size bound (422 past it): a reference is at most a name, a
+# status is a short word, a region as long as the create body allows.
+MAX_REF = MAX_NAME
+MAX_STATUS = 32
 
 Ref = Annotated[
     str,
     Path(
         min_length=1,
+        max_length=MAX_REF,
         description="A full instance id, a unique prefix of one, or an exact instance name.",
     ),
 ]
@@ -34,9 +39,12 @@ HistoryLimit = Annotated[
     Query(ge=1, le=MAX_HISTORY, description="At most this many of each (default 20)."),
 ]
 StatusFilter = Annotated[
-    str | None, Query(description="Only instances with this status (any case).")
+    str | None,
+    Query(max_length=MAX_STATUS, description="Only instances with this status (any case)."),
 ]
-RegionFilter = Annotated[str | None, Query(description="Only instances in this region.")]
+RegionFilter = Annotated[
+    str | None, Query(max_length=MAX_REGION, description="Only instances in this region.")
+]
 
 #: ``openapi_extra`` of ``POST /instances``: the body :func:`instance_spec` reads.
 SPEC_BODY: dict[str, Any] = {

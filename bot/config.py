@@ -90,6 +90,12 @@ SETTINGS_TABLE: tuple[SettingSpec, ...] = (
         "database.url",
         "SQLite or PostgreSQL URL (sqlite:///./starpod-bot.db)",
     ),
+    SettingSpec(
+        "STARPOD_AUDIT_RETENTION_DAYS",
+        "database.audit_retention_days",
+        "database.audit_retention_days",
+        "audit log rows kept this many days, then pruned (365)",
+    ),
     SettingSpec("PORT", "http.port", "http.port", "HTTP port of the bot's web server (3000)"),
     SettingSpec("STARPOD_HTTP_HOST", "http.host", "http.host", "address to listen on (0.0.0.0)"),
     SettingSpec(
@@ -204,6 +210,8 @@ class SlackSettings(BaseModel):
 
 class DatabaseSettings(BaseModel):
     url: str = "sqlite:///./starpod-bot.db"
+    # Audit rows older than this are deleted by the hourly prune (bot.wiring).
+    audit_retention_days: int = Field(default=365, ge=1, le=36500)
 
     @field_validator("url")
     @classmethod

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from bot.config import Settings
     from bot.instances import InstanceActions
     from bot.monitor import HealthMonitor, MonitorHandle
+    from bot.store.audit import AuditLog
     from bot.store.database import Database
     from bot.store.ssh_links import SshLinkService
     from bot.web.server import WebServer
@@ -45,6 +46,10 @@ if TYPE_CHECKING:
 Clock = Callable[[], datetime]
 
 SSH_PURGE_JOB_ID = "starpod-ssh-links-purge"
+AUDIT_PRUNE_JOB_ID = "starpod-audit-prune"
+#: The audit prune runs this long after start, then every AUDIT_PRUNE_EVERY_SECS.
+AUDIT_PRUNE_FIRST_SECS = 30.0
+AUDIT_PRUNE_EVERY_SECS = 3600.0
 
 
 def _utcnow() -> datetime:
@@ -113,6 +118,7 @@ def build(
     from bot.monitor import register_jobs as register_monitor_jobs
     from bot.slack.deps import build_web_client
     from bot.slack.token_check import slack_auth_now
+    from bot.store.audit import AuditLog
     from bot.store.database import Database
     from bot.store.ssh_links import SshLinkService
 
@@ -148,6 +154,8 @@ def build(
     handle = register_monitor_jobs(scheduler, monitor=monitor, db=db, settings=settings.monitor)
     register_alert_jobs(scheduler, service=alerts)
     _register_ssh_purge(scheduler, links)
+    audit = AuditLog(db, clock)
+    register_audit_prune(scheduler, audit, keep_days=settings.database.audit_retention_days)
 
     async def auth_now() -> str | None:
         return await slack_auth_now(web)
@@ -294,6 +302,44 @@ def _register_ssh_purge(scheduler: TrackedScheduler, links: SshLinkService) -> N
         trigger=IntervalTrigger(seconds=60, jitter=5),
         id=SSH_PURGE_JOB_ID,
         name="SSH key link purge",
+        max_instances=1,
+        coalesce=True,
+        replace_existing=True,
+    )
+
+
+def register_audit_prune(
+    scheduler: TrackedScheduler,
+    audit: AuditLog,
+    *,
+    keep_days: int,
+    first_secs: float = AUDIT_PRUNE_FIRST_SECS,
+    every_secs: float = AUDIT_PRUNE_EVERY_SECS,
+) -> None:
+    """Delete audit rows older than ``keep_days``: ``first_secs`` after start, then hourly."""
+    import logging
+    from datetime import timedelta
+
+    from apscheduler.triggers.interval import IntervalTrigger
+
+    log = logging.getLogger(__name__)
+
+    async def prune() -> None:
+        try:
+            deleted = await audit.prune(keep_days=keep_days)
+        except Exception:
+            log.exception("pruning the audit log failed")
+            return
+        if deleted:
+            log.info("pruned %d audit rows older than %d days", deleted, keep_days)
+
+    scheduler.add_job(
+        prune,
+        trigger=IntervalTrigger(seconds=every_secs, jitter=min(60.0, every_secs / 10)),
+        id=AUDIT_PRUNE_JOB_ID,
+        name="audit log prune",
+        # Shortly after start too: a bot restarted more often than hourly still prunes.
+        next_run_time=datetime.now(UTC) + timedelta(seconds=first_secs),
         max_instances=1,
         coalesce=True,
         replace_existing=True,

@@ -136,3 +136,14 @@ def test_gateway_keys_from_env() -> None:
 def test_every_setting_has_a_unique_env_name() -> None:
     names = [spec.env for spec in SETTINGS_TABLE if spec.env]
     assert len(names) == len(set(names))
+
+
+def test_audit_retention_from_env_file_and_default(tmp_path: Path) -> None:
+    path = tmp_path / "starpod-bot.toml"
+    path.write_text("[database]\naudit_retention_days = 90\n")
+    assert load_settings({}, config_file=Path("/dev/null")).database.audit_retention_days == 365
+    assert load_settings({}, config_file=path).database.audit_retention_days == 90
+    env = {"STARPOD_AUDIT_RETENTION_DAYS": "30"}
+    assert load_settings(env, config_file=path).database.audit_retention_days == 30
+    with pytest.raises(ConfigError, match="STARPOD_AUDIT_RETENTION_DAYS"):
+        load_settings({"STARPOD_AUDIT_RETENTION_DAYS": "0"}, config_file=Path("/dev/null"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 import pytest
 
@@ -36,7 +37,12 @@ async def test_build_wires_the_parts_without_opening_any(
             "starpod-alerts-delivery",
             "starpod-alerts-housekeeping",
             "starpod-ssh-links-purge",
+            "starpod-audit-prune",
         }
+        # The audit prune runs shortly after start, not an hour later.
+        prune = parts.scheduler.get_job("starpod-audit-prune")
+        assert prune is not None and prune.next_run_time is not None
+        assert (prune.next_run_time - datetime.now(UTC)).total_seconds() < 60
         assert list(parts.readiness.checks) == ["database", "slack", "monitor"]
         assert parts.gateway_on
     finally:

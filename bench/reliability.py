@@ -101,6 +101,9 @@ INJECTS = {
     "test_no_secret_reaches_any_log": (
         "an end-to-end run at DEBUG: ssh keys, failures, forged requests, gateway keys"
     ),
+    "test_a_thousand_bad_keys_write_one_row_a_minute_and_answer_429_past_ten": (
+        "1,002 gateway requests with wrong or no keys and a 460-char path from one client"
+    ),
     "test_names_statuses_and_error_bodies_render_inert": (
         "names/regions/statuses/error bodies with <!channel>, <@U…>, links, &lt;"
     ),
@@ -173,6 +176,17 @@ def markdown(rows: list[dict[str, Any]], *, long: bool, code: int, secs: float) 
         "- One-time SSH link tokens are compared by their SHA-256 (the database holds only the "
         "hash), so the lookup's timing says nothing about the token; the test checks the "
         "stored hash and that neither token nor key is anywhere in the database file.",
+        "- Failed gateway authentication used to write one audit row per request with up to "
+        "500 characters of path (issue 11: 200 such requests filled a 2 MB volume); now the "
+        "client's minute has one row, rewritten in place at most once a second, with no path."
+        " The bytes grown are the SQLite WAL pages of the three commits of the test (the "
+        "PostgreSQL table's first pages), not a cost per request; rows older than "
+        "`STARPOD_AUDIT_RETENTION_DAYS` (365) are pruned 30 s after start and hourly.",
+        "- Odd ids: 40 concurrent gateway calls by name or id prefix plus 10 resolves through"
+        " the instance actions (the Slack commands' path) cost 1 fleet list "
+        "(`tests/gateway/test_gateway_bounds.py`); with the cache's TTL at 0, 6 such calls "
+        "cost 6 lists. An instance picked from a cached list is fetched again (one GET), so "
+        "no caller acts on a stale status.",
         "",
         "- The load test's users are closed-loop, as people are: each sends a command, "
         "waits for the answer, then sends the next. Memory: the per-sweep RSS rises while "

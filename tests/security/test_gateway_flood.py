@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 import httpx
 import pytest
 from pydantic import SecretStr
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.applications import Starlette
 
@@ -72,6 +72,16 @@ async def audit_rows(db: Database) -> list[AuditEntry]:
         return list(await session.scalars(select(AuditEntry).order_by(AuditEntry.id)))
 
 
+async def audit_bytes(db: Database) -> int:
+    """What the audit log takes on disk: the SQLite file and its WAL, or the PG table."""
+    if db.sqlite_path is not None:
+        files = [db.sqlite_path, db.sqlite_path.with_name(db.sqlite_path.name + "-wal")]
+        return sum(f.stat().st_size for f in files if f.exists())
+    async with db.session() as session:
+        size = await session.scalar(text("SELECT pg_total_relation_size('audit_log')"))
+    return int(size or 0)
+
+
 async def test_a_thousand_bad_keys_write_one_row_a_minute_and_answer_429_past_ten(
     store: Database,
     backend_sim: BackendSimulator,
@@ -82,6 +92,7 @@ async def test_a_thousand_bad_keys_write_one_row_a_minute_and_answer_429_past_te
     backend_sim.seed_instances(2)
     long_path = "/api/instances/" + "x" * 200 + "/history?limit=" + "9" * 250
     statuses: list[int] = []
+    bytes_before = await audit_bytes(store)
     async with (
         served_gateway(backend_sim, store, utc_clock, AuthFailures(limit=10)) as url,
         from_address(url, "127.0.0.1") as attacker,
@@ -100,6 +111,7 @@ async def test_a_thousand_bad_keys_write_one_row_a_minute_and_answer_429_past_te
         other = await neighbour.get("/api/instances", headers={"X-API-Key": VIEWER_KEY})
         other_wrong = await neighbour.get("/api/instances", headers={"X-API-Key": "nope"})
         rows_during = await audit_rows(store)
+        bytes_grown = await audit_bytes(store) - bytes_before
         wait = 60 - utc_clock().second  # Retry-After: the rest of the minute
 
         fake_clock.advance(60)  # the next minute: the attacker may try again
@@ -130,11 +142,13 @@ async def test_a_thousand_bad_keys_write_one_row_a_minute_and_answer_429_past_te
     attacker_rows = [r for r in rows_after if "from 127.0.0.1" in (r.detail or "")]
     assert len(attacker_rows) == 2
     reliability_figures.update(
+        database=store.dialect,
         bad_key_requests=1002,
         answered_401=statuses.count(401),
         answered_429=statuses.count(429) + 2,
-        audit_rows_for_them=1,
+        audit_rows_for_them=len([r for r in rows_during if "from 127.0.0.1" in (r.detail or "")]),
         audit_detail_bytes_max=max(len((r.detail or "").encode()) for r in refused),
+        audit_bytes_grown=bytes_grown,
     )
 
 

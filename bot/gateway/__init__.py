@@ -13,9 +13,11 @@ Endpoints (under ``/api``, JSON in and out, ``X-API-Key`` header)::
     GET    /api/openapi.json              anyone    this API's OpenAPI 3.1 document
 
 With no key configured the gateway is off and every ``/api`` path answers 404.
-Errors are ``{"error": "...", "status": n}``. Every call is audited (source ``gateway``).
+Errors are ``{"error": "...", "status": n}``. Every call is audited (source ``gateway``);
+calls without a valid key are counted in one row per client per minute.
 
-Modules: ``auth`` (KeyRing, Caller), ``dependencies`` (key auth and role guards),
+Modules: ``auth`` (KeyRing, Caller), ``auth_failures`` (429 past 10 wrong keys a minute
+per client, one audit row per client per minute), ``dependencies`` (key auth and role guards),
 ``params`` (reference, query parameters, the create body), ``models`` (the JSON shapes),
 ``envelope`` (audit row and command count of every call), ``errors`` (one translation to
 the error shape), ``actions`` and ``history`` (the work), ``routes`` (the endpoints),

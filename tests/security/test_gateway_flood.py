@@ -175,6 +175,24 @@ async def test_counts_are_exact_when_every_failure_is_written(
     assert backend_sim.requests_total == 0
 
 
+async def test_many_addresses_share_one_row_past_the_minutes_budget(
+    sqlite_store: Database, backend_sim: BackendSimulator, utc_clock: Clock
+) -> None:
+    # An attacker with many addresses cannot open a row per request either.
+    failures = AuthFailures(write_every_secs=0, max_rows_per_minute=2)
+    async with served_gateway(backend_sim, sqlite_store, utc_clock, failures) as url:
+        for host in range(1, 7):
+            async with from_address(url, f"127.0.0.{host}") as http:
+                for _ in range(2):
+                    answer = await http.get("/api/instances", headers={"X-API-Key": "wrong"})
+                    assert answer.status_code == 401
+    details = [r.detail or "" for r in await audit_rows(sqlite_store)]
+    assert len(details) == 3
+    assert details[0].startswith("2 refused gateway request(s) from 127.0.0.1 ")
+    assert details[1].startswith("2 refused gateway request(s) from 127.0.0.2 ")
+    assert details[2].startswith("8 refused gateway request(s) from 4 more client(s) ")
+
+
 async def test_audit_rows_older_than_the_retention_are_pruned(
     store: Database, utc_clock: Clock
 ) -> None:

@@ -147,9 +147,8 @@ class InstanceClient:
     async def create_instance(self, name: str | None = None, region: str | None = None) -> Instance:
         """``POST /instances``: provision a new instance."""
         body = {key: value for key, value in (("name", name), ("region", region)) if value}
-        self.fleet.invalidate()  # the next name lookup must see the new instance
         response = await self._request("create", "POST", "/instances", json=body)
-        self.fleet.invalidate()
+        self.fleet.invalidate()  # the next name lookup must see the new instance
         return self._parse(response, Instance)
 
     async def list_instances(self) -> list[Instance]:

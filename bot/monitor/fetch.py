@@ -7,7 +7,7 @@ import logging
 from collections.abc import Sequence
 
 from bot.backend.client import InstanceClient
-from bot.backend.errors import BackendError
+from bot.backend.errors import BackendError, BackendUnavailable
 from bot.backend.models import HealthInfo, Instance
 from bot.monitor.policy import health_calls_degraded
 from bot.monitor.tracking import Observation
@@ -15,8 +15,22 @@ from bot.monitor.tracking import Observation
 log = logging.getLogger(__name__)
 
 
+def _late(instance_id: str, secs: float, what: str) -> BackendUnavailable:
+    """The failure recorded for a health call that did not answer in time."""
+    return BackendUnavailable(
+        method="GET",
+        path=f"/instances/{instance_id}/health",
+        reason=f"no answer within {secs:g} s ({what})",
+    )
+
+
 async def fetch_health(
-    client: InstanceClient, instance_ids: Sequence[str], *, concurrency: int
+    client: InstanceClient,
+    instance_ids: Sequence[str],
+    *,
+    concurrency: int,
+    call_secs: float | None = None,
+    until: float | None = None,
 ) -> dict[str, HealthInfo | BackendError]:
     """Fetch the health of each instance, at most ``concurrency`` calls in flight.
 
@@ -24,14 +38,31 @@ async def fetch_health(
     semaphore-guarded gather, without creating one task per instance (10,000 of them
     would cost memory and scheduling for nothing). A failed call is returned, not raised,
     so one bad instance never spoils the sweep.
+
+    Each call gets at most ``call_secs``; none runs past ``until`` (the event loop's
+    time, the sweep's deadline). A call cut short, or never started because the deadline
+    passed, is a failed call: the instance's health is unknown for this sweep.
     """
     results: dict[str, HealthInfo | BackendError] = {}
     pending = iter(instance_ids)
+    loop = asyncio.get_running_loop()
 
     async def worker() -> None:
         for instance_id in pending:
+            budget = call_secs
+            what = "the sweep's deadline for one health call"
+            if until is not None:
+                left = until - loop.time()
+                if left <= 0:
+                    results[instance_id] = _late(instance_id, 0, "the sweep's deadline passed")
+                    continue
+                if budget is None or left < budget:
+                    budget, what = left, "the sweep's deadline"
             try:
-                results[instance_id] = await client.get_health(instance_id)
+                async with asyncio.timeout(budget):
+                    results[instance_id] = await client.get_health(instance_id)
+            except TimeoutError:
+                results[instance_id] = _late(instance_id, budget or 0, what)
             except BackendError as exc:
                 results[instance_id] = exc
 
@@ -41,15 +72,27 @@ async def fetch_health(
 
 
 async def observe(
-    client: InstanceClient, instances: Sequence[Instance], *, concurrency: int
+    client: InstanceClient,
+    instances: Sequence[Instance],
+    *,
+    concurrency: int,
+    call_secs: float | None = None,
+    until: float | None = None,
 ) -> list[Observation]:
     """Pair every listed instance with its health.
 
     Inline health is used when the list carries it; otherwise health is fetched for running
-    instances only (the others are never checked, as in the seed).
+    instances only (the others are never checked, as in the seed), within the deadlines
+    of :func:`fetch_health`.
     """
     missing = [i.id for i in instances if i.health is None and i.is_running]
-    fetched = await fetch_health(client, missing, concurrency=concurrency) if missing else {}
+    fetched = (
+        await fetch_health(
+            client, missing, concurrency=concurrency, call_secs=call_secs, until=until
+        )
+        if missing
+        else {}
+    )
     failed = sum(isinstance(got, BackendError) for got in fetched.values())
     degraded = health_calls_degraded(failed, len(missing))
     if degraded:

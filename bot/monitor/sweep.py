@@ -23,7 +23,7 @@ from datetime import datetime
 from time import perf_counter
 from typing import TYPE_CHECKING
 
-from bot.backend.errors import BackendError
+from bot.backend.errors import BackendError, BackendUnavailable
 from bot.monitor.events import EventKind, MonitorEvent
 from bot.monitor.fetch import observe
 from bot.monitor.policy import BACKEND_FAILURES_FOR_UNREACHABLE
@@ -78,8 +78,19 @@ class Sweeper:
         started = perf_counter()
         now = report.at
         config = self.config
+        # One deadline for every HTTP call of the fetch step: no instance, and no slow
+        # list, holds the sweep past it.
+        fetch_secs = config.fetch_secs()
+        until = asyncio.get_running_loop().time() + fetch_secs
         try:
-            instances = await self.client.list_instances()
+            async with asyncio.timeout_at(until):
+                instances = await self.client.list_instances()
+        except TimeoutError:
+            reason = f"no answer within {fetch_secs:g} s (the sweep's deadline)"
+            exc = BackendUnavailable(method="GET", path="/instances", reason=reason)
+            await self._backend_failed(now, exc, report)
+            report.secs = perf_counter() - started
+            return
         except BackendError as exc:
             await self._backend_failed(now, exc, report)
             report.secs = perf_counter() - started
@@ -95,7 +106,13 @@ class Sweeper:
                 )
             )
 
-        observations = await observe(self.client, instances, concurrency=config.concurrency)
+        observations = await observe(
+            self.client,
+            instances,
+            concurrency=config.concurrency,
+            call_secs=config.health_call_secs(),
+            until=until,
+        )
         stale_now = stale_ids(observations, now, config.timeout)
         running = sum(1 for i in instances if i.is_running)
         storm = config.storm.is_storm(len(stale_now), running)

@@ -391,12 +391,29 @@ class BackendSimulator:
             self.issued_private_keys.append(key)
         return _json(ssh_wire(inst, key, self._variant, now))
 
-    async def _health(self, _request: web.Request, instance_id: str) -> web.StreamResponse:
+    async def _health(self, request: web.Request, instance_id: str) -> web.StreamResponse:
         now = self.clock()
         inst = self._settled(instance_id, now)
         if inst is None:
             return _text(404, _NOT_FOUND_TEXT)
+        faults = self._faults
+        if instance_id in faults.drip_ids and faults.applies_to("health"):
+            return await self._drip(request, json.dumps(health_wire(inst, now, self._variant)))
         return _json(health_wire(inst, now, self._variant))
+
+    async def _drip(self, request: web.Request, body: str) -> web.StreamResponse:
+        """Send ``body`` one byte every ``drip_secs`` (headers at once); ends when we stop."""
+        response = web.StreamResponse(status=200)
+        response.content_type = "application/json"
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        for byte in body.encode():
+            await response.write(bytes([byte]))
+            await self._wait(self._faults.drip_secs)
+            if self._closing is not None and self._closing.is_set():
+                break
+        await response.write_eof()
+        return response
 
     # -- state controls ----------------------------------------------------------------------
 
@@ -521,6 +538,8 @@ class BackendSimulator:
         endpoints: Iterable[str] | None = None,
         down: bool = False,
         logs_endless: bool = False,
+        drip_ids: Iterable[str] = (),
+        drip_secs: float = 20.0,
     ) -> None:
         """Replace the fault settings (all defaults: no faults). See :class:`Faults`."""
         self._faults = Faults.build(
@@ -532,6 +551,8 @@ class BackendSimulator:
             endpoints=endpoints,
             down=down,
             logs_endless=logs_endless,
+            drip_ids=drip_ids,
+            drip_secs=drip_secs,
         )
 
     @property

@@ -10,7 +10,7 @@ Unauthenticated JSON on loopback (the demo and benchmarks run the simulator apar
 | ``POST /_sim/instances/{id}/resume-heartbeat`` | | ``resume_heartbeat`` |
 | ``POST /_sim/instances/{id}/stall`` | ``{"after_secs"}`` | ``schedule_stall`` |
 | ``POST /_sim/instances/{id}/status`` | ``{"status"}`` | ``set_status`` |
-| ``POST /_sim/faults`` | ``set_faults`` keywords (``endpoints`` a list) | ``set_faults`` |
+| ``POST /_sim/faults`` | ``set_faults`` keywords (lists: ``endpoints``, ``drip_ids``) | same |
 | ``POST /_sim/variant`` | ``set_variant`` keywords | ``set_variant`` |
 | ``POST /_sim/inline-health`` | ``{"enabled"}`` | sets ``inline_health`` |
 | ``POST /_sim/log-garbage`` | ``{"enabled"}`` | sets ``log_garbage`` |
@@ -43,6 +43,8 @@ _FAULT_KEYS = frozenset(
         "endpoints",
         "down",
         "logs_endless",
+        "drip_ids",
+        "drip_secs",
     }
 )
 _VARIANT_KEYS = frozenset(

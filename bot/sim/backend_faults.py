@@ -1,4 +1,4 @@
-"""Faults the simulated backend can inject: errors, hangs, garbage bodies, latency, outage."""
+"""Faults the simulated backend can inject: errors, hangs, garbage, latency, outage, drips."""
 
 from __future__ import annotations
 
@@ -36,6 +36,10 @@ class Faults:
     down: bool = False
     # The logs endpoint ignores ?tail= and never ends its body (a hostile or broken backend).
     logs_endless: bool = False
+    # These instances' health answers drip: headers at once, then one byte every
+    # ``drip_secs`` (a slow peer that never trips a read timeout).
+    drip_ids: frozenset[str] = frozenset()
+    drip_secs: float = 20.0
 
     @classmethod
     def build(
@@ -49,6 +53,8 @@ class Faults:
         endpoints: Iterable[str] | None = None,
         down: bool = False,
         logs_endless: bool = False,
+        drip_ids: Iterable[str] = (),
+        drip_secs: float = 20.0,
     ) -> Faults:
         """Validate and build; raises ``ValueError`` on a bad rate, duration or endpoint."""
         for name, rate in (
@@ -60,6 +66,10 @@ class Faults:
                 raise ValueError(f"{name} must be between 0 and 1")
         if float(latency_secs) < 0 or float(hang_secs) < 0:
             raise ValueError("latency_secs and hang_secs must not be negative")
+        if isinstance(drip_ids, str):
+            raise ValueError("drip_ids must be a collection of instance ids")
+        if float(drip_secs) <= 0:
+            raise ValueError("drip_secs must be positive")
         kinds: frozenset[str] | None = None
         if endpoints is not None:
             if isinstance(endpoints, str):
@@ -77,6 +87,8 @@ class Faults:
             endpoints=kinds,
             down=bool(down),
             logs_endless=bool(logs_endless),
+            drip_ids=frozenset(str(i) for i in drip_ids),
+            drip_secs=float(drip_secs),
         )
 
     @property
@@ -89,6 +101,7 @@ class Faults:
             or self.latency_secs
             or self.down
             or self.logs_endless
+            or self.drip_ids
         )
 
     def applies_to(self, kind: str) -> bool:
@@ -106,4 +119,6 @@ class Faults:
             "endpoints": sorted(self.endpoints) if self.endpoints is not None else None,
             "down": self.down,
             "logs_endless": self.logs_endless,
+            "drip_ids": sorted(self.drip_ids),
+            "drip_secs": self.drip_secs,
         }

@@ -61,6 +61,14 @@ INJECTS = {
     "test_sigkill_mid_delivery_loses_nothing_and_duplicates_at_most_the_window": (
         "SIGKILL after Slack posted a root but before the bot heard back; a new delivery"
     ),
+    "test_one_dripping_instance_never_holds_the_sweeps": (
+        "the real runtime sweeping every 1 s; one instance's health drips a byte every 20 s "
+        "(client deadline 30 s); another's heartbeat stops"
+    ),
+    "test_a_stalled_sweep_turns_readyz_503_within_three_intervals": (
+        "the real runtime sweeping every 1 s; every restart call hangs (client deadline 6 s) "
+        "while a stale instance is restarted"
+    ),
     "test_a_leader_killed_mid_delivery_has_its_claims_taken_over_within_two_intervals": (
         "leader SIGKILLed holding a 60 s claim while Slack held its answer; next leader 2 s on"
     ),

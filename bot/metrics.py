@@ -39,7 +39,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 log = logging.getLogger(__name__)
 
-GaugeName = Literal["open_incidents", "notifications_pending", "leader"]
+GaugeName = Literal[
+    "open_incidents", "notifications_pending", "leader", "last_sweep_timestamp", "monitor_stalled"
+]
 CounterName = Literal["notifications_sent", "notifications_failed"]
 GaugeSource = Callable[[], "float | int | bool | Awaitable[float | int | bool | None] | None"]
 
@@ -61,6 +63,8 @@ METRIC_NAMES = (
     "starpod_commands_total",
     "starpod_ack_latency_seconds",
     "starpod_leader",
+    "starpod_last_sweep_timestamp_seconds",
+    "starpod_monitor_stalled",
 )
 
 
@@ -136,10 +140,23 @@ class Metrics:
         self.leader = Gauge(
             "starpod_leader", "1 when this replica leads the health sweeps, else 0.", registry=r
         )
+        self.last_sweep_timestamp = Gauge(
+            "starpod_last_sweep_timestamp_seconds",
+            "Unix time of the last health sweep this replica completed (0: none yet).",
+            registry=r,
+        )
+        self.monitor_stalled = Gauge(
+            "starpod_monitor_stalled",
+            "1 when the monitor is not doing its job (no sweep or election for 3 intervals, "
+            "or leadership cannot be decided), else 0; /readyz says why.",
+            registry=r,
+        )
         self._gauges: dict[GaugeName, Gauge] = {
             "open_incidents": self.open_incidents,
             "notifications_pending": self.notifications_pending,
             "leader": self.leader,
+            "last_sweep_timestamp": self.last_sweep_timestamp,
+            "monitor_stalled": self.monitor_stalled,
         }
         self._sources: dict[GaugeName, GaugeSource] = {}
         self._counters: dict[CounterName, Counter] = {

@@ -2,11 +2,14 @@
 
 Three checks, each answering ``"ok"`` or the reason it is not:
 
-- ``database``: the engine answers ``SELECT 1`` and, on SQLite, a fresh connection can
-  still open the file read-write (pooled connections keep working on a deleted file);
+- ``database``: the engine answers ``SELECT 1``, on SQLite a fresh connection can still
+  open the file read-write (pooled connections keep working on a deleted file), and a
+  one-row write commits (a full disk or a read-only database refuses it);
 - ``slack``: Socket Mode is connected, or (HTTP mode) ``auth.test`` accepts the bot token;
   ``auth.test`` is asked again at most every ``slack_recheck_secs``;
-- ``monitor``: the sweep is scheduled, leading or standing by.
+- ``monitor``: the sweep is scheduled, leading or standing by, and live: a sweep (or an
+  election round when standing by) completed within 3 intervals, and leadership can be
+  decided (see ``bot.monitor.liveness``).
 
 The backend is not checked: when it is down the bot must stay up to say so in Slack.
 ``GET /healthz`` (liveness) lives with the web app and only says the process serves.
@@ -29,6 +32,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from bot.store.database import Database
+from bot.store.write_probe import write_refusal
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +120,7 @@ def _open_sqlite_file(path: Path) -> None:
 
 
 def database_check(db: Database) -> Check:
-    """Ready when the database answers, and a SQLite file can still be opened."""
+    """Ready when the database answers, a SQLite file can still be opened, and writes commit."""
 
     async def check() -> str:
         if not await db.ping():
@@ -126,7 +130,7 @@ def database_check(db: Database) -> Check:
                 await asyncio.to_thread(_open_sqlite_file, db.sqlite_path)
             except sqlite3.Error as exc:
                 return f"cannot open {db.sqlite_path}: {exc}"
-        return OK
+        return await write_refusal(db) or OK
 
     return check
 

@@ -352,7 +352,7 @@ def _monitor_check(monitor: HealthMonitor, scheduler: TrackedScheduler) -> Calla
             return "stopped: the health sweep is not scheduled"
         if not scheduler.running:
             return "the scheduler is not running"
-        return OK
+        return monitor.status().problem or OK
 
     return check
 
@@ -367,6 +367,8 @@ def _wire_gauges(
             return int(await session.scalar(stmt) or 0)
 
     metrics.set_source("leader", lambda: monitor.is_leader)
+    metrics.set_source("last_sweep_timestamp", lambda: monitor.last_sweep_timestamp())
+    metrics.set_source("monitor_stalled", lambda: monitor.status().problem is not None)
     metrics.set_source(
         "open_incidents",
         lambda: count(

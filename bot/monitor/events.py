@@ -94,3 +94,6 @@ class MonitorStatus:
     instances_tracked: int
     stale_count: int
     running: bool = False
+    # Why the monitor is not doing its job (a stalled sweep, an undecidable election), or
+    # None; see bot.monitor.liveness.
+    problem: str | None = None

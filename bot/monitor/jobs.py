@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from bot.monitor.handle import MonitorHandle
 from bot.monitor.monitor import HealthMonitor
+from bot.monitor.reports import SweepReport
 
 if TYPE_CHECKING:
     from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -22,6 +24,9 @@ RETENTION_JOB_ID = "starpod-retention"
 RETENTION_BATCH = 5000
 # One run never rolls up more than this many batches: the next hour's run continues.
 RETENTION_MAX_BATCHES = 100
+# The first run comes this long after start at the latest (sooner: right after the first
+# sweep this replica leads), so a bot restarted more often than hourly still prunes.
+RETENTION_FIRST_DELAY = timedelta(seconds=60)
 
 
 def _utcnow() -> datetime:
@@ -68,7 +73,9 @@ def register_jobs(
 ) -> MonitorHandle:
     """Add the health sweep (every interval) and retention (hourly) to ``scheduler``.
 
-    The runtime starts and shuts down the scheduler; stop the monitor with the handle.
+    Retention first runs right after the first sweep this replica leads, or
+    :data:`RETENTION_FIRST_DELAY` after start, whichever comes first; then hourly. The
+    runtime starts and shuts down the scheduler; stop the monitor with the handle.
     """
     from apscheduler.triggers.interval import IntervalTrigger
 
@@ -92,6 +99,26 @@ def register_jobs(
             max_instances=1,
             coalesce=True,
             misfire_grace_time=600,
+            next_run_time=datetime.now(UTC) + RETENTION_FIRST_DELAY,
             replace_existing=True,
         )
+        monitor.on_sweep(_retention_after_first_sweep(scheduler))
     return handle
+
+
+def _retention_after_first_sweep(scheduler: AsyncIOScheduler) -> Callable[[SweepReport], None]:
+    """A sweep observer that moves retention's first run to now, once, after a led sweep."""
+    from apscheduler.jobstores.base import JobLookupError
+
+    waiting = True
+
+    def observe(report: SweepReport) -> None:
+        nonlocal waiting
+        if not waiting or not report.swept:
+            return
+        waiting = False
+        # Removed meanwhile (shutting down): nothing to hurry.
+        with contextlib.suppress(JobLookupError):
+            scheduler.modify_job(RETENTION_JOB_ID, next_run_time=datetime.now(UTC))
+
+    return observe

@@ -23,6 +23,8 @@ class LeaderGate:
         self.leadership = leadership
         self._on_gain = on_gain
         self._tried = False
+        #: Why the last election could not be decided (the leadership raised), or None.
+        self.election_error: str | None = None
 
     @property
     def is_leader(self) -> bool:
@@ -45,7 +47,9 @@ class LeaderGate:
             leading = await lead.acquire()
         except Exception as exc:  # cannot tell: do not act as the leader this round
             log.warning("leader election failed (%s); standing by", exc)
+            self.election_error = f"{type(exc).__name__}: {exc}"
             return False
+        self.election_error = None
         if leading and not was_leader:
             log.info("health monitor: this replica now leads the sweeps")
             self._on_gain()

@@ -27,6 +27,7 @@ from bot.instances import InstanceActions
 from bot.monitor.events import EventHandler, MonitorStatus, RestartGuard, StatusCallback
 from bot.monitor.handle import MonitorHandle
 from bot.monitor.leading import LeaderGate
+from bot.monitor.liveness import liveness_problem
 from bot.monitor.policy import BACKEND_FAILURES_FOR_UNREACHABLE, RestartBudget, StormRule
 from bot.monitor.reports import SweepReport
 from bot.monitor.restarts import leased_restart
@@ -81,6 +82,10 @@ class HealthMonitor:
         self._owns_scheduler = False
         self._job: Job | None = None
         self._last_sweep_at: datetime | None = None
+        # When the sweep was scheduled, and the last election round that decided: what
+        # liveness measures a stall from.
+        self._started_at: datetime | None = None
+        self._last_round_at: datetime | None = None
         self._last_sweep_secs: float | None = None
         self._last_error: str | None = None
         self._stale_count = 0
@@ -133,6 +138,17 @@ class HealthMonitor:
     def with_leadership(self, leadership: Leadership | None) -> Self:
         """Elect a leader through ``leadership``; None: this process always sweeps."""
         self._gate.leadership = leadership
+        return self
+
+    def with_sweep_deadlines(self, health_call: timedelta, fetch: timedelta) -> Self:
+        """Each health call gets at most ``health_call``; listing and health together ``fetch``.
+
+        Defaults: a third and two thirds of the interval. What did not answer in time is
+        unknown for that sweep (a failed health call).
+        """
+        if health_call <= timedelta(0) or fetch <= timedelta(0):
+            raise ValueError("sweep deadlines must be positive")
+        self._config.health_call_deadline, self._config.fetch_deadline = health_call, fetch
         return self
 
     def with_storm(self, min_instances: int, share: float) -> Self:
@@ -238,9 +254,23 @@ class HealthMonitor:
         """True when this replica sweeps (always, without a leadership)."""
         return self._gate.is_leader
 
+    def last_sweep_timestamp(self) -> float:
+        """Unix time of the last sweep this replica completed, 0 when none (for metrics)."""
+        return self._last_sweep_at.timestamp() if self._last_sweep_at is not None else 0.0
+
     def status(self) -> MonitorStatus:
         """The monitor's own state, for ``/starpod status``."""
         failures = self._sweeper.backend_failures
+        running = self._job is not None
+        problem = liveness_problem(
+            now=self._config.now(),
+            interval=self._config.interval,
+            started_at=self._started_at if running else None,
+            is_leader=self.is_leader,
+            last_sweep_at=self._last_sweep_at,
+            last_round_at=self._last_round_at,
+            election_error=self._gate.election_error,
+        )
         return MonitorStatus(
             last_sweep_at=self._last_sweep_at,
             last_sweep_secs=self._last_sweep_secs,
@@ -251,7 +281,8 @@ class HealthMonitor:
             consecutive_backend_failures=failures,
             instances_tracked=len(self._sweeper.tracked),
             stale_count=self._stale_count,
-            running=self._job is not None,
+            running=running,
+            problem=problem,
         )
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -277,6 +308,7 @@ class HealthMonitor:
         if scheduler is None:
             scheduler = AsyncIOScheduler(event_loop=loop, timezone=UTC)
         self._job = add_sweep_job(scheduler, self._scheduled_sweep, self._config.interval)
+        self._started_at = self._config.now()
         self._scheduler, self._owns_scheduler = scheduler, owns
         if owns:
             scheduler.start()
@@ -332,7 +364,7 @@ class HealthMonitor:
             self._current = asyncio.current_task()
             try:
                 report = SweepReport(at=self._config.now())
-                if await self._gate.lead():
+                if await self._decide():
                     report.swept = True
                     await self._sweeper.sweep(report, may_restart=self._gate.may_restart)
                     self._finish(report)
@@ -344,6 +376,20 @@ class HealthMonitor:
             except Exception:
                 log.exception("sweep observer failed")
         return report
+
+    async def _decide(self) -> bool:
+        """The election round of a sweep; a round that decided (even "no") is remembered."""
+        from bot.store.errors import LeadershipRefused
+
+        at = self._config.now()
+        try:
+            leading = await self._gate.lead()
+        except LeadershipRefused:
+            self._last_round_at = at
+            raise
+        if self._gate.election_error is None:
+            self._last_round_at = at
+        return leading
 
     def _finish(self, report: SweepReport) -> None:
         self._last_sweep_at = report.at

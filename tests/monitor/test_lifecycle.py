@@ -8,13 +8,14 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 import pytest
+from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, JobExecutionEvent
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy import func, select
 
 from bot.backend.client import InstanceClient
 from bot.config import AlertSettings, MonitorSettings
 from bot.monitor import EventKind, HealthMonitor, register_jobs
-from bot.monitor.jobs import RETENTION_JOB_ID, run_retention
+from bot.monitor.jobs import RETENTION_FIRST_DELAY, RETENTION_JOB_ID, run_retention
 from bot.monitor.monitor import JOB_ID
 from bot.sim.backend import BackendSimulator
 from bot.store.database import Database
@@ -96,9 +97,19 @@ async def test_register_jobs_adds_the_sweep_and_retention(
     assert sweep_job.max_instances == 1 and sweep_job.coalesce
     assert sweep_job.trigger.interval == timedelta(hours=1) and sweep_job.trigger.jitter
     assert retention_job.trigger.interval == timedelta(hours=1)
+    # Retention's first run: within a minute of start at the latest...
+    assert retention_job.next_run_time <= datetime.now(UTC) + RETENTION_FIRST_DELAY
+    retained: list[JobExecutionEvent] = []
+    scheduler.add_listener(
+        lambda event: retained.append(event) if event.job_id == RETENTION_JOB_ID else None,
+        EVENT_JOB_EXECUTED | EVENT_JOB_ERROR,
+    )
     scheduler.start()
     try:
         await _eventually(lambda: monitor.status().last_sweep_at is not None)
+        # ...and right after the first sweep this replica led, as it does here.
+        await _eventually(lambda: bool(retained))
+        assert retained[0].exception is None
         await handle.send()
         assert scheduler.get_job(JOB_ID) is None
         assert scheduler.get_job(RETENTION_JOB_ID) is not None  # the runtime owns the rest

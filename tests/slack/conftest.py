@@ -165,6 +165,7 @@ class FakeMonitorStatus:
     backend_reachable: bool = True
     instances_tracked: int = 5
     stale_count: int = 0
+    problem: str | None = None
 
 
 @dataclass

@@ -597,6 +597,7 @@ class Monitor:
     backend_reachable: bool = True
     instances_tracked: int = 42
     stale_count: int = 1
+    problem: str | None = None
 
 
 def test_status_message() -> None:

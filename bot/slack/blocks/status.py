@@ -32,6 +32,8 @@ class MonitorStatusLike(Protocol):
     def instances_tracked(self) -> int: ...
     @property
     def stale_count(self) -> int: ...
+    @property
+    def problem(self) -> str | None: ...
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,8 @@ class BotStatusView:
     backend_ok: bool
     backend_detail: str
     database_ok: bool
+    # Why the database refuses writes although it answers (None: it takes writes).
+    database_refusal: str | None = None
     monitor: MonitorStatusLike | None = None
     incidents: Sequence[Any] | None = None  # None: the alerts feature is not wired
     incidents_error: str | None = None
@@ -59,7 +63,12 @@ def _incident_line(incident: Any) -> str:
 def status_message(view: BotStatusView) -> Reply:
     """Backend reachable, last sweep, leader, open incidents; each with its own emoji."""
     backend = ("🟢 " if view.backend_ok else "🔴 ") + escape(view.backend_detail)
-    database = "🟢 answering" if view.database_ok else "🔴 not answering"
+    if not view.database_ok:
+        database = "🔴 not answering"
+    elif view.database_refusal is not None:
+        database = f"🔴 {escape(view.database_refusal[:300])}"
+    else:
+        database = "🟢 answering"
     fields = [f"*Backend*\n{backend}", f"*Database*\n{database}"]
     m = view.monitor
     if m is None:
@@ -71,6 +80,8 @@ def status_message(view: BotStatusView) -> Reply:
             ago = duration((view.now - m.last_sweep_at).total_seconds())
             took = f", took {m.last_sweep_secs:.1f} s" if m.last_sweep_secs is not None else ""
             sweep = f"{ago} ago ({date(m.last_sweep_at, with_date=False)}{took})"
+        if m.problem:
+            sweep += f"\n🔴 not ready: {escape(m.problem[:300])}"
         if m.last_error:
             sweep += f"\n⚠️ {escape(m.last_error[:300])}"
         role = "leader" if m.is_leader else ("standing by" if m.standing_by else "not leading")

@@ -18,12 +18,26 @@ from bot.slack.handlers.common import resolve, resolve_past
 from bot.slack.invocation import Invocation
 from bot.slack.parser import Command
 from bot.slack.services import Services
+from bot.store.database import Database
 from bot.store.queries import heartbeat_history, status_history, uptime_ratio
+from bot.store.write_probe import write_refusal
 
 log = logging.getLogger(__name__)
 
 SPARK_BUCKETS = 30  # two minutes each over the last hour: fits a phone's width
 STATUS_PROBE_TIMEOUT = 5.0
+
+
+async def _write_refusal(db: Database) -> str | None:
+    """The readiness probe's write check, bounded: a status answer must come back."""
+    try:
+        async with asyncio.timeout(STATUS_PROBE_TIMEOUT):
+            return await write_refusal(db)
+    except TimeoutError:
+        return f"a write did not commit within {STATUS_PROBE_TIMEOUT:.0f} s"
+    except Exception as exc:
+        log.exception("write probe failed")
+        return f"write probe failed: {type(exc).__name__}"
 
 
 async def show_help(svc: Services, inv: Invocation, cmd: Command) -> None:
@@ -188,12 +202,15 @@ async def show_status(svc: Services, inv: Invocation, cmd: Command) -> None:
         except Exception as exc:
             log.exception("could not list open incidents")
             incidents_error = type(exc).__name__
+    database_ok = await deps.db.ping()
+    refusal = await _write_refusal(deps.db) if database_ok else None
     view = blocks.BotStatusView(
         now=deps.clock(),
         version=deps.version,
         backend_ok=backend_ok,
         backend_detail=detail,
-        database_ok=await deps.db.ping(),
+        database_ok=database_ok,
+        database_refusal=refusal,
         monitor=deps.monitor.status() if deps.monitor is not None else None,
         incidents=incidents,
         incidents_error=incidents_error,

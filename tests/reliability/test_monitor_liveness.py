@@ -1,0 +1,191 @@
+"""The real runtime's monitor under a dripping instance and a stalled sweep.
+
+A real :class:`~bot.runtime.Runtime` (SQLite file, web server on port 0) sweeps the
+backend simulator every second; the Slack emulator answers its Web API.
+
+- One instance's health answer drips a byte every 20 s (the client's own deadline is
+  30 s): sweeps still complete every interval, and an instance whose heartbeat stops is
+  restarted on time.
+- Every restart call hangs (the client waits out its 6 s deadline): the sweep that
+  restarts is held, and ``/readyz`` turns 503 saying the monitor stalled, within three
+  intervals and a probe; ``/starpod status`` and ``/metrics`` say the same; once the
+  restart gives up and a sweep completes, ``/readyz`` is 200 again.
+
+The tests wait on sweep reports (the monitor's ``on_sweep`` hook) and on the probe's
+answer, never on a fixed sleep.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from pathlib import Path
+
+import httpx
+
+from bot.config import Settings, load_settings
+from bot.monitor import SweepReport
+from bot.runtime import Runtime
+from bot.sim.backend import BackendSimulator
+from bot.sim.slack import SlackEmulator
+
+INTERVAL_SECS = 1.0
+# The simulator's heartbeat ticks every 5 s: a healthy instance's age reaches 5 s.
+HEARTBEAT_TIMEOUT_SECS = 8.0
+BACKEND_TIMEOUT_SECS = 6.0
+
+
+def _settings(
+    tmp_path: Path, backend: BackendSimulator, slack: SlackEmulator, backend_timeout: float = 30
+) -> Settings:
+    """A bot on these simulators, sweeping every second (as ``starpod-bot run`` reads it)."""
+    env = {
+        "STARPOD_INSTANCE_BACKEND_URL": backend.url,
+        "SLACK_BOT_TOKEN": slack.bot_token,
+        "SLACK_SIGNING_SECRET": slack.signing_secret,
+        "SLACK_API_URL": slack.api_url,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'bot.db'}",
+        "PORT": "0",
+        "STARPOD_HTTP_HOST": "127.0.0.1",
+        "STARPOD_ALERT_CHANNEL": "C0ALERTS",
+        "STARPOD_MONITOR_INTERVAL": str(INTERVAL_SECS),
+        "STARPOD_HEARTBEAT_TIMEOUT": str(HEARTBEAT_TIMEOUT_SECS),
+        "STARPOD_BACKEND_TIMEOUT": str(backend_timeout),
+    }
+    empty = tmp_path / "empty.toml"
+    empty.write_text("")
+    return load_settings(env, config_file=empty)
+
+
+class Sweeps:
+    """The runtime monitor's sweep reports, with their wall-clock completion times."""
+
+    def __init__(self) -> None:
+        self.reports: list[tuple[float, SweepReport]] = []
+        self._changed = asyncio.Event()
+
+    def observe(self, report: SweepReport) -> None:
+        self.reports.append((time.monotonic(), report))
+        self._changed.set()
+
+    async def until(self, condition: object, what: str, within: float = 30.0) -> None:
+        """Wait (on reports, not on a clock) until ``condition()`` holds."""
+        assert callable(condition)
+        async with asyncio.timeout(within):
+            while not condition():
+                self._changed.clear()
+                await self._changed.wait()
+        assert condition(), what
+
+
+async def test_one_dripping_instance_never_holds_the_sweeps(
+    tmp_path: Path,
+    backend_sim: BackendSimulator,
+    slack_emulator: SlackEmulator,
+    reliability_figures: dict[str, object],
+) -> None:
+    dripping, stale, *_ = backend_sim.seed_instances(4)
+    backend_sim.set_faults(drip_ids=[dripping], drip_secs=20)
+    sweeps = Sweeps()
+    async with Runtime(_settings(tmp_path, backend_sim, slack_emulator)) as runtime:
+        monitor = runtime.monitor
+        assert monitor is not None
+        monitor.on_sweep(sweeps.observe)
+        await sweeps.until(lambda: len(sweeps.reports) >= 2, "two sweeps")
+        backend_sim.stop_heartbeat(stale, sticky=True)
+        stopped = time.monotonic()
+
+        def restarted() -> bool:
+            return any(stale in r.restarted for _, r in sweeps.reports)
+
+        await sweeps.until(restarted, "the stale instance restarted")
+        restarted_after = time.monotonic() - stopped
+        count_before = len(sweeps.reports)
+        await sweeps.until(lambda: len(sweeps.reports) >= count_before + 3, "three more sweeps")
+    done = [(at, r) for at, r in sweeps.reports if r.swept]
+    gaps = [later[0] - earlier[0] for earlier, later in itertools.pairwise(done)]
+    elapsed = done[-1][0] - done[0][0]
+    per_minute = (len(done) - 1) / elapsed * 60
+    # Every sweep ended on its own deadline: none waited out the drip (20 s a byte) or the
+    # client's 30 s; a sweep that restarts may take a little longer and coalesce one run.
+    assert all(r.backend_error is None for _, r in done)
+    assert max(r.secs for _, r in done) < 2 * INTERVAL_SECS
+    assert max(gaps) < 2 * INTERVAL_SECS + 0.5, gaps
+    # Stale after the heartbeat timeout, restarted at the next sweep or the one after.
+    assert restarted_after < HEARTBEAT_TIMEOUT_SECS + 2 * INTERVAL_SECS + 1.0
+    reliability_figures.update(
+        {
+            "interval secs": INTERVAL_SECS,
+            "drip secs per byte": 20,
+            "sweeps": len(done),
+            "sweeps per minute": round(per_minute, 1),
+            "max sweep secs": round(max(r.secs for _, r in done), 2),
+            "max gap secs": round(max(gaps), 2),
+            "stale restarted after secs": round(restarted_after, 2),
+            "heartbeat timeout secs": HEARTBEAT_TIMEOUT_SECS,
+        }
+    )
+
+
+async def test_a_stalled_sweep_turns_readyz_503_within_three_intervals(
+    tmp_path: Path,
+    backend_sim: BackendSimulator,
+    slack_emulator: SlackEmulator,
+    reliability_figures: dict[str, object],
+) -> None:
+    (stale,) = backend_sim.seed_instances(1)
+    # Every restart call hangs: the client waits out its deadline, holding the sweep.
+    backend_sim.set_faults(timeout_rate=1.0, hang_secs=120, endpoints=["restart"])
+    sweeps = Sweeps()
+    settings = _settings(tmp_path, backend_sim, slack_emulator, BACKEND_TIMEOUT_SECS)
+    async with (
+        Runtime(settings) as runtime,
+        httpx.AsyncClient(base_url=runtime.url) as http,
+    ):
+        monitor = runtime.monitor
+        assert monitor is not None
+        monitor.on_sweep(sweeps.observe)
+        await sweeps.until(lambda: len(sweeps.reports) >= 1, "a sweep")
+        ready = await http.get("/readyz")
+        assert ready.status_code == 200, ready.text
+        backend_sim.stop_heartbeat(stale, sticky=True)
+        async with asyncio.timeout(30):
+            while backend_sim.calls[("restart", stale)] == 0:  # noqa: ASYNC110 - the sim's state
+                await asyncio.sleep(0.02)
+        held_since = time.monotonic()
+        async with asyncio.timeout(30):
+            # What a load balancer sees: the probe's own answer, asked again and again.
+            while (ready := await http.get("/readyz")).status_code == 200:  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+        to_503 = time.monotonic() - held_since
+        metrics = (await http.get("/metrics")).text
+        await slack_emulator.send_slash_command(f"{runtime.url}/slack/events", "status")
+        await slack_emulator.wait_for(lambda: len(slack_emulator.responses) >= 1, what="status")
+        status_text = str(slack_emulator.responses[-1].body)
+        # The restart gives up at the client's deadline; the next sweep completes.
+        await sweeps.until(
+            lambda: any(stale in r.restart_failed for _, r in sweeps.reports), "restart failed"
+        )
+        count = len(sweeps.reports)
+        await sweeps.until(lambda: len(sweeps.reports) > count, "a sweep after the stall")
+        recovered = await http.get("/readyz")
+    assert recovered.status_code == 200, recovered.text
+    body = ready.json()
+    assert ready.status_code == 503
+    assert body["checks"]["database"] == "ok" and body["checks"]["slack"] == "ok"
+    assert body["checks"]["monitor"].startswith("stalled: no completed sweep for")
+    assert any(reason.startswith("monitor: stalled") for reason in body["reasons"])
+    # Three intervals since the last completed sweep, plus the probe's own granularity.
+    assert to_503 < 3 * INTERVAL_SECS + 1.5, to_503
+    assert "starpod_monitor_stalled 1.0" in metrics
+    last_sweep = [line for line in metrics.splitlines() if line.startswith("starpod_last_sweep")]
+    assert last_sweep and float(last_sweep[0].split()[-1]) > 1_700_000_000
+    assert "stalled" in status_text
+    reliability_figures.update(
+        {
+            "interval secs": INTERVAL_SECS,
+            "secs from the held sweep to readyz 503": round(to_503, 2),
+            "readyz reason": body["checks"]["monitor"].split(" (")[0],
+        }
+    )

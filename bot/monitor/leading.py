@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -19,12 +20,21 @@ class LeaderGate:
     replica takes over: what memory says may be out of date, another replica acted.
     """
 
-    def __init__(self, leadership: Leadership | None, *, on_gain: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        leadership: Leadership | None,
+        *,
+        on_gain: Callable[[], None],
+        clock: Callable[[], datetime],
+    ) -> None:
         self.leadership = leadership
         self._on_gain = on_gain
+        self._clock = clock
         self._tried = False
         #: Why the last election could not be decided (the leadership raised), or None.
         self.election_error: str | None = None
+        #: When an election round last decided (leading or not): liveness of a standby.
+        self.decided_at: datetime | None = None
 
     @property
     def is_leader(self) -> bool:
@@ -39,7 +49,9 @@ class LeaderGate:
     async def lead(self) -> bool:
         """May this replica sweep now? Raises the leadership's refusal (SQLite held elsewhere)."""
         lead = self.leadership
+        at = self._clock()
         if lead is None:
+            self.decided_at = at
             return True
         was_leader = lead.is_leader
         self._tried = True
@@ -49,7 +61,7 @@ class LeaderGate:
             log.warning("leader election failed (%s); standing by", exc)
             self.election_error = f"{type(exc).__name__}: {exc}"
             return False
-        self.election_error = None
+        self.election_error, self.decided_at = None, at
         if leading and not was_leader:
             log.info("health monitor: this replica now leads the sweeps")
             self._on_gain()

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Self
 
 from bot.instances import InstanceActions
 from bot.monitor.events import EventHandler, MonitorStatus, RestartGuard, StatusCallback
+from bot.monitor.factory import from_settings as _from_settings
 from bot.monitor.handle import MonitorHandle
 from bot.monitor.leading import LeaderGate
 from bot.monitor.liveness import liveness_problem
@@ -32,7 +33,7 @@ from bot.monitor.policy import BACKEND_FAILURES_FOR_UNREACHABLE, RestartBudget, 
 from bot.monitor.reports import SweepReport
 from bot.monitor.restarts import leased_restart
 from bot.monitor.schedule import JOB_ID, add_sweep_job
-from bot.monitor.settings import MonitorConfig, utcnow
+from bot.monitor.settings import MonitorConfig
 from bot.monitor.sql_store import SqlMonitorStore
 from bot.monitor.store import MonitorStore, monitor_store
 from bot.monitor.sweep import Sweeper
@@ -42,7 +43,6 @@ if TYPE_CHECKING:
     from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
     from bot.backend.client import InstanceClient
-    from bot.config import AlertSettings, MonitorSettings
     from bot.store.database import Database
     from bot.store.leader import Leadership
 
@@ -74,7 +74,9 @@ class HealthMonitor:
             # With a database, auto-restarts take the instance's lease like every action.
             actions = InstanceActions(client, self._store.db, clock=lambda: self._config.now())
             self._sweeper.restart = leased_restart(actions)
-        self._gate = LeaderGate(leadership, on_gain=self._sweeper.forget)
+        self._gate = LeaderGate(
+            leadership, on_gain=self._sweeper.forget, clock=lambda: self._config.now()
+        )
         self._sweep_observers: list[Callable[[SweepReport], None]] = []
         self._sweep_lock = asyncio.Lock()
         self._current: asyncio.Task[Any] | None = None
@@ -82,10 +84,8 @@ class HealthMonitor:
         self._owns_scheduler = False
         self._job: Job | None = None
         self._last_sweep_at: datetime | None = None
-        # When the sweep was scheduled, and the last election round that decided: what
-        # liveness measures a stall from.
+        # When the sweep was scheduled: what liveness measures a stall from at first.
         self._started_at: datetime | None = None
-        self._last_round_at: datetime | None = None
         self._last_sweep_secs: float | None = None
         self._last_error: str | None = None
         self._stale_count = 0
@@ -141,11 +141,7 @@ class HealthMonitor:
         return self
 
     def with_sweep_deadlines(self, health_call: timedelta, fetch: timedelta) -> Self:
-        """Each health call gets at most ``health_call``; listing and health together ``fetch``.
-
-        Defaults: a third and two thirds of the interval. What did not answer in time is
-        unknown for that sweep (a failed health call).
-        """
+        """Per health call, and for listing plus health (default: 1/3 and 2/3 of the interval)."""
         if health_call <= timedelta(0) or fetch <= timedelta(0):
             raise ValueError("sweep deadlines must be positive")
         self._config.health_call_deadline, self._config.fetch_deadline = health_call, fetch
@@ -187,40 +183,8 @@ class HealthMonitor:
         self._sweep_observers.append(observer)
         return self
 
-    @classmethod
-    def from_settings(
-        cls,
-        client: InstanceClient,
-        store: Database | None,
-        settings: MonitorSettings,
-        alerts: AlertSettings,
-        *,
-        clock: Callable[[], datetime] = utcnow,
-        leadership: Leadership | None = None,
-    ) -> HealthMonitor:
-        """A monitor configured from the typed settings (the runtime's way to build one).
-
-        With a store and no ``leadership``, one is chosen for the database: an advisory lock
-        on PostgreSQL, a lease on SQLite (ttl three intervals).
-        """
-        interval = timedelta(seconds=settings.interval_secs)
-        if leadership is None and store is not None:
-            from bot.store.leader import default_holder, leadership_for
-
-            leadership = leadership_for(store, holder=default_holder(), ttl=3 * interval)
-        return (
-            cls(client, store=store, leadership=leadership)
-            .with_interval(interval)
-            .with_heartbeat_timeout(timedelta(seconds=settings.heartbeat_timeout_secs))
-            .with_restart_budget(
-                settings.restart_budget,
-                timedelta(minutes=settings.restart_window_mins),
-                settings.restart_delays_secs,
-            )
-            .with_health_concurrency(settings.health_concurrency)
-            .with_storm(alerts.storm_min_instances, alerts.storm_share)
-            .with_clock(clock)
-        )
+    # A monitor configured from the typed settings (the runtime's way to build one).
+    from_settings = classmethod(_from_settings)
 
     # -- read-only views ---------------------------------------------------------------------
 
@@ -268,7 +232,7 @@ class HealthMonitor:
             started_at=self._started_at if running else None,
             is_leader=self.is_leader,
             last_sweep_at=self._last_sweep_at,
-            last_round_at=self._last_round_at,
+            last_round_at=self._gate.decided_at,
             election_error=self._gate.election_error,
         )
         return MonitorStatus(
@@ -364,7 +328,7 @@ class HealthMonitor:
             self._current = asyncio.current_task()
             try:
                 report = SweepReport(at=self._config.now())
-                if await self._decide():
+                if await self._gate.lead():
                     report.swept = True
                     await self._sweeper.sweep(report, may_restart=self._gate.may_restart)
                     self._finish(report)
@@ -376,20 +340,6 @@ class HealthMonitor:
             except Exception:
                 log.exception("sweep observer failed")
         return report
-
-    async def _decide(self) -> bool:
-        """The election round of a sweep; a round that decided (even "no") is remembered."""
-        from bot.store.errors import LeadershipRefused
-
-        at = self._config.now()
-        try:
-            leading = await self._gate.lead()
-        except LeadershipRefused:
-            self._last_round_at = at
-            raise
-        if self._gate.election_error is None:
-            self._last_round_at = at
-        return leading
 
     def _finish(self, report: SweepReport) -> None:
         self._last_sweep_at = report.at

@@ -5,14 +5,22 @@ read-only file or volume, a PostgreSQL server in read-only mode. The probe rewri
 row of ``leader_lease`` named :data:`PROBE_NAME` (never a real lease: leadership reads
 only its own name), so the answer costs one small transaction.
 
+On SQLite the probe runs on a connection of its own in a thread, waiting at most
+:data:`SQLITE_WAIT_SECS` for the write lock: a long sweep transaction holding the lock must
+not make the probe (and so ``/readyz``) time out, nor take a pooled connection. It
+inserts and deletes the row in one transaction, so the stored format of no column matters.
+
 A write that only waited on a lock (another writer held it) is not a refusal: the
 database takes writes, it was busy.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import sqlite3
 from datetime import UTC, datetime
+from pathlib import Path
 
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -24,10 +32,43 @@ from bot.store.models import LeaderLease
 log = logging.getLogger(__name__)
 
 PROBE_NAME = "write-probe"
+SQLITE_WAIT_SECS = 2.0
+
+
+def _sqlite_write(path: Path) -> None:
+    """One write transaction on the file (raises what SQLite says)."""
+    conn = sqlite3.connect(f"file:{path}?mode=rw", uri=True, timeout=SQLITE_WAIT_SECS)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute(
+            "INSERT OR REPLACE INTO leader_lease"
+            " (name, holder, acquired_at, renewed_at, expires_at) VALUES (?, ?, '', '', '')",
+            (PROBE_NAME, "readiness"),
+        )
+        conn.execute("DELETE FROM leader_lease WHERE name = ?", (PROBE_NAME,))
+        conn.execute("COMMIT")
+    finally:
+        conn.close()
+
+
+async def _sqlite_refusal(db: Database, path: Path) -> str | None:
+    try:
+        await asyncio.to_thread(_sqlite_write, path)
+    except sqlite3.OperationalError as exc:
+        if "locked" in str(exc) or "busy" in str(exc):
+            return None  # another writer held the lock: busy, not refusing
+        log.warning("write probe: %s refuses writes: %s", path, exc)
+        return f"{db.safe_url} refuses writes: {exc}"
+    except sqlite3.Error as exc:
+        log.warning("write probe: %s refuses writes: %s", path, exc)
+        return f"{db.safe_url} refuses writes: {exc}"
+    return None
 
 
 async def write_refusal(db: Database, *, holder: str = "readiness") -> str | None:
     """None when a write commits, else why the database refused it (naming the database)."""
+    if db.sqlite_path is not None:
+        return await _sqlite_refusal(db, db.sqlite_path)
     now = datetime.now(UTC)
 
     async def write(session: AsyncSession) -> None:

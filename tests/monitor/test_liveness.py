@@ -7,8 +7,10 @@ to the bot: it answers reads, it refuses every write).
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy.engine import make_url
@@ -19,7 +21,8 @@ from bot.probes import OK, database_check
 from bot.sim.backend import BackendSimulator
 from bot.store.database import Database
 from bot.store.leader import SqliteLeadership
-from bot.store.write_probe import write_refusal
+from bot.store.models import LeaderLease
+from bot.store.write_probe import PROBE_NAME, write_refusal
 from tests.support.databases import pg_execute
 
 MakeMonitor = Callable[..., HealthMonitor]
@@ -111,3 +114,18 @@ async def test_a_database_refusing_writes_is_not_ready_and_leadership_undecided(
     problem = monitor.status().problem
     assert problem is not None and problem.startswith("leadership cannot be decided")
     assert "read-only" in problem
+
+
+async def test_a_sqlite_file_locked_by_another_writer_is_busy_not_refusing(
+    sqlite_store: Database, sqlite_path: Path
+) -> None:
+    other = sqlite3.connect(sqlite_path, timeout=0)
+    try:
+        other.execute("BEGIN IMMEDIATE")  # another process's long write transaction
+        assert await write_refusal(sqlite_store) is None
+    finally:
+        other.rollback()
+        other.close()
+    assert await write_refusal(sqlite_store) is None
+    async with sqlite_store.session() as session:
+        assert await session.get(LeaderLease, PROBE_NAME) is None  # the probe leaves no row

@@ -23,12 +23,15 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from bot.config import Settings, load_settings
 from bot.monitor import SweepReport
 from bot.runtime import Runtime
 from bot.sim.backend import BackendSimulator
 from bot.sim.slack import SlackEmulator
+
+pytestmark = pytest.mark.slow
 
 INTERVAL_SECS = 1.0
 # The simulator's heartbeat ticks every 5 s: a healthy instance's age reaches 5 s.

@@ -682,3 +682,22 @@ def test_a_refusal_links_channels_in_blocks_and_names_them_in_the_fallback() -> 
     refused = b.refusal_answer("Starpod commands are accepted in <#C0OPS> only & <!here>.")
     assert "<#C0OPS>" in all_text(refused) and "&lt;!here&gt;" in all_text(refused)
     assert refused.text == "🔒 Starpod commands are accepted in #C0OPS only &amp; &lt;!here&gt;."
+
+
+def test_status_message_says_why_the_bot_is_not_ready() -> None:
+    stalled = Monitor(problem="stalled: no completed sweep for 95 s (more than 3 intervals)")
+    reply = b.status_message(
+        b.BotStatusView(
+            now=NOW,
+            version="0.1.0",
+            backend_ok=True,
+            backend_detail="answered in 12 ms",
+            database_ok=True,
+            database_refusal="sqlite:///bot.db refuses writes: database or disk is full",
+            monitor=stalled,
+        )
+    )
+    assert_valid(reply)
+    text = all_text(reply)
+    assert "not ready: stalled: no completed sweep for 95 s" in text
+    assert "refuses writes: database or disk is full" in text

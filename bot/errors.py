@@ -6,7 +6,9 @@ module that owns the boundary::
 
     StarpodBotError                 root of everything the bot raises on purpose
     ├── ConfigError                 a missing or malformed setting (CLI: one line, exit 2)
-    │   └── SlackTokenRejected      (bot.runtime) auth.test refused the bot token
+    │   ├── SlackTokenRejected      (bot.runtime) auth.test refused the bot token
+    │   └── SlackAppTokenRejected   (bot.slack.token_check) apps.connections.open refused
+    │                               the app token (Socket Mode)
     ├── UserError                   the user asked for something we refuse or cannot do;
     │   │                           its message is shown to the user as is
     │   ├── UsageError              malformed command text (carries the usage line)

@@ -19,8 +19,15 @@ Opening order, each step needing the ones before it:
 5. the alerts (incidents, outbox delivery), wired to the monitor's events and restarts;
 6. one APScheduler ``AsyncIOScheduler`` shared by every job;
 7. the Bolt app, then the web server on ``PORT`` (Slack events, ``/healthz``,
-   ``/readyz``, ``/metrics``, the gateway under ``/api``, one-time SSH key links);
-8. Socket Mode when ``SLACK_APP_TOKEN`` is set (HTTP mode otherwise).
+   ``/readyz``, ``/metrics``, the gateway under ``/api``, one-time SSH key links).
+
+In Socket Mode (``SLACK_APP_TOKEN`` set) the web server starts right after step 3, then
+the socket is connected, and only then the monitor (steps 4-6): ``/readyz`` answers 503
+(check ``slack socket``) while the socket is down, and no replica sweeps and alerts while
+no command can reach it. A refused app token stops the start (``SlackAppTokenRejected``,
+exit 2, naming ``SLACK_APP_TOKEN``); an unreachable socket is retried with back-off
+until it answers or SIGTERM/SIGINT asks the runtime to stop (``start()`` then returns
+with :attr:`Runtime.shutdown_requested` set, and ``stop()`` closes what was opened).
 
 The parts are constructed by :func:`bot.wiring.build`; this module opens them.
 
@@ -47,11 +54,10 @@ from typing import TYPE_CHECKING, Self
 
 from bot.errors import ConfigError, StarpodBotError
 from bot.metrics import Metrics, create_metrics
-from bot.probes import OK, Readiness, SlackCheck
+from bot.probes import OK, Readiness
 from bot.slack.token_check import (
     SlackTokenRejected,
     SlackUnreachable,
-    slack_auth_now,
     slack_auth_problem,
 )
 from bot.web.server import freeze_startup_heap
@@ -67,6 +73,7 @@ if TYPE_CHECKING:
     from bot.config import Settings
     from bot.monitor import HealthMonitor, MonitorHandle
     from bot.scheduling import TrackedScheduler
+    from bot.slack.socket_mode import Backoff, SocketModeLink
     from bot.store.database import Database
     from bot.web.server import WebServer
 
@@ -90,6 +97,8 @@ Clock = Callable[[], datetime]
 #: gets this long in all to finish.
 SHUTDOWN_GRACE_SECS = 10.0
 BACKEND_PROBE_SECS = 5.0
+#: The readiness check of the Socket Mode link (``/readyz`` 503 while it is down).
+SOCKET_CHECK = "slack socket"
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -109,6 +118,8 @@ class Runtime:
 
     ``clock`` (aware datetimes) is handed to every part that reads time.
     ``slack_recheck_secs`` is how long ``/readyz`` trusts the last ``auth.test``.
+    ``socket_ping_secs`` is how often Socket Mode checks its link (a dead one is replaced
+    within about four times that); ``socket_backoff`` spaces the first connection attempts.
     """
 
     def __init__(
@@ -118,6 +129,8 @@ class Runtime:
         clock: Clock | None = None,
         slack_recheck_secs: float = 60.0,
         shutdown_grace_secs: float = SHUTDOWN_GRACE_SECS,
+        socket_ping_secs: float = 10.0,
+        socket_backoff: Backoff | None = None,
     ) -> None:
         self.settings = settings
         self.clock: Clock = clock or _utcnow
@@ -125,6 +138,12 @@ class Runtime:
         self.readiness = Readiness()
         self.parts: Parts | None = None
         self.socket_mode: AsyncSocketModeHandler | None = None
+        self.socket_link: SocketModeLink | None = None
+        #: Set once the web server is bound (``url`` answers): in Socket Mode, before the
+        #: socket is connected and ``start()`` returns.
+        self.serving = asyncio.Event()
+        self._socket_ping_secs = socket_ping_secs
+        self._socket_backoff = socket_backoff
         self._slack_recheck_secs = slack_recheck_secs
         self._grace = shutdown_grace_secs
         self._deadline = 0.0
@@ -251,22 +270,22 @@ class Runtime:
         await self._probe_backend(parts.client)
         await self._check_slack_token(parts)
 
-        # Fail fast and clearly when another process holds the SQLite file.
-        self._on_close("leadership", self._release_leadership)
-        leading = await parts.monitor.acquire_leadership()
-        log.info(
-            "health monitor: %s", "leading" if leading else "standing by (another replica leads)"
-        )
-        self._on_close("alert delivery", self._close_delivery)
-        parts.scheduler.start()
-        self._on_close("scheduled jobs", self._stop_jobs)
+        socket_mode = self.settings.slack.app_token is not None
+        if socket_mode:
+            # /readyz answers (503) while the socket is being connected, and the monitor
+            # waits for the socket: a bot that sweeps and alerts while no command can reach
+            # it would lead alone as if all were well.
+            await self._start_web_server(parts)
+            if not await self._open_socket_mode(parts):
+                log.info("stopping before Socket Mode connected")
+                return
+        await self._start_monitor(parts)
         self._on_close("Slack listeners", self._drain_listeners)
-        await parts.server.start()
-        self._on_close("web server", parts.server.stop)
-        log.info(
-            "web server listening on %s (gateway %s)", self.url, "on" if parts.gateway_on else "off"
-        )
-        await self._open_socket_mode(parts)
+        if socket_mode:
+            # Closed first: stop taking requests, then the listener work above drains.
+            self._on_close("Socket Mode and web server", self._stop_taking_requests)
+        else:
+            await self._start_web_server(parts)
         # The start-up heap is long-lived: keep full collections from walking it and
         # stalling Slack acknowledgements (bench/ack_latency.py: p99 76 ms → 24 ms).
         # Thawed on close, so a process that starts several runtimes (tests) leaks nothing.
@@ -277,6 +296,25 @@ class Runtime:
             self.url,
             "Socket Mode" if self.socket_mode else "HTTP",
             "leading the health sweeps" if parts.monitor.is_leader else "standing by",
+        )
+
+    async def _start_monitor(self, parts: Parts) -> None:
+        # Fail fast and clearly when another process holds the SQLite file.
+        self._on_close("leadership", self._release_leadership)
+        leading = await parts.monitor.acquire_leadership()
+        log.info(
+            "health monitor: %s", "leading" if leading else "standing by (another replica leads)"
+        )
+        self._on_close("alert delivery", self._close_delivery)
+        parts.scheduler.start()
+        self._on_close("scheduled jobs", self._stop_jobs)
+
+    async def _start_web_server(self, parts: Parts) -> None:
+        await parts.server.start()
+        self._on_close("web server", parts.server.stop)
+        self.serving.set()
+        log.info(
+            "web server listening on %s (gateway %s)", self.url, "on" if parts.gateway_on else "off"
         )
 
     def _on_close(self, name: str, closer: Callable[[], Awaitable[object]]) -> None:
@@ -303,27 +341,42 @@ class Runtime:
         log.info("Slack accepted the bot token (%s)", self.settings.slack.api_url)
         parts.slack_check.remember(OK)
 
-    async def _open_socket_mode(self, parts: Parts) -> None:
+    async def _open_socket_mode(self, parts: Parts) -> bool:
+        """Connect Socket Mode, retrying with back-off; False when shutdown came first.
+
+        The ``slack socket`` readiness check is added before the first attempt, so
+        ``/readyz`` says 503 until the link is up (and whenever it is down later).
+        Raises SlackAppTokenRejected (exit 2) when Slack refuses the app token.
+        """
         token = self.settings.slack.app_token
-        if token is None:
-            return
-        from bot.slack.socket_mode import start_socket_mode, stop_socket_mode
+        assert token is not None
+        from bot.slack.socket_mode import SocketModeLink
 
-        handler = await start_socket_mode(
-            parts.slack_app, token.get_secret_value(), on_ack=self.metrics.observe_ack
+        link = SocketModeLink(
+            parts.slack_app,
+            token.get_secret_value(),
+            on_ack=self.metrics.observe_ack,
+            ping_interval=self._socket_ping_secs,
+            backoff=self._socket_backoff,
         )
-        self.socket_mode = handler
-        self._on_close("Socket Mode", lambda: stop_socket_mode(handler))
-        web, client = parts.web, handler.client
+        self.socket_link = link
+        self._on_close("Socket Mode", link.close)
 
-        async def auth_now() -> str | None:
-            return await slack_auth_now(web)
+        async def connected() -> str:
+            return OK if await link.is_connected() else "Socket Mode is not connected"
 
-        async def connected() -> bool:
-            return bool(await client.is_connected())
-
-        self.readiness.add("slack", SlackCheck(auth_now, socket_connected=connected))
+        self.readiness.add(SOCKET_CHECK, connected)
+        if not await link.connect(self._shutdown):
+            return False
+        self.socket_mode = link.handler
         log.info("Socket Mode connected")
+        return True
+
+    async def _stop_taking_requests(self) -> None:
+        assert self.parts is not None
+        if self.socket_link is not None:
+            await self.socket_link.close()
+        await self.parts.server.stop()
 
     # -- stop --------------------------------------------------------------------------------
 

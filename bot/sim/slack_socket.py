@@ -7,7 +7,8 @@ On connect the server speaks first with ``hello``; requests then arrive as envel
 app acknowledges each by sending ``{"envelope_id": …}`` back, optionally with ``payload``
 (the body an HTTP ack would carry). ``disconnect`` messages ask the app to reconnect.
 
-Fault controls: ``refuse_open`` (``apps.connections.open`` answers an error), ``drop``
+Fault controls: ``refuse_open`` (``apps.connections.open`` answers an error),
+``point_links_at`` (links to an address where no socket answers), ``drop``
 (the TCP connection is aborted, no close frame), ``close`` (a clean WebSocket close),
 ``freeze``/``thaw`` (half-open: nothing is read or sent, pings go unanswered).
 
@@ -116,6 +117,7 @@ class SocketModeServer:
         self._on_change = on_change
         self._tickets: set[str] = set()
         self._refusals: list[_OpenRefusal] = []
+        self._link_base: str | None = None
         self._pending: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self._ids = itertools.count(1)
         self._round_robin = itertools.count()
@@ -143,13 +145,18 @@ class SocketModeServer:
         ticket = secrets.token_urlsafe(16)
         self._tickets.add(ticket)
         self.opens += 1
-        ws_base = self._base_url().replace("http://", "ws://", 1)
+        ws_base = self._link_base or self._base_url().replace("http://", "ws://", 1)
         return {"ok": True, "url": f"{ws_base}/link/?ticket={ticket}&app_id={APP_ID}"}
 
     def refuse_open(self, error: str = "invalid_auth", *, count: int | None = None) -> None:
         """Make ``apps.connections.open`` answer ``error`` (``count`` times; None: until
         :meth:`accept_open`)."""
         self._refusals.append(_OpenRefusal(error, count))
+
+    def point_links_at(self, ws_base: str | None) -> None:
+        """Hand out links under ``ws_base`` (e.g. ``ws://127.0.0.1:<closed port>``: the
+        socket cannot be reached); None: this server's own links again."""
+        self._link_base = ws_base
 
     def accept_open(self) -> None:
         """Stop refusing ``apps.connections.open``."""

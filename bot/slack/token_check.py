@@ -1,4 +1,7 @@
-"""Does Slack accept the bot token? ``auth.test`` at start and for the readiness probe."""
+"""Does Slack accept the bot token? ``auth.test`` at start and for the readiness probe.
+
+(The app token of Socket Mode is checked where it is used: bot/slack/socket_mode.py.)
+"""
 
 from __future__ import annotations
 
@@ -10,6 +13,10 @@ from bot.errors import ConfigError, StarpodBotError
 
 class SlackTokenRejected(ConfigError):
     """``auth.test`` refused the bot token: it is wrong, revoked, or for another workspace."""
+
+
+class SlackAppTokenRejected(ConfigError):
+    """``apps.connections.open`` refused ``SLACK_APP_TOKEN`` for good (Socket Mode)."""
 
 
 class SlackUnreachable(StarpodBotError):

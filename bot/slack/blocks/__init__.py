@@ -22,6 +22,7 @@ from bot.slack.blocks.health import HealthView, health_card
 from bot.slack.blocks.history import history_message
 from bot.slack.blocks.lifecycle import (
     Verb,
+    announce_cut_short,
     announce_failed,
     announce_started,
     announce_succeeded,
@@ -43,6 +44,7 @@ __all__ = [
     "LogFile",
     "Verb",
     "ambiguous_answer",
+    "announce_cut_short",
     "announce_failed",
     "announce_started",
     "announce_succeeded",

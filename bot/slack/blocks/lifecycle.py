@@ -96,6 +96,20 @@ def announce_unconfirmed(
     )
 
 
+def announce_cut_short(verb: Verb, target: str, target_plain: str, actor: str) -> Reply:
+    """The bot stopped while it waited for the backend: the outcome is unknown, not failed."""
+    words = WORDS[verb]
+    ref = target_plain.split(" ")[0]
+    check = f"/starpod health {ref}" if verb is not Verb.CREATE else "/starpod list"
+    return _announcement(
+        f"⚠️ {words.noun.capitalize()} of {target}: outcome unknown, the bot was stopped "
+        f"while it waited for the backend. Check with {code(check)}.",
+        f"{words.noun.capitalize()} of {target_plain}: outcome unknown "
+        f"(the bot was stopped while it waited): check with {check}",
+        note=f"Asked by {user(actor)}",
+    )
+
+
 def kill_confirmation(instance: Instance, token: str | None = None) -> Reply:
     """The answer to `/starpod kill`: nothing happens until the danger button is clicked.
 

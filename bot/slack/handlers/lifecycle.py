@@ -12,6 +12,7 @@ at the same moment on another replica) is told what is already running.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from slack_sdk.errors import SlackApiError, SlackClientError
@@ -32,6 +33,9 @@ from bot.slack.parser import Command
 from bot.slack.services import Services
 
 log = logging.getLogger(__name__)
+
+#: How long the announcement of an action cut short by shutdown may take to be edited.
+CUT_SHORT_UPDATE_SECS = 2.0
 
 
 class Announcement:
@@ -136,6 +140,9 @@ async def create(svc: Services, inv: Invocation, cmd: Command) -> None:
             inv.draft.instance_id = result.instance.id
             target, plain = instance_label(result.instance), result.instance.label
         await _present(inv, announcement, result, target, plain)
+    except asyncio.CancelledError:
+        await _cut_short(announcement, inv, Verb.CREATE, target, plain)
+        raise
     except Exception as exc:
         await _crashed(announcement, inv, Verb.CREATE, target, plain, exc)
         raise
@@ -165,6 +172,9 @@ async def change(svc: Services, inv: Invocation, verb: Verb, instance: Instance)
             await _busy(inv, instance, result)
             return
         await _present(inv, announcement, result, target, plain)
+    except asyncio.CancelledError:
+        await _cut_short(announcement, inv, verb, target, plain)
+        raise
     except Exception as exc:
         await _crashed(announcement, inv, verb, target, plain, exc)
         raise
@@ -245,3 +255,16 @@ async def _crashed(
         await announcement.update(blocks.announce_failed(verb, target, plain, inv.user_id, with_id))
     except Exception:
         log.exception("could not mark the announcement as failed")
+
+
+async def _cut_short(
+    announcement: Announcement, inv: Invocation, verb: Verb, target: str, plain: str
+) -> None:
+    # Shutdown cancelled the work (its grace ran out) while the backend was asked or
+    # followed: nothing failed that we saw, so say the outcome is unknown and how to check.
+    inv.draft.fail("error", f"{verb.value} cut short by shutdown: outcome unknown")
+    try:
+        async with asyncio.timeout(CUT_SHORT_UPDATE_SECS):
+            await announcement.update(blocks.announce_cut_short(verb, target, plain, inv.user_id))
+    except Exception:
+        log.warning("could not say that the %s of %s was cut short", verb.value, plain)

@@ -118,6 +118,9 @@ def demo(
         float | None, typer.Option(help="Stop by itself after this many seconds.")
     ] = None,
     bot_log_level: Annotated[str, typer.Option(help="The bot's LOG_LEVEL.")] = "WARNING",
+    socket_mode: Annotated[
+        bool, typer.Option(help="Run the bot in Socket Mode over the emulator's WebSocket.")
+    ] = False,
 ) -> None:
     """Run the whole product locally: backend simulator, Slack playground and the bot."""
     from bot.demo import DemoOptions, run_demo
@@ -133,6 +136,7 @@ def demo(
         database=db,
         duration=duration,
         bot_log_level=bot_log_level.upper(),
+        socket_mode=socket_mode,
     )
     raise typer.Exit(asyncio.run(run_demo(options, echo=typer.echo)))
 

@@ -9,6 +9,10 @@ One command supervises three parts:
    and a local SQLite file, pointed at both: the production path, not a shortcut (its parts
    come from :func:`bot.wiring.build`, as in production and in the runtime tests).
 
+With ``--socket-mode`` the bot runs in Socket Mode instead (``SLACK_APP_TOKEN``, no signing
+secret): it opens a WebSocket to the emulator, and the playground (unchanged) hands each
+command and click to the emulator's socket rather than posting to the bot's URL.
+
 The parent owns the child: the child runs in its own session (a terminal's Ctrl-C reaches only
 the parent), and the parent stops it with SIGTERM, then SIGKILL after a grace period. If the bot
 dies on its own, the demo prints why (its exit code and last lines) and stops everything.
@@ -34,7 +38,7 @@ from bot.errors import StarpodBotError
 from bot.sim.backend import BackendSimulator
 from bot.sim.playground import CommandHint, Playground, PlaygroundUser
 from bot.sim.process import free_port
-from bot.sim.slack import SlackEmulator
+from bot.sim.slack import VIA_SOCKET, SlackEmulator
 
 ALERT_CHANNEL = "C0ALERTS"
 OPS_CHANNEL = "C0OPS"
@@ -73,6 +77,7 @@ class DemoOptions:
     duration: float | None = None  # None: until Ctrl-C
     bot_log_level: str = "WARNING"
     seed: int = 0
+    socket_mode: bool = False  # the bot connects to the emulator's socket (no public URL)
 
 
 @dataclass
@@ -114,11 +119,17 @@ def bot_environment(
 ) -> dict[str, str]:
     """The environment of ``starpod-bot run``: every setting points at the demo's parts."""
     env = {k: v for k, v in (os.environ if base is None else base).items() if k not in _DROPPED_ENV}
+    slack_mode = (
+        {"SLACK_APP_TOKEN": slack.app_token}
+        if options.socket_mode
+        else {"SLACK_SIGNING_SECRET": slack.signing_secret}
+    )
+    env.pop("SLACK_SIGNING_SECRET", None)
     env.update(
-        {
+        slack_mode
+        | {
             "STARPOD_INSTANCE_BACKEND_URL": backend_url,
             "SLACK_BOT_TOKEN": slack.bot_token,
-            "SLACK_SIGNING_SECRET": slack.signing_secret,
             "SLACK_API_URL": slack.api_url,
             "DATABASE_URL": database_url,
             "PORT": str(bot_port),
@@ -198,7 +209,8 @@ async def _run(options: DemoOptions, stop: asyncio.Event, workdir: Path, echo: E
     )
     playground = Playground(
         emulator=slack,
-        bot_url=f"{running.bot_url}/slack/events",
+        # In Socket Mode "Slack" hands commands and clicks to the bot's socket.
+        bot_url=VIA_SOCKET if options.socket_mode else f"{running.bot_url}/slack/events",
         users=USERS,
         hints=command_hints(),
         default_channel=OPS_CHANNEL,
@@ -231,7 +243,10 @@ async def _run(options: DemoOptions, stop: asyncio.Event, workdir: Path, echo: E
             limit=1024 * 1024,  # one long log line must not break the relay
         )
         relay = asyncio.create_task(_relay_output(child, echo))
-        ready = await _wait_ready(child, running.bot_url, stop)
+        connected = (
+            (lambda: bool(slack.socket_mode.open_connections)) if options.socket_mode else None
+        )
+        ready = await _wait_ready(child, running.bot_url, stop, connected)
         if ready is not None:
             return _report_death(ready, echo)
         if stop.is_set():
@@ -269,9 +284,13 @@ async def _finish_relay(relay: asyncio.Task[None]) -> None:
 
 
 async def _wait_ready(
-    child: asyncio.subprocess.Process, bot_url: str, stop: asyncio.Event
+    child: asyncio.subprocess.Process,
+    bot_url: str,
+    stop: asyncio.Event,
+    connected: Callable[[], bool] | None = None,
 ) -> int | None:
-    """Poll the bot's /healthz until it answers; the exit code if it died first."""
+    """Poll the bot's /healthz until it answers (and, in Socket Mode, until ``connected()``:
+    its socket is open); the exit code if it died first."""
     deadline = time.monotonic() + READY_TIMEOUT_S
     timeout = aiohttp.ClientTimeout(total=2)
     async with aiohttp.ClientSession(timeout=timeout) as session:
@@ -280,11 +299,13 @@ async def _wait_ready(
                 return child.returncode
             with contextlib.suppress(aiohttp.ClientError, TimeoutError):
                 async with session.get(f"{bot_url}/healthz") as response:
-                    if response.status == 200:
+                    if response.status == 200 and (connected is None or connected()):
                         return None
             if time.monotonic() > deadline:
                 raise DemoError(
-                    f"the bot did not answer {bot_url}/healthz within {READY_TIMEOUT_S:.0f} s"
+                    f"the bot did not answer {bot_url}/healthz"
+                    + (" and connect its socket" if connected else "")
+                    + f" within {READY_TIMEOUT_S:.0f} s"
                 )
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=0.2)
@@ -339,7 +360,12 @@ def _banner(options: DemoOptions, running: _Running, pid: int, echo: Echo) -> No
     echo("")
     echo(f"  Playground:  {running.slack.url}/")
     echo("")
-    echo(f"  Bot (HTTP mode):    {running.bot_url}/slack/events  (pid {pid}; /healthz, /metrics)")
+    if options.socket_mode:
+        echo(f"  Bot (Socket Mode):  {running.bot_url}  (pid {pid}; /healthz, /readyz, /metrics)")
+    else:
+        echo(
+            f"  Bot (HTTP mode):    {running.bot_url}/slack/events  (pid {pid}; /healthz, /metrics)"
+        )
     echo(f"  Slack emulator API: {running.slack.api_url}")
     echo(f"  Backend simulator:  {running.backend.url}  ({options.instances} instances{stale})")
     echo(f"  Database:           {running.database_url}")

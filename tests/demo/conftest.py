@@ -138,7 +138,7 @@ class DemoProcess:
             self.lines.append(line)
             if match := re.search(r"Playground:\s+(http://\S+?)/?$", line):
                 self.playground_url = match.group(1)
-            if match := re.search(r"Bot \(HTTP mode\):\s+(http://[^/\s]+)", line):
+            if match := re.search(r"Bot \((?:HTTP mode|Socket Mode)\):\s+(http://[^/\s]+)", line):
                 self.bot_url = match.group(1)
             if match := re.search(r"Backend simulator:\s+(http://\S+)", line):
                 self.backend_url = match.group(1)

@@ -133,3 +133,27 @@ async def test_a_busy_port_is_named_and_nothing_starts(tmp_path: Path) -> None:
         output, _ = await asyncio.wait_for(process.communicate(), timeout=30)
     assert process.returncode == 2
     assert f"port {port} on 127.0.0.1 is in use; choose another with --port" in output.decode()
+
+
+async def test_demo_in_socket_mode_answers_the_playground_over_the_socket(
+    fast_demo: StartDemo,
+) -> None:
+    demo = await fast_demo("--socket-mode")
+    assert "Bot (Socket Mode):" in demo.output()
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http:
+        body = {"text": "/starpod list", "user": "U0OPERATOR", "channel": "C0OPS"}
+        async with http.post(f"{demo.playground_url}/playground/command", json=body) as answer:
+            assert answer.status == 200, await answer.text()
+        async with http.get(f"{demo.bot_url}/readyz") as ready:
+            checks = (await ready.json())["checks"]
+    assert checks["slack socket"] == "ok"
+
+    def listed(state: dict[str, Any]) -> bool:
+        return any(demo.stale_name in str(m) for m in state["ephemerals"])
+
+    await wait_for_state(demo, listed, timeout=10, what="the list answered over the socket")
+    bot_pid = demo.bot_pid
+    await demo.stop()
+    assert demo.process is not None and demo.process.returncode == 0, demo.output()
+    assert not _alive(bot_pid), "the bot outlived the demo"
+    assert "Traceback" not in demo.output()

@@ -292,9 +292,9 @@ class Runtime:
         freeze_startup_heap()
         self._on_close("frozen start-up heap", _thaw_heap)
         log.info(
-            "starpod-bot is up: %s, %s mode, %s",
+            "starpod-bot is up: %s, %s, %s",
             self.url,
-            "Socket Mode" if self.socket_mode else "HTTP",
+            "Socket Mode" if self.socket_mode else "HTTP mode",
             "leading the health sweeps" if parts.monitor.is_leader else "standing by",
         )
 

@@ -32,3 +32,13 @@ def test_every_setting_is_documented() -> None:
     for spec in SETTINGS_TABLE:
         if spec.env:
             assert f"`{spec.env}`" in README, spec.env
+
+
+def test_the_socket_mode_steps_quote_what_the_bot_says() -> None:
+    from bot.runtime import SOCKET_CHECK
+
+    section = README.split("### Socket Mode, step by step", 1)[1].split("\n## ", 1)[0]
+    assert f'"{SOCKET_CHECK}": "Socket Mode is not connected"' in " ".join(section.split())
+    assert "cannot start: Slack refused SLACK_APP_TOKEN" in section
+    assert "Socket Mode connected" in section
+    assert "starpod-bot demo --socket-mode" in section

@@ -67,18 +67,29 @@ class Backoff:
 
 
 class _SdkLog(logging.LoggerAdapter):  # type: ignore[type-arg]
-    """The SDK's logger: connection failures as one warning line (no traceback), reported."""
+    """The SDK's logger: connection failures as one warning line (no traceback), reported.
 
-    def __init__(self, logger: logging.Logger, on_failure: Callable[[str], None]) -> None:
+    While ``quiet()`` (the link's own first connection, which logs its own line per
+    attempt) they go to debug.
+    """
+
+    def __init__(
+        self,
+        logger: logging.Logger,
+        on_failure: Callable[[str], None],
+        quiet: Callable[[], bool],
+    ) -> None:
         super().__init__(logger, {})
         self._on_failure = on_failure
+        self._quiet = quiet
 
     def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:
         """Log as asked, except the SDK's failed attempts: one line, and reported."""
         text = str(msg)
         if text.startswith(_SDK_FAILURES):
             self._on_failure(text)
-            level, kwargs["exc_info"] = logging.WARNING, None
+            level = logging.DEBUG if self._quiet() else logging.WARNING
+            kwargs["exc_info"] = None
         super().log(level, msg, *args, **kwargs)
 
     @property
@@ -137,7 +148,10 @@ class SocketModeLink:
     ) -> None:
         self._failed = asyncio.Event()
         self._failure = ""
-        sdk_log = _SdkLog(logging.getLogger(f"{__name__}.sdk"), self._on_sdk_failure)
+        self._connecting = False
+        sdk_log = _SdkLog(
+            logging.getLogger(f"{__name__}.sdk"), self._on_sdk_failure, lambda: self._connecting
+        )
         self.handler = TimedSocketModeHandler(
             app,
             app_token,
@@ -150,7 +164,9 @@ class SocketModeLink:
         self._closed = False
 
     def _on_sdk_failure(self, text: str) -> None:
-        self._failure = text
+        # "Failed to connect (error: <why>); Retrying..." → "the socket did not answer: <why>"
+        why = text.removeprefix("Failed to connect (error: ").removesuffix("); Retrying...")
+        self._failure = f"the socket did not answer: {why}"
         self._failed.set()
 
     async def is_connected(self) -> bool:
@@ -162,6 +178,13 @@ class SocketModeLink:
 
         Raises :class:`SlackAppTokenRejected` when Slack refuses the app token for good.
         """
+        self._connecting = True
+        try:
+            return await self._connect(stop)
+        finally:
+            self._connecting = False
+
+    async def _connect(self, stop: asyncio.Event) -> bool:
         delay = self._backoff.first
         while not stop.is_set():
             attempt = asyncio.ensure_future(self._attempt())

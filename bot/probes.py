@@ -1,12 +1,14 @@
 """The readiness probe: ``GET /readyz`` answers 200 when the bot can do its work, else 503.
 
-Three checks, each answering ``"ok"`` or the reason it is not:
+The checks, each answering ``"ok"`` or the reason it is not:
 
 - ``database``: the engine answers ``SELECT 1``, on SQLite a fresh connection can still
   open the file read-write (pooled connections keep working on a deleted file), and a
   one-row write commits (a full disk or a read-only database refuses it);
-- ``slack``: Socket Mode is connected, or (HTTP mode) ``auth.test`` accepts the bot token;
-  ``auth.test`` is asked again at most every ``slack_recheck_secs``;
+- ``slack``: ``auth.test`` accepts the bot token (asked again at most every
+  ``slack_recheck_secs``);
+- ``slack socket`` (Socket Mode only, added by the runtime before its first connection
+  attempt): the WebSocket link is up;
 - ``monitor``: the sweep is scheduled, leading or standing by, and live: a sweep (or an
   election round when standing by) completed within 3 intervals, and leadership can be
   decided (see ``bot.monitor.liveness``).

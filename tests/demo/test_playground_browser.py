@@ -2,7 +2,8 @@
 
 ``starpod-bot demo`` runs for real (the bot as its own process in HTTP mode); the browser types
 ``/starpod list``, restarts an instance from a row's ⋯ menu and watches the announcement update,
-then waits in #alerts for the stale instance to be caught, restarted and resolved.
+then waits in #alerts for the stale instance to be caught, restarted and resolved. With
+``--socket-mode`` the same page drives the bot over the emulator's socket.
 """
 
 from __future__ import annotations
@@ -83,3 +84,37 @@ async def test_list_restart_and_the_stale_alert_in_the_browser(
     if SCREENSHOT_COPY:
         shutil.copy(shot, SCREENSHOT_COPY)
     assert errors == []
+
+
+async def test_the_playground_drives_the_bot_in_socket_mode(
+    fast_demo: StartDemo, browser: Any
+) -> None:
+    demo = await fast_demo("--socket-mode")
+    page = await browser.new_page(viewport={"width": 1400, "height": 900})
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    await page.goto(f"{demo.playground_url}/")
+
+    # The same page as in HTTP mode; "Slack" hands the command to the bot's socket.
+    composer = page.locator("#composer-input")
+    await composer.fill("/starpod list")
+    await composer.press("Enter")
+    answer = page.locator(".msg.ephemeral").filter(has=page.locator(".overflow-toggle")).last
+    await answer.wait_for(timeout=15_000)
+    rows = answer.locator('.block[data-block-id^="starpod.list.row:"]')
+    assert await rows.count() == 4
+
+    # A click goes over the socket too, and the announcement is edited when it is done.
+    target = "pod-002"
+    row = rows.filter(has_text=target)
+    await row.locator(".overflow-toggle").click()
+    await row.locator(".overflow-option", has_text="Restart").click()
+    await page.wait_for_function(
+        """(name) => [...document.querySelectorAll('.messages .msg:not(.ephemeral)')]
+            .some((m) => m.innerText.includes(name) && m.innerText.includes('running again')
+                         && m.innerText.includes('(edited)'))""",
+        arg=target,
+        timeout=20_000,
+    )
+    assert errors == []
+    assert "Bot (Socket Mode):" in demo.output()

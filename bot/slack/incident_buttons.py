@@ -15,6 +15,7 @@ the incident's thread gets a reply.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import timedelta
 from functools import partial
@@ -32,7 +33,7 @@ from bot.errors import UserError
 from bot.instances import Actor, Busy, Failed, Hooks
 from bot.slack import blocks as slack_blocks
 from bot.slack.handlers import info
-from bot.slack.handlers.lifecycle import busy_text
+from bot.slack.handlers.lifecycle import CUT_SHORT_UPDATE_SECS, busy_text
 from bot.slack.invocation import Invocation
 from bot.slack.middleware import Route, Step
 from bot.slack.parser import Command
@@ -147,13 +148,17 @@ async def on_restart(svc: Services, inv: Invocation, incident: IncidentView) -> 
         # Gone, or the backend is down: the restart is still asked for, so its failure is
         # recorded and said in the incident's thread like any other.
         target = Instance(id=instance_id, name=incident.instance_name, status="unknown")
-    result = await svc.actions.restart(
-        target,
-        Actor.incident(inv.user_id),
-        # The thread says what happened at once; the next sweep sees the instance recover.
-        wait=False,
-        hooks=Hooks(while_waiting=svc.work.waiting),
-    )
+    try:
+        result = await svc.actions.restart(
+            target,
+            Actor.incident(inv.user_id),
+            # The thread says what happened at once; the next sweep sees the instance recover.
+            wait=False,
+            hooks=Hooks(while_waiting=svc.work.waiting),
+        )
+    except asyncio.CancelledError:
+        await _restart_cut_short(inv, incident, instance_id)
+        raise
     if isinstance(result, Busy):
         inv.draft.fail("error", f"a {result.running.verb} is already in progress")
         text = busy_text(escape(incident.label), result)
@@ -170,6 +175,25 @@ async def on_restart(svc: Services, inv: Invocation, incident: IncidentView) -> 
         )
         return
     inv.draft.detail = "restarted from the incident message"
+
+
+async def _restart_cut_short(inv: Invocation, incident: IncidentView, instance_id: str) -> None:
+    # Shutdown cut the backend call short: nothing failed that we saw, so nothing is
+    # noted as failed in the thread; the user is told the outcome is unknown (the audit
+    # row says "interrupted", written by the listener pipeline).
+    text = (
+        f"⚠️ Restart of {escape(incident.label)}: outcome unknown, the bot was stopped while "
+        f"it waited for the backend. Check with `/starpod health {escape(instance_id)}`."
+    )
+    try:
+        async with asyncio.timeout(CUT_SHORT_UPDATE_SECS):
+            plain = (
+                f"Restart of {incident.label}: outcome unknown (the bot was stopped while it "
+                f"waited): check with /starpod health {instance_id}"
+            )
+            await inv.respond(reply(plain, [section(text)]))
+    except Exception:
+        log.warning("could not say that the restart of %s was cut short", incident.label)
 
 
 async def on_logs(svc: Services, inv: Invocation, incident: IncidentView) -> None:

@@ -21,11 +21,13 @@ from bot.config import Settings
 from bot.instances import Actor, InstanceLocks, Lease, Verb
 from bot.sim.slack import Message, SlackEmulator
 from bot.slack import SlackDeps, SshLinkService, build_web_client, create_app
+from bot.slack.middleware import INTERRUPTED
 from bot.slack.services import Services
 from bot.store.alert_models import AlertMute
 from bot.store.audit import latest_audit
 from bot.store.models import RestartAttempt
 from bot.store.slack_models import AuditEntry
+from bot.tasks import TaskTracker
 from bot.web.app import create_web_app
 from bot.web.server import WebServer, bind_socket
 from tests.alerts.conftest import Harness
@@ -48,6 +50,7 @@ class Running:
     root: Message
     victim: str
     services: Services
+    listeners: TaskTracker  # the clicks' work, as the runtime tracks it (drained on shutdown)
 
     async def click(self, action_id: str, user: str) -> Message:
         """Click a button of the incident's root; returns the clicker's ephemeral answer."""
@@ -109,9 +112,10 @@ async def serving(
         work_slots=work_slots,
     )
     services = Services.build(settings, deps)
+    listeners = TaskTracker("Slack listeners")
     server = WebServer(
         create_web_app(
-            slack_app=create_app(settings, deps, services=services),
+            slack_app=create_app(settings, deps, services=services, start_work=listeners.track),
             signing_secret=settings.slack.signing_secret,
             ssh_links=links,
         ),
@@ -127,7 +131,7 @@ async def serving(
         await h.sweep()
         await h.deliver()
         [root] = h.channel()
-        yield Running(h, url, root, victim, services)
+        yield Running(h, url, root, victim, services, listeners)
     finally:
         await server.stop()
 
@@ -260,6 +264,36 @@ async def test_restart_now_with_the_backend_failing_records_and_says_the_failure
     assert attempt.error and "500" in attempt.error
     await running.h.deliver()
     assert any("tried to restart it" in str(r.blocks) for r in running.h.replies(running.root))
+
+
+async def test_restart_now_cut_short_by_shutdown_says_the_outcome_is_unknown(
+    running: Running,
+) -> None:
+    sim = running.h.sim
+    sim.set_faults(latency_secs=60, endpoints=["restart"])  # the backend takes its time
+    emulator = running.h.slack
+    before = len(emulator.ephemerals(OPERATOR))
+    await emulator.send_block_action(
+        f"{running.url}/slack/events",
+        action_id="starpod.incident.restart",
+        user_id=OPERATOR,
+        message_ts=running.root.ts,
+    )
+    await emulator.wait_for(lambda: sim.calls[("restart", running.victim)] == 1, 5)
+    # Shutdown's grace runs out while the backend call is in flight.
+    assert await running.listeners.drain(0.05) == 1
+    sim.set_faults()
+    await emulator.wait_for(lambda: len(emulator.ephemerals(OPERATOR)) > before, 5)
+    answer = emulator.ephemerals(OPERATOR)[before]
+    assert "outcome unknown" in answer.text and "failed" not in answer.text.lower()
+    assert f"/starpod health {running.victim}" in answer.text
+    # Nothing failed that we saw: no failed attempt recorded, nothing said in the thread.
+    async with running.h.db.session() as session:
+        assert list(await session.scalars(select(RestartAttempt))) == []
+    await running.h.deliver()
+    assert not any("tried to restart" in str(r.blocks) for r in running.h.replies(running.root))
+    [entry] = [e for e in await running.audit() if e.action == "restart"]
+    assert entry.detail == INTERRUPTED  # the audit's own word for work cut short
 
 
 async def test_mute_button_mutes_for_an_hour(running: Running) -> None:

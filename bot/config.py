@@ -68,7 +68,7 @@ SETTINGS_TABLE: tuple[SettingSpec, ...] = (
         "STARPOD_BACKEND_TIMEOUT",
         "backend.timeout_secs",
         "backend.timeout_secs",
-        "backend request timeout in seconds (30)",
+        "deadline of one backend request in seconds: connect, headers and body together (30)",
     ),
     SettingSpec("SLACK_BOT_TOKEN", "slack.bot_token", "slack.bot_token", "Slack bot token xoxb-…"),
     SettingSpec(

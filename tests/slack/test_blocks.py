@@ -44,6 +44,7 @@ from bot.blockkit.mrkdwn import (
 )
 from bot.blockkit.sparkline import bucketize, sparkline
 from bot.catalog import SPECS, Role, Subcommand
+from bot.monitor.events import MonitorStatus
 from bot.sim.slack_checks import check_message_content
 from bot.slack import blocks as b
 from bot.slack.parser import UsageProblem, parse
@@ -587,17 +588,21 @@ def test_audit_rows() -> None:
     assert "🔒" in text and "needs admin &lt;x&gt;" in text and "<#C0OPS>" in text
 
 
-@dataclass
-class Monitor:
-    last_sweep_at: datetime | None = NOW - timedelta(seconds=20)
-    last_sweep_secs: float | None = 1.5
-    last_error: str | None = None
-    is_leader: bool = True
-    standing_by: bool = False
-    backend_reachable: bool = True
-    instances_tracked: int = 42
-    stale_count: int = 1
-    problem: str | None = None
+def monitor_status(problem: str | None = None) -> MonitorStatus:
+    """What HealthMonitor.status() returns for a leader that swept 42 instances 20 s ago."""
+    return MonitorStatus(
+        last_sweep_at=NOW - timedelta(seconds=20),
+        last_sweep_secs=1.5,
+        last_error=None,
+        is_leader=True,
+        standing_by=False,
+        backend_reachable=True,
+        consecutive_backend_failures=0,
+        instances_tracked=42,
+        stale_count=1,
+        running=True,
+        problem=problem,
+    )
 
 
 def test_status_message() -> None:
@@ -607,7 +612,7 @@ def test_status_message() -> None:
         backend_ok=True,
         backend_detail="answered in 12 ms",
         database_ok=True,
-        monitor=Monitor(),
+        monitor=monitor_status(),
     )
     reply = b.status_message(view)
     assert_valid(reply)
@@ -685,7 +690,7 @@ def test_a_refusal_links_channels_in_blocks_and_names_them_in_the_fallback() -> 
 
 
 def test_status_message_says_why_the_bot_is_not_ready() -> None:
-    stalled = Monitor(problem="stalled: no completed sweep for 95 s (more than 3 intervals)")
+    stalled = monitor_status(problem="stalled: no completed sweep for 95 s (more than 3 intervals)")
     reply = b.status_message(
         b.BotStatusView(
             now=NOW,

@@ -22,9 +22,11 @@ from typing import Any
 import pytest
 from slack_bolt.async_app import AsyncApp
 
+from bot.alerts.service import AlertService
 from bot.backend.client import InstanceClient
 from bot.blockkit.ids import BlockId, confirmed_block_id
 from bot.config import Settings
+from bot.monitor import HealthMonitor
 from bot.sim.backend import BackendSimulator
 from bot.sim.slack import BotReply, Message, SlackEmulator
 from bot.slack import SlackDeps, SshLinkService, build_web_client, create_app
@@ -125,6 +127,29 @@ class Bot:
             instance_id=instance_id, user_id=user
         )
         return confirmed_block_id(BlockId.CARD_ACTIONS, token)
+
+    def use_alerts(self) -> AlertService:
+        """Give the bot the real alert service on its database, built as ``bot.wiring`` does.
+
+        Nudges are off, so nothing is sent behind a test's back: a test that wants the
+        outbox delivered runs ``alerts.delivery.run_once()`` itself.
+        """
+        alerts = AlertService.from_settings(self.settings, self.db, clock=self.clock, nudge=False)
+        self.deps.alerts = alerts
+        return alerts
+
+    async def use_monitor(self, alerts: AlertService | None = None) -> HealthMonitor:
+        """Give the bot the real health monitor (on its backend client and database, events
+        going to ``alerts``), swept once; the fixture stops it."""
+        settings = self.settings
+        monitor = HealthMonitor.from_settings(
+            self.deps.backend, self.db, settings.monitor, settings.alerts, clock=self.clock
+        )
+        if alerts is not None:
+            alerts.attach(monitor)
+        self.deps.monitor = monitor
+        await monitor.sweep_once()
+        return monitor
 
     async def audit(self, *, instance_id: str | None = None, limit: int = 50) -> list[AuditEntry]:
         async with self.db.session() as session:
@@ -279,6 +304,8 @@ async def _running_bot(
             yield Bot(url, emulator, sim, db, settings, deps, clock, app, ids)
         finally:
             await server.stop()
+            if isinstance(deps.monitor, HealthMonitor):
+                await deps.monitor.stop()  # steps down: its lease on the database ends
             # Let listener tasks still running after the last assertion end quietly.
             await asyncio.sleep(0.05)
 

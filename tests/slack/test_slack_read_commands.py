@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from bot.blockkit.ids import ActionId, BlockId, row_block_id
 from bot.sim.slack import Message
 from bot.store.queries import record_heartbeats, record_status_change, upsert_instances
 from bot.store.records import HeartbeatSampleIn, InstanceSnapshot
-from tests.slack.conftest import ADMIN, OPERATOR, VIEWER, Alerts, Bot, Monitor, message_text
+from tests.slack.conftest import ADMIN, OPERATOR, VIEWER, Bot, message_text
 
 
 def block_ids(message: Message) -> list[str]:
@@ -246,11 +246,15 @@ async def test_status_without_monitor_or_alerts(bot: Bot) -> None:
 
 
 async def test_status_with_monitor_and_incidents(bot: Bot) -> None:
-    bot.deps.monitor = Monitor(datetime.now(UTC))
-    bot.deps.alerts = Alerts(incidents=["pod-001 stale for 3 m"])
+    bot.sim.set_status(bot.ids[0], "error")  # pod-001: the sweep opens its incident
+    alerts = bot.use_alerts()
+    await bot.use_monitor(alerts)
+    [incident] = await alerts.open_incidents()
+    bot.clock.advance(12)  # the sweep ran 12 s ago
     text = message_text(await bot.ask("status"))
-    assert "12 s ago" in text and "leader" in text
-    assert "Open incidents* (1)" in text and "pod-001 stale" in text
+    assert "12 s ago" in text and "leader" in text and "5 instances, 0 stale" in text
+    assert "Open incidents* (1)" in text
+    assert f"#{incident.id} pod-001 ({bot.ids[0][:8]}): in error, open since" in text
 
 
 async def test_status_when_the_backend_is_down(bot: Bot) -> None:

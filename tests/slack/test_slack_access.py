@@ -10,7 +10,7 @@ import pytest
 
 from bot.blockkit.ids import ActionId, MenuChoice, menu_value
 from bot.catalog import Role
-from tests.slack.conftest import ADMIN, CHANNEL, NOBODY, OPERATOR, VIEWER, Alerts, Bot, message_text
+from tests.slack.conftest import ADMIN, CHANNEL, NOBODY, OPERATOR, VIEWER, Bot, message_text
 
 ROLES = {ADMIN: Role.ADMIN, OPERATOR: Role.OPERATOR, VIEWER: Role.VIEWER, NOBODY: None}
 
@@ -46,7 +46,7 @@ async def run_and_audit(bot: Bot, send: object, count: int) -> str:
 
 @pytest.mark.parametrize("user", [ADMIN, OPERATOR, VIEWER, NOBODY])
 async def test_slash_command_role_matrix(bot: Bot, user: str) -> None:
-    bot.deps.alerts = Alerts()
+    bot.use_alerts()
     for count, (text, needed) in enumerate(COMMANDS, start=1):
         before = len(bot.emulator.ephemerals(user))
         result = await run_and_audit(bot, bot.slash(text, user=user), count)

@@ -5,10 +5,12 @@ from __future__ import annotations
 import logging
 
 import pytest
+from sqlalchemy import select, text
 
 from bot.blockkit.ids import ActionId
 from bot.sim.slack import Message
-from tests.slack.conftest import ADMIN, CHANNEL, OPERATOR, Alerts, Bot, message_text
+from bot.store.alert_models import AlertMute
+from tests.slack.conftest import ADMIN, CHANNEL, OPERATOR, Bot, message_text
 
 
 def assert_clean(text: str) -> None:
@@ -123,7 +125,10 @@ def announcement_versions(message: Message) -> list[Message]:
 async def test_unexpected_errors_show_an_id_and_are_logged(
     bot: Bot, caplog: pytest.LogCaptureFixture
 ) -> None:
-    bot.deps.alerts = Alerts(fail=True)
+    bot.use_alerts()
+    # A real failure under the handler, not a stand-in: the mutes table is gone.
+    async with bot.db.engine.begin() as conn:
+        await conn.execute(text("DROP TABLE alert_mutes"))
     with caplog.at_level(logging.ERROR):
         shown = message_text(await bot.ask("mute pod-001 1h"))
     assert "Something went wrong on my side (error id `" in shown
@@ -141,32 +146,43 @@ async def test_mute_without_the_alerts_feature_says_so(bot: Bot) -> None:
     assert "not available yet" in shown
 
 
+async def alert_mutes(bot: Bot) -> list[AlertMute]:
+    """Every mute the alert service recorded, oldest first."""
+    async with bot.db.session() as session:
+        return list(await session.scalars(select(AlertMute).order_by(AlertMute.id)))
+
+
 async def test_mute_and_unmute_with_alerts(bot: Bot) -> None:
-    alerts = Alerts()
-    bot.deps.alerts = alerts
+    bot.use_alerts()
     await bot.slash("mute pod-001 2h --no-restart")
     muted = await bot.channel_message(lambda m: "muted" in m.text)
     assert "Auto-restart is off too" in message_text(muted)
-    [(instance_id, until, no_restart, actor)] = alerts.muted
-    assert instance_id == bot.ids[0] and no_restart and actor == OPERATOR
-    assert 7190 < (until - bot.clock()).total_seconds() <= 7200
+    [mute] = await alert_mutes(bot)
+    assert mute.instance_id == bot.ids[0] and mute.no_restart and mute.actor == OPERATOR
+    assert mute.ended_at is None
+    assert 7190 < (mute.until - bot.clock()).total_seconds() <= 7200
     await bot.slash("unmute pod-001")
     await bot.channel_message(lambda m: "unmuted alerts for *pod-001*" in message_text(m))
-    assert alerts.unmuted == [(bot.ids[0], OPERATOR)]
+    [mute] = await alert_mutes(bot)
+    assert (mute.instance_id, mute.ended_how, mute.ended_by) == (bot.ids[0], "unmuted", OPERATOR)
 
 
 async def test_unmute_in_the_alert_channel_is_not_said_twice(bot: Bot) -> None:
-    bot.deps.alerts = Alerts()
     bot.settings.alerts.channel = CHANNEL  # where the alerts feature posts its own notice
+    alerts = bot.use_alerts()
     await bot.slash("mute pod-001 1h")  # the mute itself is announced here (nothing else does)
     await bot.channel_message(lambda m: "muted alerts" in message_text(m))
     answer = await bot.ask("unmute pod-001")
     assert "unmuted alerts for *pod-001*" in message_text(answer)
+    assert alerts.delivery is not None
+    await alerts.delivery.run_once()  # the alerts feature's own notice, sent now
+    [notice] = [m for m in bot.emulator.messages(CHANNEL) if "are on again" in m.text]
+    assert "unmuted by <@U0OPERATOR>" in message_text(notice)
     assert [m for m in bot.emulator.messages(CHANNEL) if "unmuted" in m.text] == []
 
 
 async def test_unmute_of_an_instance_that_was_not_muted(bot: Bot) -> None:
-    bot.deps.alerts = Alerts()
+    bot.use_alerts()
     answer = await bot.ask("unmute pod-002")
     assert "was not muted" in message_text(answer)
 

@@ -16,7 +16,6 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -178,55 +177,6 @@ class Bot:
 
         await self.emulator.wait_for(check, wait)
         return found[-1]
-
-
-@dataclass
-class FakeMonitorStatus:
-    last_sweep_at: datetime | None
-    last_sweep_secs: float | None = 0.4
-    last_error: str | None = None
-    is_leader: bool = True
-    standing_by: bool = False
-    backend_reachable: bool = True
-    instances_tracked: int = 5
-    stale_count: int = 0
-    problem: str | None = None
-
-
-@dataclass
-class Monitor:
-    """A stand-in for HealthMonitor: only ``status()`` is read by /starpod status."""
-
-    at: datetime
-
-    def status(self) -> FakeMonitorStatus:
-        return FakeMonitorStatus(last_sweep_at=self.at - timedelta(seconds=12))
-
-
-@dataclass
-class Alerts:
-    """A minimal implementation of the Alerts protocol, recording what it is asked."""
-
-    incidents: list[str] = field(default_factory=list)
-    muted: list[tuple[str, datetime, bool, str]] = field(default_factory=list)
-    unmuted: list[tuple[str, str]] = field(default_factory=list)
-    fail: bool = False
-
-    async def mute(self, instance_id: str, until: datetime, no_restart: bool, actor: str) -> None:
-        if self.fail:
-            raise RuntimeError("alerts store exploded")
-        self.muted.append((instance_id, until, no_restart, actor))
-
-    async def unmute(self, instance_id: str, actor: str) -> SimpleNamespace:
-        was_muted = any(m[0] == instance_id for m in self.muted)
-        self.unmuted.append((instance_id, actor))
-        return SimpleNamespace(was_muted=was_muted)
-
-    async def open_incidents(self) -> list[str]:
-        return self.incidents
-
-    async def acknowledge(self, incident_id: str, actor: str) -> None:
-        raise NotImplementedError
 
 
 def message_text(message: Message) -> str:

@@ -25,17 +25,12 @@ StartDemo = Callable[..., Awaitable[DemoProcess]]
 SCREENSHOT_COPY = os.environ.get("STARPOD_PLAYGROUND_SCREENSHOT")
 
 
-async def test_list_restart_and_the_stale_alert_in_the_browser(
-    fast_demo: StartDemo, browser: Any, tmp_path: Path
-) -> None:
-    # The stall comes a little later here, so the story runs in a newcomer's order.
-    demo = await fast_demo("--stall-after", "8")
-    stale = demo.stale_name
+async def _list_in_ops(browser: Any, demo: DemoProcess) -> tuple[Any, Any, list[str]]:
+    """Open the playground, type ``/starpod list`` in #ops; the page, the rows, page errors."""
     page = await browser.new_page(viewport={"width": 1400, "height": 900})
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
     await page.goto(f"{demo.playground_url}/")
-
     # Type the command as in Slack.
     composer = page.locator("#composer-input")
     await composer.fill("/starpod list")
@@ -45,16 +40,14 @@ async def test_list_restart_and_the_stale_alert_in_the_browser(
     rows = answer.locator('.block[data-block-id^="starpod.list.row:"]')
     assert await rows.count() == 4
     assert "Only visible to you" in await answer.inner_text()
+    return page, rows, errors
 
-    # Restart another instance from its row's ⋯ menu.
-    target = "pod-002"
-    assert target != stale
+
+async def _restart_from_row(page: Any, rows: Any, target: str) -> None:
+    """Restart ``target`` from its row's ⋯ menu; returns once "Restarting…" was edited done."""
     row = rows.filter(has_text=target)
     await row.locator(".overflow-toggle").click()
     await row.locator(".overflow-option", has_text="Restart").click()
-    announcement = page.locator(".messages .msg:not(.ephemeral)").filter(has_text=target).last
-    await announcement.wait_for(timeout=15_000)
-    # "Restarting…" is edited in place once the instance runs again.
     await page.wait_for_function(
         """(name) => [...document.querySelectorAll('.messages .msg:not(.ephemeral)')]
             .some((m) => m.innerText.includes(name) && m.innerText.includes('running again')
@@ -62,6 +55,22 @@ async def test_list_restart_and_the_stale_alert_in_the_browser(
         arg=target,
         timeout=20_000,
     )
+
+
+async def test_list_restart_and_the_stale_alert_in_the_browser(
+    fast_demo: StartDemo, browser: Any, tmp_path: Path
+) -> None:
+    # The stall comes a little later here, so the story runs in a newcomer's order.
+    demo = await fast_demo("--stall-after", "8")
+    stale = demo.stale_name
+    page, rows, errors = await _list_in_ops(browser, demo)
+
+    # Restart another instance from its row's ⋯ menu; "Restarting…" is edited in place once
+    # the instance runs again.
+    target = "pod-002"
+    assert target != stale
+    await _restart_from_row(page, rows, target)
+    announcement = page.locator(".messages .msg:not(.ephemeral)").filter(has_text=target).last
     assert "operator" in await announcement.inner_text()
 
     # Nothing else to do: the monitor catches the stale instance in #alerts.
@@ -90,31 +99,9 @@ async def test_the_playground_drives_the_bot_in_socket_mode(
     fast_demo: StartDemo, browser: Any
 ) -> None:
     demo = await fast_demo("--socket-mode")
-    page = await browser.new_page(viewport={"width": 1400, "height": 900})
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    await page.goto(f"{demo.playground_url}/")
-
-    # The same page as in HTTP mode; "Slack" hands the command to the bot's socket.
-    composer = page.locator("#composer-input")
-    await composer.fill("/starpod list")
-    await composer.press("Enter")
-    answer = page.locator(".msg.ephemeral").filter(has=page.locator(".overflow-toggle")).last
-    await answer.wait_for(timeout=15_000)
-    rows = answer.locator('.block[data-block-id^="starpod.list.row:"]')
-    assert await rows.count() == 4
-
-    # A click goes over the socket too, and the announcement is edited when it is done.
-    target = "pod-002"
-    row = rows.filter(has_text=target)
-    await row.locator(".overflow-toggle").click()
-    await row.locator(".overflow-option", has_text="Restart").click()
-    await page.wait_for_function(
-        """(name) => [...document.querySelectorAll('.messages .msg:not(.ephemeral)')]
-            .some((m) => m.innerText.includes(name) && m.innerText.includes('running again')
-                         && m.innerText.includes('(edited)'))""",
-        arg=target,
-        timeout=20_000,
-    )
+    # The same page as in HTTP mode; "Slack" hands the command and the click to the bot's
+    # socket, and the announcement is edited when the restart is done.
+    page, rows, errors = await _list_in_ops(browser, demo)
+    await _restart_from_row(page, rows, "pod-002")
     assert errors == []
     assert "Bot (Socket Mode):" in demo.output()

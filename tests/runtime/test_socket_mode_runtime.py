@@ -217,3 +217,72 @@ async def test_shutdown_while_the_socket_is_unreachable_ends_the_start(
     assert runtime.shutdown_requested
     await asyncio.wait_for(runtime.stop(), 10)
     assert runtime.scheduler is not None and not runtime.scheduler.running
+
+
+# Every subcommand over the socket, each acked with an empty 200 and answered: privately
+# (read-only and refused ones) or in the channel (announced actions).
+SOCKET_COMMANDS = (
+    "help",
+    "list",
+    "status",
+    "health pod-001",
+    "logs pod-001 --tail 5",
+    "history pod-001",
+    "ssh pod-001",
+    "audit",
+    "mute pod-003 30m",
+    "unmute pod-003",
+    "pause pod-001",
+    "restart pod-001",
+    "create --name pod-new",
+    "kill pod-002",
+)
+
+
+def _seen(slack: SlackEmulator, user: str) -> int:
+    return len(slack.ephemerals(user)) + len(slack.messages(CHANNEL))
+
+
+async def test_every_subcommand_and_row_and_card_button_is_acked_and_answered(
+    running: Runtime, slack_emulator: SlackEmulator
+) -> None:
+    user = "U0OPERATOR"
+    for text in SOCKET_COMMANDS:
+        before = _seen(slack_emulator, user)
+        reply = await slack_emulator.send_slash_command(
+            VIA_SOCKET, text, user_id=user, channel_id=CHANNEL
+        )
+        assert reply.status_code == 200 and reply.text == "", text
+        await slack_emulator.wait_for(
+            lambda b=before: _seen(slack_emulator, user) > b, 15, what=f"an answer to {text}"
+        )
+    # The list's row menu and the health card's buttons, clicked on the messages shown.
+    listed = await ask(slack_emulator, "list")
+    assert "pod-001" in listed
+    rows = slack_emulator.ephemerals(user)[-1]
+    before = _seen(slack_emulator, user)
+    reply = await slack_emulator.send_block_action(
+        VIA_SOCKET,
+        action_id=ActionId.ROW_MENU,
+        message_ts=rows.ts,
+        selected_option_value=next(
+            o["value"]
+            for b in rows.blocks
+            if b.get("accessory", {}).get("action_id") == ActionId.ROW_MENU
+            for o in b["accessory"]["options"]
+            if o["value"].startswith("health:")
+        ),
+    )
+    assert reply.status_code == 200 and reply.text == ""
+    await slack_emulator.wait_for(lambda: _seen(slack_emulator, user) > before, 15, what="menu")
+    card = slack_emulator.ephemerals(user)[-1]
+    for action_id in (ActionId.CARD_LOGS, ActionId.CARD_HISTORY, ActionId.CARD_SSH):
+        before = _seen(slack_emulator, user)
+        reply = await slack_emulator.send_block_action(
+            VIA_SOCKET, action_id=action_id, message_ts=card.ts
+        )
+        assert reply.status_code == 200 and reply.text == "", action_id
+        await slack_emulator.wait_for(
+            lambda b=before: _seen(slack_emulator, user) > b, 15, what=str(action_id)
+        )
+    assert slack_emulator.violations() == []

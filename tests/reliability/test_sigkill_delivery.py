@@ -12,12 +12,9 @@ each process), the reply exactly once, in the thread of the root it knows.
 
 from __future__ import annotations
 
-import asyncio
 import signal
-import sys
 from collections.abc import Callable
 from datetime import datetime
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
@@ -30,14 +27,12 @@ from bot.sim.backend import BackendSimulator
 from bot.sim.slack import SlackEmulator
 from bot.store.alert_models import AlertOutbox
 from bot.store.database import Database
+from tests.support.outbox_kill import ALERTS, killed_mid_delivery
 
 if TYPE_CHECKING:
     from tests.conftest import FakeClock
 
 pytestmark = pytest.mark.slow
-
-WORKER = Path(__file__).parent.parent / "alerts" / "outbox_worker.py"
-ALERTS = "C0ALERTS"
 
 
 async def _outbox_rows(db: Database) -> int:
@@ -55,31 +50,9 @@ async def test_sigkill_mid_delivery_loses_nothing_and_duplicates_at_most_the_win
         BackendSimulator(clock=fake_clock, transition_secs=0) as sim,
         SlackEmulator(clock=fake_clock) as slack,
     ):
-        victim = sim.seed_instances(1)[0]
-        sim.stop_heartbeat(victim, sticky=True)
-        fake_clock.advance(100)
-        slack.hold_answers({"chat.postMessage"})
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            str(WORKER),
-            "--db", sqlite_store.url,
-            "--backend", sim.url,
-            "--slack", slack.api_url,
-            "--token", slack.bot_token,
-            "--now", str(fake_clock()),
-            stdout=asyncio.subprocess.DEVNULL,
-        )  # fmt: skip
-        try:
+        async with killed_mid_delivery(sqlite_store, sim, slack, fake_clock) as proc:
             # Slack has posted the root; its answer is still on the way when the bot dies.
-            # The worker delivers only after its sweep committed both rows (root, then the
-            # restart's reply), so the post is the signal that both are in.
-            await slack.wait_for(lambda: len(slack.messages(ALERTS)) == 1, timeout=60)
             assert await _outbox_rows(sqlite_store) == 2
-        finally:
-            proc.send_signal(signal.SIGKILL)
-            await proc.wait()
-            # Even when an assertion failed: a held answer would hold the emulator's exit.
-            slack.release_answers()
         assert proc.returncode == -signal.SIGKILL
 
         # Start again, past the dead process's claim on the row.

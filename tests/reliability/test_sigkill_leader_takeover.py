@@ -9,15 +9,13 @@ clock, must not wait for that claim: it sends the incident's rows on its first r
 
 from __future__ import annotations
 
-import asyncio
 import signal
-import sys
 import time
 from collections.abc import Callable
 from datetime import datetime
-from pathlib import Path
 from typing import TYPE_CHECKING
 
+import pytest
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy import func, select
 
@@ -27,12 +25,13 @@ from bot.sim.backend import BackendSimulator
 from bot.sim.slack import SlackEmulator
 from bot.store.alert_models import AlertOutbox
 from bot.store.database import Database
+from tests.support.outbox_kill import ALERTS, killed_mid_delivery
 
 if TYPE_CHECKING:
     from tests.conftest import FakeClock
 
-WORKER = Path(__file__).parent.parent / "alerts" / "outbox_worker.py"
-ALERTS = "C0ALERTS"
+pytestmark = pytest.mark.slow
+
 INTERVAL_SECS = 1.0  # the delivery job's interval
 
 
@@ -62,35 +61,12 @@ async def test_a_leader_killed_mid_delivery_has_its_claims_taken_over_within_two
         BackendSimulator(clock=fake_clock, transition_secs=0) as sim,
         SlackEmulator(clock=fake_clock) as slack,
     ):
-        victim = sim.seed_instances(1)[0]
-        sim.stop_heartbeat(victim, sticky=True)
-        fake_clock.advance(100)
-        slack.hold_answers({"chat.postMessage"})
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            str(WORKER),
-            "--db", sqlite_store.url,
-            "--backend", sim.url,
-            "--slack", slack.api_url,
-            "--token", slack.bot_token,
-            "--now", str(fake_clock()),
-            stdout=asyncio.subprocess.DEVNULL,
-        )  # fmt: skip
-        try:
-            # Slack posted the root; the bot is waiting for the answer, claim in hand, and
-            # the sweep's second transaction committed the restart's reply behind it.
-            await slack.wait_for(lambda: len(slack.messages(ALERTS)) == 1, timeout=60)
-            for _ in range(600):
-                if await _reply_committed(sqlite_store):
-                    break
-                await asyncio.sleep(0.05)
+        async with killed_mid_delivery(sqlite_store, sim, slack, fake_clock) as proc:
+            # Slack posted the root; the bot is waiting for the answer, claim in hand. The
+            # worker delivers only after its sweep committed the restart's reply as well.
             assert await _reply_committed(sqlite_store)
             assert await _claimed_rows(sqlite_store) == 1
-        finally:
-            proc.send_signal(signal.SIGKILL)
-            await proc.wait()
         killed_at = time.monotonic()
-        slack.release_answers()
         assert proc.returncode == -signal.SIGKILL
 
         # Two intervals later (the dead claim has 58 s left), the new leader runs.

@@ -106,7 +106,7 @@ def demo(
     bot_port: Annotated[int, typer.Option(help="The bot's own port (0: any).")] = 3001,
     instances: Annotated[int, typer.Option(help="Instances to seed.", min=1)] = 6,
     stall_after: Annotated[
-        float, typer.Option(help="Seconds until the first instance stops its heartbeat.", min=0)
+        float, typer.Option(help="Seconds until two instances stop their heartbeat.", min=0)
     ] = 60.0,
     monitor_interval: Annotated[float, typer.Option(help="Health sweep interval, s.")] = 5.0,
     heartbeat_timeout: Annotated[float, typer.Option(help="Stale after this many s.")] = 15.0,

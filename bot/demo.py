@@ -2,8 +2,9 @@
 
 One command supervises three parts:
 
-1. the Starpod backend simulator, seeded with a handful of instances, one of which stops its
-   heartbeat about a minute in;
+1. the Starpod backend simulator, seeded with a handful of instances, two of which stop their
+   heartbeat about a minute in: one the bot's auto-restart heals, one it cannot (the story
+   is in :mod:`bot.demo_story`);
 2. the Slack emulator with the browser playground (``http://127.0.0.1:3000/``);
 3. the bot itself, as a child process running ``starpod-bot run`` in HTTP mode on its own port
    and a local SQLite file, pointed at both: the production path, not a shortcut (its parts
@@ -34,6 +35,7 @@ from pathlib import Path
 
 import aiohttp
 
+from bot.demo_story import RESTART_BUDGET, Story, StoryInstance, monitor_toml, story_notes
 from bot.errors import StarpodBotError
 from bot.sim.backend import BackendSimulator
 from bot.sim.playground import CommandHint, Playground, PlaygroundUser
@@ -86,9 +88,7 @@ class _Running:
 
     backend: BackendSimulator
     slack: SlackEmulator
-    stale_id: str | None
-    stale_name: str | None
-    stall_at: float
+    story: Story
     bot_url: str
     database_url: str
 
@@ -115,6 +115,7 @@ def bot_environment(
     slack: SlackEmulator,
     bot_port: int,
     database_url: str,
+    config_file: Path,
     base: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
     """The environment of ``starpod-bot run``: every setting points at the demo's parts."""
@@ -128,6 +129,7 @@ def bot_environment(
     env.update(
         slack_mode
         | {
+            "STARPOD_CONFIG": str(config_file),
             "STARPOD_INSTANCE_BACKEND_URL": backend_url,
             "SLACK_BOT_TOKEN": slack.bot_token,
             "SLACK_API_URL": slack.api_url,
@@ -190,20 +192,20 @@ async def _run(options: DemoOptions, stop: asyncio.Event, workdir: Path, echo: E
     database = options.database or workdir / "starpod-demo.db"
     database_url = f"sqlite:///{database.resolve()}"
 
+    config_file = workdir / "starpod-demo.toml"
+    config_file.write_text(
+        monitor_toml(options.monitor_interval, options.heartbeat_timeout), encoding="utf-8"
+    )
+
     backend = BackendSimulator(seed=options.seed, transition_secs=options.transition_secs)
-    ids = backend.seed_instances(options.instances)
-    stale_id = ids[0] if ids else None
-    if stale_id is not None:
-        backend.schedule_stall(stale_id, options.stall_after)
+    story = _set_the_stage(backend, options)
     await backend.start(options.host, 0)
     slack = SlackEmulator()
     slack.add_usergroup(ONCALL_GROUP, ["U0OPERATOR"])
     running = _Running(
         backend=backend,
         slack=slack,
-        stale_id=stale_id,
-        stale_name=backend.instance(stale_id)["name"] if stale_id else None,
-        stall_at=time.time() + options.stall_after,
+        story=story,
         bot_url=f"http://{options.host}:{bot_port}",
         database_url=database_url,
     )
@@ -215,7 +217,7 @@ async def _run(options: DemoOptions, stop: asyncio.Event, workdir: Path, echo: E
         hints=command_hints(),
         default_channel=OPS_CHANNEL,
         title="Starpod demo",
-        extra_state=lambda: {"notes": _notes(running)},
+        extra_state=lambda user: {"notes": _notes(running, user)},
     )
     try:
         await slack.start(options.host, options.port, extend=playground.mount)
@@ -228,6 +230,7 @@ async def _run(options: DemoOptions, stop: asyncio.Event, workdir: Path, echo: E
         slack=slack,
         bot_port=bot_port,
         database_url=database_url,
+        config_file=config_file,
     )
     child: asyncio.subprocess.Process | None = None
     relay: asyncio.Task[None] | None = None
@@ -349,12 +352,19 @@ def _report_death(code: int, echo: Echo) -> int:
     return 1
 
 
+def _set_the_stage(backend: BackendSimulator, options: DemoOptions) -> Story:
+    """Seed the instances and schedule the story's two stalls (see :mod:`bot.demo_story`)."""
+    ids = backend.seed_instances(options.instances)
+    cast: list[StoryInstance] = []
+    for instance_id, heals in zip(ids, (False, True), strict=False):
+        # The wedge outlives every auto-restart of the budget; a plain stall any restart.
+        survives = 0 if heals else RESTART_BUDGET
+        backend.schedule_stall(instance_id, options.stall_after, survives_restarts=survives)
+        cast.append(StoryInstance(instance_id, backend.instance(instance_id)["name"], heals))
+    return Story(stall_at=time.time() + options.stall_after, instances=tuple(cast))
+
+
 def _banner(options: DemoOptions, running: _Running, pid: int, echo: Echo) -> None:
-    stale = (
-        f"; {running.stale_name} stops its heartbeat in ~{options.stall_after:.0f} s"
-        if running.stale_name
-        else ""
-    )
     echo("")
     echo("Starpod demo is running. Open the playground:")
     echo("")
@@ -367,28 +377,35 @@ def _banner(options: DemoOptions, running: _Running, pid: int, echo: Echo) -> No
             f"  Bot (HTTP mode):    {running.bot_url}/slack/events  (pid {pid}; /healthz, /metrics)"
         )
     echo(f"  Slack emulator API: {running.slack.api_url}")
-    echo(f"  Backend simulator:  {running.backend.url}  ({options.instances} instances{stale})")
     echo(f"  Database:           {running.database_url}")
+    story = running.story
+    if story.instances:
+        echo(f"  In ~{options.stall_after:.0f} s:  " + _story_line(story))
+    echo(f"  Backend simulator:  {running.backend.url}  ({options.instances} instances)")
     echo("")
     echo("Type /starpod list in #ops, use a row's ⋯ menu, and watch #alerts. Ctrl-C stops all.")
     echo("")
 
 
-def _notes(running: _Running) -> list[str]:
-    """The playground's 'About this demo' lines (mrkdwn), refreshed with each state."""
-    notes = [
-        "Type `/starpod list` here in #ops, then use a row's ⋯ menu.",
-        "You act as *operator*; switch to *admin* below to kill an instance.",
-    ]
-    if running.stale_name:
-        left = running.stall_at - time.time()
-        when = (
-            f"stops its heartbeat in about {left:.0f} s"
-            if left > 0
-            else f"stopped its heartbeat {-left:.0f} s ago"
+def _story_line(story: Story) -> str:
+    parts = []
+    if story.healing is not None:
+        parts.append(f"{story.healing.name} stops its heartbeat and the bot heals it")
+    if story.wedged is not None:
+        parts.append(
+            f"{story.wedged.name} wedges: it outlasts the bot's {RESTART_BUDGET} restarts, "
+            "and the bot pages on-call"
         )
-        notes.append(
-            f"*{running.stale_name}* {when}: watch #alerts for the bot to catch it, restart it "
-            "and resolve the incident."
-        )
-    return notes
+    return "; ".join(parts)
+
+
+def _notes(running: _Running, user: str) -> list[str]:
+    """The playground's 'About this demo' lines (mrkdwn) for ``user``, as of now."""
+    role = next((u.role for u in USERS if u.id == user), "")
+    alerts = [m.to_dict() for m in running.slack.messages(ALERT_CHANNEL)]
+    # Stopped: no beat since the stall (a restart before it cancels a plain stall).
+    stopped = {
+        i.id: running.backend.health(i.id)["last_heartbeat"] <= running.story.stall_at
+        for i in running.story.instances
+    }
+    return story_notes(running.story, role=role, alert_messages=alerts, heartbeat_stopped=stopped)

@@ -518,9 +518,14 @@ class BackendSimulator:
         """Let the heartbeat beat again (and clear stickiness)."""
         self._lookup(instance_id).resume_heartbeat(self.clock())
 
-    def schedule_stall(self, instance_id: str, after_secs: float) -> None:
-        """The heartbeat stops by itself ``after_secs`` from now (a restart revives it)."""
-        self._lookup(instance_id).schedule_stall(self.clock(), after_secs)
+    def schedule_stall(
+        self, instance_id: str, after_secs: float, *, survives_restarts: int = 0
+    ) -> None:
+        """The heartbeat stops by itself ``after_secs`` from now; a restart revives it,
+        except the first ``survives_restarts`` after the stall (a wedge)."""
+        self._lookup(instance_id).schedule_stall(
+            self.clock(), after_secs, survives_restarts=survives_restarts
+        )
 
     def set_status(self, instance_id: str, status: str) -> None:
         """Force a status at once (any non-empty string, e.g. ``"error"`` or ``"deleting"``)."""

@@ -8,7 +8,7 @@ Unauthenticated JSON on loopback (the demo and benchmarks run the simulator apar
 | ``POST /_sim/instances`` | ``{"name"?, "region"?, "status"?, "id"?}`` | add one → id |
 | ``POST /_sim/instances/{id}/stop-heartbeat`` | ``{"sticky"?}`` | ``stop_heartbeat`` |
 | ``POST /_sim/instances/{id}/resume-heartbeat`` | | ``resume_heartbeat`` |
-| ``POST /_sim/instances/{id}/stall`` | ``{"after_secs"}`` | ``schedule_stall`` |
+| ``POST /_sim/instances/{id}/stall`` | ``{"after_secs", "survives_restarts"?}`` | schedule_stall |
 | ``POST /_sim/instances/{id}/status`` | ``{"status"}`` | ``set_status`` |
 | ``POST /_sim/faults`` | ``set_faults`` keywords (lists: ``endpoints``, ``drip_ids``) | same |
 | ``POST /_sim/variant`` | ``set_variant`` keywords | ``set_variant`` |
@@ -135,11 +135,14 @@ def add_admin_routes(app: web.Application, sim: BackendSimulator, *, prefix: str
         sim.resume_heartbeat(instance_id)
 
     def stall(body: dict[str, Any], instance_id: str) -> None:
-        _only(body, frozenset({"after_secs"}))
+        _only(body, frozenset({"after_secs", "survives_restarts"}))
         after = body.get("after_secs")
         if not isinstance(after, int | float) or isinstance(after, bool):
             raise _BadRequest("after_secs must be a number")
-        sim.schedule_stall(instance_id, float(after))
+        survives = body.get("survives_restarts", 0)
+        if not isinstance(survives, int) or isinstance(survives, bool) or survives < 0:
+            raise _BadRequest("survives_restarts must be a whole number, 0 or more")
+        sim.schedule_stall(instance_id, float(after), survives_restarts=survives)
 
     def status(body: dict[str, Any], instance_id: str) -> None:
         _only(body, frozenset({"status"}))

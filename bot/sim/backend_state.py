@@ -118,6 +118,9 @@ class SimInstance:
     heartbeat_stops_at: float | None = None
     # A sticky stall survives restarts, so the monitor's restart budget can run out.
     heartbeat_sticky: bool = False
+    # Restarts a stall still survives before one revives it: a wedge that outlasts the
+    # monitor's auto-restart budget but not a person's restart after it.
+    heartbeat_survives: int = 0
     # Bumped on every status change; caches of derived values compare against it.
     version: int = 0
     # (version, 10 s step) → (cpu, memory, disk): the costly part of a health reading.
@@ -143,8 +146,7 @@ class SimInstance:
             if fresh_start or not was_running:
                 self.started_at = at
                 self.left_running_at = None
-                if not self.heartbeat_sticky:
-                    self.heartbeat_stops_at = None
+                self._revive_heartbeat(at)
         elif was_running:
             self.left_running_at = at
             if self.heartbeat_stops_at is None or self.heartbeat_stops_at > at:
@@ -207,24 +209,45 @@ class SimInstance:
 
     # -- heartbeat -------------------------------------------------------------------------
 
+    def _revive_heartbeat(self, at: float) -> None:
+        """A (re)start at ``at``: the heartbeat beats again unless the stall outlives it."""
+        if self.heartbeat_sticky:
+            return
+        if self.heartbeat_survives > 0:
+            if self.heartbeat_stops_at is not None and self.heartbeat_stops_at <= at:
+                self.heartbeat_survives -= 1
+            return  # a wedge still ahead stays scheduled
+        self.heartbeat_stops_at = None
+        self.heartbeat_survives = 0
+
     def stop_heartbeat(self, now: float, *, sticky: bool) -> None:
         """Freeze the heartbeat now (it goes stale as the clock moves on)."""
         self.settle(now)
         if self.heartbeat_stops_at is None or self.heartbeat_stops_at > now:
             self.heartbeat_stops_at = now
         self.heartbeat_sticky = sticky
+        self.heartbeat_survives = 0
 
     def resume_heartbeat(self, now: float) -> None:
         """Beat again from now on (only visible while running)."""
         self.settle(now)
         self.heartbeat_stops_at = None
         self.heartbeat_sticky = False
+        self.heartbeat_survives = 0
 
-    def schedule_stall(self, now: float, after_secs: float) -> None:
-        """Let the heartbeat stop by itself ``after_secs`` from now (not sticky)."""
+    def schedule_stall(self, now: float, after_secs: float, *, survives_restarts: int = 0) -> None:
+        """Let the heartbeat stop by itself ``after_secs`` from now (not sticky).
+
+        With ``survives_restarts`` the stall is a wedge: a restart before it does not cancel
+        it, and the first ``survives_restarts`` restarts after it leave the heartbeat stopped;
+        the next one revives it. A plain stall is cancelled or ended by any restart.
+        """
+        if survives_restarts < 0:
+            raise ValueError("survives_restarts must not be negative")
         self.settle(now)
         self.heartbeat_stops_at = now + max(after_secs, 0.0)
         self.heartbeat_sticky = False
+        self.heartbeat_survives = survives_restarts
 
     def last_heartbeat(self, now: float) -> int:
         """The last heartbeat as of ``now``: the latest tick while beating, else frozen."""

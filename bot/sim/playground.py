@@ -90,7 +90,8 @@ class Playground:
     hints: tuple[CommandHint, ...] = ()
     default_channel: str = "C0OPS"
     title: str = "Starpod demo"
-    extra_state: Callable[[], dict[str, Any]] | None = None
+    # Extra JSON for the page, per user (the demo's sidebar notes follow the user switch).
+    extra_state: Callable[[str], dict[str, Any]] | None = None
     _tasks: set[asyncio.Task[Any]] = field(default_factory=set)
 
     def mount(self, app: web.Application) -> None:
@@ -124,7 +125,7 @@ class Playground:
             "usergroups": workspace["usergroups"],
         }
         if self.extra_state is not None:
-            data["extra"] = self.extra_state()
+            data["extra"] = self.extra_state(user_id)
         return data
 
     # -- handlers --------------------------------------------------------------------------

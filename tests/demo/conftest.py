@@ -142,8 +142,9 @@ class DemoProcess:
                 self.bot_url = match.group(1)
             if match := re.search(r"Backend simulator:\s+(http://\S+)", line):
                 self.backend_url = match.group(1)
-            # The banner is read once its backend line is (it names the instance that will
-            # go stale): tests read that line as soon as start() returns.
+            # The banner is read once its backend line is (the story's line, naming the
+            # instances that will go stale, comes before it): tests read it as soon as
+            # start() returns.
             if self.playground_url and self.bot_url and self.backend_url:
                 self._banner.set()
 
@@ -151,10 +152,18 @@ class DemoProcess:
         return "\n".join(self.lines[-80:])
 
     @property
-    def stale_name(self) -> str:
-        """The instance the banner says will stop its heartbeat."""
+    def healing_name(self) -> str:
+        """The instance the banner says stalls and is healed by the bot's restart."""
+        return self._banner_match(r"(\S+) stops its heartbeat and the bot heals it")
+
+    @property
+    def wedged_name(self) -> str:
+        """The instance the banner says outlasts the bot's restarts (on-call is paged)."""
+        return self._banner_match(r"(\S+) wedges: it outlasts the bot's \d+ restarts")
+
+    def _banner_match(self, pattern: str) -> str:
         # All lines, not output()'s last 80: the bot may have logged many since the banner.
-        match = re.search(r"\(\d+ instances; (\S+) stops its heartbeat", "\n".join(self.lines))
+        match = re.search(pattern, "\n".join(self.lines))
         assert match, self.output()
         return match.group(1)
 
@@ -172,6 +181,23 @@ class DemoProcess:
             http.get(f"{self.playground_url}/playground/state", params={"user": user}) as answer,
         ):
             return await answer.json()
+
+    async def act(
+        self, message_ts: str, block_id: str, element: dict[str, Any], *, user: str
+    ) -> None:
+        """Click a button of a message through the playground, as the page does."""
+        body = {
+            "message_ts": message_ts,
+            "block_id": block_id,
+            "action_id": element["action_id"],
+            "value": element.get("value"),
+            "user": user,
+        }
+        async with (
+            aiohttp.ClientSession() as http,
+            http.post(f"{self.playground_url}/playground/action", json=body) as answer,
+        ):
+            assert answer.status == 200, await answer.text()
 
     async def wait_exit(self, timeout: float) -> int:  # noqa: ASYNC109
         assert self.process is not None

@@ -49,30 +49,90 @@ async def wait_for_state(
     )
 
 
-async def test_demo_catches_restarts_and_resolves_the_stale_instance(
+def incident_of(state: dict[str, Any], name: str) -> dict[str, Any] | None:
+    """The incident root message about ``name`` in #alerts (one per incident)."""
+    roots = [m for m in alert_messages(state) if f"{name} (" in m["text"]]
+    assert len(roots) <= 1, "one message per incident"
+    return roots[0] if roots else None
+
+
+def notes(state: dict[str, Any]) -> list[str]:
+    """The sidebar's 'About this demo' lines."""
+    return list(state["extra"]["notes"])
+
+
+async def test_demo_heals_one_instance_and_pages_on_call_for_the_wedged_one(
     fast_demo: StartDemo,
 ) -> None:
-    demo = await fast_demo("--duration", "16")
-    name = demo.stale_name
+    demo = await fast_demo("--duration", "45")
+    healing, wedged = demo.healing_name, demo.wedged_name
 
-    def resolved_incident(state: dict[str, Any]) -> dict[str, Any] | None:
-        for message in alert_messages(state):
-            if name in message["text"] and message["text"].startswith("Resolved"):
-                return message
+    def healed(state: dict[str, Any]) -> dict[str, Any] | None:
+        found = incident_of(state, healing)
+        return found if found and found["text"].startswith("Resolved") else None
+
+    incident = await wait_for_state(demo, healed, timeout=20, what=f"{healing} healed")
+    # Announced open first (on-call mentioned), restarted once by the bot, then resolved.
+    assert any("Open" in e["text"] and "subteam" in e["text"] for e in incident["edits"])
+    replies = [r["text"] for r in incident["replies"]]
+    assert replies[0].startswith("🔁 auto-restart 1 of 2"), replies
+    assert replies[-1].startswith("✅ Recovered"), replies
+    assert (await _note_about(demo, healing, "U0OPERATOR")).startswith(f"✅ *{healing}* is back")
+
+    def gave_up(state: dict[str, Any]) -> dict[str, Any] | None:
+        found = incident_of(state, wedged)
+        if found and any("Auto-restart gave up" in r["text"] for r in found["replies"]):
+            return found
         return None
 
-    incident = await wait_for_state(
-        demo, resolved_incident, timeout=15, what=f"a resolved incident for {name}"
+    incident = await wait_for_state(demo, gave_up, timeout=30, what=f"{wedged} paged on-call")
+    replies = [r["text"] for r in incident["replies"]]
+    assert [r.split(":")[0] for r in replies[:2]] == [
+        "🔁 auto-restart 1 of 2",
+        "🔁 auto-restart 2 of 2",
+    ]
+    page = next(r for r in replies if "gave up" in r)
+    assert page.startswith("<!subteam^S0ONCALL|@oncall>"), page
+    assert incident["text"].startswith("<!subteam^S0ONCALL|@oncall> Open:")
+    assert "the bot gave up after 2 restarts" in await _note_about(demo, wedged, "U0OPERATOR")
+
+    # A person restarts it from the incident's own button: the heartbeat comes back and the
+    # bot resolves the incident.
+    restart = next(
+        (block["block_id"], element)
+        for block in incident["blocks"]
+        if block["type"] == "actions"
+        for element in block["elements"]
+        if element["action_id"] == "starpod.incident.restart"
     )
-    # It was announced open first (with on-call mentioned), then edited to resolved.
-    first_versions = [edit["text"] for edit in incident["edits"]]
-    assert any("Open" in text and "subteam" in text for text in first_versions), first_versions
-    assert incident["replies"], "restart and recovery notes go to the incident's thread"
-    assert len(alert_messages(await demo.state())) == 1, "one message per incident"
-    code = await demo.wait_exit(timeout=40)
-    assert code == 0, demo.output()
-    assert "demo: stopping" in demo.output()
+    await demo.act(incident["ts"], restart[0], restart[1], user="U0OPERATOR")
+
+    def resolved(state: dict[str, Any]) -> dict[str, Any] | None:
+        found = incident_of(state, wedged)
+        return found if found and found["text"].startswith("Resolved") else None
+
+    incident = await wait_for_state(demo, resolved, timeout=20, what=f"{wedged} resolved")
+    assert any("restarted it by hand" in r["text"] for r in incident["replies"])
+    state = await demo.state()
+    assert f"✅ *{wedged}* is back after a person's restart: incident resolved." in notes(state)
+    assert not any("gave up" in note or "in about" in note for note in notes(state))
+    await demo.stop()
     assert "Traceback" not in demo.output()
+
+
+async def test_the_sidebar_follows_the_user_switch(fast_demo: StartDemo) -> None:
+    demo = await fast_demo()
+    operator = notes(await demo.state("U0OPERATOR"))
+    viewer = notes(await demo.state("U0VIEWER"))
+    admin = notes(await demo.state("U0ADMIN"))
+    assert any(n.startswith("You act as *operator*") for n in operator)
+    assert any(n.startswith("You act as *viewer*") for n in viewer)
+    assert any(n.startswith("You act as *admin*") for n in admin)
+    assert not any(n.startswith("You act as *operator*") for n in viewer + admin)
+
+
+async def _note_about(demo: DemoProcess, name: str, user: str) -> str:
+    return next(n for n in notes(await demo.state(user)) if f"*{name}*" in n)
 
 
 async def test_ctrl_c_stops_the_bot_and_the_servers(fast_demo: StartDemo) -> None:
@@ -149,7 +209,7 @@ async def test_demo_in_socket_mode_answers_the_playground_over_the_socket(
     assert checks["slack socket"] == "ok"
 
     def listed(state: dict[str, Any]) -> bool:
-        return any(demo.stale_name in str(m) for m in state["ephemerals"])
+        return any(demo.wedged_name in str(m) for m in state["ephemerals"])
 
     await wait_for_state(demo, listed, timeout=10, what="the list answered over the socket")
     bot_pid = demo.bot_pid

@@ -62,13 +62,13 @@ async def test_list_restart_and_the_stale_alert_in_the_browser(
 ) -> None:
     # The stall comes a little later here, so the story runs in a newcomer's order.
     demo = await fast_demo("--stall-after", "8")
-    stale = demo.stale_name
+    stale = demo.healing_name
     page, rows, errors = await _list_in_ops(browser, demo)
 
     # Restart another instance from its row's ⋯ menu; "Restarting…" is edited in place once
     # the instance runs again.
-    target = "pod-002"
-    assert target != stale
+    target = "pod-003"
+    assert target not in (stale, demo.wedged_name)
     await _restart_from_row(page, rows, target)
     announcement = page.locator(".messages .msg:not(.ephemeral)").filter(has_text=target).last
     assert "operator" in await announcement.inner_text()
@@ -102,6 +102,6 @@ async def test_the_playground_drives_the_bot_in_socket_mode(
     # The same page as in HTTP mode; "Slack" hands the command and the click to the bot's
     # socket, and the announcement is edited when the restart is done.
     page, rows, errors = await _list_in_ops(browser, demo)
-    await _restart_from_row(page, rows, "pod-002")
+    await _restart_from_row(page, rows, "pod-003")
     assert errors == []
     assert "Bot (Socket Mode):" in demo.output()

@@ -313,6 +313,27 @@ async def test_scheduled_stall_stops_the_heartbeat_by_itself(
     )
 
 
+async def test_a_wedge_outlives_its_restarts_then_one_more_revives_it(
+    sim: BackendSimulator, http: httpx.AsyncClient, fake_clock: FakeClock
+) -> None:
+    [iid] = sim.seed_instances(1)
+    t0 = fake_clock.now
+    sim.schedule_stall(iid, 60, survives_restarts=2)
+    # A restart before the wedge does not cancel it (a plain stall would be).
+    assert (await http.post(f"/instances/{iid}/restart")).status_code == 200
+    fake_clock.advance(100)
+    frozen = _tick(t0 + 60)
+    for _ in range(2):  # the two restarts it survives: the heartbeat stays where it stopped
+        assert (await http.post(f"/instances/{iid}/restart")).status_code == 200
+        fake_clock.advance(10)
+        assert (await http.get(f"/instances/{iid}/health")).json()["last_heartbeat"] == frozen
+    assert (await http.post(f"/instances/{iid}/restart")).status_code == 200
+    fake_clock.advance(10)
+    assert (await http.get(f"/instances/{iid}/health")).json()["last_heartbeat"] == _tick(
+        fake_clock.now
+    )
+
+
 async def test_health_wanders_deterministically_within_plausible_bounds(
     fake_clock: FakeClock,
 ) -> None:
@@ -719,8 +740,14 @@ async def test_admin_api_drives_the_simulator(
     await http.post(f"/_sim/instances/{ids[0]}/resume-heartbeat")
     assert sim.health(ids[0])["last_heartbeat"] == _tick(fake_clock.now)
     await http.post(f"/_sim/instances/{ids[1]}/stall", json={"after_secs": 10})
+    await http.post(
+        f"/_sim/instances/{ids[0]}/stall", json={"after_secs": 10, "survives_restarts": 1}
+    )
     fake_clock.advance(100)
     assert sim.health(ids[1])["last_heartbeat"] == _tick(fake_clock.now - 90)
+    await http.post(f"/instances/{ids[0]}/restart")
+    fake_clock.advance(10)
+    assert sim.health(ids[0])["last_heartbeat"] == _tick(fake_clock.now - 100)
 
     await http.post(f"/_sim/instances/{ids[2]}/status", json={"status": "error"})
     assert (await http.get(f"/instances/{ids[2]}")).json()["status"] == "error"
@@ -762,6 +789,8 @@ async def test_admin_api_rejects_bad_input(sim: BackendSimulator, http: httpx.As
         ("/_sim/inline-health", {"enabled": 1}),
         (f"/_sim/instances/{iid}/status", {"status": ""}),
         (f"/_sim/instances/{iid}/stall", {"after_secs": "soon"}),
+        (f"/_sim/instances/{iid}/stall", {"after_secs": 1, "survives_restarts": -1}),
+        (f"/_sim/instances/{iid}/stall", {"after_secs": 1, "survives_restarts": 1.5}),
     ):
         r = await http.post(path, json=body)
         assert r.status_code == 400 and r.text.startswith("Bad Request"), (path, body)

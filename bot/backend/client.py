@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from time import perf_counter
 from types import TracebackType
@@ -56,6 +56,9 @@ MAX_CACHED_REQUESTS = 50_000
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _INSTANCE_LIST = TypeAdapter(list[Instance])
 M = TypeVar("M", Instance, HealthInfo, SshInfo)
+R = TypeVar("R")
+# The observer's outcome label per status, without formatting an int 10,000 times a sweep.
+_STATUS_TEXT = {code: str(code) for code in range(100, 600)}
 
 
 def default_transport(*, max_connections: int = 100) -> httpx.AsyncBaseTransport:
@@ -118,6 +121,13 @@ class InstanceClient:
         # The transport is called directly: httpx.AsyncClient's URL merging and cookie jar
         # cost more per request than the network does (see BENCHMARKS.md).
         self._transport = transport if transport is not None else default_transport()
+        # The short GET of get_health, when the transport offers one (ours does).
+        self._short = (
+            self._transport.get_small if isinstance(self._transport, AiohttpTransport) else None
+        )
+        self._url_text = self._base.copy_with(raw_path=self._prefix or b"/").__str__().rstrip("/")
+        self._plain_headers = dict(self._headers)
+        self._connect_secs = timeout
         self._retry_backoff = retry_backoff
         self._observer = observer
         # One home for resolving prefixes and names: every caller of this client (gateway,
@@ -203,9 +213,30 @@ class InstanceClient:
         return self._parse(response, SshInfo)
 
     async def get_health(self, instance_id: str) -> HealthInfo:
-        """``GET /instances/{id}/health``."""
-        response = await self._request("health", "GET", self._path(instance_id, "health"))
-        return self._parse(response, HealthInfo)
+        """``GET /instances/{id}/health``.
+
+        The sweep calls this for every instance the list leaves without health (10,000 a
+        sweep), so on the default transport it takes a short path: no httpx request or
+        response objects, nothing cached per instance id (bench/sweep.py). The contract
+        (errors, retries, deadline, observer, body limit) is the same as every call's.
+        """
+        path = self._path(instance_id, "health")
+        short = self._short
+        if short is None:
+            response = await self._request("health", "GET", path)
+            return self._parse(response, HealthInfo)
+        url = self._url_text + path
+        connect, headers, limit = self._connect_secs, self._plain_headers, self._max_body
+
+        async def once() -> tuple[int, bytes]:
+            return await short(url, headers, connect_secs=connect, max_body=limit)
+
+        content = await self._retrying("health", "GET", path, once, _same)
+        try:
+            return HealthInfo.model_validate_json(content)
+        except ValidationError as exc:
+            problem = exc.errors()[0]["msg"]
+            raise BackendProtocolError(method="GET", path=path, problem=problem) from None
 
     async def stream_logs(self, instance_id: str, tail: int = 50) -> AsyncIterator[LogEntry]:
         """``GET /instances/{id}/logs?tail=N``: yields entries as lines arrive.
@@ -346,20 +377,40 @@ class InstanceClient:
     async def _send_with_retries(
         self, endpoint: str, request: httpx.Request, path: str
     ) -> httpx.Response:
-        """Send; retry idempotent GETs on connection errors and 502/503/504.
+        """Send ``request`` with :meth:`_retrying`; a 2xx response, its body read unless it
+        streams."""
+
+        async def once() -> tuple[int, httpx.Response]:
+            response = await self._send_once(request)
+            return response.status_code, response
+
+        def body(response: httpx.Response) -> bytes:
+            return response.content
+
+        return await self._retrying(endpoint, request.method, path, once, body)
+
+    async def _retrying(
+        self,
+        endpoint: str,
+        method: str,
+        path: str,
+        once: Callable[[], Awaitable[tuple[int, R]]],
+        body: Callable[[R], bytes],
+    ) -> R:
+        """Run ``once`` (one attempt: status and answer); retry idempotent GETs on
+        connection errors and 502/503/504.
 
         Each attempt has the total deadline: connect, headers and (unless streaming) the
         whole body. A POST or DELETE that may have reached the backend is never sent twice
-        behind the user's back. Returns a 2xx response, its body read unless it streams.
+        behind the user's back. Returns a 2xx answer; ``body`` gives a failed one's text.
         """
-        method = request.method
         attempts = 1 + (MAX_RETRIES if method == "GET" else 0)
         for attempt in range(attempts):
             started = perf_counter()
             last = attempt == attempts - 1
             try:
                 async with asyncio.timeout(self._deadline):
-                    response = await self._send_once(request)
+                    status, answer = await once()
             except TimeoutError:
                 # Like a read timeout: the backend is slow, not gone; no retry.
                 self._observe(endpoint, "DeadlineExceeded", started)
@@ -375,13 +426,13 @@ class InstanceClient:
                         method=method, path=path, reason=_describe(exc)
                     ) from None
             else:
-                self._observe(endpoint, str(response.status_code), started)
-                if response.is_success:
-                    return response
-                body = response.content.decode("utf-8", errors="replace")
-                if last or response.status_code not in RETRYABLE_STATUS:
+                self._observe(endpoint, _STATUS_TEXT.get(status) or str(status), started)
+                if 200 <= status < 300:
+                    return answer
+                text = body(answer).decode("utf-8", errors="replace")
+                if last or status not in RETRYABLE_STATUS:
                     raise BackendStatusError(
-                        method=method, path=path, status_code=response.status_code, body=body
+                        method=method, path=path, status_code=status, body=text
                     )
             await asyncio.sleep(self._retry_backoff * (3**attempt))
         raise AssertionError("unreachable")  # pragma: no cover
@@ -458,3 +509,7 @@ def pick_instance(ref: str, instances: Sequence[Instance]) -> Instance:
     if by_prefix:
         raise AmbiguousInstance(ref=ref, candidates=by_prefix)
     raise InstanceNotFound(ref=ref)
+
+
+def _same(body: bytes) -> bytes:
+    return body

@@ -10,6 +10,7 @@ actually happened (httpx-aiohttp reports a refused connection as a ConnectTimeou
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -48,6 +49,12 @@ def _map_error(exc: Exception) -> httpx.TransportError:
     if isinstance(exc, aiohttp.InvalidURL):
         return httpx.UnsupportedProtocol(message)
     return httpx.TransportError(message)
+
+
+@functools.lru_cache(maxsize=8)
+def _connect_timeout(secs: float) -> aiohttp.ClientTimeout:
+    # One shared object per deadline rather than one per request.
+    return aiohttp.ClientTimeout(connect=secs, sock_connect=secs)
 
 
 _PREPARED = "aiohttp_prepared"
@@ -172,6 +179,34 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             stream=httpx.ByteStream(body),
             request=request,
         )
+
+    async def get_small(
+        self, url: str, headers: dict[str, str], *, connect_secs: float, max_body: int
+    ) -> tuple[int, bytes]:
+        """``GET url``: the status and the whole body (at most ``max_body`` bytes).
+
+        The short path of :meth:`InstanceClient.get_health` (10,000 a sweep): no
+        ``httpx.Request`` or ``httpx.Response`` is built, the body is read in one call, and
+        no read timer is armed per chunk (the caller's total deadline bounds the call).
+        ``url`` must already be percent-encoded. Errors are the httpx ones, as for
+        :meth:`handle_async_request`.
+        """
+        try:
+            response = await self._get_session().request(
+                "GET",
+                yarl.URL(url, encoded=True),
+                headers=headers,
+                allow_redirects=False,
+                timeout=_connect_timeout(connect_secs),
+            )
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise _map_error(exc) from exc
+        try:
+            return response.status, await _read_at_most(response, max_body)
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise _map_error(exc) from exc
+        finally:
+            response.release()
 
     async def aclose(self) -> None:
         if self._session is not None:

@@ -122,3 +122,13 @@ def test_level_words() -> None:
     assert level_from_word("ERR") is LogLevel.ERROR
     assert level_from_word(None) is LogLevel.INFO
     assert level_from_word(3) is LogLevel.INFO
+
+
+def test_status_is_worked_out_once_and_again_for_a_copy_that_changes_it() -> None:
+    running = Instance.model_validate({"id": "i-1", "status": " Running "})
+    assert running.status == "running" and running.is_running
+    paused = running.model_copy(update={"status_raw": "Paused"})
+    assert paused.status == "paused" and not paused.is_running
+    # Kept values are not fields: equality and dumps see the backend's word only.
+    assert running == Instance.model_validate({"id": "i-1", "status": " Running "})
+    assert "status" not in running.model_dump() and "is_running" not in running.model_dump()

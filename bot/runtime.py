@@ -15,7 +15,10 @@ Opening order, each step needing the ones before it:
    (:class:`SlackTokenRejected`, a ConfigError: exit 2), since a bot that cannot talk to
    Slack is useless; an unreachable Slack stops it too (:class:`SlackUnreachable`, exit 1);
 4. the health monitor and the leadership: on SQLite a second process is refused
-   (``LeadershipRefused``, exit 2); on PostgreSQL a replica that does not lead stands by;
+   (``LeadershipRefused``, exit 2); on PostgreSQL a replica that does not lead stands by.
+   The sweep (and the election) run on an event loop of their own, in a thread, with
+   their own backend client and database engine (:mod:`bot.monitor.own_loop`), so Slack
+   acknowledgements never queue behind a sweep;
 5. the alerts (incidents, outbox delivery), wired to the monitor's events and restarts;
 6. one APScheduler ``AsyncIOScheduler`` shared by every job;
 7. the Bolt app, then the web server on ``PORT`` (Slack events, ``/healthz``,
@@ -35,7 +38,8 @@ Stopping (``stop()``; SIGTERM/SIGINT through :func:`run`) closes through one
 ``AsyncExitStack``, in reverse order of opening: Socket Mode and the web server stop
 taking requests, the Slack listener work still running finishes, the scheduler starts no
 new job and the running ones (the sweep among them) finish, the outbox delivery ends,
-the leadership is released, and the clients and the database are closed. Draining
+the leadership is released, the sweep's thread closes its client and engine and ends,
+and the clients and the database are closed. Draining
 shares one grace period (10 s by default).
 """
 
@@ -299,6 +303,11 @@ class Runtime:
         )
 
     async def _start_monitor(self, parts: Parts) -> None:
+        if parts.sweep is not None:
+            # Closed after everything below: the sweep ends and the leadership is released
+            # on this thread's loop first.
+            parts.sweep.loop.start()
+            self._on_close("sweep thread", parts.sweep.aclose)
         # Fail fast and clearly when another process holds the SQLite file.
         self._on_close("leadership", self._release_leadership)
         leading = await parts.monitor.acquire_leadership()
@@ -432,9 +441,7 @@ class Runtime:
         # holds its dedicated connection, and a start that failed early never stopped the
         # monitor: release() covers both (it frees only what this process holds).
         assert self.parts is not None
-        leadership = self.parts.monitor.leadership
-        if leadership is not None:
-            await leadership.release()
+        await self.parts.monitor.release_leadership()
 
 
 async def run(settings: Settings) -> int:

@@ -23,10 +23,14 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 from sqlalchemy import func, select
 
+from bot.backend.client import InstanceClient
 from bot.errors import ConfigError
+from bot.instances import InstanceActions
 from bot.metrics import AckLatencyMiddleware, Metrics, create_metrics, metrics_route
+from bot.monitor.own_loop import SweepLoop
 from bot.probes import OK, Readiness, SlackCheck, database_check, readyz_route
 from bot.scheduling import TrackedScheduler, new_scheduler
+from bot.store.database import Database
 from bot.tasks import TaskTracker
 
 if TYPE_CHECKING:
@@ -34,12 +38,9 @@ if TYPE_CHECKING:
     from slack_sdk.web.async_client import AsyncWebClient
 
     from bot.alerts.service import AlertService
-    from bot.backend.client import InstanceClient
     from bot.config import Settings
-    from bot.instances import InstanceActions
     from bot.monitor import HealthMonitor, MonitorHandle
     from bot.store.audit import AuditLog
-    from bot.store.database import Database
     from bot.store.ssh_links import SshLinkService
     from bot.web.server import WebServer
 
@@ -71,6 +72,8 @@ class Parts:
     slack_check: SlackCheck
     monitor: HealthMonitor
     monitor_handle: MonitorHandle
+    #: The sweep's own loop (a thread) and what lives on it; None: the sweep shares this loop.
+    sweep: SweepSide | None
     alerts: AlertService
     ssh_links: SshLinkService
     scheduler: TrackedScheduler
@@ -78,6 +81,21 @@ class Parts:
     slack_app: AsyncApp
     server: WebServer
     gateway_on: bool
+
+
+@dataclass
+class SweepSide:
+    """The sweep's thread and the parts built for its loop: a backend client, a database
+    engine on the same URL, and the instance actions over them (auto-restarts)."""
+
+    loop: SweepLoop
+    client: InstanceClient
+    db: Database
+    actions: InstanceActions
+
+    async def aclose(self) -> None:
+        """Close the client and the engine on the sweep's loop, then end its thread."""
+        await self.loop.aclose([self.client.aclose, self.db.dispose])
 
 
 def required_settings_problems(settings: Settings) -> list[str]:
@@ -112,14 +130,11 @@ def build(
     """
     from bot.alerts.jobs import register_jobs as register_alert_jobs
     from bot.alerts.service import AlertService
-    from bot.backend.client import InstanceClient
-    from bot.instances import InstanceActions
     from bot.monitor import HealthMonitor
     from bot.monitor import register_jobs as register_monitor_jobs
     from bot.slack.deps import build_web_client
     from bot.slack.token_check import slack_auth_now
     from bot.store.audit import AuditLog
-    from bot.store.database import Database
     from bot.store.ssh_links import SshLinkService
 
     problems = required_settings_problems(settings)
@@ -129,20 +144,43 @@ def build(
     metrics = metrics or create_metrics()
     db = Database(settings.database.url)
     backend = settings.backend
-    client = InstanceClient(
-        settings.require_backend_url(),
-        backend.api_key.get_secret_value() if backend.api_key else None,
-        timeout=backend.timeout_secs,
-        observer=metrics.observe_backend,
-    )
+
+    def new_client() -> InstanceClient:
+        return InstanceClient(
+            settings.require_backend_url(),
+            backend.api_key.get_secret_value() if backend.api_key else None,
+            timeout=backend.timeout_secs,
+            observer=metrics.observe_backend,
+        )
+
+    client = new_client()
     slack_session = aiohttp.ClientSession()
     web = build_web_client(settings, session=slack_session)
     # One instance-action service for Slack, the gateway and the monitor's auto-restarts.
     actions = InstanceActions(client, db, clock=clock)
+    # The sweep runs on a loop of its own, in a thread, so Slack acknowledgements never wait
+    # behind it; loop-bound parts (HTTP pool, database connections) are its own. An
+    # in-memory SQLite database cannot be shared by two engines: the sweep stays here.
+    sweep: SweepSide | None = None
+    if db.dialect != "sqlite" or db.sqlite_path is not None:
+        sweep_client, sweep_db = new_client(), Database(settings.database.url)
+        sweep = SweepSide(
+            SweepLoop(),
+            sweep_client,
+            sweep_db,
+            InstanceActions(sweep_client, sweep_db, clock=clock),
+        )
     monitor = (
-        HealthMonitor.from_settings(client, db, settings.monitor, settings.alerts, clock=clock)
-        .with_actions(actions)
+        HealthMonitor.from_settings(
+            sweep.client if sweep else client,
+            sweep.db if sweep else db,
+            settings.monitor,
+            settings.alerts,
+            clock=clock,
+        )
+        .with_actions(sweep.actions if sweep else actions)
         .on_sweep(metrics.observe_sweep_report)
+        .on_own_loop(sweep.loop if sweep else None)
     )
     alerts = AlertService.from_settings(
         settings, db, clock=clock, is_leader=lambda: monitor.is_leader, session=slack_session
@@ -186,6 +224,7 @@ def build(
         slack_check=slack_check,
         monitor=monitor,
         monitor_handle=handle,
+        sweep=sweep,
         alerts=alerts,
         ssh_links=links,
         scheduler=scheduler,

@@ -133,6 +133,9 @@ class OutboxDelivery:
         self._lock = asyncio.Lock()
         self._again = False
         self._kick_task: asyncio.Task[None] | None = None
+        # The loop this sender lives on (its Slack session's): a commit on another loop's
+        # thread (the sweep's own, bot.monitor.own_loop) wakes it there.
+        self._home: asyncio.AbstractEventLoop | None = _running_loop()
         self._closed = False
         self.failed_total = 0
         """Rows marked failed (poison) by this sender since it started."""
@@ -150,8 +153,14 @@ class OutboxDelivery:
         """Deliver soon, without waiting for the next scheduled run (after a commit).
 
         Safe to call from a SQLAlchemy ``after_commit`` hook: it only schedules a task on
-        the running loop. Runs never overlap; a nudge during a run makes it run again.
+        the running loop, or, called from another loop's thread, hands the nudge to this
+        sender's own loop. Runs never overlap; a nudge during a run makes it run again.
         """
+        home = self._home
+        if home is not None and _running_loop() is not home:
+            if not home.is_closed():
+                home.call_soon_threadsafe(self.nudge)
+            return
         self._again = True
         if self._closed or (self._kick_task is not None and not self._kick_task.done()):
             return
@@ -190,6 +199,8 @@ class OutboxDelivery:
     async def run_once(self) -> DeliveryReport:
         """Send everything that is due now, stream by stream; returns what happened."""
         report = DeliveryReport()
+        if self._home is None:
+            self._home = asyncio.get_running_loop()
         if self._closed:
             report.skipped = "closed"
             return report
@@ -326,3 +337,10 @@ class OutboxDelivery:
                 attempts,
                 outcome.error,
             )
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None

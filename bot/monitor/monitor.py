@@ -19,9 +19,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 from bot.instances import InstanceActions
 from bot.monitor.events import EventHandler, MonitorStatus, RestartGuard, StatusCallback
@@ -43,12 +43,15 @@ if TYPE_CHECKING:
     from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
     from bot.backend.client import InstanceClient
+    from bot.monitor.own_loop import SweepLoop
     from bot.store.database import Database
     from bot.store.leader import Leadership
 
 __all__ = ["JOB_ID", "HealthMonitor", "MonitorHandle", "SweepReport"]
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 class HealthMonitor:
@@ -89,6 +92,7 @@ class HealthMonitor:
         self._last_sweep_secs: float | None = None
         self._last_error: str | None = None
         self._stale_count = 0
+        self._own_loop: SweepLoop | None = None
 
     def __repr__(self) -> str:
         return f"HealthMonitor({self._client!r}, store={self._store!r})"
@@ -177,6 +181,27 @@ class HealthMonitor:
         """Auto-restart through ``actions`` (default with a database: one on its client)."""
         self._sweeper.restart = leased_restart(actions)
         return self
+
+    def on_own_loop(self, sweep_loop: SweepLoop | None) -> Self:
+        """Sweep (and elect) on ``sweep_loop``'s thread instead of the caller's loop.
+
+        The monitor's client, store and leadership must then belong to that loop (the
+        runtime builds them for it); callbacks and the restart guard still run on the loop
+        that awaits :meth:`sweep_once`, handed over thread-safely. None: the caller's loop.
+        """
+        self._own_loop = sweep_loop
+        return self
+
+    @property
+    def own_loop(self) -> SweepLoop | None:
+        """The loop the sweep runs on, when not the caller's."""
+        return self._own_loop
+
+    async def _there(self, coro: Coroutine[Any, Any, T]) -> T:
+        """``await coro`` on the sweep's loop (its own thread's, or this one)."""
+        if self._own_loop is None:
+            return await coro
+        return await self._own_loop.run(coro)
 
     def on_sweep(self, observer: Callable[[SweepReport], None]) -> Self:
         """Call ``observer(report)`` after every sweep that returns (metrics count them)."""
@@ -296,14 +321,19 @@ class HealthMonitor:
                 log.warning("health sweep still running after %.0f s; cancelling it", wait)
                 task.cancel()
                 await asyncio.wait({task}, timeout=1)
-        await self._gate.step_down()
+        await self._there(self._gate.step_down())
+
+    async def release_leadership(self) -> None:
+        """Free the lock or lease, or a standby's connection, whatever this process holds."""
+        if self._gate.leadership is not None:
+            await self._there(self._gate.leadership.release())
 
     async def acquire_leadership(self) -> bool:
         """Try to lead now; raises LeadershipRefused when SQLite is held by another process.
 
         The runtime calls this at start to fail fast with a clear message.
         """
-        return await self._gate.lead()
+        return await self._there(self._gate.lead())
 
     async def _scheduled_sweep(self) -> None:
         # The scheduler's entry point: nothing may escape (APScheduler would only log it).
@@ -326,12 +356,12 @@ class HealthMonitor:
         """Run one sweep now (tests call this with a fake clock; no scheduler needed)."""
         async with self._sweep_lock:
             self._current = asyncio.current_task()
+            if self._own_loop is not None:
+                # Callbacks and the guard run here, where they were registered.
+                self._sweeper.home = asyncio.get_running_loop()
             try:
                 report = SweepReport(at=self._config.now())
-                if await self._gate.lead():
-                    report.swept = True
-                    await self._sweeper.sweep(report, may_restart=self._gate.may_restart)
-                    self._finish(report)
+                await self._there(self._lead_and_sweep(report))
             finally:
                 self._current = None
         for observer in self._sweep_observers:
@@ -340,6 +370,12 @@ class HealthMonitor:
             except Exception:
                 log.exception("sweep observer failed")
         return report
+
+    async def _lead_and_sweep(self, report: SweepReport) -> None:
+        if await self._gate.lead():
+            report.swept = True
+            await self._sweeper.sweep(report, may_restart=self._gate.may_restart)
+            self._finish(report)
 
     def _finish(self, report: SweepReport) -> None:
         self._last_sweep_at = report.at

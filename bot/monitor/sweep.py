@@ -16,16 +16,17 @@ run over every :class:`~bot.monitor.store.MonitorStore`, in memory or in a datab
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime
+from functools import partial
 from time import perf_counter
 from typing import TYPE_CHECKING
 
 from bot.backend.errors import BackendError, BackendUnavailable
 from bot.monitor.events import EventKind, MonitorEvent
 from bot.monitor.fetch import observe
+from bot.monitor.own_loop import call_on
 from bot.monitor.policy import BACKEND_FAILURES_FOR_UNREACHABLE
 from bot.monitor.reports import Recorded, RestartOutcome, SweepReport
 from bot.monitor.restarts import (
@@ -65,6 +66,9 @@ class Sweeper:
         self.backend_failures = 0
         self.in_storm = False
         self.rows_refreshed_at: datetime | None = None
+        # The loop callbacks and the restart guard belong to (the Slack side's), when the
+        # sweep runs on a loop of its own (bot.monitor.own_loop); None: this loop.
+        self.home: asyncio.AbstractEventLoop | None = None
 
     def forget(self) -> None:
         """Drop what memory says (another replica may have acted meanwhile)."""
@@ -186,9 +190,7 @@ class Sweeper:
         for instance_id in ids:
             if guard is not None:
                 try:
-                    verdict = guard(instance_id)
-                    if inspect.isawaitable(verdict):
-                        verdict = await verdict
+                    verdict = await call_on(self.home, partial(guard, instance_id))
                 except Exception:
                     # A broken guard must not stop the monitor from healing the fleet.
                     log.exception("restart guard failed for %s; restarting anyway", instance_id)
@@ -302,10 +304,11 @@ class Sweeper:
     async def _fire_callbacks(self, changes: list[Change]) -> None:
         for change in changes:
             for callback in self.config.callbacks:
+                instance = change.instance
                 try:
-                    result = callback(change.instance.id, change.to_status, change.health)
-                    if inspect.isawaitable(result):
-                        await result
+                    await call_on(
+                        self.home, partial(callback, instance.id, change.to_status, change.health)
+                    )
                 except Exception:
                     log.exception("status-change callback failed for %s", change.instance.id)
 

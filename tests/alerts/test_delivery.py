@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.alerts.delivery import OutboxDelivery
 from bot.alerts.sending import classify
+from bot.monitor.own_loop import SweepLoop
 from bot.sim.backend import BackendSimulator
 from bot.sim.slack import SlackEmulator
 from bot.store.alert_models import AlertOutbox
@@ -146,6 +147,30 @@ async def test_a_commit_nudges_the_delivery_at_once(
     await h.slack.wait_for(
         lambda: len(h.replies(h.channel()[0])) == 1, timeout=5, what="restart reply posted"
     )
+    await h.delivery.aclose()
+
+
+async def test_a_nudge_from_the_sweep_loops_thread_sends_on_the_deliverys_loop(
+    make_harness: Callable[..., Harness],
+) -> None:
+    h = make_harness()
+    ids = await start(h, 2)
+    h.sim.stop_heartbeat(ids[0])
+    h.advance(100)
+    await h.sweep()  # committed without a nudge: the root waits in the outbox
+    assert [r.state for r in await h.outbox()] == ["pending", "pending"]
+    sweep_loop = SweepLoop()
+    sweep_loop.start()
+
+    async def commit_hook_there() -> None:
+        h.delivery.nudge()  # what the after-commit hook does on the sweep's loop
+
+    try:
+        await sweep_loop.run(commit_hook_there())
+    finally:
+        await sweep_loop.aclose()
+    # Sent by this loop's delivery (its Slack session lives here), with no job run.
+    await h.slack.wait_for(lambda: len(h.channel()) == 1, timeout=5, what="root posted")
     await h.delivery.aclose()
 
 

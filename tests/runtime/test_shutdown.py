@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import threading
 from collections.abc import Callable
 
 import pytest
@@ -20,6 +21,7 @@ OPENED_ORDER = [
     "database",
     "backend client",
     "Slack HTTP session",
+    "sweep thread",
     "leadership",
     "alert delivery",
     "scheduled jobs",
@@ -94,3 +96,33 @@ async def test_the_runtime_keeps_its_signal_handlers_while_serving(
     async with Runtime(make_settings()):
         # uvicorn would capture both while serving; the bot's own handlers stay in charge.
         assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == before
+
+
+async def test_stop_ends_the_sweep_thread_even_mid_sweep(
+    make_settings: MakeSettings, backend_sim: BackendSimulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="bot.runtime")
+    backend_sim.seed_instances(3)
+    # Every health call hangs: the first sweep is still fetching when the bot is stopped.
+    backend_sim.set_faults(latency_secs=60.0, endpoints=["health"])
+    runtime = Runtime(make_settings(), shutdown_grace_secs=1.0)
+    await runtime.start()
+    parts = runtime.parts
+    assert parts is not None and parts.sweep is not None
+    try:
+        assert parts.sweep.loop.running
+        assert "starpod-sweep" in {t.name for t in threading.enumerate()}
+        await backend_sim_wait(backend_sim, "health")
+        assert parts.monitor.sweeping
+    finally:
+        async with asyncio.timeout(15):
+            await runtime.stop()
+    assert not parts.sweep.loop.running and not parts.monitor.sweeping
+    assert "sweep thread" in _closed(caplog)
+
+
+async def backend_sim_wait(sim: BackendSimulator, endpoint: str) -> None:
+    """Until the simulator has received a call of ``endpoint``."""
+    async with asyncio.timeout(10):
+        while not any(n for (kind, _), n in sim.calls.items() if kind == endpoint):  # noqa: ASYNC110
+            await asyncio.sleep(0.01)

@@ -27,9 +27,14 @@ async def test_build_wires_the_parts_without_opening_any(
         assert slack_emulator.calls == []
         assert parts.db.sqlite_path is not None and not parts.db.sqlite_path.exists()
         assert not parts.scheduler.running
-        # Wired: one database under the monitor, the sweep and the alert jobs scheduled.
+        # Wired: the monitor sweeps on a thread of its own, with its own client and engine
+        # on the same database; the sweep and the alert jobs scheduled.
+        assert parts.sweep is not None and not parts.sweep.loop.running
+        assert parts.monitor.own_loop is parts.sweep.loop
         assert isinstance(parts.monitor.store, SqlMonitorStore)
-        assert parts.monitor.store.db is parts.db
+        assert parts.monitor.store.db is parts.sweep.db is not parts.db
+        assert parts.sweep.db.url == parts.db.url
+        assert parts.sweep.client is not parts.client
         assert parts.monitor.status().running
         assert {job.id for job in parts.scheduler.get_jobs()} >= {
             "starpod-health-sweep",
@@ -49,6 +54,8 @@ async def test_build_wires_the_parts_without_opening_any(
         await parts.slack_session.close()
         await parts.client.aclose()
         await parts.db.dispose()
+        await parts.sweep.client.aclose()
+        await parts.sweep.db.dispose()
 
 
 async def test_build_names_every_missing_setting(make_settings: MakeSettings) -> None:

@@ -266,7 +266,15 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--spacing", type=float, default=1.5, help="seconds between stops")
     parser.add_argument("--no-baseline", action="store_true", help="skip the job-only phase")
+    parser.add_argument(
+        "--quick", action="store_true", help="~15 s: 3 instances, 1 s sweeps, no baseline"
+    )
     args = parser.parse_args()
+    if args.quick:
+        # The timeout must outlast the simulator's 5 s heartbeat tick, or every instance is
+        # stale between two ticks.
+        args.instances, args.interval, args.timeout = 3, 1.0, HEARTBEAT_TICK_SECS + 1.0
+        args.spacing, args.no_baseline = 0.2, True
     result = asyncio.run(run(args))
     if args.json:
         print(json.dumps(result))

@@ -151,7 +151,10 @@ def cli() -> None:
     parser.add_argument(
         "--transports", action="store_true", help="also measure each transport option"
     )
+    parser.add_argument("--quick", action="store_true", help="a few seconds: 500 requests, once")
     args = parser.parse_args()
+    if args.quick:
+        args.requests, args.rounds, args.instances = 500, 1, 100
     result = asyncio.run(main(args))
     if args.json:
         print(json.dumps(result))

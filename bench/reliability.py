@@ -3,6 +3,7 @@
     python bench/reliability.py            # full size: 60 sweeps x 1,000, 10,000-instance load
     python bench/reliability.py --ci       # the CI sizes (what `pytest` runs by default)
     python bench/reliability.py --json     # also print the figures as JSON
+    python bench/reliability.py --quick    # a few seconds: two tests, RELIABILITY.md untouched
 
 Each test writes its figures as one JSON line to ``$STARPOD_RELIABILITY_OUT`` (the
 ``reliability_figures`` fixture in tests/conftest.py); this script collects them into one
@@ -25,6 +26,11 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 FOLDERS = ("tests/fuzz", "tests/reliability", "tests/security")
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"
+# --quick: the collection, the figures file and the table, through two fast tests.
+QUICK_TESTS = (
+    "test_any_log_line_gives_an_entry_or_nothing or "
+    "test_any_chunking_of_a_log_stream_gives_the_same_entries"
+)
 
 # test function name → what it injects (one line for the table)
 INJECTS = {
@@ -122,7 +128,7 @@ def _name(nodeid: str) -> str:
     return nodeid.split("::")[-1].split("[")[0]
 
 
-def run(long: bool) -> tuple[list[dict[str, Any]], int, float]:
+def run(long: bool, select: str | None = None) -> tuple[list[dict[str, Any]], int, float]:
     """Run the three folders; return the figures, pytest's exit code and the seconds taken."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "figures.jsonl"
@@ -134,8 +140,10 @@ def run(long: bool) -> tuple[list[dict[str, Any]], int, float]:
         if long:
             env["STARPOD_LONG_TESTS"] = "1"
         started = time.monotonic()
+        only = ["-k", select] if select else []
+        pytest = [sys.executable, "-m", "pytest", "-q", "-rxs", "-p", "no:cacheprovider"]
         code = subprocess.call(
-            [sys.executable, "-m", "pytest", "-q", "-rxs", "-p", "no:cacheprovider", *FOLDERS],
+            [*pytest, *only, *FOLDERS],
             cwd=ROOT,
             env=env,
         )
@@ -253,11 +261,23 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--ci", action="store_true", help="CI sizes instead of full size")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    parser.add_argument(
+        "--quick", action="store_true", help="two tests; the table goes to a temporary file"
+    )
     args = parser.parse_args(argv)
-    rows, code, secs = run(long=not args.ci)
-    target = ROOT / "RELIABILITY.md"
-    text = markdown(rows, long=not args.ci, code=code, secs=secs)
-    target.write_text(text + _hostile_section(target))
+    long = not (args.ci or args.quick)
+    rows, code, secs = run(long=long, select=QUICK_TESTS if args.quick else None)
+    text = markdown(rows, long=long, code=code, secs=secs)
+    if args.quick:
+        with tempfile.NamedTemporaryFile("w", suffix=".md", delete=False) as out:
+            out.write(text)
+        target = Path(out.name)
+        if not rows:
+            print("the quick run measured nothing")
+            return code or 1
+    else:
+        target = ROOT / "RELIABILITY.md"
+        target.write_text(text + _hostile_section(target))
     if args.json:
         print(json.dumps({"exit_code": code, "seconds": round(secs, 1), "rows": rows}, indent=2))
     print(f"wrote {target} ({len(rows)} rows, pytest exit code {code})")

@@ -178,7 +178,10 @@ def main() -> None:
     parser.add_argument("--instances", type=int, default=700, help="instances, 2,880 samples each")
     parser.add_argument("--rounds", type=int, default=50)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--quick", action="store_true", help="a few seconds: 10 instances")
     args = parser.parse_args()
+    if args.quick:
+        args.instances, args.rounds = 10, 5
     with tempfile.TemporaryDirectory() as tmp:
         url = args.url or f"sqlite:///{Path(tmp) / 'bench.db'}"
         result = asyncio.run(run(url, args.instances, args.rounds))

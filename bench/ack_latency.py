@@ -531,6 +531,7 @@ def main(argv: list[str] | None = None) -> None:
         "--same-loop", action="store_true", help="sweep on the Slack loop (the old layout)"
     )
     parser.add_argument("--sweep-instances", type=int, default=SWEEP_FLEET)
+    parser.add_argument("--requests", type=int, default=REQUESTS, help="per app per repeat")
     parser.add_argument(
         "--quick", action="store_true", help="a few seconds: 200 requests, 1,000 instances"
     )
@@ -545,7 +546,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.role in runners:
         asyncio.run(runners[args.role]())
         return
-    requests = REQUESTS
+    requests = args.requests
     if args.quick:
         args.repeats, args.sweep_instances, requests = 1, 1000, 2 * ROUND
     figures = run(

@@ -10,8 +10,11 @@ would send the bot:
   user sees, uploaded files, the users and the command hints, as JSON.
 - ``GET /playground/events``: server-sent events, one ``data: <version>`` per change of the
   emulator's state (the page refetches the state).
-- ``POST /playground/command`` ``{"text": "/starpod list", "user": "U…", "channel": "C…"}``:
-  a signed slash command to the bot; plain text is posted as that user's message.
+- ``POST /playground/command`` ``{"text": "/starpod list", "user": "U…", "channel": "C…",
+  "thread_ts"?}``: a signed slash command to the bot; plain text is posted as that user's
+  message, in the thread of ``thread_ts`` when given. A slash command in a thread is refused
+  as Slack refuses it (``/starpod is not supported in threads. Sorry!``, only to that user):
+  Slack does not send slash commands from threads to apps.
 - ``POST /playground/action`` ``{"message_ts", "action_id", "block_id", "value",
   "selected_option", "user"}``: a signed ``block_actions`` click on a stored message.
 
@@ -39,10 +42,15 @@ STATIC_FILES = {
     "app.js": "text/javascript",
     "blocks.js": "text/javascript",
     "dom.js": "text/javascript",
+    "emoji.js": "text/javascript",
+    "emoji.json": "application/json",
+    "menus.js": "text/javascript",
+    "thread.js": "text/javascript",
     "mrkdwn.js": "text/javascript",
     "style.css": "text/css",
 }
 SSE_KEEPALIVE_S = 15.0
+SLACKBOT = "USLACKBOT"  # Slack's own user, the author of its notices
 _CLOSING: web.AppKey[asyncio.Event] = web.AppKey("playground_closing", asyncio.Event)
 
 
@@ -201,11 +209,26 @@ class Playground:
             return _error(400, f"no channel {channel}")
         if not text:
             return _error(400, "type a message or a command")
+        thread_ts = _str_or_none(body.get("thread_ts"))
+        workspace = self.emulator.workspace
+        parent = workspace.thread_parent(channel, thread_ts) if thread_ts is not None else None
+        if thread_ts is not None and parent is None:
+            return _error(400, f"no thread {thread_ts} in {channel}")
         if not text.startswith("/"):
-            # A plain message: shown in the channel as the user's, like typing in Slack.
-            self.emulator.workspace.post(channel, text=_escape(text), user=user.id)
+            # A plain message: shown in the channel (or thread) as the user's, as in Slack.
+            workspace.post(channel, text=_escape(text), user=user.id, thread_ts=thread_ts)
             return web.json_response({"ok": True, "kind": "message"})
         command, _, rest = text.partition(" ")
+        if parent is not None:
+            # Slack's own answer, shown only to the user in the thread; nothing reaches the app.
+            notice = workspace.post_ephemeral(
+                channel,
+                user.id,
+                text=f"{_escape(command)} is not supported in threads. Sorry!",
+                thread_ts=parent.ts,
+            )
+            notice.user = SLACKBOT  # set before anything can read the state (no await between)
+            return web.json_response({"ok": True, "kind": "refused"})
         if command != self.command:
             return _error(400, f"{command} is not a valid command. Try {self.command} help")
         try:

@@ -76,6 +76,44 @@ async def test_plain_text_is_posted_as_the_users_message_escaped(playground: Run
     assert message.text == "hi &lt;!channel&gt; &amp; &lt;b&gt;"
 
 
+async def test_the_thread_box_replies_in_the_thread_and_refuses_commands_as_slack_does(
+    playground: Running,
+) -> None:
+    emulator, _ = playground
+    web = AsyncWebClient(token=emulator.bot_token, base_url=emulator.api_url)
+    root = await web.chat_postMessage(channel="C0ALERTS", text="pod-001 went stale")
+    first = await web.chat_postMessage(channel="C0ALERTS", text="restarting", thread_ts=root["ts"])
+    url = f"{emulator.url}/playground/command"
+    async with aiohttp.ClientSession() as http:
+        # A reply's ts names its thread too, as in Slack.
+        for ts, text in ((root["ts"], "on it <@U0ADMIN>"), (first["ts"], "second note")):
+            body = {"text": text, "user": "U0OPERATOR", "channel": "C0ALERTS", "thread_ts": ts}
+            async with http.post(url, json=body) as answer:
+                assert answer.status == 200 and (await answer.json())["kind"] == "message"
+        # The bot's URL is unreachable here: a command that reached it would answer 502.
+        body = {
+            "text": "/starpod restart pod-001",
+            "user": "U0OPERATOR",
+            "channel": "C0ALERTS",
+            "thread_ts": root["ts"],
+        }
+        async with http.post(url, json=body) as answer:
+            assert answer.status == 200 and (await answer.json())["kind"] == "refused"
+    thread = emulator.thread("C0ALERTS", root["ts"])
+    assert [(m.user, m.text) for m in thread[2:]] == [
+        ("U0OPERATOR", "on it &lt;@U0ADMIN&gt;"),
+        ("U0OPERATOR", "second note"),
+    ]
+    assert emulator.messages("C0ALERTS")[0].ts == root["ts"]  # replies stay in the thread
+    [notice] = emulator.ephemerals("U0OPERATOR")
+    assert (notice.user, notice.thread_ts, notice.text) == (
+        "USLACKBOT",
+        root["ts"],
+        "/starpod is not supported in threads. Sorry!",
+    )
+    assert emulator.ephemerals("U0VIEWER") == []
+
+
 async def test_bad_commands_and_clicks_get_a_clear_error(playground: Running) -> None:
     emulator, _ = playground
     url = emulator.url
@@ -84,6 +122,7 @@ async def test_bad_commands_and_clicks_get_a_clear_error(playground: Running) ->
             ("command", {"text": "/deploy now"}, 400, "/deploy is not a valid command"),
             ("command", {"text": "  "}, 400, "type a message"),
             ("command", {"text": "/starpod list", "channel": "C0NOPE"}, 400, "no channel"),
+            ("command", {"text": "hi", "thread_ts": "9.000009"}, 400, "no thread 9.000009"),
             ("command", {"text": "/starpod list"}, 502, "the bot is not reachable"),
             ("action", {"action_id": "x"}, 400, "message_ts and action_id are required"),
             ("action", {"message_ts": "1.000001", "action_id": "x"}, 502, "not reachable"),

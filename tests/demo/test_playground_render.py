@@ -8,13 +8,16 @@ running here (its URL is unreachable), so a click that gets through shows the fa
 from __future__ import annotations
 
 import datetime as dt
+import json
+import shutil
+import subprocess
 from typing import Any
 
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.backend.client import InstanceClient
 from bot.sim.backend import BackendSimulator
-from bot.sim.playground import Playground
+from bot.sim.playground import Playground, static_dir
 from bot.sim.slack import SlackEmulator
 from bot.slack.blocks.fleet import ListQuery, list_page
 from bot.slack.blocks.lifecycle import Verb, announce_started, announce_succeeded, kill_confirmation
@@ -128,7 +131,7 @@ async def test_mrkdwn_renders_formatting_links_and_mentions(
     )
     posted = await web.chat_postMessage(channel="C0OPS", text=text)
     page = await browser.new_page()
-    await page.goto(f"{emulator.url}/")
+    await page.goto(f"{emulator.url}/?emoji=native")  # the shortcode as the emoji itself
     message = page.locator(f'.msg[data-ts="{posted["ts"]}"]')
     await message.wait_for()
     assert await message.locator("b").first.inner_text() == "bold"
@@ -143,3 +146,129 @@ async def test_mrkdwn_renders_formatting_links_and_mentions(
     assert await message.locator(".mention").all_inner_texts() == ["@admin", "#alerts"]
     assert "✅" in await message.inner_text()
     assert await message.locator("blockquote").inner_text() == "quoted"
+
+
+def _has_an_emoji_font() -> bool:
+    """Whether fontconfig knows a font with U+1F680 (stock Debian: none)."""
+    fc_list = shutil.which("fc-list")
+    if fc_list is None:
+        return False
+    found = subprocess.run(
+        [fc_list, ":charset=1f680", "family"], capture_output=True, text=True, check=False
+    )
+    return bool(found.stdout.strip())
+
+
+# Each fallback glyph drawn in the fallback's font, compared with a character no font has.
+_GLYPHS_DRAWN = """(glyphs) => {
+  const draw = (text) => {
+    const canvas = document.createElement("canvas");
+    canvas.width = 60; canvas.height = 40;
+    const context = canvas.getContext("2d");
+    context.font = "700 28px 'DejaVu Sans', sans-serif";
+    context.textBaseline = "top";
+    context.fillText(text, 2, 2);
+    return Array.from(context.getImageData(0, 0, 60, 40).data).join(",");
+  };
+  const missing = draw("\\uE000");
+  return glyphs.filter((glyph) => draw(glyph) === missing || draw(glyph) === draw(""));
+}"""
+
+
+async def test_every_emoji_is_drawn_from_a_fallback_where_there_is_no_emoji_font(
+    playground: Running, browser: Any
+) -> None:
+    emulator, _ = playground
+    table = json.loads((static_dir() / "emoji.json").read_text(encoding="utf-8"))
+    web = AsyncWebClient(token=emulator.bot_token, base_url=emulator.api_url)
+    every = "".join(table["fallbacks"])
+    shortcodes = " ".join(f":{name}:" for name in table["shortcodes"])
+    posted = await web.chat_postMessage(
+        channel="C0OPS",
+        text="fallbacks",
+        blocks=[
+            {"type": "section", "text": {"type": "mrkdwn", "text": f"*{every}* ⚠️ done"}},
+            {"type": "section", "text": {"type": "mrkdwn", "text": shortcodes}},
+            {"type": "header", "text": {"type": "plain_text", "text": "🔴 down", "emoji": True}},
+        ],
+    )
+    page = await browser.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    # Left to itself the page looks: this machine's fonts decide.
+    await page.goto(f"{emulator.url}/")
+    await page.locator(f'.msg[data-ts="{posted["ts"]}"]').wait_for()
+    mode = await page.evaluate("document.documentElement.dataset.emoji")
+    assert mode == ("native" if _has_an_emoji_font() else "fallback")
+
+    await page.goto(f"{emulator.url}/?emoji=fallback")
+    message = page.locator(f'.msg[data-ts="{posted["ts"]}"]')
+    await message.wait_for()
+    drawn = await message.locator(".msg-content .emoji-fallback").evaluate_all(
+        "(spans) => spans.map((s) => s.dataset.emoji)"
+    )
+    expected = (
+        list(table["fallbacks"])
+        + ["⚠"]
+        + [e.rstrip("\ufe0f") for e in table["shortcodes"].values()]
+        + ["🔴"]
+    )
+    assert drawn == expected
+    # No emoji is left as text (where a stock Chromium draws an empty box).
+    leftover = await message.locator(".msg-content").evaluate(
+        """(el) => { const walker = document.createTreeWalker(el, NodeFilter.SHOW_TEXT);
+             const out = []; while (walker.nextNode()) {
+               if (!walker.currentNode.parentElement.closest('.emoji-fallback'))
+                 out.push(walker.currentNode.nodeValue); }
+             return out.join(''); }"""
+    )
+    assert not [ch for ch in leftover if ch in table["fallbacks"] or ch == "\ufe0f"], leftover
+    assert "done" in leftover and "down" in leftover
+    glyphs = sorted({spec["glyph"] for spec in table["fallbacks"].values()})
+    assert await page.evaluate(_GLYPHS_DRAWN, glyphs) == []
+    # Text added later (a toast, a new message) is swapped too.
+    await web.chat_postMessage(channel="C0OPS", text="later :white_check_mark:")
+    later = page.locator(".msg", has_text="later")
+    await later.wait_for()
+    assert await later.locator('.emoji-fallback[data-emoji="✅"]').count() == 1
+    assert errors == []
+
+
+async def test_a_bottom_rows_menu_opens_inside_the_window_above_the_message_box(
+    playground: Running, browser: Any
+) -> None:
+    emulator, _ = playground
+    instances = await _fleet(7)
+    web = AsyncWebClient(token=emulator.bot_token, base_url=emulator.api_url)
+    fleet = list_page(instances, ListQuery(), now=dt.datetime.now(dt.UTC))
+    await web.chat_postEphemeral(channel="C0OPS", user="U0OPERATOR", **fleet.kwargs())
+    page = await browser.new_page(viewport={"width": 1100, "height": 620})
+    await page.goto(f"{emulator.url}/")
+    toggles = page.locator(".msg.ephemeral .overflow-toggle")
+    await toggles.last.wait_for()
+    viewport = page.viewport_size
+    assert viewport is not None
+    composer = await page.locator("#composer").bounding_box()
+    assert composer is not None
+    for index in (await toggles.count() - 1, 0):  # the bottom row, then the top one
+        await toggles.nth(index).click()
+        menu = page.locator(".overflow-menu:not([hidden])")
+        options = menu.locator(".overflow-option")
+        assert await options.count() == 5
+        for option in await options.all():
+            box = await option.bounding_box()
+            assert box is not None
+            assert box["x"] >= 0 and box["x"] + box["width"] <= viewport["width"], box
+            assert box["y"] >= 0 and box["y"] + box["height"] <= viewport["height"], box
+            # Nothing covers it: the point at its middle is the option itself.
+            on_top = await option.evaluate(
+                """(el) => { const r = el.getBoundingClientRect();
+                     return el.contains(document.elementFromPoint(r.x + r.width / 2,
+                                                                  r.y + r.height / 2)); }"""
+            )
+            assert on_top, await option.inner_text()
+        menu_box = await menu.bounding_box()
+        assert menu_box is not None
+        assert menu_box["y"] + menu_box["height"] <= composer["y"], (menu_box, composer)
+        await page.mouse.click(5, 5)
+        assert await menu.count() == 0

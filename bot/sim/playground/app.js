@@ -5,10 +5,13 @@
 
 import { clear, h } from "./dom.js";
 import { closeMenus, renderBlocks } from "./blocks.js";
+import { loadEmoji } from "./emoji.js";
 import { renderMrkdwn, textObjectNode } from "./mrkdwn.js";
+import { setupThreadComposer } from "./thread.js";
 
 const BOT_USER = "U0BOT";
 const BOT_NAME = "Starpod";
+const SLACKBOT = "USLACKBOT"; // Slack's own notices (a slash command typed in a thread)
 const store = window.localStorage;
 
 const ui = {
@@ -91,6 +94,7 @@ function channelById(id) {
 
 function userName(id) {
   if (id === BOT_USER) return BOT_NAME;
+  if (id === SLACKBOT) return "Slackbot";
   const user = ui.state.users.find((u) => u.id === id);
   return user ? user.name : id;
 }
@@ -333,6 +337,7 @@ function openThread(channel, ts) {
   ui.thread = { channel, ts };
   ui.signatures.thread = null;
   renderThread();
+  $("thread-input").focus();
 }
 
 // -- talking to the bot ----------------------------------------------------------------------
@@ -491,8 +496,14 @@ function setupComposer() {
   });
 }
 
-function setup() {
+async function setup() {
+  await loadEmoji(); // before the first render: shortcodes and, when needed, fallbacks
   setupComposer();
+  setupThreadComposer({
+    context: () => ({ thread: ui.thread, user: ui.user }),
+    post,
+    fail: toast,
+  });
   $("user-select").addEventListener("change", (event) => {
     ui.user = event.target.value;
     store.setItem("playground.user", ui.user);

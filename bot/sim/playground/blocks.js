@@ -4,6 +4,7 @@
 // confirm, label}); the page shows the confirm dialog, then posts the click.
 
 import { h } from "./dom.js";
+import { placeMenu } from "./menus.js";
 import { decodeEntities, emojify, plainNode, renderMrkdwn, textObjectNode } from "./mrkdwn.js";
 
 /** Render a message's blocks. ctx: mrkdwn context + onAction + messageTs. */
@@ -153,6 +154,7 @@ function renderOverflow(el, blockId, ctx) {
         const wasHidden = menu.hidden;
         closeMenus();
         menu.hidden = !wasHidden;
+        if (!menu.hidden) placeMenu(toggle, menu);
       },
     },
     "⋯",

@@ -4,18 +4,7 @@
 // only into text nodes, never into markup.
 
 import { h } from "./dom.js";
-
-const EMOJI = {
-  white_check_mark: "✅", heavy_check_mark: "✔️", x: "❌", warning: "⚠️",
-  rotating_light: "🚨", fire: "🔥", red_circle: "🔴", large_green_circle: "🟢",
-  large_yellow_circle: "🟡", large_blue_circle: "🔵", black_circle: "⚫", white_circle: "⚪",
-  double_vertical_bar: "⏸️", arrows_counterclockwise: "🔄", hourglass: "⌛",
-  hourglass_flowing_sand: "⏳", mag: "🔍", key: "🔑", lock: "🔒", bell: "🔔",
-  no_bell: "🔕", skull: "💀", rocket: "🚀", eyes: "👀", wrench: "🔧", tada: "🎉",
-  page_facing_up: "📄", memo: "📝", chart_with_upwards_trend: "📈", clock1: "🕐",
-  stopwatch: "⏱️", bust_in_silhouette: "👤", robot_face: "🤖", zzz: "💤",
-  information_source: "ℹ️", heart: "❤️", thumbsup: "👍", "+1": "👍", ok: "🆗",
-};
+import { shortcodeEmoji } from "./emoji.js";
 
 /** Decode the three entities Slack escapes (and &quot;/&#39; that some clients send). */
 export function decodeEntities(text) {
@@ -29,7 +18,7 @@ export function decodeEntities(text) {
 
 /** Plain text with :emoji: shortcodes replaced (plain_text objects with emoji: true). */
 export function emojify(text) {
-  return text.replace(/:([a-z0-9_+-]+):/g, (whole, name) => EMOJI[name] || whole);
+  return text.replace(/:([a-z0-9_+-]+):/g, (whole, name) => shortcodeEmoji(name) || whole);
 }
 
 /** A plain_text object as a text node. */

@@ -1,9 +1,10 @@
 """The demo in headless Chromium, driven like a newcomer would use it.
 
-``starpod-bot demo`` runs for real (the bot as its own process in HTTP mode); the browser types
-``/starpod list``, restarts an instance from a row's ⋯ menu and watches the announcement update,
-then waits in #alerts for the stale instance to be caught, restarted and resolved. With
-``--socket-mode`` the same page drives the bot over the emulator's socket.
+``starpod-bot demo`` runs for real (the bot as its own process in HTTP mode); the browser plays
+the README's story: ``/starpod list``, a restart from a row's ⋯ menu, the user switch, the
+instance the bot heals, the wedged one that pages on-call, and the person who acknowledges,
+reads the logs, writes in the thread and restarts it. With ``--socket-mode`` the same page
+drives the bot over the emulator's socket.
 """
 
 from __future__ import annotations
@@ -57,36 +58,84 @@ async def _restart_from_row(page: Any, rows: Any, target: str) -> None:
     )
 
 
-async def test_list_restart_and_the_stale_alert_in_the_browser(
+def _has(selector: str) -> str:
+    """A page function: does an element matching ``selector`` contain every given text?"""
+    return (
+        "(texts) => [...document.querySelectorAll(" + repr(selector) + ")]"
+        ".some((el) => texts.every((t) => el.innerText.includes(t)))"
+    )
+
+
+async def _wait_text(page: Any, selector: str, *texts: str) -> None:
+    """Wait (30 s at most) until an element matching ``selector`` shows every text."""
+    await page.wait_for_function(_has(selector), arg=list(texts), timeout=30_000)
+
+
+async def _notes(page: Any) -> str:
+    text: str = await page.locator("#demo-notes").inner_text()
+    return text
+
+
+async def test_the_readme_story_plays_in_the_browser(
     fast_demo: StartDemo, browser: Any, tmp_path: Path
 ) -> None:
-    # The stall comes a little later here, so the story runs in a newcomer's order.
+    # The stalls come a little later here, so the story runs in the README's order.
     demo = await fast_demo("--stall-after", "8")
-    stale = demo.healing_name
+    healing, wedged = demo.healing_name, demo.wedged_name
     page, rows, errors = await _list_in_ops(browser, demo)
 
-    # Restart another instance from its row's ⋯ menu; "Restarting…" is edited in place once
-    # the instance runs again.
+    # 1. Restart pod-003 from its row's ⋯ menu; "Restarting…" is edited once it runs again.
     target = "pod-003"
-    assert target not in (stale, demo.wedged_name)
+    assert target not in (healing, wedged)
     await _restart_from_row(page, rows, target)
     announcement = page.locator(".messages .msg:not(.ephemeral)").filter(has_text=target).last
     assert "operator" in await announcement.inner_text()
 
-    # Nothing else to do: the monitor catches the stale instance in #alerts.
+    # The sidebar follows the user switch.
+    assert "You act as operator" in await _notes(page)
+    await page.select_option("#user-select", "U0VIEWER")
+    await _wait_text(page, "#demo-notes", "You act as viewer")
+    assert "You act as operator" not in await _notes(page)
+    await page.select_option("#user-select", "U0OPERATOR")
+    await _wait_text(page, "#demo-notes", "You act as operator")
+
+    # 2. Both stall; the bot heals one by itself.
     await page.locator('[data-channel-id="C0ALERTS"]').click()
-    alert = page.locator(".messages .msg").filter(has_text=stale).first
-    await alert.wait_for(timeout=30_000)
-    assert "@oncall" in await alert.inner_text()
-    await page.wait_for_function(
-        """(name) => [...document.querySelectorAll('.messages .msg')]
-            .some((m) => m.innerText.includes(name) && m.innerText.includes('Resolved after'))""",
-        arg=stale,
-        timeout=30_000,
-    )
-    await alert.locator(".thread-link").click()
+    await _wait_text(page, ".messages .msg", healing, "Resolved after")
+    await _wait_text(page, "#demo-notes", f"{healing} is back: the bot's restart healed it")
+
+    # 3. The other outlasts the bot's two restarts: on-call is paged in its thread.
+    incident = page.locator(".messages .msg:not(.ephemeral)").filter(has_text=wedged).first
+    await incident.locator(".thread-link").wait_for(timeout=30_000)
+    await incident.locator(".thread-link").click()
     thread = page.locator("#thread-messages")
-    assert await thread.locator(".msg").count() >= 2
+    await _wait_text(page, "#thread-messages", "Auto-restart gave up", "@oncall")
+    assert "auto-restart 2 of 2" in await thread.inner_text()
+    await _wait_text(page, "#demo-notes", f"{wedged}: the bot gave up after 2 restarts")
+
+    # 4. In the thread: acknowledge, read the logs, write a note, try a command, restart.
+    parent = thread.locator(".msg.thread-parent")
+    await parent.locator(".btn", has_text="Acknowledge").click()
+    await _wait_text(page, "#thread-messages .thread-parent", "Acknowledged by", "@operator")
+    await parent.locator(".btn", has_text="Logs").click()
+    await _wait_text(page, ".messages .msg.ephemeral", wedged, "times in UTC")
+    reply_box = page.locator("#thread-input")
+    await reply_box.fill("Looking into it: the agent is wedged.")
+    await reply_box.press("Enter")
+    await _wait_text(page, "#thread-messages .msg", "operator", "the agent is wedged")
+    await reply_box.fill(f"/starpod restart {wedged}")
+    await reply_box.press("Enter")
+    refusal = ("Slackbot", "/starpod is not supported in threads. Sorry!")
+    await _wait_text(page, "#thread-messages .msg.ephemeral", *refusal)
+    await parent.locator(".btn", has_text="Restart now").click()
+    await _wait_text(page, "#thread-messages .thread-parent", "Resolved after")
+    await _wait_text(page, "#thread-messages", "restarted it by hand", "Recovered after")
+    await _wait_text(page, "#demo-notes", f"{wedged} is back after a person's restart")
+    notes = await _notes(page)
+    assert "gave up" not in notes and "in about" not in notes, notes
+    # Resolved: no more buttons that act on the instance.
+    assert await parent.locator(".btn", has_text="Restart now").count() == 0
+
     shot = tmp_path / "playground.png"
     await page.screenshot(path=str(shot))
     assert shot.stat().st_size > 10_000

@@ -136,6 +136,28 @@ async def test_the_readme_story_plays_in_the_browser(
     # Resolved: no more buttons that act on the instance.
     assert await parent.locator(".btn", has_text="Restart now").count() == 0
 
+    # 5. Roles: a viewer's restart is refused; an admin kills, after confirming.
+    await page.locator("#thread-close").click()
+    await page.locator('[data-channel-id="C0OPS"]').click()
+    victim = "pod-004"
+    for user, choice in (("U0VIEWER", "Restart"), ("U0ADMIN", "Kill…")):
+        await page.select_option("#user-select", user)
+        await page.wait_for_function("() => !document.querySelector('.messages .msg.ephemeral')")
+        await page.locator("#composer-input").fill("/starpod list")
+        await page.locator("#composer-input").press("Enter")
+        row = page.locator(".msg.ephemeral .block", has_text=victim).filter(
+            has=page.locator(".overflow-toggle")
+        )
+        await row.wait_for(timeout=15_000)
+        await row.locator(".overflow-toggle").click()
+        await row.locator(".overflow-option", has_text=choice).click()
+        if user == "U0VIEWER":
+            await _wait_text(page, ".messages .msg.ephemeral", "You need the", "viewer")
+    prompt = page.locator(".msg.ephemeral").filter(has=page.locator(".btn-danger")).last
+    await prompt.locator(".btn-danger").click()
+    await page.locator("#confirm-yes").click()
+    await _wait_text(page, ".messages .msg:not(.ephemeral)", victim, "killed", "(edited)")
+
     shot = tmp_path / "playground.png"
     await page.screenshot(path=str(shot))
     assert shot.stat().st_size > 10_000

@@ -380,7 +380,9 @@ def _banner(options: DemoOptions, running: _Running, pid: int, echo: Echo) -> No
     echo(f"  Database:           {running.database_url}")
     story = running.story
     if story.instances:
-        echo(f"  In ~{options.stall_after:.0f} s:  " + _story_line(story))
+        # The stalls were scheduled when the simulator started, before the bot was ready.
+        left = max(story.stall_at - time.time(), 0)
+        echo(f"  In ~{left:.0f} s:  " + _story_line(story))
     echo(f"  Backend simulator:  {running.backend.url}  ({options.instances} instances)")
     echo("")
     echo("Type /starpod list in #ops, use a row's ⋯ menu, and watch #alerts. Ctrl-C stops all.")

@@ -149,7 +149,9 @@ class SimInstance:
                 self._revive_heartbeat(at)
         elif was_running:
             self.left_running_at = at
-            if self.heartbeat_stops_at is None or self.heartbeat_stops_at > at:
+            # A wedge still ahead keeps its time: pausing first must not bring it forward.
+            ahead = self.heartbeat_survives > 0
+            if self.heartbeat_stops_at is None or (self.heartbeat_stops_at > at and not ahead):
                 self.heartbeat_stops_at = at
         self.status = status
         self.updated_at = at

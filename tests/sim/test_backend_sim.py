@@ -321,7 +321,16 @@ async def test_a_wedge_outlives_its_restarts_then_one_more_revives_it(
     sim.schedule_stall(iid, 60, survives_restarts=2)
     # A restart before the wedge does not cancel it (a plain stall would be).
     assert (await http.post(f"/instances/{iid}/restart")).status_code == 200
-    fake_clock.advance(100)
+    # Nor does a pause and a resume before it bring it forward.
+    fake_clock.advance(10)
+    assert (await http.post(f"/instances/{iid}/pause")).status_code == 200
+    fake_clock.advance(10)
+    assert (await http.post(f"/instances/{iid}/restart")).status_code == 200
+    fake_clock.advance(10)
+    assert (await http.get(f"/instances/{iid}/health")).json()["last_heartbeat"] == _tick(
+        fake_clock.now
+    )
+    fake_clock.advance(70)
     frozen = _tick(t0 + 60)
     for _ in range(2):  # the two restarts it survives: the heartbeat stays where it stopped
         assert (await http.post(f"/instances/{iid}/restart")).status_code == 200

@@ -40,7 +40,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 log = logging.getLogger(__name__)
 
 GaugeName = Literal[
-    "open_incidents", "notifications_pending", "leader", "last_sweep_timestamp", "monitor_stalled"
+    "open_incidents",
+    "notifications_pending",
+    "leader",
+    "last_sweep_timestamp",
+    "monitor_stalled",
+    "ready",
 ]
 CounterName = Literal["notifications_sent", "notifications_failed"]
 GaugeSource = Callable[[], "float | int | bool | Awaitable[float | int | bool | None] | None"]
@@ -65,6 +70,7 @@ METRIC_NAMES = (
     "starpod_leader",
     "starpod_last_sweep_timestamp_seconds",
     "starpod_monitor_stalled",
+    "starpod_ready",
 )
 
 
@@ -151,12 +157,18 @@ class Metrics:
             "or leadership cannot be decided), else 0; /readyz says why.",
             registry=r,
         )
+        self.ready = Gauge(
+            "starpod_ready",
+            "1 when /readyz answers 200 (every readiness check passes), else 0.",
+            registry=r,
+        )
         self._gauges: dict[GaugeName, Gauge] = {
             "open_incidents": self.open_incidents,
             "notifications_pending": self.notifications_pending,
             "leader": self.leader,
             "last_sweep_timestamp": self.last_sweep_timestamp,
             "monitor_stalled": self.monitor_stalled,
+            "ready": self.ready,
         }
         self._sources: dict[GaugeName, GaugeSource] = {}
         self._counters: dict[CounterName, Counter] = {

@@ -204,6 +204,7 @@ def build(
     readiness.add("slack", slack_check)
     readiness.add("monitor", _monitor_check(monitor, scheduler))
     _wire_gauges(metrics, db, monitor, alerts)
+    metrics.set_source("ready", lambda: _is_ready(readiness))
 
     listeners = TaskTracker("Slack listeners")
     slack_app = _slack_app(
@@ -394,6 +395,11 @@ def _monitor_check(monitor: HealthMonitor, scheduler: TrackedScheduler) -> Calla
         return monitor.status().problem or OK
 
     return check
+
+
+async def _is_ready(readiness: Readiness) -> bool:
+    # The same checks as /readyz, so the alert on this gauge says what the probe says.
+    return (await readiness.report()).ready
 
 
 def _wire_gauges(

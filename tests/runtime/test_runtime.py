@@ -78,6 +78,7 @@ async def test_probes_and_metrics_after_a_sweep_and_a_slash_command(
     assert _metric(text, "starpod_leader") == 1
     assert _metric(text, "starpod_open_incidents") == 0
     assert _metric(text, "starpod_notifications_pending") == 0
+    assert _metric(text, "starpod_ready") == 1
     assert slack_emulator.violations() == []
 
 
@@ -89,7 +90,10 @@ async def test_readyz_names_the_database_when_its_file_is_gone(make_settings: Ma
         for suffix in ("", "-wal", "-shm"):
             Path(f"{path}{suffix}").unlink(missing_ok=True)  # noqa: ASYNC240 - test setup
         ready = await http.get("/readyz")
+        metrics = await http.get("/metrics")
     assert ready.status_code == 503
+    # The alerting rule StarpodBotNotReady reads this gauge: it says what the probe says.
+    assert _metric(metrics.text, "starpod_ready") == 0
     body = ready.json()
     assert body["status"] == "not ready"
     assert body["checks"]["slack"] == "ok" and body["checks"]["monitor"] == "ok"

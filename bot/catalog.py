@@ -42,6 +42,7 @@ class Subcommand(StrEnum):
     UNMUTE = "unmute"
     AUDIT = "audit"
     STATUS = "status"
+    MAINTENANCE = "maintenance"
 
 
 @dataclass(frozen=True)
@@ -153,6 +154,16 @@ SPECS: dict[Subcommand, Spec] = {
             Role.VIEWER,
             "none",
         ),
+        Spec(
+            Subcommand.MAINTENANCE,
+            "maintenance add <name-glob|all> <start> <duration> [--no-restart] [--reason TEXT]"
+            " | list | cancel <id>",
+            "planned work: no incidents for matching instances while it runs",
+            Role.OPERATOR,
+            "none",
+            ("--no-restart", "--reason"),
+            mutates=True,
+        ),
     )
 }
 
@@ -183,6 +194,8 @@ SYNONYMS: dict[str, tuple[Subcommand, ...]] = {
     "snooze": (Subcommand.MUTE,),
     "connect": (Subcommand.SSH,),
     "events": (Subcommand.HISTORY,),
+    "maint": (Subcommand.MAINTENANCE,),
+    "downtime": (Subcommand.MAINTENANCE,),
 }
 
 # Spellings that simply mean one subcommand and are safe to run as such.

@@ -19,7 +19,8 @@ Modules (Alertmanager's seams)
                actor)``, ``unmute(instance_id, actor)``, ``open_incidents()``,
                ``get_incident(id)``, ``acknowledge(incident_id, actor)``,
                ``note_manual_restart(incident_id, actor, ok=, error=)``,
-               ``run_housekeeping()`` (mute expiry, escalation, flapping/fleet settling),
+               ``run_housekeeping()`` (mute expiry, maintenance starts and ends,
+               escalation, flapping/fleet settling), ``announce_maintenance()``,
                ``attach(monitor)``, ``from_settings(...)``.
 ``policy``     :class:`~bot.alerts.policy.AlertPolicy` (channel, mention, routes,
                escalation, flapping).
@@ -27,7 +28,12 @@ Modules (Alertmanager's seams)
                are in its module docstring.
 ``fleet``      fleet grouping (storm, backend outage) and the storm inhibitor.
 ``mutes``      the one muting interface (``Muter``), served by people's mutes
-               (``Silences``) and the storm inhibitor.
+               (``Silences``), the storm inhibitor and maintenance windows.
+``maintenance`` :class:`~bot.alerts.maintenance.MaintenanceWindows` — planned windows
+               (``add``, ``cancel``, ``listing``), their ``Muter`` and restart guard, and
+               ``announce(session, now)``: each start and end said once. Its parts:
+               ``maintenance_rules`` (targets, starts, lengths; pure),
+               ``maintenance_records`` (views, results), ``maintenance_blocks``.
 ``escalation`` re-mentions of the on-call group.
 ``notify``     ``Notifier``: each change's outbox rows (root, edit, reply, notice).
 ``facts``      ``IncidentFacts``: the typed facts kept in the incident's JSON column.

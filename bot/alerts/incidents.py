@@ -21,8 +21,9 @@
 
 Muting is asked through :class:`~bot.alerts.mutes.Muter`: the storm inhibitor's quiet
 means no incident at all (the fleet incident covers the instance), a silence's quiet
-means an incident nobody is told about. Fleet members' restarts and exhausted budgets go
-to :class:`~bot.alerts.fleet.FleetIncidents`.
+means an incident nobody is told about, and a maintenance window's
+(:mod:`bot.alerts.maintenance`) means no new incident, an open one kept quiet. Fleet
+members' restarts and exhausted budgets go to :class:`~bot.alerts.fleet.FleetIncidents`.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.alerts import blocks, rows
 from bot.alerts import queries as q
 from bot.alerts.facts import health_facts, update_facts
+from bot.alerts.maintenance import MaintenanceWindows
 from bot.alerts.mutes import Alert, Muter, Silences
 from bot.alerts.policy import PROBLEM_STATUSES
 from bot.alerts.records import KIND_WORDS, AckResult, IncidentView
@@ -74,10 +76,12 @@ class Incidents:
         inhibitor: Muter,
         fleet: FleetIncidents,
         escalation: Escalation,
+        maintenance: MaintenanceWindows,
     ) -> None:
         self._policy = policy
         self._notifier = notifier
         self._silences = silences
+        self._maintenance = maintenance
         self._inhibitor = inhibitor
         self._fleet = fleet
         self._escalation = escalation
@@ -95,8 +99,11 @@ class Incidents:
             # Part of a storm (or the backend outage): the fleet incident covers it and
             # lists it after the next recount (housekeeping).
             return
+        in_maintenance = await self._maintenance.mutes(session, alert)
+        if in_maintenance and incident is None:
+            return  # planned maintenance: no incident opens (nor reopens) until it ends
         inst = event.instance
-        muted = await self._silences.mutes(session, alert)
+        muted = in_maintenance or await self._silences.mutes(session, alert)
         changes = await q.changes_since(session, instance_id, since=at - self._policy.flap_window)
         flapping_now = changes > self._policy.flap_changes
         kind = incident_kind(event)
@@ -138,6 +145,8 @@ class Incidents:
         )
         if kind == "stale" and await self._silences.holds_restarts(session, instance_id, at):
             action = "none: muted with --no-restart"
+        elif kind == "stale" and await self._maintenance.holds_restarts(session, instance_id, at):
+            action = "none: maintenance with --no-restart"
         update_facts(
             incident, status=event.to_status, action=action, **health_facts(event.health, at)
         )
@@ -226,6 +235,8 @@ class Incidents:
         muted = await self._silences.mutes(session, Alert(instance_id, at))
         incident = await rows.open_incident(session, instance_id)
         if incident is None:
+            if await self._maintenance.mutes(session, Alert(instance_id, at)):
+                return  # planned maintenance: no incident opens
             if await self._fleet.member_exhausted(session, event):
                 return
             inst = event.instance

@@ -1,4 +1,4 @@
-"""Muting, along Alertmanager's seam: one interface, two kinds of quiet.
+"""Muting, along Alertmanager's seam: one interface, three kinds of quiet.
 
 :class:`Muter` answers one question: should this alert about an instance stay quiet?
 
@@ -11,6 +11,9 @@
 - :class:`~bot.alerts.fleet.StormInhibitor` is inhibition: while a storm (or a backend
   outage) has the fleet incident open, an instance that goes stale is covered by it and
   gets no incident of its own.
+- :class:`~bot.alerts.maintenance.MaintenanceWindows` are planned quiet: while a window
+  covers an instance no incident opens for it (an open one stays, quiet), and with
+  ``--no-restart`` its auto-restarts hold.
 
 The incident state machine asks both through the same interface and decides what the
 quiet means (no incident, or an incident nobody is told about).

@@ -8,7 +8,8 @@ acknowledgements; the work is done by the parts, along Alertmanager's seams:
 ``fleet``       :class:`~bot.alerts.fleet.FleetIncidents` (storm and backend-outage
                 grouping) and :class:`~bot.alerts.fleet.StormInhibitor`
 ``mutes``       the one muting interface (:class:`~bot.alerts.mutes.Muter`), served by
-                :class:`~bot.alerts.mutes.Silences` (people's mutes) and the inhibitor
+                :class:`~bot.alerts.mutes.Silences` (people's mutes), the inhibitor and
+                :class:`~bot.alerts.maintenance.MaintenanceWindows` (planned windows)
 ``escalation``  :class:`~bot.alerts.escalation.Escalation`, re-mentions of the on-call group
 ``notify``      :class:`~bot.alerts.notify.Notifier`, the outbox rows of each change
 
@@ -19,6 +20,7 @@ Every message is an outbox row written in the caller's transaction; see
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -32,10 +34,13 @@ from bot.alerts.delivery import OutboxDelivery
 from bot.alerts.escalation import Escalation
 from bot.alerts.fleet import FleetIncidents, StormInhibitor
 from bot.alerts.incidents import Incidents
+from bot.alerts.maintenance import MaintenanceWindows
+from bot.alerts.maintenance_records import AnnounceReport
 from bot.alerts.mutes import Silences
 from bot.alerts.notify import Notifier
 from bot.alerts.policy import PROBLEM_STATUSES, AlertPolicy
 from bot.alerts.records import AckResult, IncidentView, MuteResult, UnmuteResult
+from bot.backend.models import Instance
 from bot.monitor.events import EventKind, MonitorEvent
 
 if TYPE_CHECKING:
@@ -67,6 +72,8 @@ class HousekeepingReport:
     escalated: list[int] = field(default_factory=list)
     resolved: list[int] = field(default_factory=list)
     mutes_ended: list[str] = field(default_factory=list)
+    maintenance_started: list[int] = field(default_factory=list)
+    maintenance_ended: list[int] = field(default_factory=list)
     pruned: int = 0
 
 
@@ -102,6 +109,10 @@ class AlertService:
         self._warned_no_store = False
         self.notifier = Notifier(self.policy, delivery, nudge=nudge)
         self.silences = Silences(db, policy=self.policy, notifier=self.notifier, clock=clock)
+        self.maintenance = MaintenanceWindows(
+            db, policy=self.policy, notifier=self.notifier, clock=clock
+        )
+        self.maintenance.on_change = self._maintenance_changed
         self.inhibitor = StormInhibitor()
         self.escalation = Escalation(self.policy, notifier=self.notifier, silences=self.silences)
         self.fleet = FleetIncidents(
@@ -117,6 +128,7 @@ class AlertService:
             inhibitor=self.inhibitor,
             fleet=self.fleet,
             escalation=self.escalation,
+            maintenance=self.maintenance,
         )
 
     @classmethod
@@ -203,6 +215,14 @@ class AlertService:
             return
         kind = event.kind
         if kind == EventKind.STORM:
+            covered = await self.maintenance.covered(session, event.stale_ids, event.at)
+            if covered:
+                # Instances in maintenance are neither storm members nor incidents.
+                rest = tuple(i for i in event.stale_ids if i not in covered)
+                if not rest:
+                    self.inhibitor.storm(event.at, frozenset(event.stale_ids))
+                    return
+                event = dataclasses.replace(event, stale_ids=rest)
             await self.fleet.on_storm(session, event)
         elif kind == EventKind.BACKEND_UNREACHABLE:
             await self.fleet.on_backend_down(session, event)
@@ -223,8 +243,11 @@ class AlertService:
             await self.incidents.on_exhausted(session, event)
 
     async def restart_guard(self, instance_id: str) -> bool:
-        """For ``monitor.with_restart_guard``: False while a ``--no-restart`` mute holds."""
-        return await self.silences.restart_guard(instance_id)
+        """For ``monitor.with_restart_guard``: False while a ``--no-restart`` mute or
+        maintenance window holds the instance."""
+        return await self.silences.restart_guard(
+            instance_id
+        ) and await self.maintenance.restart_guard(instance_id)
 
     # -- commands and buttons ----------------------------------------------------------------
 
@@ -288,12 +311,48 @@ class AlertService:
         if not self.is_leader:
             return report
         report.mutes_ended = await self.expire_mutes(now=now)
+        said = await self.announce_maintenance(now=now)
+        report.maintenance_started = said.started
+        report.maintenance_ended = [ended.window.id for ended in said.ended]
         report.escalated = await self._db.run(lambda s: self.escalation.overdue(s, now))
         report.resolved = await self._db.run(lambda s: self._settle(s, now))
         report.pruned = await self._db.run(
             lambda s: q.prune_outbox(s, before=now - OUTBOX_KEEP, batch=OUTBOX_PRUNE_BATCH)
         )
         return report
+
+    async def announce_maintenance(self, *, now: datetime | None = None) -> AnnounceReport:
+        """Announce the maintenance windows that started or ended; open the incidents of
+        covered instances still unhealthy when a window ends (what maintenance left broken
+        pages, unless another window, a mute or a storm keeps it quiet)."""
+        at = now or self._clock()
+
+        async def write(session: AsyncSession) -> AnnounceReport:
+            report = await self.maintenance.announce(session, at)
+            for ended in report.ended:
+                for row in ended.unhealthy:
+                    instance = Instance.model_validate(
+                        {"id": row.id, "name": row.name, "region": row.region, "status": row.status}
+                    )
+                    event = MonitorEvent(
+                        EventKind.STATUS_CHANGED,
+                        at,
+                        instance=instance,
+                        instance_id=row.id,
+                        from_status=row.status,
+                        to_status=row.status,
+                        detail=f"still {row.status} when maintenance #{ended.window.id} ended",
+                    )
+                    await self.incidents.on_problem(session, event)
+            return report
+
+        return await self._db.run(write)
+
+    async def _maintenance_changed(self) -> None:
+        # Planned or cancelled just now: say so at once rather than at the next
+        # housekeeping. Only the leader writes incidents, so others leave it to it.
+        if self.is_leader:
+            await self.announce_maintenance()
 
     async def expire_mutes(self, *, now: datetime | None = None) -> list[str]:
         """End every mute whose time is up, each with a notice in the channel."""

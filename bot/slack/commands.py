@@ -12,7 +12,7 @@ from typing import Any
 
 from bot.catalog import COMMAND, Subcommand
 from bot.slack import blocks
-from bot.slack.handlers import info, lifecycle, mute, ssh
+from bot.slack.handlers import info, lifecycle, maintenance, mute, ssh
 from bot.slack.invocation import Invocation
 from bot.slack.middleware import Route, Step
 from bot.slack.parser import Command, UsageProblem, parse
@@ -35,6 +35,7 @@ HANDLERS: dict[Subcommand, Handler] = {
     Subcommand.UNMUTE: mute.unmute,
     Subcommand.AUDIT: info.show_audit,
     Subcommand.STATUS: info.show_status,
+    Subcommand.MAINTENANCE: maintenance.maintenance,
 }
 
 

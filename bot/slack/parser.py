@@ -20,6 +20,8 @@ import re
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from bot.alerts.maintenance_rules import MAX_LENGTH as MAX_WINDOW
+from bot.alerts.maintenance_rules import MAX_REASON, Start, check_target, parse_start
 from bot.catalog import (
     ALIASES,
     COMMAND,
@@ -40,7 +42,9 @@ MIN_MUTE = timedelta(minutes=1)
 MAX_MUTE = timedelta(days=30)
 
 # Options with a value, and flags. Short spellings map to the long ones.
-VALUE_OPTIONS = frozenset({"--status", "--region", "--name", "--tail", "--level", "--grep"})
+VALUE_OPTIONS = frozenset(
+    {"--status", "--region", "--name", "--tail", "--level", "--grep", "--reason"}
+)
 FLAG_OPTIONS = frozenset({"--no-restart"})
 SHORT_OPTIONS = {
     "-n": "--tail",
@@ -98,6 +102,19 @@ class Options:
     mute_for: timedelta | None = None
     no_restart: bool = False
     topic: Subcommand | None = None  # help <subcommand>
+    maintenance: MaintenanceRequest | None = None
+
+
+@dataclass(frozen=True)
+class MaintenanceRequest:
+    """``maintenance add|list|cancel``: the action and what it needs."""
+
+    action: str  # "add", "list" or "cancel"
+    target: str | None = None  # add: "all" or a name glob
+    start: Start | None = None  # add
+    length: timedelta | None = None  # add
+    reason: str | None = None  # add
+    window_id: int | None = None  # cancel
 
 
 @dataclass(frozen=True)
@@ -379,12 +396,15 @@ def _example(option: str) -> str:
         "--tail": "--tail 200",
         "--level": "--level warn",
         "--grep": '--grep "timeout"',
+        "--reason": '--reason "kernel upgrade"',
     }.get(option, option)
 
 
 def _max_positional(sub: Subcommand) -> int:
     if sub is Subcommand.MUTE:
         return 2
+    if sub is Subcommand.MAINTENANCE:
+        return 4  # add <target> <start> <duration>
     return 0 if SPECS[sub].ref == "none" and sub is not Subcommand.HELP else 1
 
 
@@ -419,6 +439,9 @@ def _build(
     if sub is Subcommand.HELP:
         topic = _topic(positional[0]) if positional else None
         return Command(sub, None, Options(topic=topic), text)
+    if sub is Subcommand.MAINTENANCE:
+        request = _maintenance(positional, values, flags)
+        return Command(sub, None, Options(maintenance=request, no_restart=options.no_restart), text)
     ref: str | None = None
     if ref_rule in ("required", "optional") and positional:
         ref = _ref(positional[0], sub)
@@ -434,6 +457,65 @@ def _build(
             raise _fail(mute_for, sub)
         options = Options(mute_for=mute_for, no_restart=options.no_restart)
     return Command(sub, ref, options, text)
+
+
+_MAINTENANCE_ACTIONS = ("add", "list", "cancel")
+
+
+def _maintenance(
+    positional: list[str], values: dict[str, str], flags: set[str]
+) -> MaintenanceRequest:
+    sub = Subcommand.MAINTENANCE
+    if not positional:
+        raise _fail("`maintenance` needs `add`, `list` or `cancel`.", sub)
+    action = positional[0].lower()
+    rest = positional[1:]
+    if action not in _MAINTENANCE_ACTIONS:
+        guess = _nearest(action, list(_MAINTENANCE_ACTIONS))
+        hint = f" Did you mean `{guess}`?" if guess else ""
+        raise _fail(
+            f"Unknown maintenance action `{_code(positional[0])}`: use `add`, `list` or "
+            f"`cancel`.{hint}",
+            sub,
+            guess,
+        )
+    if action != "add" and (flags or values):
+        raise _fail(f"`maintenance {action}` takes no options.", sub)
+    if action == "list":
+        if rest:
+            raise _fail(
+                f"`maintenance list` takes nothing else (got `{_code(' '.join(rest))}`).", sub
+            )
+        return MaintenanceRequest("list")
+    if action == "cancel":
+        if len(rest) != 1:
+            raise _fail(
+                "`maintenance cancel` needs one window id, e.g. `maintenance cancel 3`.", sub
+            )
+        number = rest[0].strip().lstrip("#")
+        if not (number.isascii() and number.isdigit()) or len(number) > 12:
+            raise _fail(
+                f"`{_code(rest[0])}` is not a window id: use the number `maintenance list` "
+                "shows, e.g. `maintenance cancel 3`.",
+                sub,
+            )
+        return MaintenanceRequest("cancel", window_id=int(number))
+    if len(rest) < 3:
+        raise _fail(
+            "`maintenance add` needs a name glob (or `all`), a start and a duration, "
+            "e.g. `maintenance add web-* now 2h`.",
+            sub,
+        )
+    try:
+        target = check_target(rest[0])
+        start = parse_start(rest[1])
+    except ValueError as exc:
+        raise _fail(str(exc), sub) from None
+    length = parse_duration(rest[2], most=MAX_WINDOW, what="A maintenance window lasts")
+    if isinstance(length, str):
+        raise _fail(length, sub)
+    reason = _bounded(values.get("--reason"), "--reason", MAX_REASON, sub)
+    return MaintenanceRequest("add", target, start, length, reason or None)
 
 
 def _ref(value: str, sub: Subcommand) -> str:
@@ -504,8 +586,25 @@ def _status(value: str | None, sub: Subcommand) -> str | None:
     return folded
 
 
-def parse_duration(text: str) -> timedelta | str:
-    """``30m``, ``2h``, ``1d``, ``1h30m``, ``2 hours`` → timedelta, or the problem as text."""
+def _span_words(span: timedelta) -> str:
+    secs = int(span.total_seconds())
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if secs % size == 0:
+            count = secs // size
+            return f"{count} {unit}" + ("" if count == 1 else "s")
+    return f"{secs} seconds"
+
+
+def parse_duration(
+    text: str,
+    *,
+    least: timedelta = MIN_MUTE,
+    most: timedelta = MAX_MUTE,
+    what: str = "Mute for",
+) -> timedelta | str:
+    """``30m``, ``2h``, ``1d``, ``1h30m``, ``2 hours`` → timedelta, or the problem as text.
+
+    Bounded by ``least`` and ``most``; ``what`` starts the sentence that says so."""
     raw = text.strip().lower()
     if raw.isdigit():
         return f"`{_code(text)}` needs a unit: `{raw}m`, `{raw}h` or `{raw}d`."
@@ -524,9 +623,9 @@ def parse_duration(text: str) -> timedelta | str:
         position = match.end()
     if position != len(compact) or position == 0:
         return f"`{_code(text)}` is not a duration: use e.g. `30m`, `2h` or `1d`."
-    duration = timedelta(seconds=min(seconds, int(MAX_MUTE.total_seconds()) + 1))
-    if duration < MIN_MUTE:
-        return "Mute for at least 1 minute."
-    if duration > MAX_MUTE:
-        return "Mute for at most 30 days."
+    duration = timedelta(seconds=min(seconds, int(most.total_seconds()) + 1))
+    if duration < least:
+        return f"{what} at least {_span_words(least)}."
+    if duration > most:
+        return f"{what} at most {_span_words(most)}."
     return duration

@@ -11,6 +11,7 @@ from __future__ import annotations
 from sqlalchemy import MetaData
 
 import bot.store.alert_models  # (incidents, Slack outbox, mutes)
+import bot.store.maintenance_models  # (maintenance windows)
 import bot.store.models  # noqa: F401  (registers its tables on Base.metadata)
 from bot.store import slack_models  # noqa: F401  (audit log, one-time SSH key links)
 from bot.store.base import Base

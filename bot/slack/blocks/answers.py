@@ -36,6 +36,7 @@ _GROUPS: tuple[tuple[str, tuple[Subcommand, ...]], ...] = (
             Subcommand.SSH,
             Subcommand.MUTE,
             Subcommand.UNMUTE,
+            Subcommand.MAINTENANCE,
         ),
     ),
     ("*Kill* (admins; asks you to confirm)", (Subcommand.KILL,)),
@@ -59,6 +60,13 @@ _EXAMPLES: dict[Subcommand, tuple[str, ...]] = {
     Subcommand.UNMUTE: ("unmute web-3",),
     Subcommand.AUDIT: ("audit", "audit web-3"),
     Subcommand.STATUS: ("status",),
+    Subcommand.MAINTENANCE: (
+        'maintenance add web-* now 2h --reason "kernel upgrade"',
+        "maintenance add all 2026-12-01T22:00Z 30m --no-restart",
+        "maintenance add db-[12] +15m 1h",
+        "maintenance list",
+        "maintenance cancel 3",
+    ),
     Subcommand.HELP: ("help logs",),
 }
 
@@ -103,6 +111,14 @@ def _topic_help(topic: Subcommand) -> Reply:
         )
     if topic is Subcommand.MUTE:
         lines.append("Durations: 30m, 2h, 1d (1 minute to 30 days).")
+    if topic is Subcommand.MAINTENANCE:
+        lines.append(
+            f"Start: {code('now')}, {code('+30m')}, {code('14:00')} (UTC, the next one) or "
+            f"{code('2026-12-01T14:00Z')}. Duration: 1 minute to 7 days. While a window runs "
+            "no incident opens for the instances whose name matches (an open one stays open); "
+            f"auto-restart goes on unless {code('--no-restart')}. Its start and end are said "
+            "in the alert channel."
+        )
     examples = "\n".join(code(f"{COMMAND} {e}") for e in _EXAMPLES.get(topic, ()))
     blocks = [section("\n".join(lines))]
     if examples:

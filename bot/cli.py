@@ -1,4 +1,4 @@
-"""The ``starpod-bot`` command: run, demo, simulate, db and instance.
+"""The ``starpod-bot`` command: run, demo, simulate, db, instance and audit.
 
 Each command loads settings itself, so a missing setting stops only the command that
 needs it, with one line that names it (exit code 2), never a traceback.
@@ -15,6 +15,7 @@ import typer
 
 from bot import __version__
 from bot.config import load_settings
+from bot.db_cli import audit, history
 from bot.errors import ConfigError, StarpodBotError
 from bot.instance_cli import EXIT_USAGE, fail, instance_app
 
@@ -24,6 +25,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+# Read from the bot's database, not the backend: they live in db_cli.
+instance_app.command("history")(history)
+app.command("audit")(audit)
 app.add_typer(instance_app, name="instance")
 db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
 app.add_typer(db_app, name="db")

@@ -25,7 +25,17 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from bot.backend import BackendError, HealthInfo, Instance, InstanceClient, LogLevel, SshInfo
+from bot.backend import (
+    BackendError,
+    BackendStatusError,
+    HealthInfo,
+    Instance,
+    InstanceClient,
+    LogEntry,
+    LogLevel,
+    SshInfo,
+)
+from bot.backend.logfollow import FOLLOW_WINDOW, LogFollower
 from bot.config import Settings, load_settings
 from bot.errors import ConfigError, UserError
 
@@ -195,27 +205,95 @@ def restart(ref: IdArg) -> None:
 def logs(
     ref: IdArg,
     tail: Annotated[int, typer.Option("--tail", "-t", min=1, max=100_000)] = 50,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing new lines until Ctrl-C.")
+    ] = False,
+    interval: Annotated[
+        float, typer.Option("--interval", min=0.1, max=300.0, help="Seconds between polls.")
+    ] = 2.0,
 ) -> None:
-    """Print the last N log lines, colored by level (bounded: see README)."""
+    """Print the last N log lines, colored by level (bounded: see README); --follow polls."""
+    if follow:
+        raise typer.Exit(follow_logs(ref, tail=tail, interval=interval))
 
     async def action(client: InstanceClient) -> int:
         instance = await client.resolve(ref)
-        count = 0
         fetched = await client.tail_logs(instance.id, tail=tail)
         for entry in fetched.entries:
-            stamp = entry.timestamp.strftime("%Y-%m-%d %H:%M:%S") if entry.timestamp else ""
-            line = Text()
-            if stamp:
-                line.append(stamp + " ", style="dim")
-            line.append(f"{entry.level.value.upper():<5} ", style=LEVEL_STYLES[entry.level])
-            line.append(entry.message)
-            out.print(line, soft_wrap=True)
-            count += 1
+            print_log_entry(entry)
         if fetched.truncated is not None:
             err.print(Text(fetched.truncated, style="yellow"))
-        return count
+        return len(fetched.entries)
 
     run_backend(action)
+
+
+def print_log_entry(entry: LogEntry) -> None:
+    """One log line: time, level (colored), message."""
+    stamp = entry.timestamp.strftime("%Y-%m-%d %H:%M:%S") if entry.timestamp else ""
+    line = Text()
+    if stamp:
+        line.append(stamp + " ", style="dim")
+    line.append(f"{entry.level.value.upper():<5} ", style=LEVEL_STYLES[entry.level])
+    line.append(entry.message)
+    out.print(line, soft_wrap=True)
+
+
+def follow_logs(ref: str, *, tail: int, interval: float) -> int:
+    """``logs --follow``: the last ``tail`` lines, then every new line once, until Ctrl-C
+    (exit 130). The backend has no cursor: each poll reads the last lines again and
+    :class:`~bot.backend.logfollow.LogFollower` keeps only the new ones. A backend that
+    fails for a while is said once on stderr and polled on; an instance gone is exit 1."""
+    settings = _settings()
+
+    async def main() -> None:
+        follower = LogFollower(max(tail, FOLLOW_WINDOW))
+        async with _client(settings) as client:
+            instance = await client.resolve(ref)
+            first = await client.tail_logs(instance.id, tail=tail)
+            for entry in follower.take(first.entries).entries:
+                print_log_entry(entry)
+            failing = False
+            while True:
+                await asyncio.sleep(interval)
+                try:
+                    fetched = await client.tail_logs(instance.id, tail=follower.window)
+                except BackendStatusError as exc:
+                    if exc.status_code in (404, 410):
+                        raise  # the instance is gone: nothing more will come
+                    if not failing:
+                        err.print(Text(f"warning: {exc}; still trying", style="yellow"))
+                    failing = True
+                    continue
+                except BackendError as exc:
+                    if not failing:
+                        err.print(Text(f"warning: {exc}; still trying", style="yellow"))
+                    failing = True
+                    continue
+                if failing:
+                    err.print(Text("the backend answers again", style="green"))
+                    failing = False
+                fresh = follower.take(fetched.entries)
+                if fresh.gap:
+                    err.print(
+                        Text(
+                            f"warning: more than {follower.window} lines since the last poll; "
+                            "some are not shown",
+                            style="yellow",
+                        )
+                    )
+                for entry in fresh.entries:
+                    print_log_entry(entry)
+
+    try:
+        asyncio.run(main())
+    except KeyboardInterrupt:
+        return 130
+    except (UserError, BackendError) as exc:
+        raise fail(str(exc), EXIT_BACKEND) from None
+    except ValueError as exc:
+        raise fail(str(exc), EXIT_USAGE) from None
+    return 0
 
 
 def health_json(instance: Instance, health: HealthInfo, now: datetime) -> dict[str, Any]:

@@ -29,7 +29,9 @@ module that owns the boundary::
     │   ├── UnsupportedDatabaseError  DATABASE_URL names a backend we do not speak
     │   ├── DatabaseBusyError       a write stayed locked after every retry
     │   ├── MigrationError          Alembic could not bring the schema to head
-    │   └── LeadershipRefused       SQLite: another process already holds the file
+    │   ├── LeadershipRefused       SQLite: another process already holds the file
+    │   └── StoreUnwritable         the database answers but refuses writes (full or
+    │                               read-only): one message naming the database
     ├── ResponseTooLarge            (bot.backend.transport) also an httpx.ReadError: an answer
     │                               over its byte cap, raised on as BackendProtocolError
     ├── GatewayError                (bot.gateway) an HTTP answer other than success

@@ -46,6 +46,7 @@ GaugeName = Literal[
     "last_sweep_timestamp",
     "monitor_stalled",
     "ready",
+    "database_writable",
 ]
 CounterName = Literal["notifications_sent", "notifications_failed"]
 GaugeSource = Callable[[], "float | int | bool | Awaitable[float | int | bool | None] | None"]
@@ -71,6 +72,7 @@ METRIC_NAMES = (
     "starpod_last_sweep_timestamp_seconds",
     "starpod_monitor_stalled",
     "starpod_ready",
+    "starpod_database_writable",
 )
 
 
@@ -162,6 +164,12 @@ class Metrics:
             "1 when /readyz answers 200 (every readiness check passes), else 0.",
             registry=r,
         )
+        self.database_writable = Gauge(
+            "starpod_database_writable",
+            "0 while the database refuses writes (full or read-only), from the first refused "
+            "write until a write probe commits again; else 1.",
+            registry=r,
+        )
         self._gauges: dict[GaugeName, Gauge] = {
             "open_incidents": self.open_incidents,
             "notifications_pending": self.notifications_pending,
@@ -169,6 +177,7 @@ class Metrics:
             "last_sweep_timestamp": self.last_sweep_timestamp,
             "monitor_stalled": self.monitor_stalled,
             "ready": self.ready,
+            "database_writable": self.database_writable,
         }
         self._sources: dict[GaugeName, GaugeSource] = {}
         self._counters: dict[CounterName, Counter] = {

@@ -269,7 +269,7 @@ class Runtime:
         self._on_close("backend client", parts.client.aclose)
         self._on_close("Slack HTTP session", parts.slack_session.close)
 
-        await parts.db.upgrade()
+        await self._upgrade(parts.db)
         log.info("database %s is at the latest schema", parts.db.safe_url)
         await self._probe_backend(parts.client)
         await self._check_slack_token(parts)
@@ -301,6 +301,24 @@ class Runtime:
             "Socket Mode" if self.socket_mode else "HTTP mode",
             "leading the health sweeps" if parts.monitor.is_leader else "standing by",
         )
+
+    @staticmethod
+    async def _upgrade(db: Database) -> None:
+        """Migrate; a database that cannot even be opened for lack of space says so, named.
+
+        (A full volume after a clean shutdown: SQLite cannot recreate the WAL's shared-memory
+        file, so nothing can be read either; a full one while running is met later.)
+        """
+        from sqlalchemy.exc import DBAPIError
+
+        from bot.store.writability import unwritable
+
+        try:
+            await db.upgrade()
+        except DBAPIError as exc:
+            if unwritable(exc) is None:
+                raise
+            raise db.writes.error(exc) from exc
 
     async def _start_monitor(self, parts: Parts) -> None:
         if parts.sweep is not None:
@@ -440,8 +458,14 @@ class Runtime:
         # monitor.stop() releases a leader's lock or lease. A standby on PostgreSQL still
         # holds its dedicated connection, and a start that failed early never stopped the
         # monitor: release() covers both (it frees only what this process holds).
+        from bot.store.errors import StoreUnwritable
+
         assert self.parts is not None
-        await self.parts.monitor.release_leadership()
+        try:
+            await self.parts.monitor.release_leadership()
+        except StoreUnwritable as exc:
+            # The lease expires, and the next start on this host takes a dead pid's over.
+            log.warning("could not release the leadership: %s", exc)
 
 
 async def run(settings: Settings) -> int:

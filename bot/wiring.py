@@ -31,6 +31,7 @@ from bot.monitor.own_loop import SweepLoop
 from bot.probes import OK, Readiness, SlackCheck, database_check, readyz_route
 from bot.scheduling import TrackedScheduler, new_scheduler
 from bot.store.database import Database
+from bot.store.errors import StoreUnwritable
 from bot.tasks import TaskTracker
 
 if TYPE_CHECKING:
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
     from slack_sdk.web.async_client import AsyncWebClient
 
     from bot.alerts.service import AlertService
+    from bot.alerts.store_outage import StoreOutageNotice
     from bot.config import Settings
     from bot.monitor import HealthMonitor, MonitorHandle
     from bot.store.audit import AuditLog
@@ -75,6 +77,7 @@ class Parts:
     #: The sweep's own loop (a thread) and what lives on it; None: the sweep shares this loop.
     sweep: SweepSide | None
     alerts: AlertService
+    store_outage: StoreOutageNotice
     ssh_links: SshLinkService
     scheduler: TrackedScheduler
     listeners: TaskTracker
@@ -130,6 +133,8 @@ def build(
     """
     from bot.alerts.jobs import register_jobs as register_alert_jobs
     from bot.alerts.service import AlertService
+    from bot.alerts.store_outage import check_every_secs
+    from bot.alerts.store_outage import register_job as register_outage_job
     from bot.monitor import HealthMonitor
     from bot.monitor import register_jobs as register_monitor_jobs
     from bot.slack.deps import build_web_client
@@ -163,7 +168,9 @@ def build(
     # in-memory SQLite database cannot be shared by two engines: the sweep stays here.
     sweep: SweepSide | None = None
     if db.dialect != "sqlite" or db.sqlite_path is not None:
-        sweep_client, sweep_db = new_client(), Database(settings.database.url)
+        # One refusal episode for the database, whichever loop's write met it first.
+        sweep_client = new_client()
+        sweep_db = Database(settings.database.url, writes=db.writes)
         sweep = SweepSide(
             SweepLoop(),
             sweep_client,
@@ -191,6 +198,8 @@ def build(
     scheduler = new_scheduler()
     handle = register_monitor_jobs(scheduler, monitor=monitor, db=db, settings=settings.monitor)
     register_alert_jobs(scheduler, service=alerts)
+    outage = _store_outage_notice(settings, db, web, monitor)
+    register_outage_job(scheduler, outage, check_every_secs(settings.monitor.interval_secs))
     _register_ssh_purge(scheduler, links)
     audit = AuditLog(db, clock)
     register_audit_prune(scheduler, audit, keep_days=settings.database.audit_retention_days)
@@ -227,6 +236,7 @@ def build(
         monitor_handle=handle,
         sweep=sweep,
         alerts=alerts,
+        store_outage=outage,
         ssh_links=links,
         scheduler=scheduler,
         listeners=listeners,
@@ -334,6 +344,8 @@ def _register_ssh_purge(scheduler: TrackedScheduler, links: SshLinkService) -> N
     async def purge() -> None:
         try:
             await links.purge()
+        except StoreUnwritable as exc:
+            log.debug("SSH key link purge waits for the database: %s", exc)  # logged once
         except Exception:
             log.exception("purging expired SSH key links failed")
 
@@ -367,6 +379,9 @@ def register_audit_prune(
     async def prune() -> None:
         try:
             deleted = await audit.prune(keep_days=keep_days)
+        except StoreUnwritable as exc:
+            log.debug("audit prune waits for the database: %s", exc)  # logged once
+            return
         except Exception:
             log.exception("pruning the audit log failed")
             return
@@ -383,6 +398,18 @@ def register_audit_prune(
         max_instances=1,
         coalesce=True,
         replace_existing=True,
+    )
+
+
+def _store_outage_notice(
+    settings: Settings, db: Database, web: AsyncWebClient, monitor: HealthMonitor
+) -> StoreOutageNotice:
+    from bot.alerts.store_outage import StoreOutageNotice
+
+    # SQLite has one process; on PostgreSQL the leader speaks for the replicas.
+    sqlite = db.dialect == "sqlite"
+    return StoreOutageNotice(
+        db, web, settings.alerts.channel, may_post=lambda: sqlite or monitor.is_leader
     )
 
 
@@ -414,6 +441,7 @@ def _wire_gauges(
     metrics.set_source("leader", lambda: monitor.is_leader)
     metrics.set_source("last_sweep_timestamp", lambda: monitor.last_sweep_timestamp())
     metrics.set_source("monitor_stalled", lambda: monitor.status().problem is not None)
+    metrics.set_source("database_writable", lambda: db.writes.writable)
     metrics.set_source(
         "open_incidents",
         lambda: count(

@@ -75,6 +75,7 @@ from bot.alerts.claims import Claimed, claim_due
 from bot.alerts.sending import SendOutcome, send
 from bot.store.alert_models import AlertIncident, AlertOutbox
 from bot.store.database import Database
+from bot.store.errors import StoreUnwritable
 
 log = logging.getLogger(__name__)
 
@@ -175,6 +176,8 @@ class OutboxDelivery:
             self._again = False
             try:
                 await self.run_once()
+            except StoreUnwritable as exc:
+                log.debug("alert delivery waits for the database: %s", exc)  # logged once
             except Exception:
                 log.exception("alert delivery failed")
 

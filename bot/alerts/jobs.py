@@ -13,6 +13,8 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
+from bot.store.errors import StoreUnwritable
+
 if TYPE_CHECKING:
     from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
@@ -40,6 +42,8 @@ def register_jobs(
         async def deliver() -> None:
             try:
                 await delivery.run_once()
+            except StoreUnwritable as exc:
+                log.debug("alert delivery waits for the database: %s", exc)  # logged once
             except Exception:
                 log.exception("alert delivery failed")
 
@@ -57,6 +61,8 @@ def register_jobs(
     async def housekeeping() -> None:
         try:
             await service.run_housekeeping()
+        except StoreUnwritable as exc:
+            log.debug("alert housekeeping waits for the database: %s", exc)  # logged once
         except Exception:
             log.exception("alert housekeeping failed")
 

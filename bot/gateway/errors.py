@@ -31,6 +31,7 @@ from bot.backend.errors import (
 from bot.errors import StarpodBotError
 from bot.gateway.auth import HEADER
 from bot.gateway.models import MAX_HISTORY, ErrorOut
+from bot.store.errors import StoreUnwritable
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +52,7 @@ DESCRIPTIONS = {
     429: "Too many requests without a valid key from this client this minute; see Retry-After.",
     500: "An unexpected error; the bot's log has the id given in the message.",
     502: "The backend answered with an error or with a body the bot cannot read.",
-    503: "The backend cannot be reached.",
+    503: "The backend cannot be reached, or the database is full or read-only.",
 }
 READ_ERRORS = (401, 404, 409, 422, 429, 500, 502, 503)
 WRITE_ERRORS = (401, 403, 404, 409, 422, 429, 500, 502, 503)
@@ -151,6 +152,8 @@ def as_gateway_error(exc: Exception, *, action: str) -> GatewayError:
         return from_backend(exc)
     if isinstance(exc, RequestValidationError):
         return from_validation(exc)
+    if isinstance(exc, StoreUnwritable):
+        return GatewayError(503, f"{exc}; nothing was done", result="error")
     if isinstance(exc, HTTPException):
         return GatewayError(exc.status_code, str(exc.detail), result="usage")
     error_id = uuid.uuid4().hex[:8]

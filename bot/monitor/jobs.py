@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from bot.monitor.handle import MonitorHandle
 from bot.monitor.monitor import HealthMonitor
 from bot.monitor.reports import SweepReport
+from bot.store.errors import StoreUnwritable
 
 if TYPE_CHECKING:
     from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -85,6 +86,9 @@ def register_jobs(
         async def retention_job() -> None:
             try:
                 rolled = await run_retention(db, settings, monitor=monitor)
+            except StoreUnwritable as exc:
+                log.debug("heartbeat retention waits for the database: %s", exc)  # logged once
+                return
             except Exception:
                 log.exception("heartbeat retention failed")
                 return

@@ -7,6 +7,8 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from bot.store.errors import StoreUnwritable
+
 if TYPE_CHECKING:
     from bot.store.leader import Leadership
 
@@ -58,7 +60,11 @@ class LeaderGate:
         try:
             leading = await lead.acquire()
         except Exception as exc:  # cannot tell: do not act as the leader this round
-            log.warning("leader election failed (%s); standing by", exc)
+            if isinstance(exc, StoreUnwritable):
+                # Logged once per episode by the database's WriteHealth, not every round.
+                log.debug("leader election failed (%s); standing by", exc)
+            else:
+                log.warning("leader election failed (%s); standing by", exc)
             self.election_error = f"{type(exc).__name__}: {exc}"
             return False
         self.election_error, self.decided_at = None, at

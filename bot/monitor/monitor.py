@@ -342,11 +342,13 @@ class HealthMonitor:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            from bot.store.errors import LeadershipRefused
+            from bot.store.errors import LeadershipRefused, StoreUnwritable
 
             self._last_error = str(exc)
             if isinstance(exc, LeadershipRefused):
                 log.error("health monitor standing by: %s", exc)
+            elif isinstance(exc, StoreUnwritable):
+                log.debug("health sweep could not record its results: %s", exc)  # logged once
             else:
                 log.exception("health sweep failed")
 

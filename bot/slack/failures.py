@@ -1,7 +1,8 @@
 """Errors translated once, at the edge: what the user sees and what the audit records.
 
-``UserError`` (usage, refusals, requests we cannot do) and ``BackendError`` (with the
-backend's HTTP status and body) become clear ephemeral answers. Anything else is a bug:
+``UserError`` (usage, refusals, requests we cannot do), ``BackendError`` (with the
+backend's HTTP status and body) and ``StoreUnwritable`` (a full or read-only database,
+named) become clear ephemeral answers. Anything else is a bug:
 it is logged with its traceback under a short error id, and the user sees only that id.
 """
 
@@ -16,6 +17,7 @@ from bot.backend.errors import BackendError, InstanceLookupError
 from bot.blockkit.limits import Reply
 from bot.errors import AccessDenied, UsageError, UserError
 from bot.slack import blocks
+from bot.store.errors import StoreUnwritable
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +61,10 @@ def translate(error: BaseException, *, doing: str | None = None) -> Translated:
         return Translated(blocks.refusal_answer(str(error)), "refused", str(error))
     if isinstance(error, UserError):
         return Translated(blocks.user_error_answer(str(error)), "error", str(error))
+    if isinstance(error, StoreUnwritable):
+        # Nothing was done: the action's first write (its lease, its record) was refused.
+        answer = f"{error}. Nothing was done; read-only commands still answer."
+        return Translated(blocks.user_error_answer(answer), "error", str(error))
     if isinstance(error, InstanceLookupError):
         return Translated(blocks.backend_error_answer(error), "error", str(error))
     if isinstance(error, BackendError):

@@ -23,6 +23,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.store.database import Database
+from bot.store.errors import StoreUnwritable
 from bot.store.slack_models import AUDIT_RESULTS, AUDIT_SOURCES, MAX_ARGS, AuditEntry
 
 log = logging.getLogger(__name__)
@@ -177,6 +178,16 @@ class AuditLog:
 
         try:
             await self._db.run(_insert)
+        except StoreUnwritable as exc:
+            # A full or read-only database: the answer was given; say what was not recorded.
+            log.warning(
+                "audit row not written (%s): user=%s action=%s instance=%s result=%s",
+                exc,
+                draft.user_id,
+                draft.action,
+                draft.instance_id,
+                draft.result,
+            )
         except Exception:
             # The user's action already happened; losing its audit row is bad but must not
             # turn into an error message. The log line keeps who/what for the record.
@@ -228,6 +239,9 @@ class AuditLog:
 
         try:
             return await self._db.run(_write)
+        except StoreUnwritable as exc:
+            log.warning("audit tally not written (%s): action=%s", exc, action)
+            return None
         except Exception:
             log.exception("audit tally failed: action=%s detail=%s", action, detail)
             return None

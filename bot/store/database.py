@@ -32,6 +32,7 @@ from sqlalchemy.pool import NullPool, StaticPool
 from sqlalchemy.util import await_only
 
 from bot.store.errors import DatabaseBusyError, MigrationError, UnsupportedDatabaseError
+from bot.store.writability import WriteHealth, unwritable
 
 log = logging.getLogger(__name__)
 
@@ -221,7 +222,8 @@ class Database:
 
     ``url`` accepts the user's spelling (``sqlite:///x.db``, ``postgres://…``)
     and keeps the normalised one. Use as ``async with Database(url) as db:``
-    or call :meth:`dispose` when done.
+    or call :meth:`dispose` when done. ``writes`` shares another Database's refusal
+    episode (:class:`~bot.store.writability.WriteHealth`) for the same database.
     """
 
     PING_TIMEOUT_S = 5.0
@@ -232,7 +234,12 @@ class Database:
     sqlite_path: Path | None
 
     def __init__(
-        self, url: str, *, echo: bool = False, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS
+        self,
+        url: str,
+        *,
+        echo: bool = False,
+        busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS,
+        writes: WriteHealth | None = None,
     ) -> None:
         self.url = normalise_url(url)
         parsed = make_url(self.url)
@@ -242,6 +249,14 @@ class Database:
         self._busy_timeout_ms = busy_timeout_ms
         self.engine = _build_engine(self.url, echo=echo, busy_timeout_ms=busy_timeout_ms)
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        #: Whether writes commit: the refusal episode of a full or read-only database. A
+        #: second Database on the same URL (the sweep's loop) shares the first one's.
+        self.writes = writes if writes is not None else WriteHealth(self.name)
+
+    @property
+    def name(self) -> str:
+        """The database in messages: the SQLite file, else the URL with its password masked."""
+        return str(self.sqlite_path) if self.sqlite_path is not None else self.safe_url
 
     @property
     def safe_url(self) -> str:
@@ -262,7 +277,9 @@ class Database:
         serialization failure) the transaction is rolled back and ``fn`` is run
         again in a fresh session after a short back-off, so ``fn`` must do all of
         its work through the session it is given. After ``attempts`` failures
-        :class:`DatabaseBusyError` is raised; any other error propagates at once.
+        :class:`DatabaseBusyError` is raised. A database that refuses writes (full or
+        read-only) raises :class:`~bot.store.errors.StoreUnwritable` naming it, and
+        ``writes`` records the episode. Any other error propagates at once.
         On SQLite the transaction starts with ``BEGIN IMMEDIATE``: writers queue
         for the lock (up to the busy timeout) instead of failing half way.
         """
@@ -276,6 +293,10 @@ class Database:
                         await session.connection(execution_options=options)
                     return await fn(session)
             except DBAPIError as exc:
+                if unwritable(exc) is not None:
+                    refusal = self.writes.error(exc)
+                    self.writes.refused(refusal)
+                    raise refusal from exc
                 if not is_transient(exc, self.dialect):
                     raise
                 if attempt + 1 >= attempts:

@@ -10,6 +10,11 @@ constraint, and only the replica whose insert landed acts.
 A key is kept until every copy of its request would be refused by the signature check
 anyway (``KEEP_FOR``: the five-minute window on either side of the signing time), then
 pruned (at most once a minute per process, in the same transaction as an insert).
+
+While the database refuses writes (full or read-only) the keys are kept in this process's
+memory instead, for the same ten minutes: read-only commands keep answering, and a repeat
+reaching this replica is still dropped (one reaching another replica is not: the actions
+it could repeat need a write themselves, and are refused).
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.store.database import Database
+from bot.store.errors import StoreUnwritable
 from bot.store.queries import dialect_insert
 from bot.store.slack_models import SlackDelivery
 
@@ -60,6 +66,8 @@ class DeliveryLog:
         self._keep_for = keep_for
         self._monotonic = monotonic
         self._last_prune: float | None = None
+        # Keys taken in while the database refused writes: key → monotonic expiry.
+        self._in_memory: dict[str, float] = {}
 
     async def first_time(self, key: str) -> bool:
         """True for the first delivery of ``key`` on any replica, False for every repeat."""
@@ -82,7 +90,18 @@ class DeliveryLog:
             ).returning(SlackDelivery.key)
             return (await session.execute(stmt)).first() is not None
 
-        return await self._db.run(_claim)
+        try:
+            return await self._db.run(_claim)
+        except StoreUnwritable:
+            return self._first_time_in_memory(key)
+
+    def _first_time_in_memory(self, key: str) -> bool:
+        now = self._monotonic()
+        self._in_memory = {k: t for k, t in self._in_memory.items() if t > now}
+        if key in self._in_memory:
+            return False
+        self._in_memory[key] = now + self._keep_for.total_seconds()
+        return True
 
     async def prune(self) -> int:
         """Forget every expired key now; returns how many went."""

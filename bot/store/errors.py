@@ -7,7 +7,9 @@ arguments and attributes, never only inside the message::
     ├── UnsupportedDatabaseError    DATABASE_URL names a backend we do not speak
     ├── DatabaseBusyError           a write stayed locked/serialization-failed after every retry
     ├── MigrationError              Alembic could not bring the schema to head
-    └── LeadershipRefused           SQLite: another process already holds the file
+    ├── LeadershipRefused           SQLite: another process already holds the file
+    └── StoreUnwritable             the database answers but refuses writes (full disk,
+                                    read-only file, volume or server)
 
 Errors from SQLAlchemy that are not transient (integrity errors, bad SQL,
 an unreachable server) are *not* wrapped: they are bugs or outages and keep
@@ -59,3 +61,23 @@ class LeadershipRefused(StoreError):
         self.path = path
         self.holder = holder
         self.pid = pid
+
+
+class StoreUnwritable(StoreError):
+    """The database answers reads but refuses every write: it is full or read-only.
+
+    One message for every dialect, naming the database (its file, or its URL with the
+    password masked) and saying what the driver said, e.g.
+    ``database is full: /data/bot.db refuses writes (database or disk is full)``.
+    ``kind`` is ``"full"``, ``"read-only"`` or ``"unwritable"`` (another refusal the write
+    probe saw). The write was *not* applied; nothing committed before it is affected.
+    """
+
+    def __init__(self, *, database: str, kind: str, reason: str) -> None:
+        what = {"full": "database is full", "read-only": "database is read-only"}.get(
+            kind, "database cannot be written"
+        )
+        super().__init__(f"{what}: {database} refuses writes ({reason})")
+        self.database = database
+        self.kind = kind
+        self.reason = reason

@@ -11,13 +11,14 @@ not make the probe (and so ``/readyz``) time out, nor take a pooled connection. 
 inserts and deletes the row in one transaction, so the stored format of no column matters.
 
 A write that only waited on a lock (another writer held it) is not a refusal: the
-database takes writes, it was busy.
+database takes writes, it was busy. Every answer is recorded in ``db.writes``
+(:class:`~bot.store.writability.WriteHealth`): only a committed probe ends a refusal
+episode, and the refusal is logged there, once per episode.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,10 +27,8 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.store.database import Database, is_transient
-from bot.store.errors import DatabaseBusyError
+from bot.store.errors import DatabaseBusyError, StoreUnwritable
 from bot.store.models import LeaderLease
-
-log = logging.getLogger(__name__)
 
 PROBE_NAME = "write-probe"
 SQLITE_WAIT_SECS = 2.0
@@ -51,24 +50,19 @@ def _sqlite_write(path: Path) -> None:
         conn.close()
 
 
-async def _sqlite_refusal(db: Database, path: Path) -> str | None:
+async def _sqlite_refusal(path: Path) -> BaseException | None:
     try:
         await asyncio.to_thread(_sqlite_write, path)
     except sqlite3.OperationalError as exc:
         if "locked" in str(exc) or "busy" in str(exc):
             return None  # another writer held the lock: busy, not refusing
-        log.warning("write probe: %s refuses writes: %s", path, exc)
-        return f"{db.safe_url} refuses writes: {exc}"
+        return exc
     except sqlite3.Error as exc:
-        log.warning("write probe: %s refuses writes: %s", path, exc)
-        return f"{db.safe_url} refuses writes: {exc}"
+        return exc
     return None
 
 
-async def write_refusal(db: Database, *, holder: str = "readiness") -> str | None:
-    """None when a write commits, else why the database refused it (naming the database)."""
-    if db.sqlite_path is not None:
-        return await _sqlite_refusal(db, db.sqlite_path)
+async def _sql_refusal(db: Database, holder: str) -> BaseException | None:
     now = datetime.now(UTC)
 
     async def write(session: AsyncSession) -> None:
@@ -85,10 +79,29 @@ async def write_refusal(db: Database, *, holder: str = "readiness") -> str | Non
     try:
         await db.run(write, attempts=1)
     except DatabaseBusyError:
-        return None
+        return None  # it takes writes; another writer was first
+    except StoreUnwritable as exc:
+        return exc
     except DBAPIError as exc:
         if is_transient(exc, db.dialect):
             return None
-        log.warning("write probe: %s refuses writes: %s", db.safe_url, exc.orig)
-        return f"{db.safe_url} refuses writes: {exc.orig}"
+        return exc
     return None
+
+
+async def write_refusal(db: Database, *, holder: str = "readiness") -> str | None:
+    """None when a write commits, else why the database refused it (naming the database).
+
+    Every answer goes to ``db.writes``: a refusal begins or continues the episode (logged
+    once), a commit ends it.
+    """
+    if db.sqlite_path is not None:
+        refused = await _sqlite_refusal(db.sqlite_path)
+    else:
+        refused = await _sql_refusal(db, holder)
+    if refused is None:
+        db.writes.accepted()
+        return None
+    refusal = refused if isinstance(refused, StoreUnwritable) else db.writes.error(refused)
+    db.writes.refused(refusal)
+    return str(refusal)

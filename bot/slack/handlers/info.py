@@ -19,6 +19,7 @@ from bot.slack.invocation import Invocation
 from bot.slack.parser import Command
 from bot.slack.services import Services
 from bot.store.database import Database
+from bot.store.errors import StoreUnwritable
 from bot.store.queries import heartbeat_history, status_history, uptime_ratio
 from bot.store.write_probe import write_refusal
 
@@ -104,6 +105,15 @@ async def show_health(svc: Services, inv: Invocation, cmd: Command) -> None:
     except Exception:
         # The live figures are what matters at 3 a.m.; a store hiccup only hides history.
         log.exception("could not read stored history of %s", instance.id)
+    try:
+        # The card's kill button works once, for the user it is shown to.
+        kill_token: str | None = await svc.kill_confirmations.issue(
+            instance_id=instance.id, user_id=inv.user_id
+        )
+    except StoreUnwritable as exc:
+        # The card still answers; its kill button is refused (a kill needs writes anyway).
+        log.debug("health card without a kill confirmation: %s", exc)
+        kill_token = None
     view = blocks.HealthView(
         instance=instance,
         now=now,
@@ -114,8 +124,7 @@ async def show_health(svc: Services, inv: Invocation, cmd: Command) -> None:
         memory=memory,
         samples=samples,
         uptime_24h=ratio,
-        # The card's kill button works once, for the user it is shown to.
-        kill_token=await svc.kill_confirmations.issue(instance_id=instance.id, user_id=inv.user_id),
+        kill_token=kill_token,
     )
     await inv.respond(blocks.health_card(view))
 

@@ -31,6 +31,7 @@ from bot.slack.handlers.common import resolve
 from bot.slack.invocation import Invocation
 from bot.slack.parser import Command
 from bot.slack.services import Services
+from bot.store.errors import StoreUnwritable
 
 log = logging.getLogger(__name__)
 
@@ -249,8 +250,12 @@ async def _crashed(
     exc: Exception,
 ) -> None:
     # The announcement must not stay at "restarting…" forever because of our own bug.
-    error_id = error_id_of(exc)
-    with_id = f"unexpected error on the bot's side (error id {error_id})"
+    if isinstance(exc, StoreUnwritable):
+        if announcement.ts is None:
+            return  # nothing announced: the error answer (failures.py) says it once
+        with_id = str(exc)
+    else:
+        with_id = f"unexpected error on the bot's side (error id {error_id_of(exc)})"
     try:
         await announcement.update(blocks.announce_failed(verb, target, plain, inv.user_id, with_id))
     except Exception:

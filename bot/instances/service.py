@@ -32,6 +32,8 @@ from bot.instances.outcome import ActionResult, Busy, Done, Failed, Pending
 from bot.instances.records import record_action
 from bot.instances.waiting import Polled, WhileWaiting, look, poll_until_settled
 from bot.store.database import Database
+from bot.store.errors import StoreUnwritable
+from bot.store.write_probe import write_refusal
 
 Started = Callable[[Instance | None], Awaitable[None]]
 
@@ -105,8 +107,14 @@ class InstanceActions:
         wait_secs: float | None = None,
         hooks: Hooks = NO_HOOKS,
     ) -> Done | Failed | Pending:
-        """Create an instance; the new instance is locked while it is followed to running."""
+        """Create an instance; the new instance is locked while it is followed to running.
+
+        The new instance's lease is its first write, after the backend created it: a
+        database that refuses writes is asked first (StoreUnwritable), so a create it would
+        refuse never creates an untracked instance.
+        """
         loop = asyncio.get_running_loop()
+        await self._writable_or_raise()
         if hooks.on_started is not None:
             await hooks.on_started(None)
         started = loop.time()
@@ -132,6 +140,15 @@ class InstanceActions:
         finally:
             if isinstance(got, Lease):
                 await self.locks.release(got)
+
+    async def _writable_or_raise(self) -> None:
+        if await write_refusal(self.db, holder=self.locks.holder) is None:
+            return
+        refusal = self.db.writes.refusal
+        if refusal is not None:
+            raise StoreUnwritable(
+                database=refusal.database, kind=refusal.kind, reason=refusal.reason
+            )
 
     async def pause(
         self,

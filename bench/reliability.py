@@ -75,6 +75,18 @@ INJECTS = {
         "the real runtime sweeping every 1 s; every restart call hangs (client deadline 6 s) "
         "while a stale instance is restarted"
     ),
+    "test_a_full_disk_degrades_says_so_once_and_recovers_on_its_own": (
+        "`starpod-bot run` (1 s sweeps) with its SQLite file on a 16 MB tmpfs, filled until "
+        "ENOSPC, then freed"
+    ),
+    "test_a_bot_restarted_on_a_full_disk_is_not_ready_says_so_and_leads_once_space_returns": (
+        "`starpod-bot run` SIGKILLed on a full tmpfs and started again on it; then a start "
+        "after a clean stop"
+    ),
+    "test_a_read_only_postgresql_degrades_says_so_once_and_recovers_on_its_own": (
+        "`starpod-bot run` (1 s sweeps) on a PostgreSQL database switched to read-only "
+        "(sessions ended), then back"
+    ),
     "test_a_leader_killed_mid_delivery_has_its_claims_taken_over_within_two_intervals": (
         "leader SIGKILLed holding a 60 s claim while Slack held its answer; next leader 2 s on"
     ),
@@ -213,6 +225,14 @@ def markdown(rows: list[dict[str, Any]], *, long: bool, code: int, secs: float) 
         "- The outage-shape test keeps Slack down for 12 sweeps in one shape at a time; the "
         "restart test runs each start as a new process on the same SQLite file, so the "
         "monitor's memory of what it announced is gone every time.",
+        "- The full-disk test truncates the SQLite write-ahead log (`wal_checkpoint(TRUNCATE)`,"
+        " what a checkpoint does in time) before filling the volume, so the very next write "
+        "needs new pages; `/readyz` probes a write on every request, so it turns 503 at the "
+        "first probe after that. The degraded and resumed messages wait for the write check "
+        "(every interval, at most 10 s); the sweep figures count from the moment space (or "
+        "writes) came back. A start on a full volume after a clean stop cannot even read "
+        "(SQLite cannot make the WAL's shared-memory file again): it exits 1 with one line "
+        "naming the database; after a crash the files are there, and it starts, not ready.",
         "",
         "## Fixed along the way",
         "",
@@ -235,6 +255,11 @@ def markdown(rows: list[dict[str, Any]], *, long: bool, code: int, secs: float) 
         "- A dead leader's claimed outbox rows waited for their 60 s claim to expire; the "
         "next leader now takes them over on its first delivery run (0.02 s after the kill "
         "in the test).",
+        "- A full disk stopped the monitor while `/readyz` said 200, and a restart on it came "
+        "up ready and never led; now the refusal is one `StoreUnwritable` naming the "
+        "database, logged once per episode: `/readyz` 503, one direct message to the alert "
+        "channel, read-only commands answer, and the bot carries on by itself when writes "
+        "commit again.",
         "",
         "## Not covered",
         "",

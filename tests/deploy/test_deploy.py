@@ -140,6 +140,7 @@ async def test_every_rule_names_only_exported_metrics_and_every_topic_is_covered
         "StarpodBotNotificationsFailing": "starpod_notifications_failed_total",
         "StarpodBotOutboxBacklog": "starpod_notifications_pending",
         "StarpodBotNoLeader": "starpod_leader",
+        "StarpodBotDatabaseUnwritable": "starpod_database_writable",
     }
     for alert, metric in topics.items():
         assert metric in alerts[alert]["expr"], alert

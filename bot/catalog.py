@@ -40,6 +40,7 @@ class Subcommand(StrEnum):
     HISTORY = "history"
     MUTE = "mute"
     UNMUTE = "unmute"
+    BUDGET = "budget"
     AUDIT = "audit"
     STATUS = "status"
     MAINTENANCE = "maintenance"
@@ -146,6 +147,14 @@ SPECS: dict[Subcommand, Spec] = {
             ("--no-restart",),
         ),
         Spec(Subcommand.UNMUTE, "unmute <id>", "alerts on again", Role.OPERATOR, "required"),
+        Spec(
+            Subcommand.BUDGET,
+            "budget reset <id>",
+            "give an instance its auto-restart budget back",
+            Role.OPERATOR,
+            "required",
+            mutates=True,
+        ),
         Spec(Subcommand.AUDIT, "audit [<id>]", "who did what, latest 20", Role.VIEWER, "optional"),
         Spec(
             Subcommand.STATUS,

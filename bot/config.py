@@ -33,7 +33,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from bot.errors import ConfigError
 
@@ -118,6 +125,30 @@ SETTINGS_TABLE: tuple[SettingSpec, ...] = (
         "alerts.escalate_after_mins",
         "alerts.escalate_after_mins",
         "re-mention on-call when an incident is still open after N minutes (30)",
+    ),
+    SettingSpec(
+        "STARPOD_PAGERDUTY_ROUTING_KEY",
+        "paging.pagerduty_routing_key",
+        "paging.pagerduty_routing_key",
+        "PagerDuty Events API v2 integration key (pages PagerDuty when set)",
+    ),
+    SettingSpec(
+        "STARPOD_PAGERDUTY_EVENTS_URL",
+        "paging.pagerduty_events_url",
+        "paging.pagerduty_events_url",
+        "PagerDuty Events API endpoint (https://events.pagerduty.com/v2/enqueue)",
+    ),
+    SettingSpec(
+        "STARPOD_WEBHOOK_URL",
+        "paging.webhook_url",
+        "paging.webhook_url",
+        "URL that receives the incident events as signed JSON (none: off)",
+    ),
+    SettingSpec(
+        "STARPOD_WEBHOOK_SECRET",
+        "paging.webhook_secret",
+        "paging.webhook_secret",
+        "HMAC-SHA256 key of the webhook's X-Starpod-Signature (needed with the URL)",
     ),
     SettingSpec(
         "STARPOD_MONITOR_INTERVAL",
@@ -244,6 +275,44 @@ class AlertSettings(BaseModel):
     storm_share: float = Field(default=0.5, gt=0, le=1)
 
 
+def _http_url(value: str | None) -> str | None:
+    if value is None or value == "":
+        return None
+    if not value.startswith(("http://", "https://")):
+        raise ValueError("must start with http:// or https://")
+    return value
+
+
+class PagingSettings(BaseModel):
+    """Paging beyond Slack: PagerDuty's Events API v2 and a generic outgoing webhook."""
+
+    pagerduty_routing_key: SecretStr | None = None
+    pagerduty_events_url: str = "https://events.pagerduty.com/v2/enqueue"
+    webhook_url: str | None = None
+    webhook_secret: SecretStr | None = None
+
+    @field_validator("pagerduty_events_url")
+    @classmethod
+    def _check_events_url(cls, value: str) -> str:
+        return _http_url(value) or "https://events.pagerduty.com/v2/enqueue"
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _check_webhook_url(cls, value: str | None) -> str | None:
+        return _http_url(value)
+
+    @model_validator(mode="after")
+    def _signed(self) -> PagingSettings:
+        # An unsigned webhook would let anyone who learns the URL forge incidents.
+        if self.webhook_url and not (
+            self.webhook_secret and self.webhook_secret.get_secret_value()
+        ):
+            raise ValueError(
+                "STARPOD_WEBHOOK_URL needs STARPOD_WEBHOOK_SECRET: every event is signed"
+            )
+        return self
+
+
 class MonitorSettings(BaseModel):
     interval_secs: float = Field(default=30, gt=0)
     heartbeat_timeout_secs: float = Field(default=90, gt=0)
@@ -300,6 +369,7 @@ class Settings(BaseModel):
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
     alerts: AlertSettings = Field(default_factory=AlertSettings)
+    paging: PagingSettings = Field(default_factory=PagingSettings)
     monitor: MonitorSettings = Field(default_factory=MonitorSettings)
     access: AccessSettings = Field(default_factory=AccessSettings)
     ssh: SshSettings = Field(default_factory=SshSettings)

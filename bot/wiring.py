@@ -190,7 +190,12 @@ def build(
         .on_own_loop(sweep.loop if sweep else None)
     )
     alerts = AlertService.from_settings(
-        settings, db, clock=clock, is_leader=lambda: monitor.is_leader, session=slack_session
+        settings,
+        db,
+        clock=clock,
+        is_leader=lambda: monitor.is_leader,
+        session=slack_session,
+        client=client,
     )
     alerts.attach(monitor)
     links = SshLinkService.from_settings(settings, db, clock=clock)

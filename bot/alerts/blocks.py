@@ -115,7 +115,8 @@ def _fleet_fields(view: IncidentView) -> list[str]:
 
 
 def incident_buttons(view: IncidentView) -> Block | None:
-    """Acknowledge, Restart now, Logs, Mute 1h — as far as they still make sense."""
+    """Acknowledge, Restart now, Logs, Mute 1h, Reset restart budget (once it is spent) —
+    as far as they still make sense."""
     value = str(view.id)
     elements: list[Block] = []
     if view.state == "open":
@@ -126,6 +127,8 @@ def incident_buttons(view: IncidentView) -> Block | None:
         elements.append(button("Logs", ActionId.INCIDENT_LOGS, value))
         if view.state != "resolved":
             elements.append(button("Mute 1h", ActionId.INCIDENT_MUTE, value))
+        if view.state != "resolved" and view.budget_spent:
+            elements.append(button("Reset restart budget", ActionId.INCIDENT_BUDGET_RESET, value))
     if not elements:
         return None
     return actions(elements, block_id=f"{BlockId.INCIDENT_ACTIONS}:{view.id}")

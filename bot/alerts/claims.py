@@ -33,6 +33,7 @@ class Claimed:
 
     id: int
     kind: str
+    destination: str
     channel: str
     payload: dict[str, Any]
     attempts: int
@@ -110,12 +111,18 @@ async def claim_due(
     batch: int,
     skip_locked: bool = False,
     take_over: bool = False,
+    skip_destinations: tuple[str, ...] = (),
 ) -> list[Claimed]:
     """Claim the due heads of the pending streams (at most ``batch``) for ``holder``
     until ``now + ttl``; returns them with what sending needs (the incident's root).
 
     ``skip_locked`` (PostgreSQL): lock the heads ``FOR UPDATE SKIP LOCKED`` first.
-    ``take_over`` (the sender leads): other holders' live claims do not count."""
+    ``take_over`` (the sender leads): other holders' live claims do not count.
+    ``skip_destinations``: destinations paused by a 429 (a stream has one destination,
+    so skipping its rows never reorders a stream)."""
+    pending = AlertOutbox.state == "pending"
+    if skip_destinations:
+        pending = pending & AlertOutbox.destination.not_in(skip_destinations)
     rows = (
         await session.execute(
             select(
@@ -125,7 +132,7 @@ async def claim_due(
                 AlertOutbox.claimed_by,
                 AlertOutbox.claimed_until,
             )
-            .where(AlertOutbox.state == "pending")
+            .where(pending)
             .order_by(AlertOutbox.id)
             .limit(SCAN_LIMIT)
         )
@@ -186,6 +193,7 @@ async def claim_due(
             Claimed(
                 id=r.id,
                 kind=r.kind,
+                destination=r.destination,
                 channel=r.channel,
                 payload=dict(r.payload or {}),
                 attempts=r.attempts,

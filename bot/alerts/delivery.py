@@ -53,6 +53,15 @@ window is one round trip plus one small commit. ``chat.update`` repeats are harm
 
 Only one replica should send: pass ``is_leader`` (the monitor's leadership). The claims
 make two senders safe anyway: a row is claimed by one at a time and streams stay ordered.
+
+Destinations
+------------
+A row's ``destination`` picks its sender: Slack (above; a ``diagnostics`` row is built by
+:class:`~bot.alerts.diagnostics.Diagnostics` first, then posted in the thread), PagerDuty
+(:mod:`bot.alerts.pagerduty`) or the webhook (:mod:`bot.alerts.webhook`); their answers
+are classified there into the same outcomes, recorded here the same way. A 429 pauses
+only its own destination. A row for a destination this process has no sender for waits
+the longest back-off (its setting may come back), never dropped.
 """
 
 from __future__ import annotations
@@ -62,22 +71,34 @@ import contextlib
 import functools
 import logging
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.alerts.claims import Claimed, claim_due
-from bot.alerts.sending import SendOutcome, send
+from bot.alerts.outbox import DIAGNOSTICS, SLACK
+from bot.alerts.sending import SendOutcome, send, send_diagnostics
 from bot.store.alert_models import AlertIncident, AlertOutbox
 from bot.store.database import Database
 from bot.store.errors import StoreUnwritable
 
+if TYPE_CHECKING:
+    from bot.alerts.diagnostics import Diagnostics
+
 log = logging.getLogger(__name__)
+
+
+class Sender(Protocol):
+    """Sends one claimed row to a destination other than Slack."""
+
+    async def send(self, row: Claimed) -> SendOutcome:
+        """Send it; never raises (but for cancellation)."""
+        ...
 
 
 def _utcnow() -> datetime:
@@ -118,9 +139,15 @@ class OutboxDelivery:
         base_backoff: timedelta = timedelta(seconds=1),
         max_backoff: timedelta = timedelta(minutes=5),
         max_rounds: int = 200,
+        senders: Mapping[str, Sender] | None = None,
+        diagnostics: Diagnostics | None = None,
+        on_close: Sequence[Callable[[], Awaitable[None]]] = (),
     ) -> None:
         self._db = db
         self._web = web
+        self._senders = dict(senders or {})
+        self.diagnostics = diagnostics
+        self._on_close = list(on_close)
         self._clock = clock
         self._holder = holder
         self._is_leader = is_leader
@@ -130,7 +157,8 @@ class OutboxDelivery:
         self._base_backoff = base_backoff
         self._max_backoff = max_backoff
         self._max_rounds = max_rounds
-        self._paused_until: datetime | None = None
+        # A 429 pauses its destination (Slack's limits are not PagerDuty's).
+        self._paused: dict[str, datetime] = {}
         self._lock = asyncio.Lock()
         self._again = False
         self._kick_task: asyncio.Task[None] | None = None
@@ -145,8 +173,17 @@ class OutboxDelivery:
 
     @property
     def paused_until(self) -> datetime | None:
-        """When a 429 pause ends (None: not paused)."""
-        return self._paused_until
+        """When Slack's 429 pause ends (None: not paused)."""
+        return self._paused.get(SLACK)
+
+    @property
+    def destinations(self) -> tuple[str, ...]:
+        """Where this sender delivers: Slack and the configured paging destinations."""
+        return (SLACK, *self._senders)
+
+    def paused(self, destination: str) -> datetime | None:
+        """When ``destination``'s 429 pause ends (None: not paused)."""
+        return self._paused.get(destination)
 
     # -- nudging -----------------------------------------------------------------------------
 
@@ -196,6 +233,9 @@ class OutboxDelivery:
 
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(drained(), wait_secs)
+        for close in self._on_close:
+            with contextlib.suppress(Exception):
+                await close()
 
     # -- one run -----------------------------------------------------------------------------
 
@@ -213,13 +253,18 @@ class OutboxDelivery:
         async with self._lock:
             for _ in range(self._max_rounds):
                 now = self._clock()
-                if self._paused_until is not None:
-                    if now < self._paused_until:
-                        report.paused_until = self._paused_until
-                        report.skipped = "rate limited"
-                        break
-                    self._paused_until = None
-                claimed = await self._db.run(functools.partial(self._claim, now=now))
+                for name, until in list(self._paused.items()):
+                    if now >= until:
+                        del self._paused[name]
+                skip = tuple(self._paused)
+                if SLACK in self._paused:
+                    report.paused_until = self._paused[SLACK]
+                if skip and set(skip) >= set(self.destinations):
+                    report.skipped = "rate limited"
+                    break
+                claimed = await self._db.run(
+                    functools.partial(self._claim, now=now, skip_destinations=skip)
+                )
                 if not claimed:
                     break
                 await self._send_all(claimed, report)
@@ -230,21 +275,36 @@ class OutboxDelivery:
 
         async def one(row: Claimed) -> None:
             async with limit:
-                if self._paused_until is not None and self._clock() < self._paused_until:
+                paused = self._paused.get(row.destination)
+                if paused is not None and self._clock() < paused:
                     # Another request just hit the rate limit: do not add to it.
                     outcome = SendOutcome(
                         "ratelimited",
                         error="waiting for Retry-After",
-                        retry_after=(self._paused_until - self._clock()).total_seconds(),
+                        retry_after=(paused - self._clock()).total_seconds(),
                     )
                     await self._record(row, outcome, report, count_attempt=False)
                     return
-                outcome = await send(self._web, row)
+                outcome = await self._send(row)
                 await self._record(row, outcome, report)
 
         await asyncio.gather(*(one(row) for row in claimed))
 
-    async def _claim(self, session: AsyncSession, now: datetime) -> list[Claimed]:
+    async def _send(self, row: Claimed) -> SendOutcome:
+        if row.destination == SLACK:
+            if row.kind == DIAGNOSTICS:
+                return await send_diagnostics(self._web, row, self.diagnostics)
+            return await send(self._web, row)
+        sender = self._senders.get(row.destination)
+        if sender is None:
+            return SendOutcome(
+                "retry", error=f"{row.destination} is not configured here", config_error=True
+            )
+        return await sender.send(row)
+
+    async def _claim(
+        self, session: AsyncSession, now: datetime, skip_destinations: tuple[str, ...] = ()
+    ) -> list[Claimed]:
         return await claim_due(
             session,
             now,
@@ -255,6 +315,7 @@ class OutboxDelivery:
             # Only a sender told it leads gets here (run_once checked): the rows another
             # holder claimed belong to a leader that died or stepped down.
             take_over=self._is_leader is not None,
+            skip_destinations=skip_destinations,
         )
 
     # -- record ------------------------------------------------------------------------------
@@ -283,8 +344,9 @@ class OutboxDelivery:
         elif outcome.status == "ratelimited":
             wait = timedelta(seconds=outcome.retry_after or 1.0)
             due = now + wait
-            if self._paused_until is None or due > self._paused_until:
-                self._paused_until = due
+            paused = self._paused.get(row.destination)
+            if paused is None or due > paused:
+                self._paused[row.destination] = due
             values.update(next_attempt_at=due, last_error=outcome.error)
         else:
             wait = self._max_backoff if outcome.config_error else self._backoff(attempts)
@@ -324,12 +386,13 @@ class OutboxDelivery:
                 "alert message %d (%s to %s) failed for good and was skipped: %s",
                 row.id,
                 row.kind,
-                row.channel,
+                row.channel if row.destination == SLACK else row.destination,
                 outcome.error,
             )
         elif outcome.status == "ratelimited":
             report.rate_limited += 1
-            report.paused_until = self._paused_until
+            if row.destination == SLACK:
+                report.paused_until = self._paused.get(SLACK)
         else:
             report.retried += 1
             level = logging.ERROR if outcome.config_error or attempts >= 5 else logging.WARNING

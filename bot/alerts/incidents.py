@@ -157,7 +157,8 @@ class Incidents:
 
         if muted:
             if incident.announced:
-                await self._notifier.refresh(session, incident, at)
+                # Muted: the root shows it, nobody is paged again.
+                await self._notifier.refresh(session, incident, at, page=False)
             return
         if created or not incident.announced:
             await self._notifier.post_root(session, incident, at)
@@ -217,6 +218,8 @@ class Incidents:
         await self._notifier.follow_up(
             session, incident, at, None if quiet else blocks.restart_note(event.detail, ok=ok)
         )
+        if not quiet:
+            await self._notifier.action_taken(session, incident, at, action=event.detail)
 
     async def on_deferred(self, session: AsyncSession, event: MonitorEvent) -> None:
         """A restart was put off: the root says why."""
@@ -320,6 +323,8 @@ class Incidents:
             text = f"❌ {user(actor)} tried to restart it: {escape(error or 'failed')}"
         incident.updated_at = now
         await self._notifier.follow_up(session, incident, now, blocks.thread_note(text))
+        action = "restarted by hand" if ok else f"restart by hand failed: {error or 'failed'}"
+        await self._notifier.action_taken(session, incident, now, action=action, actor=actor)
 
     async def settle(self, session: AsyncSession, now: datetime) -> list[int]:
         """Resolve flapping incidents whose instance has been steady for a whole window."""

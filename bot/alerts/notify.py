@@ -4,6 +4,11 @@ Every message is a row written in the caller's transaction (see :mod:`bot.alerts
 so it exists exactly when the change does; :mod:`bot.alerts.delivery` sends it. What is
 written depends only on the incident: nothing is posted for an incident that was not
 announced (muted, or no channel), and the root is edited before a reply is queued.
+
+The same changes owe PagerDuty and the webhook their events (:mod:`bot.alerts.paging`):
+an announcement triggers, later refreshes mirror the incident's state. An announced
+instance incident's root is followed by its diagnostics reply (:mod:`bot.alerts.diagnostics`)
+when ``diagnostics`` is on.
 """
 
 from __future__ import annotations
@@ -16,7 +21,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.alerts import blocks
 from bot.alerts.live import refresh_readings, root_digest
-from bot.alerts.outbox import NOTICE, REPLY, ROOT, enqueue, incident_stream, refresh_root
+from bot.alerts.outbox import (
+    DIAGNOSTICS,
+    NOTICE,
+    REPLY,
+    ROOT,
+    enqueue,
+    enqueue_raw,
+    incident_stream,
+    refresh_root,
+)
+from bot.alerts.paging import PagingTargets, action_taken, sync_pages
 from bot.alerts.records import IncidentView
 from bot.blockkit.limits import Reply
 from bot.store.alert_models import AlertIncident
@@ -36,11 +51,19 @@ class Notifier:
     """
 
     def __init__(
-        self, policy: AlertPolicy, delivery: OutboxDelivery | None, *, nudge: bool = True
+        self,
+        policy: AlertPolicy,
+        delivery: OutboxDelivery | None,
+        *,
+        nudge: bool = True,
+        paging: PagingTargets | None = None,
+        diagnostics: bool = False,
     ) -> None:
         self._policy = policy
         self._delivery = delivery
         self.nudge = nudge
+        self.paging = paging or PagingTargets()
+        self.diagnostics = diagnostics
 
     def _nudge_after_commit(self, session: AsyncSession) -> None:
         """Wake the delivery once ``session``'s transaction commits (not before: a nudge
@@ -62,7 +85,10 @@ class Notifier:
     async def post_root(
         self, session: AsyncSession, incident: AlertIncident, now: datetime
     ) -> None:
-        """Announce the incident: its root message (nothing without a channel)."""
+        """Announce the incident: its root message (nothing without a channel), then its
+        diagnostics reply; the paging destinations are triggered even without a channel."""
+        if await sync_pages(session, incident, self.paging, now, announce=True):
+            self._nudge_after_commit(session)
         if incident.channel is None:
             return
         incident.announced = True
@@ -78,11 +104,31 @@ class Notifier:
             incident_id=incident.id,
             digest=root_digest(incident, mention=self._policy.mention),
         )
+        if self.diagnostics and incident.instance_id is not None:
+            # Built when sent (a backend call must not hold this transaction), right after
+            # the root in the incident's stream, so it lands first in the thread.
+            await enqueue_raw(
+                session,
+                kind=DIAGNOSTICS,
+                channel=incident.channel,
+                payload={
+                    "instance_id": incident.instance_id,
+                    "label": IncidentView.from_row(incident).label,
+                },
+                now=now,
+                stream=incident_stream(incident.id),
+                incident_id=incident.id,
+            )
         self._nudge_after_commit(session)
 
-    async def refresh(self, session: AsyncSession, incident: AlertIncident, now: datetime) -> None:
+    async def refresh(
+        self, session: AsyncSession, incident: AlertIncident, now: datetime, *, page: bool = True
+    ) -> None:
         """Edit an announced incident's root to its current state, with the heartbeat age
-        and health as of ``now``; nothing when only those changed (:mod:`bot.alerts.live`)."""
+        and health as of ``now``; nothing when only those changed (:mod:`bot.alerts.live`).
+        The paging destinations learn a state change too (not with ``page=False``: muted)."""
+        if page and await sync_pages(session, incident, self.paging, now, announce=False):
+            self._nudge_after_commit(session)
         if not incident.announced or incident.channel is None:
             return
         await refresh_readings(session, incident, now)
@@ -149,3 +195,16 @@ class Notifier:
             session, kind=NOTICE, channel=channel, message=message, now=now, stream=stream
         )
         self._nudge_after_commit(session)
+
+    async def action_taken(
+        self,
+        session: AsyncSession,
+        incident: AlertIncident,
+        now: datetime,
+        *,
+        action: str,
+        actor: str | None = None,
+    ) -> None:
+        """Tell the webhook that ``action`` was taken on the incident (``actor``: a person)."""
+        if await action_taken(session, incident, self.paging, now, action=action, actor=actor):
+            self._nudge_after_commit(session)

@@ -9,7 +9,11 @@ Kinds:
 ``root``    the incident's message in the channel (its ts is stored on the incident);
 ``reply``   a message in the incident's thread (waits for the root's ts);
 ``update``  ``chat.update`` of the root with the incident's current state;
-``notice``  a top-level message that belongs to no incident (mute ended …).
+``notice``  a top-level message that belongs to no incident (mute ended …);
+``diagnostics``  the incident's diagnostics reply, built when it is sent (logs, health,
+            history: :mod:`bot.alerts.diagnostics`), right after the root in its stream;
+``event``   a PagerDuty or webhook event (``destination``), in a stream of its own per
+            incident and destination (:mod:`bot.alerts.paging`).
 
 Root edits coalesce: while the root itself is still waiting to be sent, its payload is
 replaced by the newer state; otherwise older pending edits are marked ``superseded`` and
@@ -32,6 +36,10 @@ ROOT = "root"
 REPLY = "reply"
 UPDATE = "update"
 NOTICE = "notice"
+DIAGNOSTICS = "diagnostics"
+EVENT = "event"
+
+SLACK = "slack"
 
 
 def incident_stream(incident_id: int) -> str:
@@ -67,14 +75,38 @@ async def enqueue(
     broadcast: bool = False,
     digest: str | None = None,
 ) -> AlertOutbox:
-    """Add one pending row (due at once) and flush it so it has its id (``digest``: of a
-    root or an edit, see :func:`refresh_root`)."""
+    """Add one pending Slack row (due at once) and flush it so it has its id (``digest``:
+    of a root or an edit, see :func:`refresh_root`)."""
+    return await enqueue_raw(
+        session,
+        kind=kind,
+        channel=channel,
+        payload=_payload(message, broadcast=broadcast, digest=digest),
+        now=now,
+        stream=stream,
+        incident_id=incident_id,
+    )
+
+
+async def enqueue_raw(
+    session: AsyncSession,
+    *,
+    kind: str,
+    channel: str,
+    payload: dict[str, object],
+    now: datetime,
+    stream: str,
+    incident_id: int | None = None,
+    destination: str = SLACK,
+) -> AlertOutbox:
+    """Add one pending row with ``payload`` as given, for ``destination``."""
     row = AlertOutbox(
         incident_id=incident_id,
         stream=stream,
         kind=kind,
+        destination=destination,
         channel=channel,
-        payload=_payload(message, broadcast=broadcast, digest=digest),
+        payload=payload,
         state="pending",
         attempts=0,
         created_at=now,

@@ -86,6 +86,12 @@ class IncidentView:
         return self.scope == "fleet"
 
     @property
+    def budget_spent(self) -> bool:
+        """True when the instance's auto-restart budget ran out during this incident (and
+        was not given back since)."""
+        return self.kind == "restart_budget_exhausted" or self.exhausted_at is not None
+
+    @property
     def short_id(self) -> str:
         """The first 8 characters of the instance id ("" for the fleet)."""
         return (self.instance_id or "")[:8]
@@ -159,3 +165,12 @@ class UnmuteResult:
     instance_id: str
     instance_name: str | None
     was_muted: bool
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetResetResult:
+    """A restart budget given back at ``at``; ``incident_id``: the open incident told."""
+
+    instance_id: str
+    at: datetime
+    incident_id: int | None = None

@@ -1,7 +1,8 @@
 """Delivery, stage 2: send one claimed row to Slack, and name the outcome.
 
 ``root`` and ``notice`` rows are posted; a ``reply`` goes in its incident's thread (or,
-when the root failed for good, to the channel); an ``update`` edits the root (or becomes
+when the root failed for good, to the channel), and so does a ``diagnostics`` row once
+:func:`send_diagnostics` has built it; an ``update`` edits the root (or becomes
 the root when it never made it). :func:`classify` maps the Web API's errors to
 ``sent``/``retry``/``ratelimited``/``failed``; the rules are in :mod:`bot.alerts.delivery`.
 """
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 from slack_sdk.errors import SlackApiError
@@ -18,6 +19,9 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.alerts.claims import Claimed
 from bot.alerts.outbox import NOTICE, REPLY, ROOT, UPDATE
+
+if TYPE_CHECKING:
+    from bot.alerts.diagnostics import Diagnostics
 
 # Slack error names that can never succeed, however often the same request is repeated
 # (chat.postMessage and chat.update, from Slack's method reference). Only these make a
@@ -201,3 +205,38 @@ async def send(web: AsyncWebClient, row: Claimed) -> SendOutcome:
         raise
     except Exception as exc:
         return classify(exc)
+
+
+async def send_diagnostics(
+    web: AsyncWebClient, row: Claimed, diagnostics: Diagnostics | None
+) -> SendOutcome:
+    """Build the incident's diagnostics reply (the backend read has its own deadline),
+    then post it in the thread like any reply."""
+    if row.root_ts is None and row.root_pending:
+        return SendOutcome("retry", error="root message not delivered yet")
+    payload = row.payload
+    instance_id = str(payload.get("instance_id") or "")
+    label = str(payload.get("label") or instance_id[:8])
+    if diagnostics is None:
+        from bot.alerts.diagnostics import LogsRead, diagnostics_message
+
+        message = diagnostics_message(
+            row.incident_id or 0,
+            label,
+            LogsRead([], unavailable="no backend client in this bot process"),
+            None,
+            [],
+        )
+    else:
+        try:
+            message = await diagnostics.build(row.incident_id or 0, instance_id, label)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the database: retried like a failed send
+            return SendOutcome("retry", error=f"diagnostics: {type(exc).__name__}: {exc}")
+    built = Claimed(**{**_fields(row), "kind": REPLY, "payload": message.kwargs()})
+    return await send(web, built)
+
+
+def _fields(row: Claimed) -> dict[str, Any]:
+    return {name: getattr(row, name) for name in row.__dataclass_fields__}

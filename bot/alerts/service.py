@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.alerts import queries as q
+from bot.alerts.budget import reset_budget
 from bot.alerts.delivery import OutboxDelivery
 from bot.alerts.escalation import Escalation
 from bot.alerts.fleet import FleetIncidents, StormInhibitor
@@ -38,8 +39,15 @@ from bot.alerts.maintenance import MaintenanceWindows
 from bot.alerts.maintenance_records import AnnounceReport
 from bot.alerts.mutes import Silences
 from bot.alerts.notify import Notifier
+from bot.alerts.paging import PagingTargets
 from bot.alerts.policy import PROBLEM_STATUSES, AlertPolicy
-from bot.alerts.records import AckResult, IncidentView, MuteResult, UnmuteResult
+from bot.alerts.records import (
+    AckResult,
+    BudgetResetResult,
+    IncidentView,
+    MuteResult,
+    UnmuteResult,
+)
 from bot.backend.models import Instance
 from bot.monitor.events import EventKind, MonitorEvent
 
@@ -47,6 +55,7 @@ if TYPE_CHECKING:
     import aiohttp
     from slack_sdk.web.async_client import AsyncWebClient
 
+    from bot.backend.client import InstanceClient
     from bot.config import Settings
     from bot.monitor.monitor import HealthMonitor
     from bot.store.database import Database
@@ -100,6 +109,8 @@ class AlertService:
         clock: Callable[[], datetime] = _utcnow,
         nudge: bool = True,
         is_leader: Callable[[], bool] | None = None,
+        paging: PagingTargets | None = None,
+        diagnostics: bool | None = None,
     ) -> None:
         self._db = db
         self._is_leader = is_leader
@@ -107,7 +118,12 @@ class AlertService:
         self.delivery = delivery
         self._clock = clock
         self._warned_no_store = False
-        self.notifier = Notifier(self.policy, delivery, nudge=nudge)
+        if diagnostics is None:
+            # The diagnostics reply goes with a delivery that can build it.
+            diagnostics = delivery is not None and delivery.diagnostics is not None
+        self.notifier = Notifier(
+            self.policy, delivery, nudge=nudge, paging=paging, diagnostics=diagnostics
+        )
         self.silences = Silences(db, policy=self.policy, notifier=self.notifier, clock=clock)
         self.maintenance = MaintenanceWindows(
             db, policy=self.policy, notifier=self.notifier, clock=clock
@@ -143,13 +159,15 @@ class AlertService:
         is_leader: Callable[[], bool] | None = None,
         holder: str | None = None,
         nudge: bool = True,
+        client: InstanceClient | None = None,
     ) -> AlertService:
         """The service with its delivery, as the runtime builds it.
 
         ``web`` defaults to an ``AsyncWebClient`` with the bot token, ``slack.api_url``
         and no retry handlers (the delivery job retries), on ``session`` when given (the
         runtime's aiohttp session: connections are reused). ``is_leader`` should be the
-        monitor's ``lambda: monitor.is_leader`` so only the leader sends.
+        monitor's ``lambda: monitor.is_leader`` so only the leader sends. ``client`` (the
+        backend) turns on the diagnostics reply; ``settings.paging`` the paging senders.
         """
         if web is None:
             from slack_sdk.web.async_client import AsyncWebClient
@@ -171,7 +189,20 @@ class AlertService:
             from bot.store.leader import default_holder
 
             holder = default_holder()
-        delivery = OutboxDelivery(db, web, clock=clock, holder=holder, is_leader=is_leader)
+        from bot.alerts.diagnostics import Diagnostics
+        from bot.alerts.senders import paging_senders
+
+        senders, targets, closers = paging_senders(settings.paging, web)
+        delivery = OutboxDelivery(
+            db,
+            web,
+            clock=clock,
+            holder=holder,
+            is_leader=is_leader,
+            senders=senders,
+            diagnostics=Diagnostics(db, client, clock=clock) if client is not None else None,
+            on_close=closers,
+        )
         return cls(
             db,
             policy=AlertPolicy.from_settings(settings.alerts),
@@ -179,6 +210,7 @@ class AlertService:
             clock=clock,
             nudge=nudge,
             is_leader=is_leader,
+            paging=targets,
         )
 
     def attach(self, monitor: HealthMonitor) -> HealthMonitor:
@@ -297,6 +329,23 @@ class AlertService:
         await self._db.run(
             lambda session: self.incidents.note_manual_restart(
                 session, parsed, actor, now, ok=ok, error=error
+            )
+        )
+
+    async def reset_restart_budget(
+        self, instance_id: str, actor: str, *, source: str = "slack"
+    ) -> BudgetResetResult:
+        """Give ``instance_id`` its auto-restart budget back (the command and the incident
+        button both come here; see :mod:`bot.alerts.budget`)."""
+        now = self._clock()
+        return await self._db.run(
+            lambda session: reset_budget(
+                session,
+                self.notifier,
+                instance_id=instance_id,
+                actor=actor,
+                source=source,
+                now=now,
             )
         )
 

@@ -31,6 +31,7 @@ class ActionId(StrEnum):
     INCIDENT_RESTART = "starpod.incident.restart"
     INCIDENT_LOGS = "starpod.incident.logs"
     INCIDENT_MUTE = "starpod.incident.mute"
+    INCIDENT_BUDGET_RESET = "starpod.incident.budget_reset"
 
 
 class BlockId(StrEnum):
@@ -45,6 +46,7 @@ class BlockId(StrEnum):
     # The alerts feature's incident message; both add ":<incident id>".
     INCIDENT_ROOT = "starpod.incident.root"
     INCIDENT_ACTIONS = "starpod.incident.actions"
+    INCIDENT_DIAGNOSTICS = "starpod.incident.diagnostics"
 
 
 class CallbackId(StrEnum):

@@ -77,6 +77,10 @@ class MemoryTransaction:
         remembered = self._store.instances.get(instance_id)
         return [t for t in remembered.restarts if t >= since] if remembered is not None else []
 
+    async def budget_reset_at(self, instance_id: str) -> datetime | None:
+        """Never: a reset is written to the database (the alerts feature needs one)."""
+        return None
+
     async def record_restart(
         self, *, instance_id: str, at: datetime, ok: bool, error: str | None
     ) -> None:

@@ -83,6 +83,11 @@ async def decide_restarts(
         # restarts whose record a failed second transaction lost.
         history = set(mem.restarts or []) if mem is not None else set()
         history |= set(await tx.auto_restart_times(inst.id, since=now - budget.window))
+        reset_at = await tx.budget_reset_at(inst.id)
+        if reset_at is not None:
+            # Someone gave the budget back (bot.alerts.service.reset_restart_budget): the
+            # restarts before it no longer count, in memory or in the store.
+            history = {t for t in history if t > reset_at}
         announced = mem.announced_exhaustion if mem is not None else None
         deferred = mem.deferred_until if mem is not None else None
         decision = decide_restart(sorted(history), now, budget, announced_episode=announced)

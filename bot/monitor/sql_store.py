@@ -60,6 +60,10 @@ class SqlTransaction:
         """See :meth:`MonitorTransaction.auto_restart_times`."""
         return await persist.auto_restart_times(self._session, instance_id, since=since)
 
+    async def budget_reset_at(self, instance_id: str) -> datetime | None:
+        """See :meth:`MonitorTransaction.budget_reset_at`."""
+        return await queries.latest_budget_reset(self._session, instance_id)
+
     async def record_restart(
         self, *, instance_id: str, at: datetime, ok: bool, error: str | None
     ) -> None:

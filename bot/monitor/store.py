@@ -57,6 +57,10 @@ class MonitorTransaction(Protocol):
     async def auto_restart_times(self, instance_id: str, *, since: datetime) -> list[datetime]:
         """When the monitor restarted this instance at or after ``since``."""
 
+    async def budget_reset_at(self, instance_id: str) -> datetime | None:
+        """When someone last gave this instance its restart budget back (None: never);
+        auto-restarts before it do not count against the budget."""
+
     async def record_restart(
         self, *, instance_id: str, at: datetime, ok: bool, error: str | None
     ) -> None:

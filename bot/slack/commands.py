@@ -12,7 +12,7 @@ from typing import Any
 
 from bot.catalog import COMMAND, Subcommand
 from bot.slack import blocks
-from bot.slack.handlers import info, lifecycle, maintenance, mute, ssh
+from bot.slack.handlers import budget, info, lifecycle, maintenance, mute, ssh
 from bot.slack.invocation import Invocation
 from bot.slack.middleware import Route, Step
 from bot.slack.parser import Command, UsageProblem, parse
@@ -33,6 +33,7 @@ HANDLERS: dict[Subcommand, Handler] = {
     Subcommand.HISTORY: info.show_history,
     Subcommand.MUTE: mute.mute,
     Subcommand.UNMUTE: mute.unmute,
+    Subcommand.BUDGET: budget.reset,
     Subcommand.AUDIT: info.show_audit,
     Subcommand.STATUS: info.show_status,
     Subcommand.MAINTENANCE: maintenance.maintenance,

@@ -73,6 +73,9 @@ class Alerts(Protocol):
     async def acknowledge(self, incident_id: str, actor: str) -> Any:
         """Mark an incident acknowledged by ``actor``."""
 
+    async def reset_restart_budget(self, instance_id: str, actor: str, *, source: str) -> Any:
+        """Give the instance its auto-restart budget back (``incident_id``: the one told)."""
+
 
 class MonitorLike(Protocol):
     """The health monitor, as `/starpod status` reads it."""

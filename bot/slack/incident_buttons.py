@@ -1,9 +1,11 @@
-"""The incident message's buttons: Acknowledge, Restart now, Logs, Mute 1h.
+"""The incident message's buttons: Acknowledge, Restart now, Logs, Mute 1h, Reset restart
+budget (and the diagnostics reply's "More logs", which is the Logs button).
 
 Mounted on the Slack app by ``create_app`` (``ROUTES``) behind the listener pipeline
 every Slack listener shares (``bot/slack/middleware.py``): acknowledged first, acted on
 once (a repeated click delivery is ignored), done in a work slot, checked against the
-clicker's role before anything acts (Acknowledge, Restart now and Mute need an operator,
+clicker's role before anything acts (Acknowledge, Restart now, Mute and Reset restart
+budget need an operator,
 Logs a viewer), and written to the audit log whatever the outcome; errors are answered
 there too.
 
@@ -21,7 +23,7 @@ from datetime import timedelta
 from functools import partial
 from typing import Any, Protocol
 
-from bot.alerts.records import AckResult, IncidentView, MuteResult
+from bot.alerts.records import AckResult, BudgetResetResult, IncidentView, MuteResult
 from bot.backend.errors import BackendError
 from bot.backend.models import Instance
 from bot.blockkit.blocks import section
@@ -64,6 +66,12 @@ class IncidentActions(Protocol):
         self, incident_id: str | int, actor: str, *, ok: bool, error: str | None = None
     ) -> None:
         """Say in the incident's thread that someone restarted the instance."""
+        ...
+
+    async def reset_restart_budget(
+        self, instance_id: str, actor: str, *, source: str = "slack"
+    ) -> BudgetResetResult:
+        """Give the instance its auto-restart budget back."""
         ...
 
 
@@ -217,11 +225,25 @@ async def on_mute(svc: Services, inv: Invocation, incident: IncidentView) -> Non
     await inv.respond(reply(text, [section(text)]))
 
 
+async def on_budget_reset(svc: Services, inv: Invocation, incident: IncidentView) -> None:
+    """Reset restart budget: the same service function as `/starpod budget reset`."""
+    alerts = _alerts(svc)
+    instance_id = _instance_of(incident)
+    await alerts.reset_restart_budget(instance_id, inv.user_id, source="incident")
+    inv.draft.detail = f"restart budget reset from incident #{incident.id}"
+    text = (
+        f"♻️ You reset the auto-restart budget of {escape(incident.label)}; "
+        "the incident's thread says so."
+    )
+    await inv.respond(reply(text, [section(text)]))
+
+
 HANDLERS = {
     ActionId.INCIDENT_ACK: (ACKNOWLEDGE, on_acknowledge),
     ActionId.INCIDENT_RESTART: (Subcommand.RESTART.value, on_restart),
     ActionId.INCIDENT_LOGS: (Subcommand.LOGS.value, on_logs),
     ActionId.INCIDENT_MUTE: (Subcommand.MUTE.value, on_mute),
+    ActionId.INCIDENT_BUDGET_RESET: (Subcommand.BUDGET.value, on_budget_reset),
 }
 
 

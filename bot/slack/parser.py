@@ -400,8 +400,11 @@ def _example(option: str) -> str:
     }.get(option, option)
 
 
+BUDGET_VERBS = ("reset",)
+
+
 def _max_positional(sub: Subcommand) -> int:
-    if sub is Subcommand.MUTE:
+    if sub in (Subcommand.MUTE, Subcommand.BUDGET):
         return 2
     if sub is Subcommand.MAINTENANCE:
         return 4  # add <target> <start> <duration>
@@ -442,6 +445,8 @@ def _build(
     if sub is Subcommand.MAINTENANCE:
         request = _maintenance(positional, values, flags)
         return Command(sub, None, Options(maintenance=request, no_restart=options.no_restart), text)
+    if sub is Subcommand.BUDGET:
+        positional = _budget_verb(positional)
     ref: str | None = None
     if ref_rule in ("required", "optional") and positional:
         ref = _ref(positional[0], sub)
@@ -516,6 +521,19 @@ def _maintenance(
         raise _fail(length, sub)
     reason = _bounded(values.get("--reason"), "--reason", MAX_REASON, sub)
     return MaintenanceRequest("add", target, start, length, reason or None)
+
+
+def _budget_verb(positional: list[str]) -> list[str]:
+    """``budget reset <id>``: check the verb, return what follows it (the instance)."""
+    sub = Subcommand.BUDGET
+    if not positional:
+        raise _fail("`budget` needs what to do and an instance: `budget reset <id>`.", sub)
+    verb = positional[0].lower()
+    if verb not in BUDGET_VERBS:
+        guess = _nearest(verb, list(BUDGET_VERBS))
+        hint = f" Did you mean `{guess}`?" if guess else ""
+        raise _fail(f"`budget` can only `reset` (got `{_code(positional[0])}`).{hint}", sub)
+    return positional[1:]
 
 
 def _ref(value: str, sub: Subcommand) -> str:

@@ -6,9 +6,11 @@
     acknowledged and NULL once resolved; its unique constraint is what guarantees at
     most one open incident per instance, on both dialects (NULLs never collide).
 ``alert_outbox``
-    Every Slack message the alerts feature wants to send or edit, written in the same
+    Every message the alerts feature wants to send or edit, written in the same
     transaction as the change that causes it, then delivered in ``id`` order per
-    ``stream`` (one stream per incident) by :mod:`bot.alerts.delivery`.
+    ``stream`` by :mod:`bot.alerts.delivery`. ``destination`` says where it goes: Slack
+    (one stream per incident), PagerDuty's Events API or the outgoing webhook (one
+    stream per incident and destination, so a paging outage never holds Slack back).
 ``alert_mutes``
     Mutes, kept after they end (``ended_at``) so ``/starpod audit`` and the expiry
     notice can say who muted what and for how long.
@@ -37,7 +39,9 @@ INCIDENT_KINDS = (
     "restart_budget_exhausted",
 )
 INCIDENT_STATES = ("open", "acknowledged", "resolved")
-OUTBOX_KINDS = ("root", "reply", "update", "notice")
+OUTBOX_KINDS = ("root", "reply", "update", "notice", "diagnostics", "event")
+OUTBOX_DESTINATIONS = ("slack", "pagerduty", "webhook")
+PAGED_STATES = ("triggered", "acknowledged", "resolved")
 OUTBOX_STATES = ("pending", "sent", "failed", "superseded")
 
 FLEET_KEY = "*fleet*"
@@ -89,6 +93,9 @@ class AlertIncident(Base):
     recurrences: Mapped[int] = mapped_column(Integer, default=0)
     channel: Mapped[str | None] = mapped_column(String(64))
     root_ts: Mapped[str | None] = mapped_column(String(32))
+    # The last incident state told to the paging destinations (PagerDuty, the webhook):
+    # None until the incident is announced; then "triggered", "acknowledged", "resolved".
+    paged_state: Mapped[str | None] = mapped_column(String(16))
 
     def __repr__(self) -> str:
         return (
@@ -107,6 +114,7 @@ class AlertOutbox(Base):
         Index(None, "incident_id", "state"),
         CheckConstraint(f"kind IN {OUTBOX_KINDS!r}", name="kind"),
         CheckConstraint(f"state IN {OUTBOX_STATES!r}", name="state"),
+        CheckConstraint(f"destination IN {OUTBOX_DESTINATIONS!r}", name="destination"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -116,8 +124,12 @@ class AlertOutbox(Base):
     # Rows of one stream go out strictly in id order: "incident:<id>" or "mute:<instance>".
     stream: Mapped[str] = mapped_column(String(160))
     kind: Mapped[str] = mapped_column(String(16))
+    # "slack", "pagerduty" or "webhook"; ``channel`` is the Slack channel (for the
+    # others the incident's channel, which their links point at, or "").
+    destination: Mapped[str] = mapped_column(String(16), default="slack", server_default="slack")
     channel: Mapped[str] = mapped_column(String(64))
-    # {"text": …, "blocks": [...], "reply_broadcast": bool}
+    # Slack: {"text": …, "blocks": [...], "reply_broadcast": bool}; diagnostics:
+    # {"instance_id": …}; event: {"event": "trigger" | …, "actor": …, "action": …}
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     state: Mapped[str] = mapped_column(String(16))
     attempts: Mapped[int] = mapped_column(Integer, default=0)

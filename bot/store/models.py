@@ -168,6 +168,31 @@ class RestartAttempt(Base):
         )
 
 
+class RestartBudgetReset(Base):
+    """Someone gave an instance its auto-restart budget back: earlier restarts stop counting.
+
+    No foreign key to ``instances``: a reset may name an instance the sweep has not
+    recorded yet, and the row is part of the audit trail.
+    """
+
+    __tablename__ = "restart_budget_resets"
+    __table_args__ = (Index(None, "instance_id", "at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    instance_id: Mapped[str] = mapped_column(String(128))
+    at: Mapped[datetime] = mapped_column(UtcDateTime())
+    # Slack user id (or ``gateway:<key>``) of who reset it.
+    actor: Mapped[str | None] = mapped_column(String(64))
+    # One of ACTION_SOURCES: "slack" (the command) or "incident" (the button).
+    source: Mapped[str | None] = mapped_column(String(16))
+
+    def __repr__(self) -> str:
+        return (
+            f"RestartBudgetReset(instance_id={self.instance_id!r}, at={self.at.isoformat()}, "
+            f"actor={self.actor!r})"
+        )
+
+
 class LeaderLease(Base):
     """A named lease with an expiry: the single-process guard on SQLite."""
 

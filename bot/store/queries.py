@@ -26,6 +26,7 @@ from bot.store.models import (
     HeartbeatSample,
     InstanceRow,
     RestartAttempt,
+    RestartBudgetReset,
     StatusChange,
 )
 from bot.store.records import HeartbeatSampleIn, InstanceSnapshot
@@ -264,6 +265,30 @@ async def restarts_since(
         .order_by(RestartAttempt.at, RestartAttempt.id)
     )
     return list(result)
+
+
+async def record_budget_reset(
+    session: AsyncSession, *, instance_id: str, at: datetime, actor: str | None, source: str
+) -> RestartBudgetReset:
+    """Give the instance its auto-restart budget back: restarts before ``at`` stop counting."""
+    _check_source(source)
+    row = RestartBudgetReset(instance_id=instance_id, at=at, actor=actor, source=source)
+    session.add(row)
+    await session.flush()
+    return row
+
+
+async def latest_budget_reset(session: AsyncSession, instance_id: str) -> datetime | None:
+    """When the instance's restart budget was last reset (None: never)."""
+    return cast(
+        "datetime | None",
+        await session.scalar(
+            select(RestartBudgetReset.at)
+            .where(RestartBudgetReset.instance_id == instance_id)
+            .order_by(RestartBudgetReset.at.desc())
+            .limit(1)
+        ),
+    )
 
 
 async def uptime_ratio(

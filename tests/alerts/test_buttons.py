@@ -414,3 +414,21 @@ async def test_a_refused_incident_click_never_reaches_its_handler(running: Runni
     assert running.h.sim.calls[("restart", running.victim)] == 0
     async with running.h.db.session() as session:
         assert list(await session.scalars(select(RestartAttempt))) == []
+
+
+async def test_reset_restart_budget_button_is_for_operators_and_audited(running: Running) -> None:
+    # budget=0: the stale instance's budget is spent at once, so the root offers the reset.
+    root = await running.current_root()
+    assert "starpod.incident.budget_reset" in str(root.blocks)
+    refused = await running.click("starpod.incident.budget_reset", VIEWER)
+    assert "operator" in str(refused.blocks).lower()
+    answer = await running.click("starpod.incident.budget_reset", OPERATOR)
+    assert "You reset the auto-restart budget" in answer.text
+    entries = await running.audit(2)
+    results = {(e.user_id, e.action, e.result) for e in entries}
+    assert results == {(VIEWER, "budget", "refused"), (OPERATOR, "budget", "ok")}
+    [ok] = [e for e in entries if e.result == "ok"]
+    assert ok.instance_id == running.victim and "incident #1" in (ok.detail or "")
+    await running.h.deliver()
+    notes = [r for r in running.h.replies(running.root) if "♻️" in r.text]
+    assert len(notes) == 1 and f"<@{OPERATOR}>" in str(notes[0].blocks)

@@ -221,6 +221,16 @@ def test_mute_command() -> None:
     assert "needs a unit" in bad("mute pod-7 30").message
 
 
+def test_budget_reset_command() -> None:
+    command = ok("budget reset pod-7")
+    assert command.subcommand is Subcommand.BUDGET and command.ref == "pod-7"
+    assert ok("Budget RESET pod-7").ref == "pod-7"
+    assert "`budget reset <id>`" in bad("budget").message
+    assert "can only `reset`" in bad("budget pod-7").message
+    assert "Did you mean `reset`?" in bad("budget rset pod-7").message
+    assert "needs an instance" in bad("budget reset").message
+
+
 # -- bad input ------------------------------------------------------------------------------
 
 

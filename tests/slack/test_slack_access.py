@@ -28,6 +28,7 @@ COMMANDS = [
     ("ssh pod-001", Role.OPERATOR),
     ("mute pod-001 1h", Role.OPERATOR),
     ("unmute pod-001", Role.OPERATOR),
+    ("budget reset pod-001", Role.OPERATOR),
     ("kill pod-004", Role.ADMIN),
 ]
 

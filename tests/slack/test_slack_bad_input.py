@@ -30,6 +30,10 @@ def assert_clean(text: str) -> None:
         ('logs pod-001 --grep "open', "never closed"),
         ("list --status runing", "Did you mean `running`?"),
         ("mute pod-001 30", "needs a unit"),
+        ("budget", "needs what to do and an instance"),
+        ("budget rest pod-001", "Did you mean `reset`?"),
+        ("budget reset", "`budget` needs an instance"),
+        ("budget reset pod-001 pod-002", "Too many words"),
         ("health pod-001 extra", "Too many words"),
         ("xyzzy", "Unknown subcommand"),
     ],
@@ -202,3 +206,22 @@ async def test_wrong_menu_value_is_answered(bot: Bot) -> None:
         lambda: any("not one I know" in m.text for m in bot.emulator.ephemerals(OPERATOR))
     )
     assert page is not None
+
+
+async def test_budget_reset_with_alerts_is_announced_and_recorded(bot: Bot) -> None:
+    from bot.store.models import RestartBudgetReset
+
+    bot.use_alerts()
+    await bot.slash("budget reset pod-001")
+    said = await bot.channel_message(lambda m: "Restart budget" in m.text)
+    assert f"<@{OPERATOR}> reset the auto-restart budget of *pod-001*" in message_text(said)
+    async with bot.db.session() as session:
+        [row] = list(await session.scalars(select(RestartBudgetReset)))
+    assert (row.instance_id, row.actor, row.source) == (bot.ids[0], OPERATOR, "slack")
+    [entry] = await bot.wait_audit(1)
+    assert (entry.action, entry.result, entry.instance_id) == ("budget", "ok", bot.ids[0])
+
+
+async def test_budget_reset_without_the_alerts_feature_says_so(bot: Bot) -> None:
+    shown = message_text(await bot.ask("budget reset pod-001"))
+    assert "alerts feature, which is not running" in shown

@@ -37,6 +37,7 @@ _GROUPS: tuple[tuple[str, tuple[Subcommand, ...]], ...] = (
             Subcommand.MUTE,
             Subcommand.UNMUTE,
             Subcommand.MAINTENANCE,
+            Subcommand.BUDGET,
         ),
     ),
     ("*Kill* (admins; asks you to confirm)", (Subcommand.KILL,)),
@@ -58,6 +59,7 @@ _EXAMPLES: dict[Subcommand, tuple[str, ...]] = {
     Subcommand.HISTORY: ("history web-3",),
     Subcommand.MUTE: ("mute web-3 2h", "mute web-3 1d --no-restart"),
     Subcommand.UNMUTE: ("unmute web-3",),
+    Subcommand.BUDGET: ("budget reset web-3",),
     Subcommand.AUDIT: ("audit", "audit web-3"),
     Subcommand.STATUS: ("status",),
     Subcommand.MAINTENANCE: (

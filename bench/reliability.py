@@ -90,6 +90,13 @@ INJECTS = {
     "test_a_leader_killed_mid_delivery_has_its_claims_taken_over_within_two_intervals": (
         "leader SIGKILLed holding a 60 s claim while Slack held its answer; next leader 2 s on"
     ),
+    "test_sigkill_while_pagerduty_holds_the_answer_loses_nothing_and_pages_one_alert": (
+        "SIGKILL after PagerDuty processed a trigger but before the bot heard back; a new delivery"
+    ),
+    "test_paging_survives_429_and_5xx_bursts_losing_and_reordering_nothing": (
+        "PagerDuty and the webhook answer bursts of 429 (with and without Retry-After), 500, "
+        "502, 503 while incidents open, are acknowledged and resolve"
+    ),
     "test_restarts_during_open_incidents_page_once_and_edit_nothing": (
         "the bot restarted (a new process) every sweep while 3 incidents exhaust their budgets"
     ),
@@ -106,7 +113,7 @@ INJECTS = {
     "test_forged_requests_get_401_and_change_nothing": (
         "missing / wrong / other-body / 5-min-replayed Slack signatures"
     ),
-    "test_slash_commands_each_role_each_action": "4 users x 14 subcommands",
+    "test_slash_commands_each_role_each_action": "4 users x 15 subcommands",
     "test_buttons_each_role_each_action": "4 users x restart/pause/ssh/kill-confirm buttons",
     "test_gateway_each_key_each_endpoint": "3 keys + none + forged x 8 gateway endpoints",
     "test_a_signed_restart_delivered_four_times_restarts_once": (

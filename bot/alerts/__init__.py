@@ -38,13 +38,20 @@ Modules (Alertmanager's seams)
 ``notify``     ``Notifier``: each change's outbox rows (root, edit, reply, notice).
 ``facts``      ``IncidentFacts``: the typed facts kept in the incident's JSON column.
 ``rows``       opening, finding (a per-transaction index) and resolving incident rows.
-``outbox``     writing Slack messages as rows in the caller's transaction (root, reply,
-               root edit, notice); root edits coalesce.
+``outbox``     writing messages as rows in the caller's transaction (root, reply, root
+               edit, notice, diagnostics, paging event); root edits coalesce.
 ``delivery``   :class:`~bot.alerts.delivery.OutboxDelivery` — ``run_once()``, ``nudge()``,
                ``aclose()``, ``sent_total``/``failed_total``; 429/5xx/poison rules and the
                duplicate window are in its module docstring. Its stages: ``claims``
                (claim each stream's due head) and ``sending`` (one Web API call, its
                outcome classified); recording the outcome stays in ``delivery``.
+``paging``     which PagerDuty/webhook events an incident's changes owe (``events_owed``),
+               written as outbox rows of their own streams; ``pagerduty`` and ``webhook``
+               send them (wire bodies, signatures, answers classified), ``senders`` builds
+               them from ``settings.paging``.
+``diagnostics`` the diagnostics reply (logs, health vs 24 h normal, status changes), built
+               when its outbox row is sent, the log read under a deadline.
+``budget``     the restart budget reset, the one function the command and the button use.
 ``blocks``     pure Block Kit builders: the root message, thread notes, mute notices.
 ``jobs``       ``register_jobs(scheduler, service=...)``.
 ``records``    ``IncidentView``, ``AckResult``, ``MuteResult``, ``UnmuteResult``.

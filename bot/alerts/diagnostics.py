@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 
 LOG_LINES = 20
 LOG_READ = 500
+LOG_READ_BYTES = 1024 * 1024  # a backend ignoring ?tail= is read this far, no further
 LINE_CHARS = 140
 CHANGES = 5
 NORMAL_WINDOW = timedelta(hours=24)
@@ -273,7 +274,7 @@ class Diagnostics:
         try:
             async with asyncio.timeout(self.deadline_secs):
                 tail = await self._client.tail_logs(
-                    instance_id, LOG_READ, max_secs=self.deadline_secs
+                    instance_id, LOG_READ, max_bytes=LOG_READ_BYTES, max_secs=self.deadline_secs
                 )
         except TimeoutError:
             return LogsRead(

@@ -89,7 +89,7 @@ class IncidentView:
     def budget_spent(self) -> bool:
         """True when the instance's auto-restart budget ran out during this incident (and
         was not given back since)."""
-        return self.kind == "restart_budget_exhausted" or self.exhausted_at is not None
+        return self.exhausted_at is not None
 
     @property
     def short_id(self) -> str:

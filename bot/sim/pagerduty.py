@@ -10,7 +10,10 @@
   summary over 1,024 characters or a ``dedup_key`` over 255;
 - scripted faults (:meth:`PagerDutySimulator.fail_next`): ``429`` (with or without
   ``Retry-After``) and ``5xx`` answers (HTML, as a load balancer sends them), for the next
-  N requests, before any validation.
+  N requests, before any validation;
+- held answers (:meth:`PagerDutySimulator.hold_answers`): the event is processed, its
+  answer waits until :meth:`PagerDutySimulator.release_answers` (a sender killed while it
+  waits is the duplicate window of the outbox).
 
 Accepted events are kept in order (:attr:`PagerDutySimulator.events`), and each alert's
 state is folded from them as PagerDuty would (:meth:`PagerDutySimulator.alert_state`).
@@ -59,6 +62,8 @@ class PagerDutySimulator:
         self._runner: web.AppRunner | None = None
         self._url: str | None = None
         self._arrived = asyncio.Condition()
+        self._released = asyncio.Event()
+        self._released.set()
 
     @property
     def url(self) -> str:
@@ -83,7 +88,8 @@ class PagerDutySimulator:
         return self._url
 
     async def stop(self) -> None:
-        """Stop listening."""
+        """Stop listening (held answers are released first)."""
+        self._released.set()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -100,6 +106,14 @@ class PagerDutySimulator:
     def fail_next(self, status: int, count: int = 1, *, retry_after: float | None = None) -> None:
         """Answer the next ``count`` requests with ``status`` (429 or 5xx)."""
         self._faults.append(Fault(status, count, retry_after))
+
+    def hold_answers(self) -> None:
+        """Process events but keep their answers until :meth:`release_answers`."""
+        self._released.clear()
+
+    def release_answers(self) -> None:
+        """Send the held answers (and stop holding)."""
+        self._released.set()
 
     @property
     def events(self) -> list[dict[str, Any]]:
@@ -158,6 +172,7 @@ class PagerDutySimulator:
         async with self._arrived:
             self.received.append(received)
             self._arrived.notify_all()
+        await self._released.wait()
         return response
 
     def _validate(self, body: Any) -> list[str]:

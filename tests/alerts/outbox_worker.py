@@ -5,6 +5,9 @@ delivery tries each due row once and then waits for a back-off that never ends. 
 prints ``{"committed": n}`` (pending outbox rows) once the sweep committed and the
 delivery had its try, then sleeps until the test kills it with SIGKILL.
 
+With ``--pagerduty URL --routing-key K`` it pages PagerDuty and has no alert channel, so
+the only outbox row is the PagerDuty trigger, sent at once (no Slack root to wait for).
+
 The delivery runs once, after the sweep, and is never nudged by a commit: the sweep commits
 the root (incident opened) and then, in a second transaction, the restart's edit of the
 root and its reply. A nudged delivery running between the two would claim the root, and an
@@ -20,10 +23,13 @@ import asyncio
 import json
 from datetime import UTC, datetime, timedelta
 
+import httpx
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy import func, select
 
-from bot.alerts.delivery import OutboxDelivery
+from bot.alerts.delivery import OutboxDelivery, Sender
+from bot.alerts.pagerduty import PagerDutySender
+from bot.alerts.paging import PAGERDUTY, PagingTargets
 from bot.alerts.service import AlertPolicy, AlertService
 from bot.backend.client import InstanceClient
 from bot.monitor import HealthMonitor
@@ -39,9 +45,18 @@ async def main(args: argparse.Namespace) -> None:
 
     db = Database(args.db)
     web = AsyncWebClient(token=args.token, base_url=args.slack, timeout=5, retry_handlers=[])
-    delivery = OutboxDelivery(db, web, clock=clock, holder="doomed")
+    senders: dict[str, Sender] = {}
+    if args.pagerduty:
+        http = httpx.AsyncClient(timeout=600)
+        senders[PAGERDUTY] = PagerDutySender(http, routing_key=args.routing_key, url=args.pagerduty)
+    delivery = OutboxDelivery(db, web, clock=clock, holder="doomed", senders=senders)
     service = AlertService(
-        db, policy=AlertPolicy(channel="C0ALERTS"), delivery=delivery, clock=clock, nudge=False
+        db,
+        policy=AlertPolicy(channel=None if args.pagerduty else "C0ALERTS"),
+        delivery=delivery,
+        clock=clock,
+        nudge=False,
+        paging=PagingTargets(pagerduty=bool(args.pagerduty)),
     )
     async with InstanceClient(args.backend, timeout=5.0, retry_backoff=0) as client:
         monitor = (
@@ -70,4 +85,6 @@ if __name__ == "__main__":
     parser.add_argument("--slack", required=True)
     parser.add_argument("--token", required=True)
     parser.add_argument("--now", type=float, required=True)
+    parser.add_argument("--pagerduty", default="")
+    parser.add_argument("--routing-key", default="")
     asyncio.run(main(parser.parse_args()))

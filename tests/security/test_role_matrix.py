@@ -42,6 +42,7 @@ SLASH: dict[str, tuple[int, str]] = {
     "ssh": (2, "ssh {name}"),
     "mute": (2, "mute {name} 1h"),
     "unmute": (2, "unmute {name}"),
+    "budget": (2, "budget reset {name}"),
     "kill": (3, "kill {name}"),  # allowed: a confirmation, never a kill
 }
 # The backend call an allowed action makes (and a refused one must not).

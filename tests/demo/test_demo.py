@@ -75,7 +75,9 @@ async def test_demo_heals_one_instance_and_pages_on_call_for_the_wedged_one(
     # Announced open first (on-call mentioned), restarted once by the bot, then resolved.
     assert any("Open" in e["text"] and "subteam" in e["text"] for e in incident["edits"])
     replies = [r["text"] for r in incident["replies"]]
-    assert replies[0].startswith("🔁 auto-restart 1 of 2"), replies
+    # The thread opens with the diagnostics (logs, health, history), then the restart.
+    assert replies[0].startswith(f"Diagnostics for {healing}"), replies
+    assert replies[1].startswith("🔁 auto-restart 1 of 2"), replies
     assert replies[-1].startswith("✅ Recovered"), replies
     assert (await _note_about(demo, healing, "U0OPERATOR")).startswith(f"✅ *{healing}* is back")
 
@@ -87,7 +89,8 @@ async def test_demo_heals_one_instance_and_pages_on_call_for_the_wedged_one(
 
     incident = await wait_for_state(demo, gave_up, timeout=30, what=f"{wedged} paged on-call")
     replies = [r["text"] for r in incident["replies"]]
-    assert [r.split(":")[0] for r in replies[:2]] == [
+    assert replies[0].startswith(f"Diagnostics for {wedged}"), replies
+    assert [r.split(":")[0] for r in replies[1:3]] == [
         "🔁 auto-restart 1 of 2",
         "🔁 auto-restart 2 of 2",
     ]

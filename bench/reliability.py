@@ -274,6 +274,11 @@ def markdown(rows: list[dict[str, Any]], *, long: bool, code: int, secs: float) 
         "(the emulator has no Socket Mode endpoint).",
         "- The CLI's temporary key file (0600, removed on every exit path) is tested in "
         "`tests/test_instance_cli.py`; SIGKILL of the CLI cannot run its clean-up.",
+        "- PagerDuty itself is not called: the paging rows run against a fake Events API "
+        "(`bot/sim/pagerduty.py`) that answers as PagerDuty documents it (202, 400 with "
+        "`message` and `errors`, 429, 5xx). A webhook event killed mid-flight is the same "
+        "outbox row as a PagerDuty one (same claim, same take-over): the receiver may get it "
+        "twice with the same `id`.",
         "",
     ]
     return "\n".join(lines)

@@ -95,6 +95,9 @@ def test_secrets_never_show_in_repr(config_file: Path) -> None:
         ({"DATABASE_URL": "mysql://x"}, "DATABASE_URL"),
         ({"LOG_FORMAT": "xml"}, "LOG_FORMAT"),
         ({"STARPOD_GATEWAY_KEYS": "nocolons"}, "STARPOD_GATEWAY_KEYS"),
+        ({"STARPOD_WEBHOOK_URL": "https://hooks.example"}, "STARPOD_WEBHOOK_SECRET"),
+        ({"STARPOD_WEBHOOK_URL": "hooks.example", "STARPOD_WEBHOOK_SECRET": "s"}, "WEBHOOK_URL"),
+        ({"STARPOD_PAGERDUTY_EVENTS_URL": "ftp://x"}, "STARPOD_PAGERDUTY_EVENTS_URL"),
     ],
 )
 def test_malformed_values_name_the_setting(env: dict[str, str], names: str) -> None:
@@ -147,3 +150,20 @@ def test_audit_retention_from_env_file_and_default(tmp_path: Path) -> None:
     assert load_settings(env, config_file=path).database.audit_retention_days == 30
     with pytest.raises(ConfigError, match="STARPOD_AUDIT_RETENTION_DAYS"):
         load_settings({"STARPOD_AUDIT_RETENTION_DAYS": "0"}, config_file=Path("/dev/null"))
+
+
+def test_paging_settings_default_off_and_keep_their_secrets() -> None:
+    none = load_settings({}, config_file=Path("/dev/null")).paging
+    assert none.pagerduty_routing_key is None and none.webhook_url is None
+    assert none.pagerduty_events_url == "https://events.pagerduty.com/v2/enqueue"
+    env = {
+        "STARPOD_PAGERDUTY_ROUTING_KEY": "pd-routing-key-123",
+        "STARPOD_WEBHOOK_URL": "https://hooks.example/starpod",
+        "STARPOD_WEBHOOK_SECRET": "hook-secret-456",
+    }
+    paging = load_settings(env, config_file=Path("/dev/null")).paging
+    assert paging.pagerduty_routing_key is not None
+    assert paging.pagerduty_routing_key.get_secret_value() == "pd-routing-key-123"
+    assert paging.webhook_url == "https://hooks.example/starpod"
+    shown = repr(paging) + str(paging)
+    assert "pd-routing-key-123" not in shown and "hook-secret-456" not in shown

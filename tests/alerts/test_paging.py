@@ -310,3 +310,29 @@ def readme_verifier() -> Callable[..., bool]:
     exec(compile(code.group(1), "README.md", "exec"), scope)
     verify: Callable[..., bool] = scope["verify"]
     return verify
+
+
+def test_the_pagerduty_body_of_each_kind_and_action() -> None:
+    from bot.alerts.pagerduty import SUMMARY_LIMIT, event_body
+
+    incident = {"id": 9, "kind": "stale", "label": "pod-7 (a1b2c3d4)", "what": "heartbeat stale"}
+    for kind, severity in [
+        ("restart_budget_exhausted", "critical"),
+        ("backend_unreachable", "critical"),
+        ("stale", "error"),
+        ("error", "error"),
+        ("health_unknown", "warning"),
+    ]:
+        payload = {"event": "trigger", "at": "2026-11-30T14:00:00+00:00"}
+        payload["incident"] = {**incident, "kind": kind, "detail": "x" * 2000}
+        body = event_body(payload, routing_key="K", thread_url=None)
+        assert body["payload"]["severity"] == severity
+        assert len(body["payload"]["summary"]) == SUMMARY_LIMIT
+        assert "links" not in body, "no thread yet: no link"
+    for action in ("acknowledge", "resolve"):
+        body = event_body({"event": action, "incident": incident}, routing_key="K", thread_url="u")
+        assert body == {
+            "routing_key": "K",
+            "event_action": action,
+            "dedup_key": "starpod-incident-9",
+        }

@@ -68,8 +68,11 @@ async def test_demo_heals_one_instance_and_pages_on_call_for_the_wedged_one(
     healing, wedged = demo.healing_name, demo.wedged_name
 
     def healed(state: dict[str, Any]) -> dict[str, Any] | None:
+        # The root is edited before the recovery reply is posted: wait for both.
         found = incident_of(state, healing)
-        return found if found and found["text"].startswith("Resolved") else None
+        if not found or not found["text"].startswith("Resolved") or not found["replies"]:
+            return None
+        return found if found["replies"][-1]["text"].startswith("✅ Recovered") else None
 
     incident = await wait_for_state(demo, healed, timeout=20, what=f"{healing} healed")
     # Announced open first (on-call mentioned), restarted once by the bot, then resolved.

@@ -54,14 +54,10 @@ window is one round trip plus one small commit. ``chat.update`` repeats are harm
 Only one replica should send: pass ``is_leader`` (the monitor's leadership). The claims
 make two senders safe anyway: a row is claimed by one at a time and streams stay ordered.
 
-Destinations
-------------
-A row's ``destination`` picks its sender: Slack (above; a ``diagnostics`` row is built by
-:class:`~bot.alerts.diagnostics.Diagnostics` first, then posted in the thread), PagerDuty
-(:mod:`bot.alerts.pagerduty`) or the webhook (:mod:`bot.alerts.webhook`); their answers
-are classified there into the same outcomes, recorded here the same way. A 429 pauses
-only its own destination. A row for a destination this process has no sender for waits
-the longest back-off (its setting may come back), never dropped.
+Destinations: a row's ``destination`` picks its sender: Slack (a ``diagnostics`` row is
+built first), PagerDuty (:mod:`bot.alerts.pagerduty`) or the webhook (:mod:`bot.alerts.webhook`),
+whose answers map to the same outcomes. A 429 pauses only its own destination; a row for a
+destination without a sender here waits the longest back-off, never dropped.
 """
 
 from __future__ import annotations
@@ -74,7 +70,7 @@ import random
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy import update
@@ -82,7 +78,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.alerts.claims import Claimed, claim_due
 from bot.alerts.outbox import DIAGNOSTICS, SLACK
-from bot.alerts.sending import SendOutcome, send, send_diagnostics
+from bot.alerts.sending import Sender, SendOutcome, send, send_diagnostics
 from bot.store.alert_models import AlertIncident, AlertOutbox
 from bot.store.database import Database
 from bot.store.errors import StoreUnwritable
@@ -91,14 +87,6 @@ if TYPE_CHECKING:
     from bot.alerts.diagnostics import Diagnostics
 
 log = logging.getLogger(__name__)
-
-
-class Sender(Protocol):
-    """Sends one claimed row to a destination other than Slack."""
-
-    async def send(self, row: Claimed) -> SendOutcome:
-        """Send it; never raises (but for cancellation)."""
-        ...
 
 
 def _utcnow() -> datetime:

@@ -59,7 +59,8 @@ class PagingTargets:
 
 def paging_stream(destination: str, incident_id: int) -> str:
     """The stream of one incident's events to one destination."""
-    return f"{destination}:incident:{incident_id}"
+    # Joined, not an f-string: its ":incident:" part would read as an emoji shortcode.
+    return ":".join((destination, "incident", str(incident_id)))
 
 
 def events_owed(paged: str | None, state: str, *, announce: bool) -> list[str]:

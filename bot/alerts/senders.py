@@ -19,7 +19,7 @@ from bot.alerts.webhook import WebhookSender
 if TYPE_CHECKING:
     from slack_sdk.web.async_client import AsyncWebClient
 
-    from bot.alerts.delivery import Sender
+    from bot.alerts.sending import Sender
     from bot.config import PagingSettings
 
 TIMEOUT_SECS = 10.0

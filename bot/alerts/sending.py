@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import aiohttp
 from slack_sdk.errors import SlackApiError
@@ -92,6 +92,14 @@ class SendOutcome:
     config_error: bool = False
     # Set when an edit or reply had to be posted as a new top-level message.
     new_root: bool = False
+
+
+class Sender(Protocol):
+    """Sends one claimed row to a destination other than Slack (PagerDuty, the webhook)."""
+
+    async def send(self, row: Claimed) -> SendOutcome:
+        """Send it; never raises (but for cancellation)."""
+        ...
 
 
 def classify(exc: BaseException) -> SendOutcome:

@@ -27,9 +27,10 @@ import httpx
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy import func, select
 
-from bot.alerts.delivery import OutboxDelivery, Sender
+from bot.alerts.delivery import OutboxDelivery
 from bot.alerts.pagerduty import PagerDutySender
 from bot.alerts.paging import PAGERDUTY, PagingTargets
+from bot.alerts.sending import Sender
 from bot.alerts.service import AlertPolicy, AlertService
 from bot.backend.client import InstanceClient
 from bot.monitor import HealthMonitor

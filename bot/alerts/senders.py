@@ -1,4 +1,4 @@
-"""The paging senders of a process, built from its settings (one home for their wiring).
+"""The delivery of a process and its paging senders, built from its settings (one home).
 
 PagerDuty and the webhook share one ``httpx.AsyncClient`` (closed with the delivery);
 both link to the incident's Slack thread with ``chat.getPermalink`` through the bot's
@@ -17,10 +17,15 @@ from bot.alerts.paging import PAGERDUTY, WEBHOOK, PagingTargets
 from bot.alerts.webhook import WebhookSender
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from slack_sdk.web.async_client import AsyncWebClient
 
+    from bot.alerts.delivery import OutboxDelivery
     from bot.alerts.sending import Sender
+    from bot.backend.client import InstanceClient
     from bot.config import PagingSettings
+    from bot.store.database import Database
 
 TIMEOUT_SECS = 10.0
 
@@ -65,3 +70,32 @@ def paging_senders(
             http, url=settings.webhook_url, secret=secret.get_secret_value(), permalink=link
         )
     return senders, targets, closers
+
+
+def delivery_from_settings(
+    settings: PagingSettings,
+    db: Database,
+    web: AsyncWebClient,
+    *,
+    clock: Callable[[], datetime],
+    holder: str,
+    is_leader: Callable[[], bool] | None,
+    client: InstanceClient | None,
+) -> tuple[OutboxDelivery, PagingTargets]:
+    """The outbox delivery as the runtime runs it: Slack, the paging senders of
+    ``settings``, and the diagnostics reply when there is a backend ``client``."""
+    from bot.alerts.delivery import OutboxDelivery
+    from bot.alerts.diagnostics import Diagnostics
+
+    senders, targets, closers = paging_senders(settings, web)
+    delivery = OutboxDelivery(
+        db,
+        web,
+        clock=clock,
+        holder=holder,
+        is_leader=is_leader,
+        senders=senders,
+        diagnostics=Diagnostics(db, client, clock=clock) if client is not None else None,
+        on_close=closers,
+    )
+    return delivery, targets

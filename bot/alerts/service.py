@@ -41,13 +41,7 @@ from bot.alerts.mutes import Silences
 from bot.alerts.notify import Notifier
 from bot.alerts.paging import PagingTargets
 from bot.alerts.policy import PROBLEM_STATUSES, AlertPolicy
-from bot.alerts.records import (
-    AckResult,
-    BudgetResetResult,
-    IncidentView,
-    MuteResult,
-    UnmuteResult,
-)
+from bot.alerts.records import AckResult, BudgetResetResult, IncidentView, MuteResult, UnmuteResult
 from bot.backend.models import Instance
 from bot.monitor.events import EventKind, MonitorEvent
 
@@ -118,8 +112,7 @@ class AlertService:
         self.delivery = delivery
         self._clock = clock
         self._warned_no_store = False
-        if diagnostics is None:
-            # The diagnostics reply goes with a delivery that can build it.
+        if diagnostics is None:  # the diagnostics reply goes with a delivery that builds it
             diagnostics = delivery is not None and delivery.diagnostics is not None
         self.notifier = Notifier(
             self.policy, delivery, nudge=nudge, paging=paging, diagnostics=diagnostics
@@ -189,19 +182,10 @@ class AlertService:
             from bot.store.leader import default_holder
 
             holder = default_holder()
-        from bot.alerts.diagnostics import Diagnostics
-        from bot.alerts.senders import paging_senders
+        from bot.alerts.senders import delivery_from_settings
 
-        senders, targets, closers = paging_senders(settings.paging, web)
-        delivery = OutboxDelivery(
-            db,
-            web,
-            clock=clock,
-            holder=holder,
-            is_leader=is_leader,
-            senders=senders,
-            diagnostics=Diagnostics(db, client, clock=clock) if client is not None else None,
-            on_close=closers,
+        delivery, targets = delivery_from_settings(
+            settings.paging, db, web, clock=clock, holder=holder, is_leader=is_leader, client=client
         )
         return cls(
             db,
@@ -335,8 +319,7 @@ class AlertService:
     async def reset_restart_budget(
         self, instance_id: str, actor: str, *, source: str = "slack"
     ) -> BudgetResetResult:
-        """Give ``instance_id`` its auto-restart budget back (the command and the incident
-        button both come here; see :mod:`bot.alerts.budget`)."""
+        """Give ``instance_id`` its auto-restart budget back (:mod:`bot.alerts.budget`)."""
         now = self._clock()
         return await self._db.run(
             lambda session: reset_budget(

@@ -19,12 +19,13 @@ from bot.alerts.webhook import WebhookSender
 if TYPE_CHECKING:
     from datetime import datetime
 
+    import aiohttp
     from slack_sdk.web.async_client import AsyncWebClient
 
     from bot.alerts.delivery import OutboxDelivery
     from bot.alerts.sending import Sender
     from bot.backend.client import InstanceClient
-    from bot.config import PagingSettings
+    from bot.config import PagingSettings, SlackSettings
     from bot.store.database import Database
 
 TIMEOUT_SECS = 10.0
@@ -99,3 +100,18 @@ def delivery_from_settings(
         on_close=closers,
     )
     return delivery, targets
+
+
+def slack_web(settings: SlackSettings, session: aiohttp.ClientSession | None) -> AsyncWebClient:
+    """The delivery's Web API client: the bot token, ``api_url``, no retry handlers (the
+    delivery decides when to try again), on ``session`` when given (connections reused)."""
+    from slack_sdk.web.async_client import AsyncWebClient
+
+    token = settings.bot_token
+    return AsyncWebClient(
+        token=token.get_secret_value() if token else None,
+        base_url=settings.api_url,
+        timeout=15,
+        session=session,
+        retry_handlers=[],
+    )

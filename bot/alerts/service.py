@@ -162,17 +162,9 @@ class AlertService:
         monitor's ``lambda: monitor.is_leader`` so only the leader sends. ``client`` (the
         backend) turns on the diagnostics reply; ``settings.paging`` the paging senders.
         """
-        if web is None:
-            from slack_sdk.web.async_client import AsyncWebClient
+        from bot.alerts.senders import delivery_from_settings, slack_web
 
-            token = settings.slack.bot_token
-            web = AsyncWebClient(
-                token=token.get_secret_value() if token else None,
-                base_url=settings.slack.api_url,
-                timeout=15,
-                session=session,
-                retry_handlers=[],
-            )
+        web = web if web is not None else slack_web(settings.slack, session)
         if not settings.alerts.channel and not settings.alerts.routes:
             log.warning(
                 "no alert channel (STARPOD_ALERT_CHANNEL): incidents are recorded, "
@@ -182,8 +174,6 @@ class AlertService:
             from bot.store.leader import default_holder
 
             holder = default_holder()
-        from bot.alerts.senders import delivery_from_settings
-
         delivery, targets = delivery_from_settings(
             settings.paging, db, web, clock=clock, holder=holder, is_leader=is_leader, client=client
         )

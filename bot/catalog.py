@@ -26,6 +26,16 @@ class Role(IntEnum):
         """The lower-case name users read: ``viewer``, ``operator``, ``admin``."""
         return self.name.lower()
 
+    @property
+    def acts(self) -> bool:
+        """Whether what needs this role changes an instance (every role above viewer's).
+
+        An action must name its instance exactly: a full id, an exact name or an id
+        prefix of at least 4 characters (``bot.backend.refs``); reading takes any
+        unique prefix.
+        """
+        return self > Role.VIEWER
+
 
 class Subcommand(StrEnum):
     HELP = "help"
@@ -57,6 +67,11 @@ class Spec:
     ref: str  # "none", "required" or "optional": the instance argument
     options: tuple[str, ...] = ()
     mutates: bool = False  # announced in the channel
+
+    @property
+    def acts(self) -> bool:
+        """An action (create, pause, restart, kill, ssh, mute …), not a read."""
+        return self.role.acts
 
     @property
     def usage_line(self) -> str:

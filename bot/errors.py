@@ -23,10 +23,12 @@ module that owns the boundary::
     │   ├── BackendStatusError      non-2xx answer (status code and body text)
     │   ├── BackendProtocolError    2xx answer with a body we cannot read
     │   └── InstanceLookupError     resolving a user's id, prefix or name
-    │       ├── InstanceNotFound    no instance matches
-    │       └── AmbiguousInstance   several match (carries the candidates)
+    │       ├── InstanceNotFound    no instance matches (carries the nearest names)
+    │       ├── AmbiguousInstance   several match (carries the candidates)
+    │       └── PrefixTooShort      an action named an id prefix under 4 characters
     ├── StoreError                  (bot.store.errors) the database failed us
     │   ├── UnsupportedDatabaseError  DATABASE_URL names a backend we do not speak
+    │   ├── DatabaseUnavailable     DATABASE_URL's database cannot be opened
     │   ├── DatabaseBusyError       a write stayed locked after every retry
     │   ├── MigrationError          Alembic could not bring the schema to head
     │   ├── LeadershipRefused       SQLite: another process already holds the file

@@ -1,6 +1,6 @@
 """The Starpod instance backend: client, models, errors and log-line parsing."""
 
-from bot.backend.client import InstanceClient, pick_instance
+from bot.backend.client import InstanceClient
 from bot.backend.errors import (
     AmbiguousInstance,
     BackendError,
@@ -9,10 +9,13 @@ from bot.backend.errors import (
     BackendUnavailable,
     InstanceLookupError,
     InstanceNotFound,
+    PrefixTooShort,
 )
 from bot.backend.models import HealthInfo, Instance, InstanceStatus, LogEntry, LogLevel, SshInfo
+from bot.backend.refs import MIN_ACTION_PREFIX, nearest_names, pick_instance
 
 __all__ = [
+    "MIN_ACTION_PREFIX",
     "AmbiguousInstance",
     "BackendError",
     "BackendProtocolError",
@@ -26,6 +29,8 @@ __all__ = [
     "InstanceStatus",
     "LogEntry",
     "LogLevel",
+    "PrefixTooShort",
     "SshInfo",
+    "nearest_names",
     "pick_instance",
 ]

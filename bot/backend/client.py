@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from time import perf_counter
 from types import TracebackType
@@ -25,7 +25,6 @@ import httpx
 from pydantic import TypeAdapter, ValidationError
 
 from bot.backend.errors import (
-    AmbiguousInstance,
     BackendProtocolError,
     BackendStatusError,
     BackendUnavailable,
@@ -35,6 +34,7 @@ from bot.backend.fleet_cache import DEFAULT_TTL_SECS, FleetCache
 from bot.backend.logparse import parse_log_line
 from bot.backend.logstream import ByteBudget, LogTail, iter_log_lines, mark_cut
 from bot.backend.models import HealthInfo, Instance, LogEntry, SshInfo
+from bot.backend.refs import pick_instance
 from bot.backend.transport import (
     MAX_BODY_EXTENSION,
     STREAM_EXTENSION,
@@ -298,14 +298,16 @@ class InstanceClient:
             stopped = f"the backend sent more than {max_bytes // (1024 * 1024)} MB"
         return LogTail(list(kept), received=received, stopped=stopped)
 
-    async def resolve(self, ref: str) -> Instance:
+    async def resolve(self, ref: str, *, acting: bool = True) -> Instance:
         """A full id, a unique id prefix or an exact name → the instance.
 
-        Raises InstanceNotFound when nothing matches, AmbiguousInstance (listing the
-        candidates) when several do. A prefix or a name is looked up in the fleet list of
-        :attr:`fleet` (at most one list per ``fleet_cache_secs``, shared by concurrent
-        calls); an instance picked from a cached list is fetched again, so its state is
-        current.
+        The rule is :func:`bot.backend.refs.pick_instance`'s: with ``acting`` (the
+        caller will change the instance) an id prefix needs 4 characters, or
+        PrefixTooShort is raised. Raises InstanceNotFound (with the nearest names) when
+        nothing matches, AmbiguousInstance (listing the candidates) when several do. A
+        prefix or a name is looked up in the fleet list of :attr:`fleet` (at most one list
+        per ``fleet_cache_secs``, shared by concurrent calls); an instance picked from a
+        cached list is fetched again, so its state is current.
         """
         ref = ref.strip()
         if not ref:
@@ -318,7 +320,7 @@ class InstanceClient:
                     raise
                 raise InstanceNotFound(ref=ref) from None
         fleet, fresh = await self.fleet.get()
-        picked = pick_instance(ref, fleet)
+        picked = pick_instance(ref, fleet, acting=acting)
         if fresh:
             return picked
         # The cached list said which instance; its state now comes from the backend.
@@ -490,25 +492,6 @@ class InstanceClient:
         if not response.content.strip():
             return None
         return self._parse(response, model)
-
-
-def pick_instance(ref: str, instances: Sequence[Instance]) -> Instance:
-    """Resolve ``ref`` among ``instances``: exact id, then exact name, then unique id prefix."""
-    folded = ref.lower()
-    for instance in instances:
-        if instance.id.lower() == folded:
-            return instance
-    by_name = [i for i in instances if i.name is not None and i.name == ref]
-    if len(by_name) == 1:
-        return by_name[0]
-    if len(by_name) > 1:
-        raise AmbiguousInstance(ref=ref, candidates=by_name)
-    by_prefix = [i for i in instances if i.id.lower().startswith(folded)]
-    if len(by_prefix) == 1:
-        return by_prefix[0]
-    if by_prefix:
-        raise AmbiguousInstance(ref=ref, candidates=by_prefix)
-    raise InstanceNotFound(ref=ref)
 
 
 def _same(body: bytes) -> bytes:

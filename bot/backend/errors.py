@@ -7,8 +7,9 @@
     ├── BackendStatusError          a non-2xx answer; carries status_code and body
     ├── BackendProtocolError        a 2xx answer whose body we cannot read
     └── InstanceLookupError         a user's id, prefix or name did not resolve
-        ├── InstanceNotFound        no instance matches
-        └── AmbiguousInstance       several match; carries the candidates
+        ├── InstanceNotFound        no instance matches; carries the nearest names
+        ├── AmbiguousInstance       several match; carries the candidates
+        └── PrefixTooShort          an action named an id prefix under 4 characters
 
 Every message is one line a user can act on, e.g.
 ``Backend returned 409 for POST /instances/x/pause: Cannot stop``.
@@ -88,11 +89,28 @@ class InstanceLookupError(BackendError):
         self.ref = ref
 
 
-class InstanceNotFound(InstanceLookupError):
-    """No instance has that id, id prefix or name."""
+def _or_list(words: Sequence[str]) -> str:
+    """``a``, ``a or b``, ``a, b or c``."""
+    if len(words) < 2:
+        return "".join(words)
+    return f"{', '.join(words[:-1])} or {words[-1]}"
 
-    def __init__(self, *, ref: str) -> None:
-        super().__init__(f"No instance matches '{ref}' (by id, id prefix or name).", ref=ref)
+
+def _listed(candidates: Sequence[Instance], limit: int) -> str:
+    listed = ", ".join(
+        f"{c.short_id} ({c.name})" if c.name else c.short_id for c in candidates[:limit]
+    )
+    more = len(candidates) - limit
+    return listed + (f" and {more} more" if more > 0 else "")
+
+
+class InstanceNotFound(InstanceLookupError):
+    """No instance has that id, id prefix or name; ``suggestions`` are the nearest names."""
+
+    def __init__(self, *, ref: str, suggestions: Sequence[str] = ()) -> None:
+        hint = f"; did you mean {_or_list(list(suggestions))}?" if suggestions else "."
+        super().__init__(f"No instance matches '{ref}' (by id, id prefix or name){hint}", ref=ref)
+        self.suggestions = list(suggestions)
 
 
 class AmbiguousInstance(InstanceLookupError):
@@ -101,14 +119,32 @@ class AmbiguousInstance(InstanceLookupError):
     MAX_LISTED = 10
 
     def __init__(self, *, ref: str, candidates: Sequence[Instance]) -> None:
-        listed = ", ".join(
-            f"{c.short_id} ({c.name})" if c.name else c.short_id
-            for c in candidates[: self.MAX_LISTED]
-        )
-        more = len(candidates) - self.MAX_LISTED
-        tail = f" and {more} more" if more > 0 else ""
+        listed = _listed(candidates, self.MAX_LISTED)
         super().__init__(
-            f"'{ref}' matches {len(candidates)} instances: {listed}{tail}. Type more of the id.",
+            f"'{ref}' matches {len(candidates)} instances: {listed}. Type more of the id.",
             ref=ref,
         )
         self.candidates = list(candidates)
+
+
+class PrefixTooShort(InstanceLookupError):
+    """An action named an id prefix shorter than ``minimum``: too easy to hit the wrong one.
+
+    ``candidates`` are the instances the prefix matches, so the answer can name them.
+    """
+
+    MAX_LISTED = 5
+
+    def __init__(self, *, ref: str, candidates: Sequence[Instance], minimum: int) -> None:
+        matched = (
+            f"it matches {_listed(candidates, self.MAX_LISTED)}"
+            if len(candidates) == 1
+            else f"it matches {len(candidates)} instances: {_listed(candidates, self.MAX_LISTED)}"
+        )
+        super().__init__(
+            f"'{ref}' is too short to act on: type at least {minimum} characters of the id, "
+            f"or the exact name ({matched}).",
+            ref=ref,
+        )
+        self.candidates = list(candidates)
+        self.minimum = minimum

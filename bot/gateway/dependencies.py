@@ -70,6 +70,8 @@ class Call:
     deps: GatewayDeps
     caller: Caller
     draft: AuditDraft
+    # The role the route needs: above a viewer's, the route acts (bot.catalog.Role.acts).
+    needs: Role = Role.VIEWER
 
     def present(self, instance: Instance) -> InstanceOut:
         """``instance`` as the gateway shows it, its heartbeat judged now."""
@@ -91,8 +93,11 @@ class Call:
         return self.deps.actions
 
     async def resolve(self, ref: str) -> Instance:
-        """The instance ``ref`` names (id, unique prefix or name); the audit row gets its id."""
-        instance = await self.deps.client.resolve(ref)
+        """The instance ``ref`` names (id, unique prefix or name); the audit row gets its id.
+
+        A route that acts needs 4 characters of an id prefix, as in Slack and the CLI.
+        """
+        instance = await self.deps.client.resolve(ref, acting=self.needs.acts)
         self.draft.instance_id = instance.id
         return instance
 
@@ -175,7 +180,7 @@ class RoleGuard:
                 f"(key {caller.name!r} is a {caller.role.label})",
                 result="refused",
             )
-        return Call(deps=deps, caller=caller, draft=draft)
+        return Call(deps=deps, caller=caller, draft=draft, needs=self.role)
 
 
 @cache

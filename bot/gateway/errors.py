@@ -27,6 +27,7 @@ from bot.backend.errors import (
     BackendStatusError,
     BackendUnavailable,
     InstanceNotFound,
+    PrefixTooShort,
 )
 from bot.errors import StarpodBotError
 from bot.gateway.auth import HEADER
@@ -48,7 +49,8 @@ DESCRIPTIONS = {
     "the transition (e.g. pausing a paused instance), or another action on the instance "
     "is in progress.",
     413: "The body is too large.",
-    422: "The body or a parameter is not valid.",
+    422: "The body or a parameter is not valid, or an action named an id prefix shorter "
+    "than 4 characters (see candidates).",
     429: "Too many requests without a valid key from this client this minute; see Retry-After.",
     500: "An unexpected error; the bot's log has the id given in the message.",
     502: "The backend answered with an error or with a body the bot cannot read.",
@@ -117,6 +119,10 @@ def from_backend(exc: BackendError) -> GatewayError:
     if isinstance(exc, AmbiguousInstance):
         return GatewayError(
             409, str(exc), result="usage", candidates=[c.id for c in exc.candidates]
+        )
+    if isinstance(exc, PrefixTooShort):
+        return GatewayError(
+            422, str(exc), result="usage", candidates=[c.id for c in exc.candidates]
         )
     if isinstance(exc, InstanceNotFound):
         return GatewayError(404, str(exc), result="usage")

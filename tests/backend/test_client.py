@@ -224,8 +224,8 @@ async def test_resolve_by_id_prefix_and_name(
     prefix = next(
         target[:n] for n in range(1, 37) if sum(i.startswith(target[:n]) for i in ids) == 1
     )
-    assert (await client.resolve(prefix)).id == target
-    assert (await client.resolve(prefix.upper())).id == target
+    assert (await client.resolve(prefix, acting=False)).id == target
+    assert (await client.resolve(prefix.upper(), acting=False)).id == target
     name = backend_sim.instance(target)["name"]
     assert (await client.resolve(name)).id == target
 

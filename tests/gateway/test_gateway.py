@@ -109,6 +109,26 @@ async def test_unknown_ambiguous_and_backend_refusals(gateway: GatewayUnderTest)
     assert results == ["error", "usage", "usage"]
 
 
+async def test_an_action_needs_four_characters_of_a_prefix_a_read_does_not(
+    gateway: GatewayUnderTest,
+) -> None:
+    """The same rule as Slack and the CLI (bot.backend.refs): 422 and the candidates."""
+    solo = gateway.sim.add_instance(name="solo", id="zq12-0000-4000-8000-000000000000")
+    async with gateway.client("operator") as http:
+        short = await http.post("/api/instances/z/pause")
+        read = await http.get("/api/instances/z")
+        unknown = await http.get("/api/instances/sol")
+        untouched = gateway.sim.instance(solo)["status"]
+        enough = await http.post("/api/instances/zq12/pause")
+    assert short.status_code == 422
+    assert short.json()["candidates"] == [solo]
+    assert short.json()["error"].startswith("'z' is too short to act on")
+    assert untouched == "running"
+    assert read.status_code == 200 and read.json()["id"] == solo
+    assert unknown.status_code == 404 and "did you mean solo?" in unknown.json()["error"]
+    assert enough.status_code == 200 and enough.json()["id"] == solo
+
+
 async def test_backend_failures_map_to_502_and_503(gateway: GatewayUnderTest) -> None:
     instance_id = gateway.sim.add_instance(status="running")
     async with gateway.client("viewer") as http:

@@ -61,6 +61,32 @@ async def test_unknown_instance(bot: Bot) -> None:
     assert "`/starpod list`" in shown
 
 
+async def test_an_unknown_name_gets_the_nearest_names(bot: Bot) -> None:
+    """Issue 16: `/starpod health pod` only said that nothing matched."""
+    shown = message_text(await bot.ask("health pod"))
+    assert "No instance matches `pod`" in shown
+    assert "Did you mean `pod-001`, `pod-002` or `pod-003`?" in shown
+
+
+async def test_an_action_needs_four_characters_of_a_prefix_a_read_does_not(bot: Bot) -> None:
+    """Issue 16: `/starpod pause 8` paused pod-001."""
+    solo = bot.sim.add_instance(name="solo", id="zq12-0000-4000-8000-000000000000")
+    shown = message_text(await bot.ask("pause z"))
+    assert "`z` is too short to act on: type at least 4 characters" in shown
+    assert "Nothing was done" in shown
+    assert solo in shown and "solo" in shown
+    assert bot.sim.instance(solo)["status"] == "running"
+    [entry] = await bot.wait_audit(1)
+    assert entry.result == "error" and "too short" in (entry.detail or "")
+    # Reading with the same prefix is harmless: the card comes back.
+    card = message_text(await bot.ask("health z"))
+    assert "*solo*" in card
+    # Four characters act.
+    await bot.slash("pause zq12")
+    await bot.channel_message(lambda m: "paused after" in m.text)
+    assert bot.sim.instance(solo)["status"] == "paused"
+
+
 async def test_ambiguous_prefix_lists_the_candidates(bot: Bot) -> None:
     first = bot.ids[0]
     bot.sim.add_instance(name="twin", id=first[:6] + "00-0000-4000-8000-000000000000")

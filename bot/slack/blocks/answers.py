@@ -7,6 +7,7 @@ from bot.backend.errors import (
     BackendError,
     BackendUnavailable,
     InstanceNotFound,
+    PrefixTooShort,
 )
 from bot.blockkit.blocks import context, section
 from bot.blockkit.limits import Reply, reply
@@ -143,6 +144,8 @@ def backend_error_answer(error: BackendError, *, doing: str | None = None) -> Re
         return not_found_answer(error)
     if isinstance(error, AmbiguousInstance):
         return ambiguous_answer(error)
+    if isinstance(error, PrefixTooShort):
+        return too_short_answer(error)
     prefix = f"Could not {doing}: " if doing else ""
     text = f"❌ {prefix}{escape(str(error))}"
     hints = []
@@ -158,12 +161,38 @@ def backend_error_answer(error: BackendError, *, doing: str | None = None) -> Re
 
 
 def not_found_answer(error: InstanceNotFound) -> Reply:
-    """No instance matched what the user typed."""
-    text = (
-        f"🔍 No instance matches {code(error.ref)} (by id, id prefix or name). "
-        f"{code(COMMAND + ' list')} shows them all."
-    )
-    return reply(f"No instance matches {error.ref}", [section(text)])
+    """No instance matched what the user typed: the nearest names, if any."""
+    text = f"🔍 No instance matches {code(error.ref)} (by id, id prefix or name)."
+    fallback = f"No instance matches {error.ref}"
+    if error.suggestions:
+        text += f" Did you mean {_or_list([code(n) for n in error.suggestions])}?"
+        fallback += f"; did you mean {_or_list(error.suggestions)}?"
+    text += f" {code(COMMAND + ' list')} shows them all."
+    return reply(fallback, [section(text)])
+
+
+def too_short_answer(error: PrefixTooShort) -> Reply:
+    """An action named a short id prefix: nothing done; what it matches, and what to type."""
+    shown = error.candidates[: PrefixTooShort.MAX_LISTED]
+    lines = [
+        f"✋ {code(error.ref)} is too short to act on: type at least {error.minimum} "
+        "characters of the id, or the exact name. Nothing was done."
+    ]
+    lines.append("It matches:" if len(error.candidates) > 1 else "Did you mean:")
+    for c in shown:
+        name = f" {escape(c.name)}" if c.name else ""
+        lines.append(f"{status_emoji(c.status)} {code(c.id)}{name} ({escape(c.status_raw)})")
+    more = len(error.candidates) - len(shown)
+    if more > 0:
+        lines.append(f"…and {more} more.")
+    return reply(f"{error.ref} is too short to act on", [section("\n".join(lines))])
+
+
+def _or_list(words: list[str]) -> str:
+    """``a``, ``a or b``, ``a, b or c``."""
+    if len(words) < 2:
+        return "".join(words)
+    return f"{', '.join(words[:-1])} or {words[-1]}"
 
 
 def ambiguous_answer(error: AmbiguousInstance) -> Reply:

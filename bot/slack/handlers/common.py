@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import logging
 
-from bot.backend.client import pick_instance
 from bot.backend.errors import InstanceNotFound
 from bot.backend.models import Instance
+from bot.backend.refs import pick_instance
+from bot.catalog import SPECS, Subcommand
 from bot.slack.invocation import Invocation
 from bot.slack.services import Services
 from bot.store.queries import known_instances
@@ -14,21 +15,26 @@ from bot.store.queries import known_instances
 log = logging.getLogger(__name__)
 
 
-async def resolve(svc: Services, inv: Invocation, ref: str) -> Instance:
-    """The instance ``ref`` names (id, unique prefix or exact name), from the backend."""
-    instance = await svc.deps.backend.resolve(ref)
+async def resolve(svc: Services, inv: Invocation, ref: str, subcommand: Subcommand) -> Instance:
+    """The instance ``ref`` names (id, unique prefix or exact name), from the backend.
+
+    ``subcommand`` says whether it acts: an action needs 4 characters of an id prefix.
+    """
+    instance = await svc.deps.backend.resolve(ref, acting=SPECS[subcommand].acts)
     inv.draft.instance_id = instance.id
     return instance
 
 
-async def resolve_past(svc: Services, inv: Invocation, ref: str) -> Instance:
+async def resolve_past(
+    svc: Services, inv: Invocation, ref: str, subcommand: Subcommand
+) -> Instance:
     """Like :func:`resolve`, but also finds instances that are gone from the backend.
 
     History and audit outlive instances: a killed one is still found by the store's
     record of it.
     """
     try:
-        return await resolve(svc, inv, ref)
+        return await resolve(svc, inv, ref, subcommand)
     except InstanceNotFound:
         async with svc.deps.db.session() as session:
             rows = await known_instances(session)
@@ -38,6 +44,6 @@ async def resolve_past(svc: Services, inv: Invocation, ref: str) -> Instance:
             )
             for row in rows
         ]
-        instance = pick_instance(ref, remembered)
+        instance = pick_instance(ref, remembered, acting=SPECS[subcommand].acts)
         inv.draft.instance_id = instance.id
         return instance

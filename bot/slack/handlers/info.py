@@ -69,7 +69,7 @@ async def show_list_page(
 async def show_health(svc: Services, inv: Invocation, cmd: Command) -> None:
     """Live figures from the backend, the last hour and 24 h uptime from the store."""
     assert cmd.ref is not None
-    instance = await resolve(svc, inv, cmd.ref)
+    instance = await resolve(svc, inv, cmd.ref, cmd.subcommand)
     health: HealthInfo | None = None
     health_error: str | None = None
     try:
@@ -132,7 +132,7 @@ async def show_health(svc: Services, inv: Invocation, cmd: Command) -> None:
 async def show_logs(svc: Services, inv: Invocation, cmd: Command) -> None:
     """The last N lines, filtered; uploaded to the user's DM when too long for a message."""
     assert cmd.ref is not None
-    instance = await resolve(svc, inv, cmd.ref)
+    instance = await resolve(svc, inv, cmd.ref, cmd.subcommand)
     opts = cmd.options
     fetched = await svc.deps.backend.tail_logs(instance.id, tail=opts.tail)
     entries = fetched.entries
@@ -174,7 +174,7 @@ async def show_logs(svc: Services, inv: Invocation, cmd: Command) -> None:
 async def show_history(svc: Services, inv: Invocation, cmd: Command) -> None:
     """The latest recorded status changes, even for an instance that is gone."""
     assert cmd.ref is not None
-    instance = await resolve_past(svc, inv, cmd.ref)
+    instance = await resolve_past(svc, inv, cmd.ref, cmd.subcommand)
     async with svc.deps.db.session() as session:
         changes = await status_history(session, instance.id, limit=20)
     await inv.respond(blocks.history_message(instance, changes, now=svc.deps.clock()))
@@ -184,7 +184,7 @@ async def show_audit(svc: Services, inv: Invocation, cmd: Command) -> None:
     """The latest 20 audit entries, of everything or of one instance."""
     instance_id: str | None = None
     if cmd.ref is not None:
-        instance_id = (await resolve_past(svc, inv, cmd.ref)).id
+        instance_id = (await resolve_past(svc, inv, cmd.ref, cmd.subcommand)).id
     entries = await svc.audit.latest(instance_id=instance_id, limit=20)
     await inv.respond(blocks.audit_message(entries, instance_ref=cmd.ref))
 

@@ -21,6 +21,7 @@ from bot.backend.models import Instance
 from bot.blockkit.blocks import section
 from bot.blockkit.limits import Reply, reply
 from bot.blockkit.mrkdwn import bold, duration, escape, user
+from bot.catalog import Subcommand
 from bot.instances import Actor, Busy, Done, Failed, Holder, Hooks, Pending, Source
 from bot.instances import Verb as ActionVerb
 from bot.slack import blocks
@@ -88,19 +89,19 @@ class Announcement:
 async def restart(svc: Services, inv: Invocation, cmd: Command) -> None:
     """`/starpod restart <id>` (also resumes a paused instance)."""
     assert cmd.ref is not None
-    await change(svc, inv, Verb.RESTART, await resolve(svc, inv, cmd.ref))
+    await change(svc, inv, Verb.RESTART, await resolve(svc, inv, cmd.ref, cmd.subcommand))
 
 
 async def pause(svc: Services, inv: Invocation, cmd: Command) -> None:
     """`/starpod pause <id>`."""
     assert cmd.ref is not None
-    await change(svc, inv, Verb.PAUSE, await resolve(svc, inv, cmd.ref))
+    await change(svc, inv, Verb.PAUSE, await resolve(svc, inv, cmd.ref, cmd.subcommand))
 
 
 async def kill_prompt(svc: Services, inv: Invocation, cmd: Command) -> None:
     """`/starpod kill <id>`: only a confirmation; nothing is killed until it is clicked."""
     assert cmd.ref is not None
-    instance = await resolve(svc, inv, cmd.ref)
+    instance = await resolve(svc, inv, cmd.ref, cmd.subcommand)
     token = await svc.kill_confirmations.issue(instance_id=instance.id, user_id=inv.user_id)
     inv.draft.detail = "confirmation shown; nothing killed yet"
     await inv.respond(blocks.kill_confirmation(instance, token))
@@ -110,7 +111,7 @@ async def kill_confirmed(
     svc: Services, inv: Invocation, instance_id: str, *, replace_prompt: bool
 ) -> None:
     """The confirmed kill (danger button after its confirm dialog)."""
-    instance = await resolve(svc, inv, instance_id)
+    instance = await resolve(svc, inv, instance_id, Subcommand.KILL)
     if replace_prompt:
         # The confirmation goes away at once, so it cannot be clicked a second time.
         target = instance_label(instance)

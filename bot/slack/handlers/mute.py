@@ -27,7 +27,7 @@ async def mute(svc: Services, inv: Invocation, cmd: Command) -> None:
     """Silence alerts for a while (and auto-restarts with ``--no-restart``); announced."""
     alerts = _alerts(svc)
     assert cmd.ref is not None and cmd.options.mute_for is not None
-    instance = await resolve(svc, inv, cmd.ref)
+    instance = await resolve(svc, inv, cmd.ref, cmd.subcommand)
     until = svc.deps.clock() + cmd.options.mute_for
     result = await alerts.mute(instance.id, until, cmd.options.no_restart, inv.user_id)
     span = duration(cmd.options.mute_for.total_seconds())
@@ -45,7 +45,7 @@ async def unmute(svc: Services, inv: Invocation, cmd: Command) -> None:
     """Alerts on again; announced, unless the alerts feature already says so right here."""
     alerts = _alerts(svc)
     assert cmd.ref is not None
-    instance = await resolve(svc, inv, cmd.ref)
+    instance = await resolve(svc, inv, cmd.ref, cmd.subcommand)
     result = await alerts.unmute(instance.id, inv.user_id)
     if getattr(result, "was_muted", True) is False:
         inv.draft.detail = "was not muted"

@@ -12,7 +12,7 @@ from bot.slack.services import Services
 async def show_ssh(svc: Services, inv: Invocation, cmd: Command) -> None:
     """Host, port, user, a ready command, and (for an ephemeral key) the one-time link."""
     assert cmd.ref is not None
-    instance = await resolve(svc, inv, cmd.ref)
+    instance = await resolve(svc, inv, cmd.ref, cmd.subcommand)
     info = await svc.deps.backend.get_ssh_info(instance.id)
     links = svc.deps.ssh_links
     link_url: str | None = None

@@ -33,6 +33,7 @@ from bot.blockkit.limits import (
     truncate,
 )
 from bot.blockkit.mrkdwn import (
+    DASH,
     code,
     code_block_line,
     date,
@@ -388,6 +389,38 @@ def test_health_card_shows_figures_sparklines_and_actions() -> None:
     assert ActionId.CARD_PAUSE in actions and ActionId.KILL_CONFIRM in actions
 
 
+def test_the_sparkline_range_holds_the_live_cpu_figure_beside_it() -> None:
+    """Issue 16: the stored hour said 10-40 % while the live figure beside it said 85 %."""
+    view = b.HealthView(
+        instance=make_instance(),
+        now=NOW,
+        stale_after_secs=90,
+        health=make_health(cpu=85.0),
+        cpu=[10.0, 20.0, 40.0],
+        memory=[500.0, 600.0, 700.0],
+        samples=30,
+    )
+    card = b.health_card(view)
+    figures = next(bl for bl in card.blocks if "fields" in bl)
+    assert "*CPU*\n85.0 %" in [f["text"] for f in figures["fields"]]
+    hour = next(bl["text"]["text"] for bl in card.blocks if "*Last hour*" in str(bl))
+    assert "the last bar is now" in hour
+    cpu_line = next(line for line in hour.splitlines() if "CPU " in line)
+    assert cpu_line.endswith(f"10{DASH}85 %"), cpu_line
+    assert cpu_line.split()[-3][-1] == "▇"  # the last bar is the live 85 %
+    # Without live health the line is the stored hour alone.
+    stored = b.HealthView(
+        instance=make_instance(),
+        now=NOW,
+        stale_after_secs=90,
+        health_error="Backend unreachable",
+        cpu=[10.0, 20.0, 40.0],
+        memory=[500.0, 600.0, 700.0],
+        samples=30,
+    )
+    assert f"10{DASH}40 %" in all_text(b.health_card(stored))
+
+
 def test_health_card_marks_a_stale_heartbeat() -> None:
     view = b.HealthView(
         instance=make_instance(),
@@ -507,7 +540,23 @@ def test_no_log_lines() -> None:
         b.log_answer(make_instance(), [], fetched=0, tail=50).reply
     )
     none = b.log_answer(make_instance(), [], fetched=50, tail=50, grep="zzz")
-    assert "None of the 50 fetched lines" in all_text(none.reply)
+    assert "None of the last 50 lines" in all_text(none.reply)
+
+
+def test_the_log_header_says_each_number_once() -> None:
+    """Issue 16: it said "50 lines (last 50 lines)"."""
+    head = b.log_answer(make_instance(), make_logs(50), fetched=50, tail=50).reply.blocks[0]
+    text = head["text"]["text"]
+    assert "the last 50 lines, times in UTC" in text
+    assert text.count("50") == 1
+    fewer = b.log_answer(make_instance(), make_logs(12), fetched=12, tail=50).reply.blocks[0]
+    assert "all 12 lines there are (the last 50 were asked for)" in fewer["text"]["text"]
+    filtered = b.log_answer(
+        make_instance(), make_logs(7), fetched=200, tail=200, level="error"
+    ).reply.blocks[0]
+    assert "7 of the last 200 lines (level error or worse)" in filtered["text"]["text"]
+    one = b.log_answer(make_instance(), make_logs(1), fetched=1, tail=1).reply.blocks[0]
+    assert "the last 1 line," in one["text"]["text"]
 
 
 # -- history, audit, status, ssh --------------------------------------------------------------
@@ -681,6 +730,30 @@ def test_kill_confirmation_is_a_danger_button_with_a_confirm_dialog() -> None:
     assert kill["style"] == "danger"
     assert kill["confirm"]["style"] == "danger"
     assert kill["value"] == make_instance().id
+
+
+def test_the_kill_dialog_names_the_instance_and_its_id_once_each() -> None:
+    """Issue 16: the dialog said "pod-7 (00000000) (00000000-aaaa-…)"."""
+    instance = make_instance()
+    kill = b.kill_confirmation(instance).blocks[1]["elements"][0]
+    dialog = kill["confirm"]
+    assert dialog["title"]["text"] == "Kill pod-7?"
+    assert dialog["text"]["text"] == (
+        f"This terminates the instance with id {instance.id}. It cannot be undone."
+    )
+    assert kill["text"]["text"] == "Kill pod-7"
+    card = b.health_card(b.HealthView(instance=instance, now=NOW, stale_after_secs=90))
+    card_kill = next(
+        e
+        for bl in card.blocks
+        if bl["type"] == "actions"
+        for e in bl["elements"]
+        if e["action_id"] == ActionId.KILL_CONFIRM
+    )
+    assert card_kill["confirm"] == dialog
+    unnamed = make_instance(name=None)
+    title = b.kill_confirmation(unnamed).blocks[1]["elements"][0]["confirm"]["title"]["text"]
+    assert title == f"Kill {unnamed.short_id}?"
 
 
 def test_a_refusal_links_channels_in_blocks_and_names_them_in_the_fallback() -> None:

@@ -177,7 +177,7 @@ async def test_logs_default_and_filters(bot: Bot) -> None:
     instance_id = bot.ids[0]
     answer = await bot.ask("logs pod-001", user=VIEWER)
     text = message_text(answer)
-    assert "50 lines" in text or "lines (last 50 lines" in text
+    assert "the last 50 lines, times in UTC" in text
     expected = bot.sim.log_entries(instance_id, 50)
     assert expected[-1]["message"][:20] in text.replace("&amp;", "&").replace("&lt;", "<").replace(
         "&gt;", ">"
@@ -191,7 +191,7 @@ async def test_logs_default_and_filters(bot: Bot) -> None:
 
 async def test_logs_grep_without_match(bot: Bot) -> None:
     answer = await bot.ask('logs pod-001 --grep "zz-no-such-text-zz"')
-    assert "None of the 50 fetched lines" in message_text(answer)
+    assert "None of the last 50 lines" in message_text(answer)
 
 
 async def test_10000_log_lines_go_to_a_file_in_the_users_dm(bot: Bot) -> None:

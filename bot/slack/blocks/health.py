@@ -87,20 +87,27 @@ def _ratio(value: float | None) -> str:
 def _history_block(view: HealthView) -> Block:
     if not view.samples:
         return context("Last hour: no stored samples yet (the monitor records one per sweep).")
-    cpu_known = [v for v in view.cpu if v is not None]
-    mem_known = [v for v in view.memory if v is not None]
+    cpu, memory = list(view.cpu), list(view.memory)
+    h = view.health
+    if h is not None:
+        # The live figures above are the line's last bar, and inside its range: stored
+        # samples alone (one per sweep, averaged per bucket) may all lie below or above them.
+        cpu.append(h.cpu_percent)
+        memory.append(float(h.memory_mb))
+    cpu_known = [v for v in cpu if v is not None]
+    mem_known = [v for v in memory if v is not None]
     cpu_line = (
-        f"CPU {sparkline(view.cpu, lo=0, hi=100)} {min(cpu_known):.0f}{DASH}{max(cpu_known):.0f} %"
+        f"CPU {sparkline(cpu, lo=0, hi=100)} {min(cpu_known):.0f}{DASH}{max(cpu_known):.0f} %"
     )
     mem_line = (
-        f"Mem {sparkline(view.memory)} {megabytes(min(mem_known))}{DASH}{megabytes(max(mem_known))}"
+        f"Mem {sparkline(memory)} {megabytes(min(mem_known))}{DASH}{megabytes(max(mem_known))}"
     )
-    return section(f"*Last hour* ({view.samples} samples)\n```{cpu_line}\n{mem_line}```")
+    now = ", the last bar is now" if h is not None else ""
+    return section(f"*Last hour* ({view.samples} samples{now})\n```{cpu_line}\n{mem_line}```")
 
 
 def _card_actions(inst: Instance, kill_token: str | None) -> Block:
     value = inst.id if len(inst.id) <= MAX_BUTTON_VALUE else inst.id[:MAX_BUTTON_VALUE]
-    name = inst.label
     return actions(
         [
             button("Logs", ActionId.CARD_LOGS, value),
@@ -108,7 +115,7 @@ def _card_actions(inst: Instance, kill_token: str | None) -> Block:
             button("SSH", ActionId.CARD_SSH, value),
             button("Restart", ActionId.CARD_RESTART, value, style="primary"),
             button("Pause", ActionId.CARD_PAUSE, value),
-            kill_button(inst.id, name),
+            kill_button(inst),
         ],
         # The kill button's confirmation token rides in the block id (the value names the
         # instance): a kill runs only from a card or prompt the bot showed this user.
@@ -116,11 +123,15 @@ def _card_actions(inst: Instance, kill_token: str | None) -> Block:
     )
 
 
-def kill_button(instance_id: str, name: str, *, text: str = "Kill…") -> Block:
-    """The danger button that kills, behind a Block Kit confirm dialog."""
+def kill_button(inst: Instance, *, text: str = "Kill…") -> Block:
+    """The danger button that kills, behind a Block Kit confirm dialog.
+
+    The dialog names the instance once: its name (or short id) in the title, its full id
+    in the text, so the user can check it is the one they mean.
+    """
     dialog = confirm_dialog(
-        f"Kill {name}?",
-        f"This terminates {name} ({instance_id}). It cannot be undone.",
+        f"Kill {inst.name or inst.short_id}?",
+        f"This terminates the instance with id {inst.id}. It cannot be undone.",
         "Kill it",
     )
-    return button(text, ActionId.KILL_CONFIRM, instance_id, style="danger", confirm=dialog)
+    return button(text, ActionId.KILL_CONFIRM, inst.id, style="danger", confirm=dialog)

@@ -127,7 +127,7 @@ def kill_confirmation(instance: Instance, token: str | None = None) -> Reply:
         "Nothing happens until you confirm."
     )
     buttons = [
-        kill_button(instance.id, instance.label, text=f"Kill {instance.label}"),
+        kill_button(instance, text=f"Kill {instance.name or instance.short_id}"),
         button("Cancel", ActionId.KILL_CANCEL, instance.id),
     ]
     return reply(

@@ -105,13 +105,28 @@ def code_chunks(lines: Sequence[str]) -> list[str]:
     return chunks
 
 
-def _describe(tail: int, level: str | None, grep: str | None) -> str:
-    parts = [f"last {tail} lines"]
+def _filters(level: str | None, grep: str | None) -> str:
+    """The filters asked for, in words ("level error or worse, matching `oom`"); "" for none."""
+    parts = []
     if level:
         parts.append(f"level {level} or worse" if level != "debug" else "all levels")
     if grep:
         parts.append(f"matching {code(grep)}")
     return ", ".join(parts)
+
+
+def _lines(count: int) -> str:
+    return f"{count} line{'s' if count != 1 else ''}"
+
+
+def _summary(count: int, fetched: int, tail: int, filters: str) -> str:
+    """What is shown, saying each number once: "the last 50 lines", "7 of the last 50 lines
+    (level error or worse)", "all 12 lines (12 of the 50 asked for)"."""
+    if filters:
+        return f"{count} of the last {_lines(fetched)} ({filters})"
+    if fetched >= tail:
+        return f"the last {_lines(count)}"
+    return f"all {_lines(count)} there are (the last {tail} were asked for)"
 
 
 def log_answer(
@@ -154,18 +169,19 @@ def _log_answer(
     file_place: str,
 ) -> LogAnswer:
     label = instance_label(instance)
-    scope = _describe(tail, level, grep)
+    filters = _filters(level, grep)
     if not entries:
         if fetched == 0:
             text = f"📭 {label} has no log lines yet."
         else:
-            text = f"📭 None of the {fetched} fetched lines of {label} match ({scope})."
+            text = f"📭 None of the last {_lines(fetched)} of {label} match ({filters})."
         return LogAnswer(reply(f"No matching log lines for {instance.label}", [section(text)]))
     with_date = _spans_days(entries)
     rendered = [render_line(e, with_date=with_date) for e in entries]
     chunks = code_chunks(rendered)
-    count = f"{len(entries)} line{'s' if len(entries) != 1 else ''}"
-    head = section(f"📜 {label}: {count} ({scope}), times in UTC")
+    count = _lines(len(entries))
+    summary = _summary(len(entries), fetched, tail, filters)
+    head = section(f"📜 {label}: {summary}, times in UTC")
     if len(chunks) <= max_inline_blocks:
         blocks: list[Block] = [head, *(section(c) for c in chunks)]
         return LogAnswer(reply(f"Logs of {instance.label}: {count}", blocks))
@@ -180,7 +196,7 @@ def _log_answer(
     preview = code_chunks(rendered[-PREVIEW_LINES:])[-2:]
     blocks = [
         section(
-            f"📎 {label}: {count} ({scope}) are too long for a message, so I sent them "
+            f"📎 {label}: {summary}: too long for a message, so I sent them "
             f"to you as the file {code(log_file.filename)} {escape(file_place)}. "
             f"The last {min(PREVIEW_LINES, len(entries))} lines:"
         ),

@@ -27,6 +27,7 @@ table-driven loader below is shorter than those sources, so the dependency was d
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -246,10 +247,43 @@ class DatabaseSettings(BaseModel):
 
     @field_validator("url")
     @classmethod
-    def _check_scheme(cls, value: str) -> str:
-        if not value.startswith(("sqlite", "postgresql", "postgres:")):
-            raise ValueError("must be a sqlite:/// or postgresql:// URL")
+    def _check_url(cls, value: str) -> str:
+        problem = database_url_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
         return value
+
+
+# scheme://[user[:password]@]host[:port][/database]: the parts judged here.
+_URL = re.compile(
+    r"^(?P<scheme>[a-z0-9+]+)://(?:[^@/?]*@)?(?P<host>\[[^\]]*\]|[^:/?]*)(?::(?P<port>[^/?]*))?"
+)
+
+
+def database_url_problem(url: str) -> str | None:
+    """What is wrong with a database URL as written, in a few words; None when it reads well.
+
+    Only the spelling is judged here (whether the database can be reached is the store's
+    question, :class:`bot.store.database.Database`), with a regular expression rather than
+    SQLAlchemy, whose import would slow every CLI command. The URL itself is never
+    repeated: it may hold a password.
+    """
+    match = _URL.match(url.strip())
+    scheme = match.group("scheme").split("+")[0] if match else ""
+    if match is None or scheme not in ("sqlite", "postgresql", "postgres"):
+        return "must be a sqlite:///path or postgresql://… URL"
+    host, port = match.group("host"), match.group("port")
+    if port:
+        if not port.isdigit():
+            return f"the port {port!r} is not a number"
+        if not 0 < int(port) < 65536:
+            return f"the port {int(port)} is out of range (1-65535)"
+    if scheme == "sqlite" and host:
+        return (
+            f"sqlite://{host} has two slashes: write sqlite:///{host} for a path relative "
+            "to the working folder, sqlite:////… for an absolute one"
+        )
+    return None
 
 
 class HttpSettings(BaseModel):
@@ -487,11 +521,21 @@ def _read_file(path: Path) -> dict[str, Any]:
 
 
 def _field_name(loc: tuple[Any, ...]) -> str:
-    target = ".".join(str(part) for part in loc if not isinstance(part, int))
+    return setting_name(".".join(str(part) for part in loc if not isinstance(part, int)))
+
+
+def setting_name(target: str) -> str:
+    """How messages name the setting that fills ``target``: ``DATABASE_URL (database.url)``."""
     spec = spec_for(target)
     if spec is None:
         return target
     return f"{spec.env} ({spec.file})" if spec.env else spec.file
+
+
+def _reason(error: Any) -> str:
+    """A validator's own words, without pydantic's "Value error, " in front."""
+    cause = error.get("ctx", {}).get("error")
+    return str(cause) if error.get("type") == "value_error" and cause else str(error["msg"])
 
 
 def load_settings(
@@ -521,5 +565,7 @@ def load_settings(
     try:
         return Settings.model_validate(merged)
     except ValidationError as exc:
-        lines = [f"invalid setting {_field_name(err['loc'])}: {err['msg']}" for err in exc.errors()]
+        lines = [
+            f"invalid setting {_field_name(err['loc'])}: {_reason(err)}" for err in exc.errors()
+        ]
         raise ConfigError("; ".join(lines)) from None

@@ -8,7 +8,7 @@
 
 Opening order, each step needing the ones before it:
 
-1. the database, migrated to head;
+1. the database, migrated to head (one it cannot open is DatabaseUnavailable, exit 2);
 2. the backend client (its requests counted in the metrics); a backend that does not
    answer yet is a warning, not a failure;
 3. the Slack Web API client, and ``auth.test``: a rejected token stops the start
@@ -56,6 +56,7 @@ from datetime import UTC, datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Self
 
+from bot.config import setting_name
 from bot.errors import ConfigError, StarpodBotError
 from bot.metrics import Metrics, create_metrics
 from bot.probes import OK, Readiness
@@ -472,10 +473,15 @@ async def run(settings: Settings) -> int:
     """Run the bot until SIGTERM or SIGINT; the exit code of ``starpod-bot run``.
 
     Logging must already be configured (the CLI does it). A ConfigError (a missing or
-    rejected setting) or LeadershipRefused is one line and exit code 2; any other failure
-    to start is one line and exit code 1.
+    rejected setting), a database DATABASE_URL cannot open, or LeadershipRefused is one line
+    and exit code 2; any other failure to start is one line and exit code 1.
     """
-    from bot.store.errors import LeadershipRefused, StoreError
+    from bot.store.errors import (
+        DatabaseUnavailable,
+        LeadershipRefused,
+        StoreError,
+        UnsupportedDatabaseError,
+    )
 
     runtime = Runtime(settings)
     loop = asyncio.get_running_loop()
@@ -487,6 +493,9 @@ async def run(settings: Settings) -> int:
         except ConfigError as exc:
             for line in str(exc).split("; "):  # one line per problem
                 log.error("cannot start: %s", line)
+            return EXIT_CONFIG
+        except (DatabaseUnavailable, UnsupportedDatabaseError) as exc:
+            log.error("cannot start: %s: %s", setting_name("database.url"), exc)
             return EXIT_CONFIG
         except LeadershipRefused as exc:
             log.error("cannot start: %s", exc)

@@ -13,8 +13,10 @@ import asyncio
 import hashlib
 import logging
 import random
+import socket
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, TypeVar
@@ -23,6 +25,7 @@ from sqlalchemy import event, text
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -31,7 +34,12 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.pool import NullPool, StaticPool
 from sqlalchemy.util import await_only
 
-from bot.store.errors import DatabaseBusyError, MigrationError, UnsupportedDatabaseError
+from bot.store.errors import (
+    DatabaseBusyError,
+    DatabaseUnavailable,
+    MigrationError,
+    UnsupportedDatabaseError,
+)
 from bot.store.writability import WriteHealth, unwritable
 
 log = logging.getLogger(__name__)
@@ -169,7 +177,13 @@ def _build_engine(
             # One shared connection, or every session would see its own empty database.
             kwargs["poolclass"] = StaticPool
         else:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            # A typo in the path must not grow a tree of folders somewhere: say so instead.
+            if not path.parent.is_dir():
+                raise DatabaseUnavailable(
+                    f"the folder {path.parent} of the SQLite file does not exist "
+                    "(it is not created for you: create it, or fix the path)",
+                    target=str(path),
+                )
             if not pooled:
                 kwargs["poolclass"] = NullPool
         engine = create_async_engine(url, echo=echo, **kwargs)
@@ -215,6 +229,21 @@ def is_transient(exc: BaseException, dialect: str) -> bool:
 def _backoff(attempt: int) -> float:
     """Seconds to wait before retry number ``attempt`` (0-based): jittered, capped at 1 s."""
     return min(1.0, 0.05 * 2.0**attempt) * random.uniform(0.5, 1.0)
+
+
+def _why(exc: BaseException) -> str:
+    """Why a connection could not be opened, in one line."""
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused (is the server running, and on that port?)"
+    if isinstance(exc, socket.gaierror):
+        return "host not found"
+    if isinstance(exc, TimeoutError):
+        return "no answer (timed out)"
+    cause = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
+    text = " ".join(str(cause).split())
+    # SQLAlchemy's asyncpg adapter prefixes the driver's class: keep the server's words.
+    text = text.split(">: ", 1)[-1]
+    return text or type(cause).__name__
 
 
 class Database:
@@ -366,7 +395,7 @@ class Database:
             action(alembic_config(self.url, connection=sync_conn))
 
         try:
-            async with engine.connect() as conn:
+            async with self._connect(engine) as conn:
                 if self.dialect == "sqlite":
                     await conn.execution_options(sqlite_begin="IMMEDIATE")
                 async with conn.begin():
@@ -387,6 +416,30 @@ class Database:
         finally:
             if private:
                 await engine.dispose()
+
+    @asynccontextmanager
+    async def _connect(self, engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+        """A connection of ``engine``; failing to open one is DatabaseUnavailable, one line."""
+        conn = engine.connect()
+        try:
+            await conn.start()
+        except (OSError, TimeoutError, DBAPIError) as exc:
+            raise self._unavailable(exc) from exc
+        try:
+            yield conn
+        finally:
+            await conn.close()
+
+    def _unavailable(self, exc: BaseException) -> DatabaseUnavailable:
+        parsed = make_url(self.url)
+        if self.dialect == "sqlite":
+            target = str(self.sqlite_path or ":memory:")
+            where = f"the SQLite file {target}"
+        else:
+            host = parsed.host or "the local socket"
+            target = f"{host}:{parsed.port or 5432}/{parsed.database or ''}"
+            where = f"PostgreSQL at {target}"
+        return DatabaseUnavailable(f"cannot open {where}: {_why(exc)}", target=target)
 
     async def ping(self) -> bool:
         """True if the database answers ``SELECT 1`` within :attr:`PING_TIMEOUT_S` seconds."""

@@ -5,6 +5,8 @@ arguments and attributes, never only inside the message::
 
     StoreError                      (bot.errors.StarpodBotError) raised by the store on purpose
     ├── UnsupportedDatabaseError    DATABASE_URL names a backend we do not speak
+    ├── DatabaseUnavailable         DATABASE_URL's database cannot be opened (no server,
+    │                               no such database, no SQLite folder)
     ├── DatabaseBusyError           a write stayed locked/serialization-failed after every retry
     ├── MigrationError              Alembic could not bring the schema to head
     ├── LeadershipRefused           SQLite: another process already holds the file
@@ -31,6 +33,20 @@ class UnsupportedDatabaseError(StoreError):
     def __init__(self, message: str, *, url_scheme: str) -> None:
         super().__init__(message)
         self.url_scheme = url_scheme
+
+
+class DatabaseUnavailable(StoreError):
+    """The database ``DATABASE_URL`` names cannot be opened; the message says why.
+
+    A configuration problem (the CLI's exit code 2): PostgreSQL refusing or not found,
+    no such database, or a SQLite file whose folder does not exist (it is not created).
+    The message does not name the setting (the store does not know how it was set): the
+    CLI and the runtime put ``bot.config.setting_name("database.url")`` in front.
+    """
+
+    def __init__(self, message: str, *, target: str) -> None:
+        super().__init__(message)
+        self.target = target  # host:port/database or the SQLite path; never a password
 
 
 class DatabaseBusyError(StoreError):

@@ -21,7 +21,8 @@ from tests.support.databases import migrated
 
 @pytest.fixture
 def sqlite_url(tmp_path: Path) -> str:
-    """A SQLite file in this test's tmp dir (inside a folder that does not exist yet)."""
+    """A SQLite file in a folder of this test's tmp dir (the store never creates folders)."""
+    (tmp_path / "data").mkdir()
     return f"sqlite:///{tmp_path / 'data' / 'store.db'}"
 
 

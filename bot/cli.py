@@ -14,12 +14,13 @@ from typing import Annotated
 import typer
 
 from bot import __version__
-from bot.config import load_settings
+from bot.cli_help import StarpodTyper
+from bot.config import load_settings, setting_name
 from bot.db_cli import audit, history
 from bot.errors import ConfigError, StarpodBotError
 from bot.instance_cli import EXIT_USAGE, fail, instance_app
 
-app = typer.Typer(
+app = StarpodTyper(
     help="Slack chat-ops bot for Starpod cloud instances.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -29,23 +30,38 @@ app = typer.Typer(
 instance_app.command("history")(history)
 app.command("audit")(audit)
 app.add_typer(instance_app, name="instance")
-db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
+db_app = StarpodTyper(help="Database maintenance.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"starpod-bot {__version__}")
+        raise typer.Exit(0)
 
 
 @app.callback()
 def _root(
-    version: Annotated[bool, typer.Option("--version", help="Print the version.")] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            help="Print the version and exit.",
+            # Eager: handled before Click asks for a command.
+            is_eager=True,
+            expose_value=False,
+            callback=_print_version,
+        ),
+    ] = False,
 ) -> None:
-    if version:
-        typer.echo(__version__)
-        raise typer.Exit(0)
+    pass
 
 
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Apply the database migrations (DATABASE_URL, default sqlite:///./starpod-bot.db)."""
     from bot.store.database import Database
+    from bot.store.errors import DatabaseUnavailable, UnsupportedDatabaseError
 
     try:
         settings = load_settings()
@@ -58,6 +74,9 @@ def db_upgrade() -> None:
 
     try:
         asyncio.run(upgrade())
+    except (DatabaseUnavailable, UnsupportedDatabaseError) as exc:
+        # The setting is wrong (or names a database that is not there): exit 2, named.
+        raise fail(f"{setting_name('database.url')}: {exc}", EXIT_USAGE) from None
     except StarpodBotError as exc:
         raise fail(str(exc), 1) from None
     typer.echo("database is up to date")

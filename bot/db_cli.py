@@ -22,19 +22,22 @@ from rich.table import Table
 from rich.text import Text
 from sqlalchemy.exc import SQLAlchemyError
 
-from bot.backend.client import pick_instance
 from bot.backend.errors import InstanceLookupError
 from bot.backend.models import Instance
-from bot.config import load_settings
+from bot.backend.refs import pick_instance
+from bot.config import load_settings, setting_name
 from bot.errors import ConfigError
 from bot.instance_cli import EXIT_BACKEND, EXIT_USAGE, fail, human_duration, out
 from bot.store.audit import latest_audit
 from bot.store.database import Database
+from bot.store.errors import DatabaseUnavailable, UnsupportedDatabaseError
 from bot.store.queries import known_instances, status_history
 
 T = TypeVar("T")
 
-IdArg = Annotated[str, typer.Argument(help="Instance id, unique id prefix, or exact name.")]
+IdArg = Annotated[
+    str, typer.Argument(metavar="ID", help="Instance id, unique id prefix, or exact name.")
+]
 LimitOpt = Annotated[int, typer.Option("--limit", "-n", min=1, max=1000, help="Rows to show.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
@@ -65,8 +68,10 @@ def run_database(action: Callable[[Database], Awaitable[T]]) -> T:
         return asyncio.run(main())
     except ConfigError as exc:
         raise fail(str(exc), EXIT_USAGE) from None
+    except (DatabaseUnavailable, UnsupportedDatabaseError) as exc:
+        raise fail(f"{setting_name('database.url')}: {exc}", EXIT_USAGE) from None
     except InstanceLookupError as exc:
-        raise fail(str(exc), EXIT_BACKEND) from None
+        raise fail(str(exc), EXIT_USAGE) from None  # what was typed: a usage error
     except (SQLAlchemyError, OSError) as exc:
         raise fail(f"cannot read the database: {type(exc).__name__}: {exc}", EXIT_BACKEND) from None
 
@@ -81,7 +86,7 @@ async def remembered(db: Database, ref: str) -> Instance:
         )
         for row in rows
     ]
-    return pick_instance(ref, instances)
+    return pick_instance(ref, instances, acting=False)  # reading: any unique prefix
 
 
 def _when(moment: datetime) -> str:

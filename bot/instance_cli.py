@@ -1,7 +1,15 @@
 """``starpod-bot instance …``: the seed's terminal CLI for the Starpod backend.
 
-Exit codes: 0 success, 1 backend error (the message shows status and body),
-2 usage or configuration error.
+Exit codes (README's table says the same): 0 success; 1 backend error (the message
+shows status and body), or a pause/restart that ended in an error status or was still
+going when the wait ended; 2 usage or configuration error, including a reference that
+names no instance, several, or (for an action) too short an id prefix; 3 a kill declined
+at its prompt (nothing was done).
+
+``pause`` and ``restart`` wait until the backend shows the change done (a spinner on a
+terminal), then print the status it ended in; ``--no-wait`` prints the backend's first
+answer instead. When the change has ended is decided by :mod:`bot.instances.waiting`,
+the rule every entry point uses.
 """
 
 from __future__ import annotations
@@ -18,7 +26,7 @@ import tempfile
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
 import typer
 from rich.console import Console
@@ -31,13 +39,18 @@ from bot.backend import (
     HealthInfo,
     Instance,
     InstanceClient,
+    InstanceLookupError,
     LogEntry,
     LogLevel,
     SshInfo,
 )
 from bot.backend.logfollow import FOLLOW_WINDOW, LogFollower
+from bot.cli_help import StarpodTyper
 from bot.config import Settings, load_settings
 from bot.errors import ConfigError, UserError
+
+if TYPE_CHECKING:
+    from bot.instances.waiting import Polled
 
 T = TypeVar("T")
 
@@ -50,12 +63,34 @@ LEVEL_STYLES: dict[LogLevel, str] = {
 
 EXIT_BACKEND = 1
 EXIT_USAGE = 2
+EXIT_DECLINED = 3
 
-instance_app = typer.Typer(help="Manage Starpod instances from the terminal.", no_args_is_help=True)
+# How long pause and restart wait for the change by default, and how often they look.
+DEFAULT_WAIT_SECS = 120.0
+POLL_INTERVAL_SECS = 0.5
+
+instance_app = StarpodTyper(
+    help="Manage Starpod instances from the terminal.", no_args_is_help=True
+)
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
 
-IdArg = Annotated[str, typer.Argument(help="Instance id, unique id prefix, or exact name.")]
+IdArg = Annotated[
+    str,
+    typer.Argument(
+        metavar="ID",
+        help="Instance id, exact name, or unique id prefix (at least 4 characters to act).",
+        show_default=False,
+    ),
+]
+NoWaitOpt = Annotated[
+    bool,
+    typer.Option("--no-wait", help="Return once the backend accepted it; print its first answer."),
+]
+WaitSecsOpt = Annotated[
+    float,
+    typer.Option("--wait-secs", min=1.0, help="Give up waiting after this many seconds."),
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
 
@@ -91,7 +126,9 @@ def run_backend(action: Callable[[InstanceClient], Awaitable[T]]) -> T:
 
     try:
         return asyncio.run(main())
-    except (UserError, BackendError) as exc:
+    except (InstanceLookupError, UserError) as exc:
+        raise fail(str(exc), EXIT_USAGE) from None  # what was typed, not the backend
+    except BackendError as exc:
         raise fail(str(exc), EXIT_BACKEND) from None
     except ValueError as exc:
         raise fail(str(exc), EXIT_USAGE) from None
@@ -122,11 +159,9 @@ def _instance_json(instance: Instance) -> dict[str, Any]:
     return instance.model_dump(mode="json", by_alias=True)
 
 
-def _print_instance(verb: str, instance: Instance | None, ref: str) -> None:
-    if instance is None:
-        out.print(f"{verb} {ref}")
-        return
-    out.print(f"{verb} {instance.label}: status [bold]{instance.status}[/bold]")
+def heading(text: str) -> None:
+    """A bold heading line above a table: wrapped at the terminal's width, never the table's."""
+    out.print(Text(text, style="bold"), soft_wrap=True)
 
 
 @instance_app.command("create")
@@ -136,7 +171,9 @@ def create(
 ) -> None:
     """Create a new instance."""
     instance = run_backend(lambda c: c.create_instance(name=name, region=region))
-    out.print(f"Created {instance.label} (id {instance.id}): status {instance.status}")
+    # The name once and the full id once (the label would repeat the id's first 8 characters).
+    named = f"{instance.name} " if instance.name else ""
+    out.print(f"Created {named}with id {instance.id}: status {instance.status}")
 
 
 @instance_app.command("list")
@@ -147,7 +184,8 @@ def list_(as_json: JsonOpt = False) -> None:
         out.print_json(json.dumps([_instance_json(i) for i in instances]))
         return
     now = datetime.now(UTC)
-    table = Table(title=f"{len(instances)} instances", title_justify="left")
+    heading(f"{len(instances)} instances")
+    table = Table()
     for column in ("NAME", "ID", "STATUS", "REGION", "AGE"):
         table.add_column(column)
     for instance in sorted(instances, key=lambda i: (i.name or "", i.id)):
@@ -165,46 +203,125 @@ def list_(as_json: JsonOpt = False) -> None:
 def kill(
     ref: IdArg,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    no_wait: NoWaitOpt = False,
+    wait_secs: WaitSecsOpt = DEFAULT_WAIT_SECS,
 ) -> None:
-    """Terminate an instance (asks for confirmation unless --yes)."""
+    """Terminate an instance (asks for confirmation unless --yes); wait until it is gone."""
 
     async def action(client: InstanceClient) -> Instance:
-        return await client.resolve(ref)
+        return await client.resolve(ref, acting=True)
 
     instance = run_backend(action)
     if not yes:
         if not sys.stdin.isatty():
-            raise fail(f"refusing to kill {instance.label} without confirmation: pass --yes", 2)
+            raise fail(
+                f"refusing to kill {instance.label} without confirmation: pass --yes", EXIT_USAGE
+            )
         if not typer.confirm(f"Kill {instance.label}? This cannot be undone", default=False):
-            raise fail("not killed", EXIT_USAGE)
-    run_backend(lambda c: c.kill_instance(instance.id))
-    out.print(f"Killed {instance.label}")
+            # The user's answer, not an error: a plain line and its own exit code.
+            out.print(f"Not killed: {instance.label} is unchanged.")
+            raise typer.Exit(EXIT_DECLINED)
+    _change("kill", instance, None if no_wait else wait_secs)
 
 
 @instance_app.command("pause")
-def pause(ref: IdArg) -> None:
-    """Suspend an instance."""
-
-    async def action(client: InstanceClient) -> Instance | None:
-        return await client.pause_instance((await client.resolve(ref)).id)
-
-    _print_instance("Paused", run_backend(action), ref)
+def pause(
+    ref: IdArg, no_wait: NoWaitOpt = False, wait_secs: WaitSecsOpt = DEFAULT_WAIT_SECS
+) -> None:
+    """Suspend an instance; wait until it is paused and print its new status."""
+    _change("pause", ref, None if no_wait else wait_secs)
 
 
 @instance_app.command("restart")
-def restart(ref: IdArg) -> None:
-    """Resume a paused instance, or restart a running one."""
+def restart(
+    ref: IdArg, no_wait: NoWaitOpt = False, wait_secs: WaitSecsOpt = DEFAULT_WAIT_SECS
+) -> None:
+    """Resume a paused instance, or restart a running one; wait and print its new status."""
+    _change("restart", ref, None if no_wait else wait_secs)
 
-    async def action(client: InstanceClient) -> Instance | None:
-        return await client.restart_instance((await client.resolve(ref)).id)
 
-    _print_instance("Restarted", run_backend(action), ref)
+Change = Literal["pause", "restart", "kill"]
+_WORDS: dict[Change, tuple[str, str]] = {
+    "pause": ("Pausing", "Paused"),
+    "restart": ("Restarting", "Restarted"),
+    "kill": ("Killing", "Killed"),
+}
+
+
+async def _ask(client: InstanceClient, verb: Change, instance: Instance) -> Instance | None:
+    """The backend call of ``verb``; its answer (None when it sent no body, and for a kill)."""
+    if verb == "pause":
+        return await client.pause_instance(instance.id)
+    if verb == "restart":
+        return await client.restart_instance(instance.id)
+    await client.kill_instance(instance.id)
+    return None
+
+
+def _change(verb: Change, target: str | Instance, wait_secs: float | None) -> None:
+    """Ask for ``verb``, follow it to its end unless ``wait_secs`` is None, print the outcome."""
+    # Imported here: bot.instances brings the store (SQLAlchemy), which the other commands
+    # do not need to load.
+    from bot.instances.actor import Verb
+    from bot.instances.waiting import Polled, poll_until_settled
+
+    going, done = _WORDS[verb]
+    asked = verb
+
+    async def action(client: InstanceClient) -> tuple[Instance, Polled]:
+        if isinstance(target, Instance):
+            instance = target
+        else:
+            instance = await client.resolve(target, acting=True)
+        started = asyncio.get_running_loop().time()
+        answer = await _ask(client, verb, instance)
+        if wait_secs is None:
+            if verb == "kill":  # accepted; a status now would be the old one
+                return instance, Polled("pending", "", instance)
+            current = answer or await client.get_instance(instance.id)
+            return instance, Polled("pending", current.status_raw, current)
+        with _spinner(f"{going} {instance.label}…"):
+            polled = await poll_until_settled(
+                client,
+                Verb(verb),
+                instance,
+                instance.status_raw,
+                started=started,
+                interval=POLL_INTERVAL_SECS,
+                give_up_after=wait_secs,
+            )
+        return instance, polled
+
+    instance, polled = run_backend(action)
+    label = (polled.instance or instance).label
+    status = f": status [bold]{polled.status}[/bold]" if polled.status else ""
+    if polled.state == "done":
+        out.print(f"{done} {label}{status}")
+    elif wait_secs is None:
+        out.print(f"Asked to {asked} {label}{status} (not waiting: --no-wait)")
+    elif polled.state == "failed":
+        raise fail(f"could not {asked} {label}: it ended in status {polled.status}", EXIT_BACKEND)
+    else:
+        raise fail(
+            f"the {asked} of {label} is not done after {wait_secs:g} s "
+            f"(status {polled.status}); see: starpod-bot instance health {instance.short_id}",
+            EXIT_BACKEND,
+        )
+
+
+def _spinner(message: str) -> contextlib.AbstractContextManager[Any]:
+    """A spinner on stderr while waiting, on a terminal only (no escape codes in pipes)."""
+    if not err.is_terminal:
+        return contextlib.nullcontext()
+    return err.status(message)
 
 
 @instance_app.command("logs")
 def logs(
     ref: IdArg,
-    tail: Annotated[int, typer.Option("--tail", "-t", min=1, max=100_000)] = 50,
+    tail: Annotated[
+        int, typer.Option("--tail", "-t", min=1, max=100_000, help="How many lines.")
+    ] = 50,
     follow: Annotated[
         bool, typer.Option("--follow", "-f", help="Keep printing new lines until Ctrl-C.")
     ] = False,
@@ -217,7 +334,7 @@ def logs(
         raise typer.Exit(follow_logs(ref, tail=tail, interval=interval))
 
     async def action(client: InstanceClient) -> int:
-        instance = await client.resolve(ref)
+        instance = await client.resolve(ref, acting=False)
         fetched = await client.tail_logs(instance.id, tail=tail)
         for entry in fetched.entries:
             print_log_entry(entry)
@@ -249,7 +366,7 @@ def follow_logs(ref: str, *, tail: int, interval: float) -> int:
     async def main() -> None:
         follower = LogFollower(max(tail, FOLLOW_WINDOW))
         async with _client(settings) as client:
-            instance = await client.resolve(ref)
+            instance = await client.resolve(ref, acting=False)
             first = await client.tail_logs(instance.id, tail=tail)
             for entry in follower.take(first.entries).entries:
                 print_log_entry(entry)
@@ -289,7 +406,9 @@ def follow_logs(ref: str, *, tail: int, interval: float) -> int:
         asyncio.run(main())
     except KeyboardInterrupt:
         return 130
-    except (UserError, BackendError) as exc:
+    except (InstanceLookupError, UserError) as exc:
+        raise fail(str(exc), EXIT_USAGE) from None  # what was typed, as in run_backend
+    except BackendError as exc:
         raise fail(str(exc), EXIT_BACKEND) from None
     except ValueError as exc:
         raise fail(str(exc), EXIT_USAGE) from None
@@ -311,7 +430,7 @@ def health(ref: IdArg, as_json: JsonOpt = False) -> None:
     """Show CPU, memory, disk, uptime and heartbeat age."""
 
     async def action(client: InstanceClient) -> tuple[Instance, HealthInfo]:
-        instance = await client.resolve(ref)
+        instance = await client.resolve(ref, acting=False)
         return instance, await client.get_health(instance.id)
 
     instance, info = run_backend(action)
@@ -322,7 +441,8 @@ def health(ref: IdArg, as_json: JsonOpt = False) -> None:
     settings = _settings()
     age = info.heartbeat_age(now)
     stale = age > settings.monitor.heartbeat_timeout_secs
-    table = Table(title=f"{instance.label}: {instance.status}", title_justify="left")
+    heading(f"{instance.label}: {instance.status}")
+    table = Table()
     table.add_column("METRIC")
     table.add_column("VALUE", justify="right")
     table.add_row("CPU", f"{info.cpu_percent:.1f} %")
@@ -371,7 +491,7 @@ def ssh(ref: IdArg) -> None:
     """Open an SSH session with the connection info (and ephemeral key) from the backend."""
 
     async def action(client: InstanceClient) -> SshInfo:
-        return await client.get_ssh_info((await client.resolve(ref)).id)
+        return await client.get_ssh_info((await client.resolve(ref, acting=True)).id)
 
     info = run_backend(action)
     if shutil.which("ssh") is None:

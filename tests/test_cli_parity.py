@@ -115,11 +115,11 @@ def test_follow_prints_new_lines_as_they_come_once_each_until_ctrl_c(sim_url: st
     assert shown[start : start + len(printed)] == printed
 
 
-def test_follow_of_an_unknown_instance_is_one_line_exit_1(sim_url: str) -> None:
+def test_follow_of_an_unknown_instance_is_one_line_exit_2(sim_url: str) -> None:
     result = run_cli(
         "instance", "logs", "no-such-pod", "--follow", env={"STARPOD_INSTANCE_BACKEND_URL": sim_url}
     )
-    assert result.returncode == 1
+    assert result.returncode == 2  # a reference that names nothing is a usage error
     assert "no-such-pod" in result.stderr and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
 
@@ -225,8 +225,8 @@ def test_audit_reads_everything_or_one_instance(bot_db: str) -> None:
 def test_bad_references_and_databases_are_one_line(bot_db: str, tmp_path: Path) -> None:
     env = {"DATABASE_URL": bot_db}
     cases = [
-        (("instance", "history", "nope"), env, 1, "nope"),
-        (("audit", "0b7c9a5e"), env, 1, "matches 2 instances"),
+        (("instance", "history", "nope"), env, 2, "nope"),
+        (("audit", "0b7c9a5e"), env, 2, "matches 2 instances"),
         (("instance", "history", "web-1", "-n", "0"), env, 2, "--limit"),
     ]
     missing = tmp_path / "elsewhere.db"

@@ -360,7 +360,7 @@ class Database:
         """The revision the database is at, or None before the first migration."""
         from alembic.runtime.migration import MigrationContext
 
-        async with self.engine.connect() as conn:
+        async with self._connect(self.engine) as conn:
             return await conn.run_sync(
                 lambda sync: MigrationContext.configure(sync).get_current_revision()
             )

@@ -175,7 +175,7 @@ def too_short_answer(error: PrefixTooShort) -> Reply:
     """An action named a short id prefix: nothing done; what it matches, and what to type."""
     shown = error.candidates[: PrefixTooShort.MAX_LISTED]
     lines = [
-        f"✋ {code(error.ref)} is too short to act on: type at least {error.minimum} "
+        f"⚠️ {code(error.ref)} is too short to act on: type at least {error.minimum} "
         "characters of the id, or the exact name. Nothing was done."
     ]
     lines.append("It matches:" if len(error.candidates) > 1 else "Did you mean:")

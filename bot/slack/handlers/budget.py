@@ -27,7 +27,7 @@ async def reset(svc: Services, inv: Invocation, cmd: Command) -> None:
     if alerts is None or not hasattr(alerts, "reset_restart_budget"):
         raise UserError(NOT_RUNNING)
     assert cmd.ref is not None
-    instance = await resolve_past(svc, inv, cmd.ref)
+    instance = await resolve_past(svc, inv, cmd.ref, cmd.subcommand)
     result = await alerts.reset_restart_budget(instance.id, inv.user_id, source="slack")
     incident = getattr(result, "incident_id", None)
     told = f" Incident #{incident} says so in its thread." if incident is not None else ""

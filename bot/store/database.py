@@ -48,6 +48,10 @@ T = TypeVar("T")
 
 DEFAULT_URL = "sqlite:///./starpod-bot.db"
 DEFAULT_BUSY_TIMEOUT_MS = 5000
+# SQLite page cache per connection, KiB (SQLite's default is 2 MiB): a day of one
+# instance's samples is ~3,000 scattered pages, and cached, heartbeat_history reads twice
+# as fast. A cache fills as it is used, so it costs its full size in RSS sooner or later.
+DEFAULT_CACHE_KIB = 32 * 1024
 
 _SQLITE_BUSY = 5
 _SQLITE_LOCKED = 6
@@ -129,7 +133,9 @@ def _switch_to_wal(cursor: Any, *, busy_timeout_ms: int) -> None:
         attempt += 1
 
 
-def _install_sqlite_hooks(engine: AsyncEngine, *, busy_timeout_ms: int, foreign_keys: bool) -> None:
+def _install_sqlite_hooks(
+    engine: AsyncEngine, *, busy_timeout_ms: int, foreign_keys: bool, cache_kib: int
+) -> None:
     """Set the pragmas on every new connection and take over BEGIN.
 
     Python's sqlite3 emits BEGIN itself, lazily and always DEFERRED; we switch
@@ -150,9 +156,8 @@ def _install_sqlite_hooks(engine: AsyncEngine, *, busy_timeout_ms: int, foreign_
                 _switch_to_wal(cursor, busy_timeout_ms=busy_timeout_ms)
             # WAL makes NORMAL durable across application crashes and much faster.
             cursor.execute("PRAGMA synchronous = NORMAL")
-            # 32 MiB page cache (default 2 MiB): a day of one instance's samples is
-            # ~3,000 scattered pages; cached, heartbeat_history reads twice as fast.
-            cursor.execute("PRAGMA cache_size = -32768")
+            # The page cache (DEFAULT_CACHE_KIB unless the engine asks for another size).
+            cursor.execute(f"PRAGMA cache_size = -{int(cache_kib)}")
             cursor.execute(f"PRAGMA foreign_keys = {'ON' if foreign_keys else 'OFF'}")
         finally:
             cursor.close()
@@ -166,7 +171,13 @@ def _install_sqlite_hooks(engine: AsyncEngine, *, busy_timeout_ms: int, foreign_
 
 
 def _build_engine(
-    url: str, *, echo: bool, busy_timeout_ms: int, foreign_keys: bool = True, pooled: bool = True
+    url: str,
+    *,
+    echo: bool,
+    busy_timeout_ms: int,
+    foreign_keys: bool = True,
+    pooled: bool = True,
+    cache_kib: int = DEFAULT_CACHE_KIB,
 ) -> AsyncEngine:
     """Create the async engine for a normalised URL with this project's settings."""
     parsed = make_url(url)
@@ -187,7 +198,9 @@ def _build_engine(
             if not pooled:
                 kwargs["poolclass"] = NullPool
         engine = create_async_engine(url, echo=echo, **kwargs)
-        _install_sqlite_hooks(engine, busy_timeout_ms=busy_timeout_ms, foreign_keys=foreign_keys)
+        _install_sqlite_hooks(
+            engine, busy_timeout_ms=busy_timeout_ms, foreign_keys=foreign_keys, cache_kib=cache_kib
+        )
         return engine
     try:
         if not pooled:
@@ -261,6 +274,8 @@ class Database:
     engine: AsyncEngine
     dialect: str
     sqlite_path: Path | None
+    #: SQLite's page cache per connection (KiB); ignored on PostgreSQL.
+    cache_kib: int
 
     def __init__(
         self,
@@ -269,6 +284,7 @@ class Database:
         echo: bool = False,
         busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS,
         writes: WriteHealth | None = None,
+        cache_kib: int = DEFAULT_CACHE_KIB,
     ) -> None:
         self.url = normalise_url(url)
         parsed = make_url(self.url)
@@ -276,7 +292,10 @@ class Database:
         self.sqlite_path = _sqlite_file(parsed) if self.dialect == "sqlite" else None
         self._echo = echo
         self._busy_timeout_ms = busy_timeout_ms
-        self.engine = _build_engine(self.url, echo=echo, busy_timeout_ms=busy_timeout_ms)
+        self.cache_kib = cache_kib
+        self.engine = _build_engine(
+            self.url, echo=echo, busy_timeout_ms=busy_timeout_ms, cache_kib=cache_kib
+        )
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         #: Whether writes commit: the refusal episode of a full or read-only database. A
         #: second Database on the same URL (the sweep's loop) shares the first one's.

@@ -12,7 +12,7 @@ from bot.errors import ConfigError
 from bot.monitor.sql_store import SqlMonitorStore
 from bot.sim.backend import BackendSimulator
 from bot.sim.slack import SlackEmulator
-from bot.wiring import build
+from bot.wiring import SWEEP_CACHE_KIB, build
 
 MakeSettings = Callable[..., Settings]
 
@@ -34,6 +34,7 @@ async def test_build_wires_the_parts_without_opening_any(
         assert isinstance(parts.monitor.store, SqlMonitorStore)
         assert parts.monitor.store.db is parts.sweep.db is not parts.db
         assert parts.sweep.db.url == parts.db.url
+        assert parts.sweep.db.cache_kib == SWEEP_CACHE_KIB < parts.db.cache_kib
         assert parts.sweep.client is not parts.client
         assert parts.monitor.status().running
         assert {job.id for job in parts.scheduler.get_jobs()} >= {

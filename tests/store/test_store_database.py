@@ -7,6 +7,7 @@ import logging
 import sqlite3
 import threading
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select, text
@@ -262,3 +263,11 @@ async def test_postgres_other_errors_are_not_retried(pg_db: Database) -> None:
     with pytest.raises(Exception, match="boom"):
         await pg_db.run(write)
     assert calls == 1
+
+
+async def test_each_engine_sets_its_own_sqlite_page_cache(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'cache.db'}"
+    async with Database(url) as default, Database(url, cache_kib=2048) as small:
+        for db, kib in ((default, 32 * 1024), (small, 2048)):
+            async with db.session() as session:
+                assert (await session.execute(text("PRAGMA cache_size"))).scalar() == -kib

@@ -104,10 +104,11 @@ def main() -> None:
     args = parser.parse_args()
     if args.quick:
         args.sizes, args.rounds, args.repeats, args.requests = [200], 1, 1, 200
-    rows = [
-        one_size(n, rounds=args.rounds, repeats=args.repeats, requests=args.requests)
-        for n in args.sizes
-    ]
+    rows = []
+    for n in args.sizes:
+        rows.append(one_size(n, rounds=args.rounds, repeats=args.repeats, requests=args.requests))
+        # Each size as it is done (a 100,000-instance run is long): one JSON line on stderr.
+        print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
     if args.json:
         print(json.dumps({"cpus": os.cpu_count(), "rows": rows}))
     else:

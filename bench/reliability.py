@@ -224,8 +224,19 @@ def markdown(rows: list[dict[str, Any]], *, long: bool, code: int, secs: float) 
         "no caller acts on a stale status.",
         "",
         "- The load test's users are closed-loop, as people are: each sends a command, "
-        "waits for the answer, then sends the next. Memory: the per-sweep RSS rises while "
-        "the first sweeps fill the caches, then holds within a few percent.",
+        "waits for the answer, then sends the next. Memory (measured, issue 14): the RSS "
+        "in this row is the test process's, which also holds the backend simulator's "
+        "10,000 instances, the Slack emulator's record of every call and the monitor on the "
+        "test's SQLite engine (the default 32 MiB page cache). A monitor alone at 10,000 "
+        "instances on such an engine grew 2.3 MB a sweep (132 to 162 MB over 14 sweeps) as "
+        "SQLite's page cache filled with index pages of `heartbeat_samples`, and held at "
+        "128-132 MB with a 2 MiB cache (a one-off run; `python bench/sweep.py --sweep-only "
+        "--cache-kib N` reports the RSS after each sweep for any cache size); the first "
+        "step of the series is the first sweep's working set (10,000 models, samples and "
+        "their parameters), the rise after it that "
+        "cache until its 32 MiB cap. The real bot gives the sweep's own engine 2 MiB: "
+        "`python bench/soak.py` holds at 169 MB over 10 minutes at 10,000 instances "
+        "(3.7 MB/h), where it was 185 MB and rising 181 MB/h (BENCHMARKS.md).",
         "- The SIGKILL-mid-delivery test kills the bot after Slack posted a message but "
         "before the bot heard back: exactly the duplicate window documented in "
         "`bot/alerts/delivery.py`, so the root arrives twice and everything else once.",

@@ -53,7 +53,7 @@ from bot.backend import InstanceClient
 from bot.monitor import HealthMonitor
 from bot.monitor.fetch import observe
 from bot.sim.process import start_simulator, stop_process
-from bot.store.database import Database
+from bot.store.database import DEFAULT_CACHE_KIB, Database
 from bot.store.models import HeartbeatSample
 from bot.store.queries import heartbeat_history, record_heartbeats, upsert_instances
 from bot.store.records import HeartbeatSampleIn, InstanceSnapshot
@@ -117,13 +117,16 @@ async def raw_list_fetch(session: aiohttp.ClientSession, url: str) -> float:
 # -- sweeps ----------------------------------------------------------------------------------
 
 
-async def sweep_figures(url: str, rounds: int, workdir: Path) -> Figures:
+async def sweep_figures(
+    url: str, rounds: int, workdir: Path, cache_kib: int = DEFAULT_CACHE_KIB
+) -> Figures:
     """Sweeps against raw fetches, alternating; then the same with health inlined."""
     process = psutil.Process()
     rss_before = process.memory_info().rss
-    db = Database(f"sqlite:///{workdir / 'sweep.db'}")
+    db = Database(f"sqlite:///{workdir / 'sweep.db'}", cache_kib=cache_kib)
     await db.upgrade()
-    figures: Figures = {}
+    figures: Figures = {"sqlite_cache_kib": cache_kib}
+    rss_per_sweep: list[float] = []
     try:
         async with (
             InstanceClient(url) as client,
@@ -155,12 +158,14 @@ async def sweep_figures(url: str, rounds: int, workdir: Path) -> Figures:
                 cpu = time.process_time()
                 report = await monitor.sweep_once()
                 sweep_cpu.append(time.process_time() - cpu)
+                rss_per_sweep.append(round(process.memory_info().rss / MB, 1))
                 assert report.instances == first.instances and report.backend_error is None
                 sweeps.append(report.secs)
             rss_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
             figures["rss_mb_tracking"] = round(rss_peak / MB, 1)
             figures["rss_mb_between_sweeps"] = round(process.memory_info().rss / MB, 1)
             figures["rss_mb_before_monitor"] = round(rss_before / MB, 1)
+            figures["rss_mb_per_sweep"] = rss_per_sweep
             figures["instances_tracked"] = monitor.status().instances_tracked
 
             set_inline_health(url, True)
@@ -451,7 +456,7 @@ async def run(args: argparse.Namespace) -> Figures:
     try:
         with tempfile.TemporaryDirectory(prefix="starpod-bench-") as tmp:
             workdir = Path(tmp)
-            result["sweep"] = await sweep_figures(url, args.rounds, workdir)
+            result["sweep"] = await sweep_figures(url, args.rounds, workdir, args.cache_kib)
             result["health_json_bytes_per_instance_day"] = health_json_bytes_per_day(url)
     finally:
         stop_process(proc)
@@ -571,6 +576,9 @@ def cli() -> None:
         help="PostgreSQL server to create a scratch database on (default: env)",
     )
     parser.add_argument("--history-days", type=int, default=HISTORY_DAYS)
+    parser.add_argument(
+        "--cache-kib", type=int, default=DEFAULT_CACHE_KIB, help="the sweep's SQLite page cache"
+    )
     parser.add_argument("--persist-count", type=int, default=10_000, help="samples per batch")
     parser.add_argument(
         "--sweep-only", action="store_true", help="the sweep figures only (the scale table)"

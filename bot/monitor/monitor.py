@@ -364,6 +364,10 @@ class HealthMonitor:
             try:
                 report = SweepReport(at=self._config.now())
                 await self._there(self._lead_and_sweep(report))
+                if report.swept:
+                    # Here, not on the sweep's thread: "last sweep" and "sweeping" change
+                    # together, so no reader sees the one without the other.
+                    self._finish(report)
             finally:
                 self._current = None
         for observer in self._sweep_observers:
@@ -377,7 +381,6 @@ class HealthMonitor:
         if await self._gate.lead():
             report.swept = True
             await self._sweeper.sweep(report, may_restart=self._gate.may_restart)
-            self._finish(report)
 
     def _finish(self, report: SweepReport) -> None:
         self._last_sweep_at = report.at

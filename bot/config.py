@@ -93,6 +93,12 @@ SETTINGS_TABLE: tuple[SettingSpec, ...] = (
     ),
     SettingSpec("SLACK_API_URL", "slack.api_url", "slack.api_url", "Slack Web API base URL"),
     SettingSpec(
+        "STARPOD_HOME_REFRESH_SECS",
+        "slack.home_refresh_secs",
+        "slack.home_refresh_secs",
+        "App Home: changes within this many seconds refresh an open Home once (2)",
+    ),
+    SettingSpec(
         "DATABASE_URL",
         "database.url",
         "database.url",
@@ -233,6 +239,8 @@ class SlackSettings(BaseModel):
     signing_secret: SecretStr | None = None
     app_token: SecretStr | None = None
     api_url: str = "https://slack.com/api/"
+    # Changes seen within this window refresh each open App Home once (views.publish).
+    home_refresh_secs: float = Field(default=2.0, ge=0.01, le=600)
 
     @field_validator("api_url")
     @classmethod

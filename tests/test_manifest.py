@@ -178,8 +178,33 @@ def test_event_subscriptions_match_the_events_the_code_listens_to(
     listened = set()
     for source in bot_sources().values():
         listened |= set(re.findall(r"\.event\(\s*[\"']([a-z_]+)[\"']", source))
+        # The listener pipeline's routes: Route("event", "<type>", …).
+        listened |= set(re.findall(r"Route\(\s*[\"']event[\"'],\s*[\"']([a-z_]+)[\"']", source))
     declared = set(manifest["settings"].get("event_subscriptions", {}).get("bot_events", []))
     assert listened == declared
+    assert "app_home_opened" in listened  # a guard on the scan
+
+
+def test_shortcuts_match_the_callback_ids_the_code_answers(manifest: dict[str, Any]) -> None:
+    from bot.blockkit.ids import CallbackId
+    from bot.slack import shortcuts
+
+    declared = {(s["callback_id"], s["type"]) for s in manifest["features"]["shortcuts"]}
+    assert declared == {
+        (CallbackId.ACT_SHORTCUT.value, "global"),
+        (CallbackId.INCIDENT_SHORTCUT.value, "message"),
+    }
+    answered = {route.name for route in shortcuts.ROUTES}
+    assert {callback for callback, _ in declared} == answered
+
+
+def test_app_home_and_the_options_url(manifest: dict[str, Any]) -> None:
+    home = manifest["features"]["app_home"]
+    assert home["home_tab_enabled"] is True
+    interactivity = manifest["settings"]["interactivity"]
+    # HTTP mode: Slack asks the instance pickers' options at the one events route too.
+    assert interactivity["message_menu_options_url"].endswith("/slack/events")
+    assert manifest["settings"]["event_subscriptions"]["request_url"].endswith("/slack/events")
 
 
 @pytest.mark.parametrize(

@@ -167,6 +167,17 @@ async def active_mute(
     )
 
 
+async def mutes_in_force(session: AsyncSession, *, now: datetime, limit: int) -> list[AlertMute]:
+    """Mutes in force at ``now``, the soonest to end first (at most ``limit``)."""
+    rows = await session.scalars(
+        select(AlertMute)
+        .where(AlertMute.ended_at.is_(None), AlertMute.until > now)
+        .order_by(AlertMute.until, AlertMute.id)
+        .limit(limit)
+    )
+    return list(rows)
+
+
 async def unended_mutes(session: AsyncSession, instance_id: str) -> list[AlertMute]:
     """Every mute of one instance not yet ended (in force, or expired and not yet noticed)."""
     rows = await session.scalars(

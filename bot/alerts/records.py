@@ -159,6 +159,17 @@ class MuteResult:
 
 
 @dataclass(frozen=True, slots=True)
+class MuteInForce:
+    """A mute in force (the App Home lists them)."""
+
+    instance_id: str
+    instance_name: str | None
+    until: datetime
+    no_restart: bool
+    actor: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class UnmuteResult:
     """An unmute; ``was_muted`` False when there was no mute in force."""
 

@@ -32,6 +32,24 @@ class ActionId(StrEnum):
     INCIDENT_LOGS = "starpod.incident.logs"
     INCIDENT_MUTE = "starpod.incident.mute"
     INCIDENT_BUDGET_RESET = "starpod.incident.budget_reset"
+    # Every instance picker (an external_select answered by the bot's block_suggestion
+    # listener): one action_id, so one listener answers them all; values are instance ids.
+    INSTANCE_PICK = "starpod.instance.pick"
+    # App Home: a row's menu ("<verb>:<instance id>"), the pager, the modal openers.
+    HOME_ROW_MENU = "starpod.home.row_menu"
+    HOME_PAGE_PREV = "starpod.home.page.prev"
+    HOME_PAGE_NEXT = "starpod.home.page.next"
+    HOME_CREATE = "starpod.home.create"
+    HOME_MUTE = "starpod.home.mute"
+    # Modal inputs (the action_id inside each input block).
+    CREATE_NAME = "starpod.create.name"
+    CREATE_REGION = "starpod.create.region"
+    CREATE_REGION_TYPED = "starpod.create.region_typed"
+    MUTE_DURATION = "starpod.mute.duration"
+    MUTE_DURATION_TYPED = "starpod.mute.duration_typed"
+    MUTE_OPTIONS = "starpod.mute.options"
+    MUTE_REASON = "starpod.mute.reason"
+    ACT_VERB = "starpod.act.verb"
 
 
 class BlockId(StrEnum):
@@ -47,10 +65,37 @@ class BlockId(StrEnum):
     INCIDENT_ROOT = "starpod.incident.root"
     INCIDENT_ACTIONS = "starpod.incident.actions"
     INCIDENT_DIAGNOSTICS = "starpod.incident.diagnostics"
+    # App Home and modals.
+    HOME_SUMMARY = "starpod.home.summary"
+    HOME_ROW = "starpod.home.row"
+    HOME_PAGER = "starpod.home.pager"
+    HOME_INCIDENT = "starpod.home.incident"
+    HOME_MAINTENANCE = "starpod.home.maintenance"
+    # Input blocks of the modals: ``response_action: errors`` names these.
+    INSTANCE = "starpod.input.instance"
+    CREATE_NAME = "starpod.input.name"
+    CREATE_REGION = "starpod.input.region"
+    CREATE_REGION_TYPED = "starpod.input.region_typed"
+    MUTE_DURATION = "starpod.input.duration"
+    MUTE_DURATION_TYPED = "starpod.input.duration_typed"
+    MUTE_OPTIONS = "starpod.input.mute_options"
+    MUTE_REASON = "starpod.input.reason"
+    ACT_VERB = "starpod.input.verb"
 
 
 class CallbackId(StrEnum):
-    """Modals (none yet: every answer fits a message)."""
+    """Modals (``view.callback_id``) and shortcuts (the manifest's ``callback_id``)."""
+
+    CREATE = "starpod.modal.create"
+    MUTE = "starpod.modal.mute"
+    KILL = "starpod.modal.kill"
+    ACT = "starpod.modal.act"  # the global shortcut's modal: first an instance…
+    ACT_CHOICE = "starpod.modal.act_choice"  # … then what to do with it
+    INCIDENT = "starpod.modal.incident"  # the message shortcut's modal on an incident
+    RESULT = "starpod.modal.result"  # what a submitted modal became (no submit button)
+    # Shortcuts, as declared in app-manifest.yml.
+    ACT_SHORTCUT = "starpod_act"
+    INCIDENT_SHORTCUT = "starpod_incident"
 
 
 class MenuChoice(StrEnum):

@@ -67,6 +67,7 @@ from bot.sim.slack_payloads import (
 from bot.sim.slack_responses import ResponseUrls
 from bot.sim.slack_signing import compute_signature, signed_headers
 from bot.sim.slack_socket import VIA_SOCKET, NoSocketConnection, SocketModeError, SocketModeServer
+from bot.sim.slack_surfaces import Submission, SurfaceError, Surfaces
 from bot.sim.slack_web_api import ApiError, OpenedView, WebApi, WebApiState, decode_json_body
 from bot.sim.slack_workspace import Workspace, default_channel_name
 
@@ -80,6 +81,8 @@ __all__ = [
     "ResponsePost",
     "SlackAckTimeout",
     "SlackEmulator",
+    "Submission",
+    "SurfaceError",
     "UploadedFile",
 ]
 
@@ -147,6 +150,8 @@ class SlackEmulator:
         self.workspace = Workspace(clock, self._bump)
         self._state = WebApiState()
         self._api = WebApi(self.workspace, self._state, clock=clock, base_url=lambda: self.url)
+        # App Home, modals, shortcuts and external selects, played towards the bot.
+        self.surfaces = Surfaces(self)
         self._response_urls = ResponseUrls(self.workspace, clock)
         self.socket_mode = SocketModeServer(
             app_token=app_token, base_url=lambda: self.url, clock=clock, on_change=self._bump
@@ -263,6 +268,47 @@ class SlackEmulator:
     def home_views(self) -> dict[str, dict[str, Any]]:
         """App Home views published per user id."""
         return self.workspace.home_views
+
+    @property
+    def web_state(self) -> WebApiState:
+        """The Web API's state: files, uploads, triggers, open modals."""
+        return self._state
+
+    def new_id(self, prefix: str) -> str:
+        """A fresh Slack-looking id (``V…`` views, ``Ev…`` events)."""
+        return self._api.new_id(prefix)
+
+    def channel_name(self, channel_id: str) -> str:
+        """A channel's name (its id-derived default when it was never named)."""
+        return self._channel_name(channel_id)
+
+    def check_view(self, view: Any, *, expected_type: str) -> list[str]:
+        """What Slack would refuse in ``view`` (empty: nothing), as ``views.open`` checks it."""
+        try:
+            self._api.check_view(view, expected_type=expected_type)
+        except ApiError as exc:
+            return exc.detail or [exc.error]
+        return []
+
+    async def deliver_request(
+        self,
+        target_url: str,
+        *,
+        envelope: tuple[str, dict[str, Any], bool],
+        form: dict[str, str] | None = None,
+        json_body: dict[str, Any] | None = None,
+        ack_timeout: float | None = SLACK_ACK_TIMEOUT_S,
+    ) -> BotReply:
+        """Send one request to the bot, signed over HTTP or as an envelope (``VIA_SOCKET``)."""
+        return await self._send(
+            target_url,
+            form=form,
+            json_body=json_body,
+            envelope=envelope,
+            signature=None,
+            timestamp=None,
+            ack_timeout=ack_timeout,
+        )
 
     def violations(self) -> list[ApiCall]:
         """Every rejected request from the bot, in arrival order (injected faults excluded).
@@ -463,12 +509,15 @@ class SlackEmulator:
         )
         return f"{self.url}/response/{context.token}"
 
-    def new_trigger_id(self) -> str:
-        """A trigger_id that ``views.open`` accepts for 3 s (by the emulator's clock)."""
+    def new_trigger_id(self, user_id: str | None = None) -> str:
+        """A trigger_id that ``views.open`` accepts for 3 s (by the emulator's clock); with
+        ``user_id``, the modal it opens is that user's (``surfaces.modal(user_id)``)."""
         trigger_id = (
             f"{secrets.randbelow(10**10)}.{secrets.randbelow(10**10)}.{secrets.token_hex(8)}"
         )
         self._state.trigger_ids[trigger_id] = self._clock()
+        if user_id is not None:
+            self._state.trigger_users[trigger_id] = user_id
         return trigger_id
 
     async def send_slash_command(
@@ -502,7 +551,7 @@ class SlackEmulator:
             channel_name=self._channel_name(channel_id),
             team_id=team_id,
             response_url=response_url,
-            trigger_id=self.new_trigger_id(),
+            trigger_id=self.new_trigger_id(user_id),
         )
         reply = await self._send(
             target_url,
@@ -580,7 +629,7 @@ class SlackEmulator:
             response_url=self.new_response_url(
                 channel_id=channel, user_id=user_id, message_ts=message_ts
             ),
-            trigger_id=self.new_trigger_id(),
+            trigger_id=self.new_trigger_id(user_id),
             action=action,
         )
         return await self._send(
@@ -615,7 +664,7 @@ class SlackEmulator:
             callback_id=callback_id,
             values=values or {},
             private_metadata=private_metadata,
-            trigger_id=self.new_trigger_id(),
+            trigger_id=self.new_trigger_id(user_id),
             title=title,
         )
         return await self._send(
@@ -647,18 +696,30 @@ class SlackEmulator:
         self,
         target_url: str,
         *,
-        form: dict[str, str],
+        form: dict[str, str] | None,
         envelope: tuple[str, dict[str, Any], bool],
         signature: str | None,
         timestamp: int | None,
         ack_timeout: float | None,
+        json_body: dict[str, Any] | None = None,
     ) -> BotReply:
-        """Deliver a request over HTTP (signed form POST) or, for ``VIA_SOCKET``, as a
-        Socket Mode envelope ``(type, payload, accepts_response_payload)``."""
+        """Deliver a request over HTTP (signed form POST, or JSON for the Events API) or,
+        for ``VIA_SOCKET``, as a Socket Mode envelope ``(type, payload,
+        accepts_response_payload)``."""
         if target_url != VIA_SOCKET:
-            body = urlencode(form).encode()
+            if json_body is not None:
+                body = json.dumps(json_body).encode()
+                content_type = "application/json"
+            else:
+                body = urlencode(form or {}).encode()
+                content_type = "application/x-www-form-urlencoded"
             return await self._deliver(
-                target_url, body, signature=signature, timestamp=timestamp, ack_timeout=ack_timeout
+                target_url,
+                body,
+                signature=signature,
+                timestamp=timestamp,
+                ack_timeout=ack_timeout,
+                content_type=content_type,
             )
         envelope_type, payload, accepts_response_payload = envelope
         sent = await self.socket_mode.send_envelope(
@@ -693,9 +754,12 @@ class SlackEmulator:
         signature: str | None,
         timestamp: int | None,
         ack_timeout: float | None,
+        content_type: str = "application/x-www-form-urlencoded",
     ) -> BotReply:
         ts = int(self._clock()) if timestamp is None else timestamp
-        headers = signed_headers(self.signing_secret, body, ts, signature=signature)
+        headers = signed_headers(
+            self.signing_secret, body, ts, signature=signature, content_type=content_type
+        )
         self.last_delivery = Delivery(target_url, body, headers)
         return await self._post(target_url, body, headers, ack_timeout)
 

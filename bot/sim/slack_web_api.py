@@ -33,6 +33,7 @@ from bot.sim.slack_models import (
     Message,
     UploadedFile,
 )
+from bot.sim.slack_views import MAX_MODAL_STACK, Modals, check_modal, initial_values
 from bot.sim.slack_workspace import (
     Workspace,
     default_channel_name,
@@ -42,6 +43,7 @@ from bot.sim.slack_workspace import (
 )
 
 TRIGGER_ID_LIFETIME_S = 3.0
+PUBLISHES_PER_MINUTE = 100  # views.publish is Tier 4 (100+ a minute)
 
 Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 
@@ -87,6 +89,9 @@ class WebApiState:
     uploads_by_token: dict[str, PendingUpload] = field(default_factory=dict)
     opened_views: list[OpenedView] = field(default_factory=list)
     trigger_ids: dict[str, float] = field(default_factory=dict)  # trigger_id -> issued at
+    trigger_users: dict[str, str] = field(default_factory=dict)  # trigger_id -> user id
+    modals: Modals = field(default_factory=Modals)
+    publishes: list[float] = field(default_factory=list)  # views.publish times (rate limit)
 
     def clear(self) -> None:
         """Forget every file, upload, view and trigger id."""
@@ -95,6 +100,9 @@ class WebApiState:
         self.uploads_by_token.clear()
         self.opened_views.clear()
         self.trigger_ids.clear()
+        self.trigger_users.clear()
+        self.modals.clear()
+        self.publishes.clear()
 
 
 class WebApi:
@@ -125,6 +133,8 @@ class WebApi:
             "usergroups.users.list": self.usergroups_users_list,
             "views.publish": self.views_publish,
             "views.open": self.views_open,
+            "views.update": self.views_update,
+            "views.push": self.views_push,
             "files.getUploadURLExternal": self.files_get_upload_url_external,
             "files.completeUploadExternal": self.files_complete_upload_external,
         }
@@ -288,6 +298,12 @@ class WebApi:
         user_id = args.get("user_id")
         if not isinstance(user_id, str) or not is_user_id(user_id):
             raise ApiError("user_not_found")
+        now = self._clock()
+        recent = [t for t in self._state.publishes if now - t < 60.0]
+        if len(recent) >= PUBLISHES_PER_MINUTE:
+            # Tier 4: Slack answers HTTP 429; here the call fails and shows in violations().
+            raise ApiError("ratelimited", [f"over {PUBLISHES_PER_MINUTE} views.publish a minute"])
+        self._state.publishes[:] = [*recent, now]
         view = self._view(args.get("view"), expected_type="home")
         view_id = self.new_id("V")
         stored = {**view, "id": view_id, "team_id": TEAM_ID, "app_id": APP_ID, "bot_id": BOT_ID}
@@ -307,8 +323,50 @@ class WebApi:
         view_id = self.new_id("V")
         stored = {**view, "id": view_id, "team_id": TEAM_ID, "app_id": APP_ID, "bot_id": BOT_ID}
         self._state.opened_views.append(OpenedView(view_id, trigger_id, stored, self._clock()))
+        user_id = self._state.trigger_users.get(trigger_id)
+        if user_id is not None:
+            modal = self._state.modals.open(user_id, view_id, view)
+            initial_values(modal)
+        # A trigger opens one view.
+        self._state.trigger_ids.pop(trigger_id, None)
         self._workspace.touch()
         return {"ok": True, "view": stored}
+
+    async def views_update(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Replace an open modal's view (by ``view_id``; ``hash`` must match when given)."""
+        view_id = args.get("view_id")
+        modal = self._state.modals.by_id.get(view_id) if isinstance(view_id, str) else None
+        if modal is None:
+            raise ApiError("not_found")
+        expected = args.get("hash")
+        if expected and expected != modal.hash:
+            raise ApiError("hash_conflict")
+        view = self._view(args.get("view"), expected_type="modal")
+        self._state.modals.update(modal.view_id, view)
+        initial_values(modal)
+        self._workspace.touch()
+        stored = {**view, "id": modal.view_id, "team_id": TEAM_ID, "app_id": APP_ID}
+        return {"ok": True, "view": {**stored, "hash": modal.hash}}
+
+    async def views_push(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Stack a modal on the user's open ones (at most 3), with a fresh trigger_id."""
+        trigger_id = args.get("trigger_id")
+        if not isinstance(trigger_id, str) or trigger_id not in self._state.trigger_ids:
+            raise ApiError("invalid_trigger_id")
+        if self._clock() - self._state.trigger_ids[trigger_id] > TRIGGER_ID_LIFETIME_S:
+            raise ApiError("expired_trigger_id")
+        user_id = self._state.trigger_users.get(trigger_id)
+        if user_id is None or self._state.modals.depth(user_id) == 0:
+            raise ApiError("not_found")
+        if self._state.modals.depth(user_id) >= MAX_MODAL_STACK:
+            raise ApiError("push_limit_reached")
+        view = self._view(args.get("view"), expected_type="modal")
+        view_id = self.new_id("V")
+        modal = self._state.modals.push(user_id, view_id, view)
+        initial_values(modal)
+        self._state.trigger_ids.pop(trigger_id, None)
+        self._workspace.touch()
+        return {"ok": True, "view": {**view, "id": view_id, "team_id": TEAM_ID, "app_id": APP_ID}}
 
     # -- files -----------------------------------------------------------------------------
 
@@ -407,6 +465,10 @@ class WebApi:
         if not check.ok:
             raise ApiError(check.error or "invalid_arguments", check.detail)
 
+    def check_view(self, value: Any, *, expected_type: str) -> dict[str, Any]:
+        """The view if Slack would take it; otherwise ``ApiError`` with the problems."""
+        return self._view(value, expected_type=expected_type)
+
     def _view(self, value: Any, *, expected_type: str) -> dict[str, Any]:
         view = parse_json_object(value)
         if view is None:
@@ -417,6 +479,8 @@ class WebApi:
         if not isinstance(blocks, list):
             raise ApiError("invalid_arguments", ["view.blocks must be an array"])
         problems = validate_blocks(blocks, max_blocks=MAX_VIEW_BLOCKS, pointer="/view/blocks")
+        if expected_type == "modal":
+            problems += check_modal(view)
         if problems:
             # Slack reports view problems as invalid_arguments with the same detail lines.
             raise ApiError("invalid_arguments", problems)

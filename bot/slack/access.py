@@ -102,10 +102,17 @@ class Access:
         allowed = self._settings.channels
         return not allowed or (channel_id is not None and channel_id in allowed)
 
-    async def check(self, user_id: str, channel_id: str | None, action: str) -> Role:
-        """The user's role if it allows ``action`` here; otherwise AccessDenied saying why."""
+    async def check(
+        self, user_id: str, channel_id: str | None, action: str, *, anywhere: bool = False
+    ) -> Role:
+        """The user's role if it allows ``action`` here; otherwise AccessDenied saying why.
+
+        ``anywhere``: the request comes from outside any channel (App Home, a modal, a
+        global shortcut); the channel list limits where commands are typed in front of
+        others, so it does not apply there. Roles always do.
+        """
         needed = needed_role(action, configured=self.configured)
-        if action != Subcommand.HELP and not self.channel_allowed(channel_id):
+        if action != Subcommand.HELP and not anywhere and not self.channel_allowed(channel_id):
             where = ", ".join(channel(c) for c in self._settings.channels)
             raise AccessDenied(
                 f"Starpod commands are accepted in {where} only.", needed_role=needed.label

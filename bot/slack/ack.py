@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.async_context import AsyncBoltContext
@@ -19,10 +20,17 @@ from slack_bolt.context.async_context import AsyncBoltContext
 RECEIVED_AT = "starpod_received_at"
 
 
-async def acknowledge(ack: AsyncAck, context: AsyncBoltContext) -> None:
-    """Note when the request arrived, then ack with an empty 200."""
-    context[RECEIVED_AT] = time.perf_counter()
-    await ack()
+def note_received(context: AsyncBoltContext) -> None:
+    """Note when the request arrived (once: the first note wins)."""
+    if context.get(RECEIVED_AT) is None:
+        context[RECEIVED_AT] = time.perf_counter()
+
+
+async def acknowledge(ack: AsyncAck, context: AsyncBoltContext, **body: Any) -> None:
+    """Note when the request arrived, then ack: an empty 200, or ``body`` (Bolt's ``ack``
+    keywords: ``options`` for a suggestion, ``response_action`` for a submitted form)."""
+    note_received(context)
+    await ack(**body)
 
 
 async def ack_first(

@@ -104,7 +104,7 @@ async def plan_kill_confirm(svc: Services, inv: Invocation, body: dict[str, Any]
     instance_id = str(clicked.get("value") or "")
     block, token = split_confirmed_block_id(str(clicked.get("block_id") or ""))
     act = partial(
-        _spend_then_kill,
+        spend_then_kill,
         svc,
         inv,
         instance_id,
@@ -114,9 +114,10 @@ async def plan_kill_confirm(svc: Services, inv: Invocation, body: dict[str, Any]
     return Step(Subcommand.KILL.value, act, instance_id=instance_id or None)
 
 
-async def _spend_then_kill(
+async def spend_then_kill(
     svc: Services, inv: Invocation, instance_id: str, token: str | None, *, replace_prompt: bool
 ) -> None:
+    """Spend the confirmation's token, then kill (the danger button and the kill modal)."""
     # Raises KillRefused (answered and audited as a refusal) before anything is killed.
     await svc.kill_confirmations.spend(token, instance_id=instance_id, user_id=inv.user_id)
     await lifecycle.kill_confirmed(svc, inv, instance_id, replace_prompt=replace_prompt)

@@ -24,7 +24,15 @@ from slack_bolt.context.async_context import AsyncBoltContext
 
 from bot.config import Settings
 from bot.errors import ConfigError
-from bot.slack import actions, commands, incident_buttons
+from bot.slack import (
+    actions,
+    commands,
+    home_routes,
+    incident_buttons,
+    modals,
+    shortcuts,
+    suggestions,
+)
 from bot.slack.deps import SlackDeps
 from bot.slack.middleware import ListenerPipeline, StartWork, run_in_place
 from bot.slack.services import Services
@@ -115,5 +123,20 @@ def create_app(
     app.error(pipeline.on_error)
     # Every listener, the alerts feature's incident buttons too (they answer plainly when
     # alerts are not wired), behind the same middleware: mounted here, once.
-    pipeline.mount(app, [*commands.ROUTES, *actions.ROUTES, *incident_buttons.ROUTES])
+    pipeline.mount(
+        app,
+        [
+            *commands.ROUTES,
+            *actions.ROUTES,
+            *incident_buttons.ROUTES,
+            *home_routes.ROUTES,
+            *modals.ROUTES,
+            *shortcuts.ROUTES,
+            *suggestions.ROUTES,
+        ],
+    )
+    # Open Homes follow the statuses the monitor records (where it runs).
+    on_status_change = getattr(deps.monitor, "on_status_change", None)
+    if callable(on_status_change):
+        on_status_change(services.home.on_status_change)
     return app

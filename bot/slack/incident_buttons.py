@@ -81,14 +81,15 @@ def _clicked(body: dict[str, Any]) -> dict[str, Any]:
     return first if isinstance(first, dict) else {}
 
 
-def _alerts(svc: Services) -> IncidentActions:
+def alerts_of(svc: Services) -> IncidentActions:
+    """The alerts feature's incident actions, or a plain refusal when alerts are off."""
     alerts = svc.deps.alerts
     if alerts is None or not hasattr(alerts, "get_incident"):
         raise UserError("Alerts are not running in this bot, so incident buttons do nothing.")
     return alerts  # type: ignore[return-value]
 
 
-def _check_channel(svc: Services, inv: Invocation, incident: IncidentView) -> str | None:
+def check_channel_of(svc: Services, inv: Invocation, incident: IncidentView) -> str | None:
     """The channel the role check sees: the incident's own channel counts as allowed."""
     allowed = svc.settings.access.channels
     if allowed and inv.channel_id is not None and inv.channel_id == incident.channel:
@@ -104,7 +105,7 @@ async def plan_click(svc: Services, inv: Invocation, body: dict[str, Any]) -> St
     action, handler = HANDLERS[ActionId(str(clicked.get("action_id")))]
     value = str(clicked.get("value") or "")
     inv.draft.args = f"incident #{value[:20]}"
-    incident = await _alerts(svc).get_incident(value)
+    incident = await alerts_of(svc).get_incident(value)
     if incident is None:
         raise UserError(f"Incident #{value[:20]} does not exist (any more).")
     inv.draft.instance_id = incident.instance_id
@@ -113,7 +114,7 @@ async def plan_click(svc: Services, inv: Invocation, body: dict[str, Any]) -> St
     return Step(
         action,
         partial(handler, svc, inv, incident),
-        check_channel=_check_channel(svc, inv, incident),
+        check_channel=check_channel_of(svc, inv, incident),
     )
 
 
@@ -125,7 +126,7 @@ def _instance_of(incident: IncidentView) -> str:
 
 async def on_acknowledge(svc: Services, inv: Invocation, incident: IncidentView) -> None:
     """Acknowledge: the root message then shows who; a repeat says who already did."""
-    alerts = _alerts(svc)
+    alerts = alerts_of(svc)
     result = await alerts.acknowledge(incident.id, inv.user_id)
     label = escape(incident.label)
     if result.outcome == "already":
@@ -148,7 +149,7 @@ async def on_acknowledge(svc: Services, inv: Invocation, incident: IncidentView)
 
 async def on_restart(svc: Services, inv: Invocation, incident: IncidentView) -> None:
     """Restart now: through the instance actions (locked, recorded), said in the thread."""
-    alerts = _alerts(svc)
+    alerts = alerts_of(svc)
     instance_id = _instance_of(incident)
     try:
         target = await svc.actions.resolve(instance_id)
@@ -212,7 +213,7 @@ async def on_logs(svc: Services, inv: Invocation, incident: IncidentView) -> Non
 
 async def on_mute(svc: Services, inv: Invocation, incident: IncidentView) -> None:
     """Mute 1h: alerts for the instance go quiet for an hour (auto-restart stays on)."""
-    alerts = _alerts(svc)
+    alerts = alerts_of(svc)
     instance_id = _instance_of(incident)
     span = timedelta(seconds=MUTE_BUTTON_SECS)
     until = svc.deps.clock() + span

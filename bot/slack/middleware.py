@@ -13,6 +13,10 @@ then runs the listener in a task of its own. So the steps are split at that seam
 Before Slack's 200, in the listener middleware :meth:`ListenerPipeline.admit` (cheap,
 no I/O)::
 
+    0. answer           only for requests Slack wants answered in the ack itself: a
+                        ``block_suggestion`` (the options) and a ``view_submission`` (the
+                        form's errors, or how the modal changes); bounded by
+                        ``ANSWER_BUDGET_SECS`` so the ack still beats Slack's 3 s
     1. ack              first: nothing can delay the acknowledgement (``ack.py``)
     2. dedupe           a click Slack delivers again (same ``action_ts``) stops here,
                         in this process's memory (cheap, before the 200)
@@ -49,8 +53,9 @@ from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.async_context import AsyncBoltContext
 from slack_bolt.response import BoltResponse
 
-from bot.slack.ack import RECEIVED_AT, acknowledge
+from bot.slack.ack import RECEIVED_AT, acknowledge, note_received
 from bot.slack.failures import translate
+from bot.slack.home import CHANGING_ACTIONS
 from bot.slack.invocation import Invocation
 from bot.slack.services import Services
 from bot.store.deliveries import delivery_key
@@ -60,6 +65,10 @@ log = logging.getLogger(__name__)
 #: Context key of the request's :class:`Invocation` (set by ``admit``).
 INVOCATION = "starpod_invocation"
 INTERRUPTED = "interrupted: the bot stopped before this finished"
+#: How long an answer given in the ack may take: Slack waits 3 s, the network needs some.
+ANSWER_BUDGET_SECS = 2.0
+
+Kind = Literal["command", "action", "event", "view", "shortcut", "options"]
 
 
 @dataclass(frozen=True)
@@ -82,13 +91,29 @@ StartWork = Callable[[Coroutine[Any, Any, None]], Awaitable[Any]]
 
 
 @dataclass(frozen=True)
-class Route:
-    """One listener: the command or ``action_id`` it answers, and how to read a request."""
+class Answer:
+    """What goes back in the ack (Bolt's ``ack`` keywords), and the fallback when the
+    answer cannot be made within the budget."""
 
-    kind: Literal["command", "action"]
-    name: str  # "/starpod", or an action_id
+    ack: dict[str, Any]
+
+
+#: Computes the ack's body before the ack (step 0); may set ``inv.prepared`` for the plan,
+#: and mark ``inv.draft`` (a refused suggestion, a form with errors).
+Answerer = Callable[[Services, Invocation, dict[str, Any]], Awaitable[Answer]]
+
+
+@dataclass(frozen=True)
+class Route:
+    """One listener: the command, ``action_id``, event, ``callback_id`` it answers, and
+    how to read a request."""
+
+    kind: Kind
+    name: str  # "/starpod", an action_id, an event type, a view or shortcut callback_id
     action: str  # the audit action until the request says more (a crash while reading)
     plan: Planner
+    answer: Answerer | None = None  # for "options" and "view": the ack's body
+    late: Answer | None = None  # the ack when ``answer`` overruns its budget
 
 
 async def run_in_place(work: Coroutine[Any, Any, None]) -> None:
@@ -122,12 +147,18 @@ class ListenerPipeline:
 
     def mount(self, app: AsyncApp, routes: Iterable[Route]) -> None:
         """Register every route on ``app``, each behind :meth:`admit` (call once per app)."""
+        registrars = {
+            "command": app.command,
+            "action": app.action,
+            "event": app.event,
+            "view": app.view_submission,
+            "shortcut": app.shortcut,
+            "options": app.options,
+        }
         for route in routes:
             listener = self._listener(route)
-            if route.kind == "command":
-                app.command(route.name, middleware=[self.admit])(listener)
-            else:
-                app.action(route.name, middleware=[self.admit])(listener)
+            admit = self.admit if route.answer is None else self._answering(route)
+            registrars[route.kind](route.name, middleware=[admit])(listener)
 
     async def admit(
         self,
@@ -143,11 +174,52 @@ class ListenerPipeline:
             log.info("duplicate delivery of %s by %s ignored", action_id, user)
             # Returning a response without next(): Bolt answers it and skips the listener.
             return BoltResponse(status=200, body="")
-        context[INVOCATION] = Invocation.from_body(
-            self.svc.deps.web, body, action="unknown", started=context.get(RECEIVED_AT)
-        )
+        context[INVOCATION] = self._invocation(body, context)
         await next()
         return None
+
+    def _invocation(self, body: dict[str, Any], context: AsyncBoltContext) -> Invocation:
+        return Invocation.from_body(
+            self.svc.deps.web,
+            body,
+            action="unknown",
+            started=context.get(RECEIVED_AT),
+            announce_channel=self.svc.settings.alerts.channel,
+        )
+
+    def _answering(self, route: Route) -> Callable[..., Awaitable[BoltResponse | None]]:
+        """``admit`` for a route answered in the ack (step 0 before step 1)."""
+        answer = route.answer
+        assert answer is not None
+        late = route.late or Answer({})
+
+        async def admit_with_answer(
+            ack: AsyncAck,
+            body: dict[str, Any],
+            context: AsyncBoltContext,
+            next: Callable[[], Awaitable[None]],
+        ) -> BoltResponse | None:
+            note_received(context)
+            inv = self._invocation(body, context)
+            inv.draft.action = route.action
+            try:
+                async with asyncio.timeout(ANSWER_BUDGET_SECS):
+                    made = await answer(self.svc, inv, body)
+            except TimeoutError:
+                log.warning("%s: no answer within %.1f s", route.name, ANSWER_BUDGET_SECS)
+                inv.draft.fail("error", f"no answer within {ANSWER_BUDGET_SECS:g} s")
+                made = late
+            except Exception as error:
+                # The user sees the late answer; the listener's work says why (audited).
+                log.exception("%s: the answer failed", route.name)
+                inv.draft.fail("error", f"{type(error).__name__} while answering")
+                made = late
+            await acknowledge(ack, context, **made.ack)
+            context[INVOCATION] = inv
+            await next()
+            return None
+
+        return admit_with_answer
 
     def _listener(self, route: Route) -> Callable[..., Awaitable[None]]:
         async def listener(body: dict[str, Any], context: AsyncBoltContext) -> None:
@@ -173,7 +245,7 @@ class ListenerPipeline:
                     inv.draft.instance_id = step.instance_id
                 if step.check_role:
                     channel = step.check_channel or inv.channel_id
-                    await svc.access.check(inv.user_id, channel, step.action)
+                    await svc.access.check(inv.user_id, channel, step.action, anywhere=inv.private)
                 await step.act()
         except asyncio.CancelledError:
             inv.draft.fail("error", INTERRUPTED)
@@ -182,6 +254,9 @@ class ListenerPipeline:
             await answer_error(inv, error)
         finally:
             await svc.audit.write(inv.draft)
+            changed = inv.draft.result == "ok" and not inv.changes_nothing
+            if changed and inv.draft.action in CHANGING_ACTIONS:
+                svc.home.changed()
 
     async def on_error(
         self, error: Exception, body: dict[str, Any], context: AsyncBoltContext

@@ -9,6 +9,7 @@ from bot.instances import InstanceActions
 from bot.slack.access import Access
 from bot.slack.dedupe import ClickDeduper
 from bot.slack.deps import SlackDeps
+from bot.slack.home import HomeService
 from bot.slack.slots import WorkSlots
 from bot.store.audit import AUDIT_OBSERVER, AuditLog
 from bot.store.deliveries import DeliveryLog
@@ -29,10 +30,17 @@ class Services:
     # Both live in the database, so every replica sees the same ones.
     deliveries: DeliveryLog = field(init=False)
     kill_confirmations: KillConfirmations = field(init=False)
+    home: HomeService = field(init=False)
 
     def __post_init__(self) -> None:
         self.deliveries = DeliveryLog(self.deps.db, self.deps.clock)
         self.kill_confirmations = KillConfirmations(self.deps.db, self.deps.clock)
+        self.home = HomeService(
+            self.deps,
+            self.access,
+            self.audit,
+            refresh_secs=self.settings.slack.home_refresh_secs,
+        )
 
     @classmethod
     def build(cls, settings: Settings, deps: SlackDeps) -> Services:

@@ -73,12 +73,18 @@ async def record_audit(
 
 
 async def latest_audit(
-    session: AsyncSession, *, instance_id: str | None = None, limit: int = DEFAULT_LIMIT
+    session: AsyncSession,
+    *,
+    instance_id: str | None = None,
+    limit: int = DEFAULT_LIMIT,
+    user_id: str | None = None,
 ) -> list[AuditEntry]:
-    """The latest ``limit`` entries, newest first, of everything or of one instance."""
+    """The latest ``limit`` entries, newest first, of everything, one instance or one user."""
     stmt = select(AuditEntry)
     if instance_id is not None:
         stmt = stmt.where(AuditEntry.instance_id == instance_id)
+    if user_id is not None:
+        stmt = stmt.where(AuditEntry.user_id == user_id)
     result = await session.scalars(
         stmt.order_by(AuditEntry.at.desc(), AuditEntry.id.desc()).limit(limit)
     )
@@ -261,8 +267,14 @@ class AuditLog:
                 return total
 
     async def latest(
-        self, *, instance_id: str | None = None, limit: int = DEFAULT_LIMIT
+        self,
+        *,
+        instance_id: str | None = None,
+        limit: int = DEFAULT_LIMIT,
+        user_id: str | None = None,
     ) -> list[AuditEntry]:
-        """The latest entries, newest first."""
+        """The latest entries, newest first (of one instance, of one user)."""
         async with self._db.session() as session:
-            return await latest_audit(session, instance_id=instance_id, limit=limit)
+            return await latest_audit(
+                session, instance_id=instance_id, limit=limit, user_id=user_id
+            )

@@ -185,7 +185,12 @@ def message_text(message: Message) -> str:
 
 
 def make_settings(
-    emulator: SlackEmulator, sim_url: str, public_url: str | None, *, access: bool
+    emulator: SlackEmulator,
+    sim_url: str,
+    public_url: str | None,
+    *,
+    access: bool,
+    alert_channel: str | None = None,
 ) -> Settings:
     data: dict[str, Any] = {
         "backend": {"url": sim_url},
@@ -199,6 +204,10 @@ def make_settings(
     }
     if access:
         data["access"] = {"admins": [ADMIN], "operators": ["S0OPS"], "viewers": [VIEWER]}
+    if alert_channel is not None:
+        data["alerts"] = {"channel": alert_channel}
+        # App Home refreshes after changes, quickly enough for a test to wait on.
+        data["slack"]["home_refresh_secs"] = 0.05
     return Settings.model_validate(data)
 
 
@@ -222,12 +231,15 @@ async def _running_bot(
     *,
     access: bool,
     public_url: bool = True,
+    alert_channel: str | None = None,
 ) -> AsyncIterator[Bot]:
     emulator.add_usergroup("S0OPS", [OPERATOR])
     sock = bind_socket()
     host, port = sock.getsockname()[:2]
     url = f"http://{host}:{port}"
-    settings = make_settings(emulator, sim.url, url if public_url else None, access=access)
+    settings = make_settings(
+        emulator, sim.url, url if public_url else None, access=access, alert_channel=alert_channel
+    )
     clock = OffsetClock()
     web = build_web_client(settings)
     async with InstanceClient(sim.url, retry_backoff=0.01) as backend:
@@ -275,6 +287,17 @@ async def open_bot(
 ) -> AsyncIterator[Bot]:
     """The bot with no access configuration: everyone is an operator."""
     async for running in _running_bot(slack_emulator, sim, db, access=False):
+        yield running
+
+
+@pytest.fixture
+async def home_bot(
+    slack_emulator: SlackEmulator, sim: BackendSimulator, db: Database
+) -> AsyncIterator[Bot]:
+    """The bot with roles, announcing actions from App Home and modals in C0ALERTS."""
+    async for running in _running_bot(
+        slack_emulator, sim, db, access=True, alert_channel="C0ALERTS"
+    ):
         yield running
 
 

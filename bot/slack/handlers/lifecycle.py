@@ -104,6 +104,7 @@ async def kill_prompt(svc: Services, inv: Invocation, cmd: Command) -> None:
     instance = await resolve(svc, inv, cmd.ref, cmd.subcommand)
     token = await svc.kill_confirmations.issue(instance_id=instance.id, user_id=inv.user_id)
     inv.draft.detail = "confirmation shown; nothing killed yet"
+    inv.changes_nothing = True
     await inv.respond(blocks.kill_confirmation(instance, token))
 
 

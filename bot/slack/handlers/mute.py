@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from bot.blockkit.blocks import section
 from bot.blockkit.limits import reply
-from bot.blockkit.mrkdwn import date, duration, user
+from bot.blockkit.mrkdwn import date, duration, escape, user
 from bot.errors import UserError
 from bot.slack.blocks.common import instance_label
 from bot.slack.deps import Alerts
@@ -23,8 +23,9 @@ def _alerts(svc: Services) -> Alerts:
     return svc.deps.alerts
 
 
-async def mute(svc: Services, inv: Invocation, cmd: Command) -> None:
-    """Silence alerts for a while (and auto-restarts with ``--no-restart``); announced."""
+async def mute(svc: Services, inv: Invocation, cmd: Command, *, reason: str | None = None) -> None:
+    """Silence alerts for a while (and auto-restarts with ``--no-restart``); announced,
+    with the ``reason`` given in the mute form."""
     alerts = _alerts(svc)
     assert cmd.ref is not None and cmd.options.mute_for is not None
     instance = await resolve(svc, inv, cmd.ref, cmd.subcommand)
@@ -37,7 +38,11 @@ async def mute(svc: Services, inv: Invocation, cmd: Command) -> None:
         f"🔕 {user(inv.user_id)} muted alerts for {instance_label(instance)} for {span} "
         f"(until {date(until)}){replaced}.{restarts}"
     )
+    if reason:
+        text += f"\nReason: {escape(reason)}"
     inv.draft.detail = f"muted for {span}" + (", no restart" if cmd.options.no_restart else "")
+    if reason:
+        inv.draft.detail += f"; reason: {reason[:200]}"
     await Announcement(svc, inv).post(reply(f"{instance.label} muted for {span}", [section(text)]))
 
 

@@ -279,3 +279,18 @@ async def test_opening_the_messages_tab_publishes_nothing(home_bot: Bot, tab: st
     assert reply.status_code == 200
     await open_home(bot)  # a later Home open is the signal that the first was handled
     assert len(bot.emulator.calls_to("views.publish")) == 1
+
+
+async def test_a_slow_backend_still_gets_the_suggestion_acked_within_3_s(home_bot: Bot) -> None:
+    """The answer in the ack has a budget: past it Slack gets no options, never a timeout."""
+    bot = home_bot
+    trigger = bot.emulator.new_trigger_id(OPERATOR)
+    from bot.slack.blocks.modals import mute_modal
+
+    await bot.deps.web.views_open(trigger_id=trigger, view=mute_modal())
+    bot.sim.set_faults(latency_secs=4.0, endpoints=["list"])
+    # The emulator raises SlackAckTimeout past Slack's 3 s: getting options back is the proof.
+    options = await bot.emulator.surfaces.suggest(bot.events_url, OPERATOR, BlockId.INSTANCE, "p")
+    assert options == []
+    rows = await bot.wait_audit(1)
+    assert rows[0].result == "error" and "no answer within" in (rows[0].detail or "")

@@ -17,7 +17,7 @@ from pydantic import SecretStr
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
 from bot.backend.client import InstanceClient
-from bot.blockkit.ids import ActionId
+from bot.blockkit.ids import ActionId, BlockId
 from bot.sim.backend import BackendSimulator
 from bot.sim.slack import VIA_SOCKET, Message, SlackEmulator
 from bot.sim.slack_socket import DISCONNECT_REASONS, SocketConnection
@@ -178,3 +178,27 @@ async def test_the_bot_reconnects_on_each_disconnect_reason(
     await _reconnected(socket_bot.emulator, first)
     assert "pod-001" in message_text(await socket_bot.ask("list"))
     assert socket_mode.opens == 2
+
+
+async def test_home_modal_and_suggestions_over_the_socket(socket_bot: SocketBot) -> None:
+    """App Home (events_api), the create modal, a suggestion and a submission's errors all
+    travel as envelopes; options and response_action come back as the ack's payload."""
+    emulator = socket_bot.emulator
+    surfaces = emulator.surfaces
+    reply = await surfaces.open_home(VIA_SOCKET, OPERATOR)
+    assert reply.status_code == 200 and reply.text == ""
+    await emulator.wait_for(lambda: OPERATOR in emulator.home_views, what="the Home published")
+    assert "pod-001" in str(emulator.home_views[OPERATOR]["blocks"])
+    await surfaces.click_home(VIA_SOCKET, OPERATOR, ActionId.HOME_MUTE)
+    await emulator.wait_for(lambda: surfaces.modal(OPERATOR) is not None, what="the mute form")
+    options = await surfaces.suggest(VIA_SOCKET, OPERATOR, BlockId.INSTANCE, "pod-00")
+    assert [o["text"]["text"].split(" ")[1] for o in options][:2] == ["pod-001", "pod-002"]
+    submitted = await surfaces.submit(VIA_SOCKET, OPERATOR)
+    assert submitted.outcome == "errors"
+    assert set(submitted.errors) == {BlockId.INSTANCE, BlockId.MUTE_DURATION}
+    kinds = [(e.type, (e.payload or {}).get("type")) for e in emulator.socket_mode.acked()]
+    assert ("events_api", "event_callback") in kinds
+    assert ("interactive", "block_suggestion") in kinds
+    assert ("interactive", "view_submission") in kinds
+    assert all(0 <= took < 3 for took in socket_bot.ack_secs)
+    assert emulator.violations() == []

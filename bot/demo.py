@@ -35,10 +35,12 @@ from pathlib import Path
 
 import aiohttp
 
+from bot.blockkit.ids import CallbackId
 from bot.demo_story import RESTART_BUDGET, Story, StoryInstance, monitor_toml, story_notes
 from bot.errors import StarpodBotError
 from bot.sim.backend import BackendSimulator
 from bot.sim.playground import CommandHint, Playground, PlaygroundUser
+from bot.sim.playground_views import ShortcutHint
 from bot.sim.process import free_port
 from bot.sim.slack import VIA_SOCKET, SlackEmulator
 
@@ -91,6 +93,13 @@ class _Running:
     story: Story
     bot_url: str
     database_url: str
+
+
+#: The app's shortcuts, as app-manifest.yml declares them (tests/test_manifest.py checks).
+SHORTCUTS = (
+    ShortcutHint("Act on an instance", "global", CallbackId.ACT_SHORTCUT),
+    ShortcutHint("Incident actions", "message", CallbackId.INCIDENT_SHORTCUT),
+)
 
 
 def command_hints() -> tuple[CommandHint, ...]:
@@ -215,6 +224,7 @@ async def _run(options: DemoOptions, stop: asyncio.Event, workdir: Path, echo: E
         bot_url=VIA_SOCKET if options.socket_mode else f"{running.bot_url}/slack/events",
         users=USERS,
         hints=command_hints(),
+        shortcuts=SHORTCUTS,
         default_channel=OPS_CHANNEL,
         title="Starpod demo",
         extra_state=lambda user: {"notes": _notes(running, user)},

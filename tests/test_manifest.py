@@ -196,6 +196,13 @@ def test_shortcuts_match_the_callback_ids_the_code_answers(manifest: dict[str, A
     }
     answered = {route.name for route in shortcuts.ROUTES}
     assert {callback for callback, _ in declared} == answered
+    # The demo's playground offers the same shortcuts, by the same names.
+    from bot.demo import SHORTCUTS
+
+    offered = {(s.name, s.type, s.callback_id) for s in SHORTCUTS}
+    assert offered == {
+        (s["name"], s["type"], s["callback_id"]) for s in manifest["features"]["shortcuts"]
+    }
 
 
 def test_app_home_and_the_options_url(manifest: dict[str, Any]) -> None:

@@ -17,6 +17,9 @@ would send the bot:
   Slack does not send slash commands from threads to apps.
 - ``POST /playground/action`` ``{"message_ts", "action_id", "block_id", "value",
   "selected_option", "user"}``: a signed ``block_actions`` click on a stored message.
+- App Home, modals, shortcuts and external selects: ``bot.sim.playground_views``
+  (``/playground/views``, ``/playground/home/open``, ``/playground/view/…``,
+  ``/playground/shortcut``), drawn by ``playground/views.js``.
 
 Everything the bot answers arrives through the emulator's Web API as usual; these routes only
 start the conversation. Errors come back as ``{"ok": false, "error": "…"}`` for the page to show.
@@ -36,6 +39,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from bot.sim.playground_views import PlaygroundViews, ShortcutHint
 from bot.sim.slack import SlackAckTimeout, SlackEmulator
 
 STATIC_FILES = {
@@ -48,6 +52,8 @@ STATIC_FILES = {
     "thread.js": "text/javascript",
     "mrkdwn.js": "text/javascript",
     "style.css": "text/css",
+    "views.js": "text/javascript",
+    "views.css": "text/css",
 }
 SSE_KEEPALIVE_S = 15.0
 SLACKBOT = "USLACKBOT"  # Slack's own user, the author of its notices
@@ -100,6 +106,8 @@ class Playground:
     title: str = "Starpod demo"
     # Extra JSON for the page, per user (the demo's sidebar notes follow the user switch).
     extra_state: Callable[[str], dict[str, Any]] | None = None
+    # App Home, modals and shortcuts (``playground_views``): the app's declared shortcuts.
+    shortcuts: tuple[ShortcutHint, ...] = ()
     _tasks: set[asyncio.Task[Any]] = field(default_factory=set)
 
     def mount(self, app: web.Application) -> None:
@@ -112,6 +120,10 @@ class Playground:
         app.router.add_get("/playground/events", self._events)
         app.router.add_post("/playground/command", self._command)
         app.router.add_post("/playground/action", self._action)
+        views = PlaygroundViews(
+            self.emulator, self.bot_url, lambda value: self._user(value).id, self.shortcuts
+        )
+        views.mount(app)
 
     # -- state -----------------------------------------------------------------------------
 

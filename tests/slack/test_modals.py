@@ -294,3 +294,45 @@ async def test_a_slow_backend_still_gets_the_suggestion_acked_within_3_s(home_bo
     assert options == []
     rows = await bot.wait_audit(1)
     assert rows[0].result == "error" and "no answer within" in (rows[0].detail or "")
+
+
+async def test_a_slow_backend_while_reading_a_form_is_said_in_the_modal(home_bot: Bot) -> None:
+    """The shortcut's first step reads the picked instance before the ack: past its budget
+    the modal says so (acked within 3 s), and nothing else happens."""
+    bot = home_bot
+    surfaces = bot.emulator.surfaces
+    await surfaces.shortcut(bot.events_url, CallbackId.ACT_SHORTCUT, OPERATOR)
+    await bot.emulator.wait_for(lambda: surfaces.modal(OPERATOR) is not None)
+    surfaces.fill(OPERATOR, BlockId.INSTANCE, (bot.ids[0], "pod-001"))
+    bot.sim.set_faults(latency_secs=4.0, endpoints=["get", "list"])
+    result = await surfaces.submit(bot.events_url, OPERATOR)
+    assert result.outcome == "update"
+    modal = surfaces.modal(OPERATOR)
+    assert modal is not None and "could not read this form in time" in home_text(modal.view)
+    rows = await bot.wait_audit(2)
+    assert rows[0].result == "error" and "no answer within" in (rows[0].detail or "")
+
+
+async def test_a_home_menu_value_the_bot_never_offered_is_answered_plainly(home_bot: Bot) -> None:
+    bot = home_bot
+    reply = await bot.emulator.send_block_action(
+        bot.events_url,
+        action_id=ActionId.HOME_ROW_MENU,
+        selected_option_value="dance:abc",
+        action_type="overflow",
+    )
+    assert reply.status_code == 200 and reply.text == ""
+    await bot.emulator.wait_for(lambda: bool(bot.emulator.ephemerals(OPERATOR)))
+    assert "not one I know" in bot.emulator.ephemerals(OPERATOR)[-1].visible_text()
+    [row] = await bot.wait_audit(1)
+    assert row.result == "usage" and row.action == "menu"
+
+
+async def test_someone_without_a_role_cannot_open_the_shortcut(home_bot: Bot) -> None:
+    bot = home_bot
+    await bot.emulator.surfaces.shortcut(bot.events_url, CallbackId.ACT_SHORTCUT, NOBODY)
+    await bot.emulator.wait_for(lambda: bool(bot.emulator.messages(NOBODY)))
+    assert "you have no role" in bot.emulator.messages(NOBODY)[-1].visible_text()
+    assert bot.emulator.surfaces.modal(NOBODY) is None
+    [row] = await bot.wait_audit(1)
+    assert row.result == "refused" and row.args == "shortcut"

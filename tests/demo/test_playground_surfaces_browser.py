@@ -54,9 +54,9 @@ async def drive_surfaces(browser: Any, demo: DemoProcess) -> list[str]:
     assert await rows.count() == 4
     assert "You are an operator" in await page.locator("#home-view").inner_text()
 
-    # 2. Restart pod-002 from its row's ⋯ menu; the announcement lands in #alerts.
-    target = "pod-002"
-    assert target != demo.stale_name
+    # 2. Restart pod-003 (not one of the demo story's two) from its row's ⋯ menu; the
+    # announcement lands in #alerts.
+    target = "pod-003"
     row = rows.filter(has_text=target)
     await row.locator(".overflow-toggle").click()
     await row.locator(".overflow-option", has_text="Restart").click()
@@ -84,7 +84,7 @@ async def drive_surfaces(browser: Any, demo: DemoProcess) -> list[str]:
     await wait_modal(page, "starpod.modal.act")
     picker = field(page, "starpod.input.instance").locator(".external-input")
     await picker.fill("od-00")
-    choice = page.locator("#modal .suggestion", has_text="pod-003")
+    choice = page.locator("#modal .suggestion", has_text="pod-004")
     await choice.wait_for(timeout=15_000)
     assert await page.locator("#modal .suggestion").count() == 4
     await choice.click()
@@ -93,7 +93,7 @@ async def drive_surfaces(browser: Any, demo: DemoProcess) -> list[str]:
     await field(page, "starpod.input.verb").locator('input[value="mute"]').check()
     await page.locator("#modal .modal-submit").click()
     await wait_modal(page, "starpod.modal.mute")
-    assert "pod-003" in await field(page, "starpod.input.instance").locator("input").input_value()
+    assert "pod-004" in await field(page, "starpod.input.instance").locator("input").input_value()
     await field(page, "starpod.input.duration").locator("select").select_option("1h")
     await page.locator("#modal .modal-submit").click()
     assert "✅" in await wait_outcome(page)
@@ -108,7 +108,7 @@ async def drive_surfaces(browser: Any, demo: DemoProcess) -> list[str]:
     await page.locator('[data-channel-id="C0ALERTS"]').click()
     await page.wait_for_function(
         """() => { const t = document.querySelector('.messages').innerText;
-                   return t.includes('pod-002') && t.includes('running again')
+                   return t.includes('pod-003') && t.includes('running again')
                           && t.includes('web-new'); }""",
         timeout=30_000,
     )

@@ -327,8 +327,6 @@ class WebApi:
         if user_id is not None:
             modal = self._state.modals.open(user_id, view_id, view)
             initial_values(modal)
-        # A trigger opens one view.
-        self._state.trigger_ids.pop(trigger_id, None)
         self._workspace.touch()
         return {"ok": True, "view": stored}
 
@@ -364,7 +362,6 @@ class WebApi:
         view_id = self.new_id("V")
         modal = self._state.modals.push(user_id, view_id, view)
         initial_values(modal)
-        self._state.trigger_ids.pop(trigger_id, None)
         self._workspace.touch()
         return {"ok": True, "view": {**view, "id": view_id, "team_id": TEAM_ID, "app_id": APP_ID}}
 

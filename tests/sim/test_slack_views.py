@@ -76,13 +76,6 @@ async def test_views_open_update_and_push_keep_the_users_stack(
         await client.views_update(view_id="V404", view=text_input_modal())
 
 
-async def test_a_trigger_opens_one_view(emu: SlackEmulator, client: AsyncWebClient) -> None:
-    trigger = emu.new_trigger_id(USER)
-    await client.views_open(trigger_id=trigger, view=text_input_modal())
-    with pytest.raises(SlackApiError, match="invalid_trigger_id"):
-        await client.views_open(trigger_id=trigger, view=text_input_modal())
-
-
 @pytest.mark.parametrize(
     ("change", "detail"),
     [

@@ -12,6 +12,7 @@ anything is shown; the request is audited once, after the ack, like any other.
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Sequence
 from typing import Any
 
@@ -22,7 +23,7 @@ from bot.blockkit.limits import MAX_OPTION_VALUE
 from bot.blockkit.views import MAX_OPTIONS
 from bot.catalog import Subcommand
 from bot.errors import AccessDenied
-from bot.slack.blocks.fleet import ListQuery, filter_instances
+from bot.slack.blocks.fleet import fleet_order
 from bot.slack.blocks.modals import instance_option
 from bot.slack.invocation import Invocation
 from bot.slack.middleware import Answer, Route, Step
@@ -33,26 +34,31 @@ NO_OPTIONS = Answer({"options": []})
 
 
 def matching(fleet: Sequence[Instance], typed: str, *, limit: int = MAX_OPTIONS) -> list[Instance]:
-    """Instances whose id or name matches ``typed`` (case-insensitive), best first."""
+    """Instances whose id or name matches ``typed`` (case-insensitive), best first: equal,
+    then starting with it, then containing it; within each, attention first, then by name.
+
+    One pass over the fleet, and only the ``limit`` best of a group are ordered (a fleet of
+    50,000 answers within the ack's budget).
+    """
     needle = typed.strip().lower()[:MAX_TYPED]
-    ranked: list[tuple[int, int, Instance]] = []
-    for order, instance in enumerate(filter_instances(fleet, ListQuery())):
+    groups: tuple[list[Instance], list[Instance], list[Instance]] = ([], [], [])
+    for instance in fleet:
         if len(instance.id) > MAX_OPTION_VALUE:
             continue  # cannot be an option's value
-        keys = (instance.id.lower(), (instance.name or "").lower())
-        if not needle:
-            rank = 3
-        elif needle in keys:
-            rank = 0
-        elif any(k.startswith(needle) for k in keys):
-            rank = 1
-        elif any(needle in k for k in keys):
-            rank = 2
-        else:
-            continue
-        ranked.append((rank, order, instance))
-    ranked.sort(key=lambda r: (r[0], r[1]))
-    return [instance for _, _, instance in ranked[:limit]]
+        ident, name = instance.id.lower(), (instance.name or "").lower()
+        if not needle or needle in ident or needle in name:
+            if needle and needle in (ident, name):
+                groups[0].append(instance)
+            elif needle and (ident.startswith(needle) or name.startswith(needle)):
+                groups[1].append(instance)
+            else:
+                groups[2].append(instance)
+    found: list[Instance] = []
+    for group in groups:
+        if len(found) >= limit:
+            break
+        found.extend(heapq.nsmallest(limit - len(found), group, key=fleet_order))
+    return found
 
 
 async def answer_suggestion(svc: Services, inv: Invocation, body: dict[str, Any]) -> Answer:

@@ -88,6 +88,11 @@ def _sort_key(instance: Instance) -> tuple[int, str, str]:
     return (_STATUS_ORDER.get(instance.status, 1), (instance.name or "").lower(), instance.id)
 
 
+def fleet_order(instance: Instance) -> tuple[int, str, str]:
+    """The list's order: attention first (broken, changing), then by name and id."""
+    return _sort_key(instance)
+
+
 def status_counts(instances: Sequence[Instance]) -> str:
     """``🟢 8 running · ⏸️ 2 paused`` (most common first)."""
     counts = Counter(i.status for i in instances)

@@ -8,6 +8,7 @@ instances still holds far fewer than Slack's 100 blocks.
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -31,7 +32,7 @@ from bot.blockkit.ids import ActionId, BlockId
 from bot.blockkit.limits import MAX_OPTION_VALUE, fit_blocks
 from bot.blockkit.mrkdwn import DASH, code, date, escape, user
 from bot.blockkit.views import MAX_VIEW_BLOCKS, home
-from bot.slack.blocks.fleet import ListQuery, filter_instances, row_text, status_counts
+from bot.slack.blocks.fleet import fleet_order, row_text, status_counts
 
 HOME_PER_PAGE = 20
 MAX_HOME_INCIDENTS = 10
@@ -150,7 +151,7 @@ def _fleet(data: HomeData) -> list[Block]:
     if data.fleet is None:
         why = escape(data.fleet_error or "unknown error")
         return [section(f"⚠️ The backend could not be read: {why}"), tools]
-    fleet = filter_instances(data.fleet, ListQuery())
+    fleet = data.fleet
     total = len(fleet)
     attention = sum(1 for i in fleet if i.status != "running")
     summary = f"*{total} instance{'s' if total != 1 else ''}*"
@@ -161,7 +162,9 @@ def _fleet(data: HomeData) -> list[Block]:
     blocks = [section(summary, block_id=BlockId.HOME_SUMMARY), tools]
     pages = max(1, -(-total // HOME_PER_PAGE))
     page = min(max(data.page, 0), pages - 1)
-    rows = fleet[page * HOME_PER_PAGE : (page + 1) * HOME_PER_PAGE]
+    # Only the pages up to this one are ordered (a Home of 50,000 instances stays cheap).
+    first_rows = heapq.nsmallest((page + 1) * HOME_PER_PAGE, fleet, key=fleet_order)
+    rows = first_rows[page * HOME_PER_PAGE :]
     for instance in rows:
         blocks.append(
             section(

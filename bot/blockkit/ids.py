@@ -71,6 +71,9 @@ class BlockId(StrEnum):
     HOME_PAGER = "starpod.home.pager"
     HOME_INCIDENT = "starpod.home.incident"
     HOME_MAINTENANCE = "starpod.home.maintenance"
+    HOME_MUTES = "starpod.home.mutes"
+    # A submitted modal's outcome (``:ok`` or ``:failed`` added).
+    MODAL_OUTCOME = "starpod.modal.outcome"
     # Input blocks of the modals: ``response_action: errors`` names these.
     INSTANCE = "starpod.input.instance"
     CREATE_NAME = "starpod.input.name"

@@ -32,13 +32,13 @@ async def wait_modal(page: Any, callback_id: str) -> Any:
 
 
 async def wait_outcome(page: Any) -> str:
-    """Wait until the modal shows the outcome of its work (✅ or ✖️); its text."""
-    await page.wait_for_function(
-        """() => { const m = document.querySelector('#modal');
-                   return m && (m.innerText.includes('✅') || m.innerText.includes('✖️')); }""",
-        timeout=20_000,
-    )
-    return str(await page.locator("#modal").inner_text())
+    """Wait until the modal shows the outcome of its work; ``ok`` or ``failed``.
+
+    By block id, not by emoji: a browser without an emoji font draws fallback glyphs.
+    """
+    outcome = page.locator('#modal [data-block-id^="starpod.modal.outcome:"]')
+    await outcome.wait_for(timeout=20_000)
+    return str(await outcome.get_attribute("data-block-id")).rsplit(":", 1)[-1]
 
 
 async def drive_surfaces(browser: Any, demo: DemoProcess) -> list[str]:
@@ -74,7 +74,7 @@ async def drive_surfaces(browser: Any, demo: DemoProcess) -> list[str]:
     assert "not both" in await error.inner_text()
     await field(page, "starpod.input.region_typed").locator("input").fill("")
     await page.locator("#modal .modal-submit").click()
-    assert "✅" in await wait_outcome(page)
+    assert await wait_outcome(page) == "ok"
     await page.locator("#modal .modal-close").click()
     await page.locator("#modal-overlay").wait_for(state="hidden", timeout=10_000)
 
@@ -96,14 +96,12 @@ async def drive_surfaces(browser: Any, demo: DemoProcess) -> list[str]:
     assert "pod-004" in await field(page, "starpod.input.instance").locator("input").input_value()
     await field(page, "starpod.input.duration").locator("select").select_option("1h")
     await page.locator("#modal .modal-submit").click()
-    assert "✅" in await wait_outcome(page)
+    assert await wait_outcome(page) == "ok"
     await page.locator("#modal .modal-close").click()
 
     # The Home follows: the mute in force is listed (refreshed after the change).
-    await page.wait_for_function(
-        """() => document.querySelector('#home-view').innerText.includes('🔕')""",
-        timeout=20_000,
-    )
+    mutes = page.locator('.home-body [data-block-id="starpod.home.mutes"]', has_text="pod-004")
+    await mutes.wait_for(timeout=20_000)
     # The restart and the creation were announced in #alerts, naming who asked.
     await page.locator('[data-channel-id="C0ALERTS"]').click()
     await page.wait_for_function(

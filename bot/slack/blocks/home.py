@@ -228,7 +228,10 @@ def _mutes(mutes: Sequence[MuteLine] | None, maintenance: Sequence[str] | None) 
     if hidden > 0:
         lines.append(f"… and {hidden} more")
     lines.extend(f"🛠️ {line}" for line in maintenance or [])
-    blocks.append(section("\n".join(lines)) if lines else context("Nothing is muted."))
+    if lines:
+        blocks.append(section("\n".join(lines), block_id=BlockId.HOME_MUTES))
+    else:
+        blocks.append(context("Nothing is muted."))
     return blocks
 
 

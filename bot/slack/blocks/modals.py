@@ -258,4 +258,7 @@ def working_modal(title: str, text: str) -> dict[str, Any]:
 def result_modal(title: str, text: str, *, ok: bool) -> dict[str, Any]:
     """The outcome, in place of the working view (``views.update``)."""
     mark = "✅" if ok else "✖️"
-    return modal(CallbackId.RESULT, title, [section(f"{mark} {text}")], close="Close")
+    block_id = f"{BlockId.MODAL_OUTCOME}:{'ok' if ok else 'failed'}"
+    return modal(
+        CallbackId.RESULT, title, [section(f"{mark} {text}", block_id=block_id)], close="Close"
+    )

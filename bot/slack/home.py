@@ -26,6 +26,7 @@ from typing import Any
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.alerts.maintenance_blocks import window_line
 from bot.backend.errors import BackendError
 from bot.slack.access import Access
 from bot.slack.blocks.home import HomeData, MuteLine, RecentAction, home_view
@@ -37,9 +38,8 @@ log = logging.getLogger(__name__)
 #: Slack's Tier 4 allows 100+ ``views.publish`` a minute per workspace; stay at 100.
 PUBLISH_PER_MINUTE = 100
 MAX_VIEWERS = 500
-#: The maintenance feature plugs in here: ``SlackDeps.extra[MAINTENANCE]`` is an async
-#: callable returning the windows in force as mrkdwn lines (escaped by the feature).
-MAINTENANCE = "home_maintenance"
+#: Maintenance windows shown: running and planned ones (ended and cancelled are history).
+SHOWN_WINDOW_STATES = ("active", "scheduled")
 #: Audit actions after which open Homes are refreshed (what a Home shows changed).
 CHANGING_ACTIONS = frozenset(
     {"create", "pause", "restart", "kill", "mute", "unmute", "acknowledge"}
@@ -160,9 +160,13 @@ class HomeService:
                     MuteLine(m.instance_id, m.instance_name, m.until, m.no_restart, m.actor)
                     for m in await mutes_in_force()
                 ]
-        maintenance = deps.extra.get(MAINTENANCE)
-        if callable(maintenance):
-            data.maintenance = list(await maintenance())
+            windows = getattr(getattr(alerts, "maintenance", None), "listing", None)
+            if callable(windows):
+                data.maintenance = [
+                    window_line(w, data.now)
+                    for w in await windows()
+                    if w.state(data.now) in SHOWN_WINDOW_STATES
+                ]
         data.recent = _recent(await self._audit.latest(user_id=user_id, limit=5))
         return data
 

@@ -152,3 +152,20 @@ async def test_create_and_mute_buttons_open_their_modals(home_bot: Bot) -> None:
     ]["options"]
     expected = {bot.sim.instance(i)["region"] for i in bot.ids}
     assert {o["value"] for o in regions} == expected
+
+
+async def test_home_lists_mutes_and_maintenance_in_force(home_bot: Bot) -> None:
+    from datetime import timedelta
+
+    bot = home_bot
+    alerts = bot.use_alerts()
+    now = bot.clock()
+    await alerts.mute(bot.ids[0], now + timedelta(hours=1), True, ADMIN)
+    await alerts.maintenance.add(
+        "pod-00*", now, timedelta(hours=2), no_restart=False, reason="<b>kernel</b>", actor=ADMIN
+    )
+    view = await open_home(bot)
+    mutes = next(b for b in view["blocks"] if b.get("block_id") == BlockId.HOME_MUTES)
+    text = mutes["text"]["text"]
+    assert f"`{bot.ids[0][:8]}`" in text and "auto-restart off" in text and "<@U0ADMIN>" in text
+    assert "pod-00*" in text and "&lt;b&gt;kernel&lt;/b&gt;" in text

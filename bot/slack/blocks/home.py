@@ -103,8 +103,8 @@ class HomeData:
     page: int = 0
     incidents: Sequence[IncidentView] | None = None  # None: alerts are not running
     mutes: Sequence[MuteLine] | None = None
-    # The maintenance feature's windows in force (``summary`` lines, already escaped
-    # mrkdwn); None: the feature is not wired.
+    # Maintenance windows running or planned, as `/starpod maintenance list` words them
+    # (mrkdwn, escaped by the alerts feature); None: alerts are not wired.
     maintenance: Sequence[str] | None = None
     recent: Sequence[RecentAction] = field(default_factory=list)
 
@@ -220,18 +220,19 @@ def _mutes(mutes: Sequence[MuteLine] | None, maintenance: Sequence[str] | None) 
     blocks: list[Block] = [divider(), header("Mutes and maintenance in force")]
     lines = []
     for mute in (mutes or [])[:MAX_HOME_MUTES]:
-        name = escape(mute.instance_name) if mute.instance_name else code(mute.instance_id[:8])
+        name = f"*{escape(mute.instance_name)}*" if mute.instance_name else ""
+        name = f"{name} {code(mute.instance_id[:8])}".strip()
         extra = " · auto-restart off" if mute.no_restart else ""
         by = f" by {user(mute.actor)}" if mute.actor else ""
-        lines.append(f"🔕 *{name}* until {date(mute.until)}{by}{extra}")
+        lines.append(f"🔕 {name} until {date(mute.until)}{by}{extra}")
     hidden = len(mutes or []) - MAX_HOME_MUTES
     if hidden > 0:
         lines.append(f"… and {hidden} more")
-    lines.extend(f"🛠️ {line}" for line in maintenance or [])
+    lines.extend(maintenance or [])
     if lines:
         blocks.append(section("\n".join(lines), block_id=BlockId.HOME_MUTES))
     else:
-        blocks.append(context("Nothing is muted."))
+        blocks.append(context("Nothing is muted and no maintenance is planned."))
     return blocks
 
 

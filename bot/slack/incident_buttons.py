@@ -228,7 +228,7 @@ async def on_mute(svc: Services, inv: Invocation, incident: IncidentView) -> Non
 
 async def on_budget_reset(svc: Services, inv: Invocation, incident: IncidentView) -> None:
     """Reset restart budget: the same service function as `/starpod budget reset`."""
-    alerts = _alerts(svc)
+    alerts = alerts_of(svc)
     instance_id = _instance_of(incident)
     await alerts.reset_restart_budget(instance_id, inv.user_id, source="incident")
     inv.draft.detail = f"restart budget reset from incident #{incident.id}"

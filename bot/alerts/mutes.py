@@ -32,7 +32,7 @@ from bot.alerts import blocks
 from bot.alerts import queries as q
 from bot.alerts.outbox import mute_stream
 from bot.alerts.policy import AlertPolicy, instance_label
-from bot.alerts.records import MuteResult, UnmuteResult
+from bot.alerts.records import MuteInForce, MuteResult, UnmuteResult
 from bot.store.alert_models import AlertMute
 
 if TYPE_CHECKING:
@@ -165,6 +165,16 @@ class Silences:
         result = await self._db.run(write)
         self._forget_guard()
         return result
+
+    async def in_force(self, *, limit: int = 100) -> list[MuteInForce]:
+        """Mutes in force now, the soonest to end first (the App Home lists them)."""
+        now = self._clock()
+        async with self._db.session() as session:
+            rows = await q.mutes_in_force(session, now=now, limit=limit)
+            return [
+                MuteInForce(r.instance_id, r.instance_name, r.until, r.no_restart, r.actor)
+                for r in rows
+            ]
 
     async def unmute(self, instance_id: str, actor: str) -> UnmuteResult:
         """End the mute of ``instance_id`` now; says so in the channel."""

@@ -45,7 +45,6 @@ from bot.alerts.records import (
     AckResult,
     BudgetResetResult,
     IncidentView,
-    MuteInForce,
     MuteResult,
     UnmuteResult,
 )
@@ -274,16 +273,6 @@ class AlertService:
     async def unmute(self, instance_id: str, actor: str) -> UnmuteResult:
         """End the mute of ``instance_id`` now; says so in the channel."""
         return await self.silences.unmute(instance_id, actor)
-
-    async def mutes_in_force(self, *, limit: int = 100) -> list[MuteInForce]:
-        """Mutes in force now, the soonest to end first (for the App Home)."""
-        now = self._clock()
-        async with self._db.session() as session:
-            rows = await q.mutes_in_force(session, now=now, limit=limit)
-            return [
-                MuteInForce(r.instance_id, r.instance_name, r.until, r.no_restart, r.actor)
-                for r in rows
-            ]
 
     async def open_incidents(self) -> list[IncidentView]:
         """Open and acknowledged incidents, oldest first (for ``/starpod status``)."""

@@ -154,7 +154,7 @@ class HomeService:
         alerts = deps.alerts
         if alerts is not None:
             data.incidents = list(await alerts.open_incidents())
-            mutes_in_force = getattr(alerts, "mutes_in_force", None)
+            mutes_in_force = getattr(getattr(alerts, "silences", None), "in_force", None)
             if callable(mutes_in_force):
                 data.mutes = [
                     MuteLine(m.instance_id, m.instance_name, m.until, m.no_restart, m.actor)

@@ -125,7 +125,7 @@ async def test_mute_through_the_modal_with_a_picked_instance(home_bot: Bot) -> N
     surfaces.fill(OPERATOR, BlockId.MUTE_REASON, "deploying <b>")
     assert (await surfaces.submit(bot.events_url, OPERATOR)).outcome == "update"
     assert "✅" in await wait_result(bot)
-    [mute] = await alerts.mutes_in_force()
+    [mute] = await alerts.silences.in_force()
     assert mute.instance_id == target and mute.no_restart and mute.actor == OPERATOR
     announced = await bot.channel_message(lambda m: "muted" in m.visible_text(), channel="C0ALERTS")
     assert "deploying &lt;b&gt;" in str(announced.blocks)
@@ -228,7 +228,7 @@ async def test_mute_through_the_message_shortcut_on_an_incident(home_bot: Bot) -
     surfaces.fill(OPERATOR, BlockId.MUTE_DURATION, "1h")
     assert (await surfaces.submit(bot.events_url, OPERATOR)).outcome == "update"
     assert "✅" in await wait_result(bot)
-    [mute] = await alerts.mutes_in_force()
+    [mute] = await alerts.silences.in_force()
     assert mute.instance_id == bot.ids[0]
 
 

@@ -80,7 +80,7 @@ async def plan_row_menu(svc: Services, inv: Invocation, body: dict[str, Any]) ->
 
 
 async def _open_mute_for(svc: Services, inv: Invocation, instance_id: str) -> None:
-    await modals.open_mute(svc, inv, await resolve(svc, inv, instance_id))
+    await modals.open_mute(svc, inv, await resolve(svc, inv, instance_id, Subcommand.MUTE))
 
 
 async def _unknown(inv: Invocation, value: str) -> None:

@@ -102,7 +102,7 @@ async def open_mute(svc: Services, inv: Invocation, instance: Instance | None = 
 
 async def kill_view(svc: Services, inv: Invocation, instance_id: str) -> dict[str, Any]:
     """The kill confirmation of ``instance_id``, holding a fresh single-use token."""
-    instance = await resolve(svc, inv, instance_id)
+    instance = await resolve(svc, inv, instance_id, Subcommand.KILL)
     token = await svc.kill_confirmations.issue(instance_id=instance.id, user_id=inv.user_id)
     uptime = instance.health.uptime_secs if instance.health is not None else None
     return views.kill_modal(instance, token, uptime)

@@ -32,8 +32,9 @@ module that owns the boundary::
     │   ├── DatabaseBusyError       a write stayed locked after every retry
     │   ├── MigrationError          Alembic could not bring the schema to head
     │   ├── LeadershipRefused       SQLite: another process already holds the file
-    │   └── StoreUnwritable         the database answers but refuses writes (full or
-    │                               read-only): one message naming the database
+    │   ├── StoreUnwritable         the database answers but refuses writes (full or
+    │   │                           read-only): one message naming the database
+    │   └── CorruptChunkError       a stored heartbeat chunk does not decode
     ├── ResponseTooLarge            (bot.backend.transport) also an httpx.ReadError: an answer
     │                               over its byte cap, raised on as BackendProtocolError
     ├── GatewayError                (bot.gateway) an HTTP answer other than success

@@ -18,14 +18,13 @@ import json
 from dataclasses import replace
 from datetime import datetime
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.alerts import blocks
 from bot.alerts.facts import HealthSnapshot, IncidentFacts, update_facts
 from bot.alerts.records import IncidentView
 from bot.store.alert_models import AlertIncident
-from bot.store.models import HeartbeatSample
+from bot.store.heartbeats.reads import latest_heartbeat
 
 # The facts that change with every sweep; the digest ignores them.
 LIVE_FIELDS = ("health", "heartbeat_age_secs", "last_heartbeat", "sampled_at")
@@ -37,12 +36,7 @@ async def refresh_readings(session: AsyncSession, incident: AlertIncident, now: 
     if incident.instance_id is None:
         return
     facts = IncidentFacts.of(incident)
-    sample = await session.scalar(
-        select(HeartbeatSample)
-        .where(HeartbeatSample.instance_id == incident.instance_id)
-        .order_by(HeartbeatSample.sampled_at.desc())
-        .limit(1)
-    )
+    sample = await latest_heartbeat(session, incident.instance_id)
     changes: dict[str, object] = {}
     last_heartbeat = facts.last_heartbeat
     if sample is not None and (facts.sampled_at is None or sample.sampled_at > facts.sampled_at):

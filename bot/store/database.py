@@ -307,6 +307,11 @@ class Database:
         return str(self.sqlite_path) if self.sqlite_path is not None else self.safe_url
 
     @property
+    def busy_timeout_ms(self) -> int:
+        """How long a SQLite connection waits for the write lock before SQLITE_BUSY."""
+        return self._busy_timeout_ms
+
+    @property
     def safe_url(self) -> str:
         """The URL with its password masked, for logs and messages."""
         return make_url(self.url).render_as_string(hide_password=True)

@@ -30,8 +30,8 @@ from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.store.database import Database
+from bot.store.dialects import dialect_insert
 from bot.store.errors import StoreUnwritable
-from bot.store.queries import dialect_insert
 from bot.store.slack_models import SlackDelivery
 
 # A request signed at t is accepted while |now - t| <= 300 s, and t may be up to 300 s

@@ -10,8 +10,9 @@ arguments and attributes, never only inside the message::
     ├── DatabaseBusyError           a write stayed locked/serialization-failed after every retry
     ├── MigrationError              Alembic could not bring the schema to head
     ├── LeadershipRefused           SQLite: another process already holds the file
-    └── StoreUnwritable             the database answers but refuses writes (full disk,
-                                    read-only file, volume or server)
+    ├── StoreUnwritable             the database answers but refuses writes (full disk,
+    │                               read-only file, volume or server)
+    └── CorruptChunkError           a stored heartbeat chunk does not decode
 
 Errors from SQLAlchemy that are not transient (integrity errors, bad SQL,
 an unreachable server) are *not* wrapped: they are bugs or outages and keep
@@ -97,3 +98,7 @@ class StoreUnwritable(StoreError):
         self.database = database
         self.kind = kind
         self.reason = reason
+
+
+class CorruptChunkError(StoreError):
+    """A heartbeat chunk's bytes do not decode (a format this version does not know, or damage)."""

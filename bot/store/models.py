@@ -18,6 +18,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
 )
@@ -57,31 +58,81 @@ class InstanceRow(Base):
         return f"InstanceRow(id={self.id!r}, name={self.name!r}, status={self.status!r})"
 
 
-class HeartbeatSample(Base):
-    """One health reading of one instance, kept raw for ``raw_days``."""
+class HeartbeatSeries(Base):
+    """The integer key of one instance's heartbeat history (head rows and chunks use it).
 
-    __tablename__ = "heartbeat_samples"
-    __table_args__ = (
-        # Serves heartbeat_history (one instance, a time range).
-        Index(None, "instance_id", "sampled_at"),
-        # Serves retention, which walks the oldest samples of all instances.
-        Index(None, "sampled_at"),
-    )
+    Written once per instance, when its first sample is recorded; never per sweep.
+    """
 
-    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    instance_id: Mapped[str] = mapped_column(String(128), _instance_fk())
-    sampled_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    __tablename__ = "heartbeat_series"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    instance_id: Mapped[str] = mapped_column(String(128), _instance_fk(), unique=True)
+
+    def __repr__(self) -> str:
+        return f"HeartbeatSeries(id={self.id}, instance_id={self.instance_id!r})"
+
+
+class HeartbeatBatch(Base):
+    """One append to the head (a sweep's samples): what compaction and reads walk.
+
+    ``first_at``/``last_at`` bound its samples' ``sampled_at`` (epoch microseconds).
+    """
+
+    __tablename__ = "heartbeat_batches"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=False)
+    first_at: Mapped[int] = mapped_column(BigInteger)
+    last_at: Mapped[int] = mapped_column(BigInteger)
+    samples: Mapped[int] = mapped_column(Integer)
+
+    def __repr__(self) -> str:
+        return f"HeartbeatBatch(id={self.id}, samples={self.samples})"
+
+
+class HeartbeatHead(Base):
+    """A recent raw sample, not compacted yet: appended, never updated.
+
+    The key leads with the batch, so a sweep's rows go to the end of the tree (no
+    per-instance index is touched every sweep); one instance's rows are found with one
+    lookup per batch. Times are integer epoch microseconds (lossless).
+    """
+
+    __tablename__ = "heartbeat_head"
+    # SQLite: the rows *are* the key's tree (no rowid tree plus an index beside it).
+    __table_args__ = {"sqlite_with_rowid": False}
+
+    batch: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    series_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    # Tells two samples of one instance in one batch apart (0 for the first: no bytes in SQLite).
+    n: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    sampled_at: Mapped[int] = mapped_column(BigInteger)
     cpu_percent: Mapped[float] = mapped_column(Float)
     memory_mb: Mapped[int] = mapped_column(Integer)
     disk_mb: Mapped[int] = mapped_column(Integer)
-    last_heartbeat: Mapped[datetime] = mapped_column(UtcDateTime())
+    last_heartbeat: Mapped[int] = mapped_column(BigInteger)
     uptime_secs: Mapped[int] = mapped_column(BigInteger)
 
     def __repr__(self) -> str:
-        return (
-            f"HeartbeatSample(instance_id={self.instance_id!r}, "
-            f"sampled_at={self.sampled_at.isoformat()}, cpu={self.cpu_percent})"
-        )
+        return f"HeartbeatHead(batch={self.batch}, series_id={self.series_id}, n={self.n})"
+
+
+class HeartbeatChunk(Base):
+    """The samples of one instance-hour, encoded by :mod:`bot.store.heartbeats.codec`.
+
+    ``key`` is ``epoch_hour << 32 | series_id``: chunks sort by hour, so compaction
+    appends, retention deletes a contiguous range of whole chunks, and one instance's
+    day is 24 primary-key lookups. On SQLite the key is the rowid itself.
+    """
+
+    __tablename__ = "heartbeat_chunks"
+
+    key: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=False)
+    samples: Mapped[int] = mapped_column(Integer)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+
+    def __repr__(self) -> str:
+        return f"HeartbeatChunk(key={self.key}, samples={self.samples})"
 
 
 class HeartbeatHourly(Base):

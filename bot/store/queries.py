@@ -12,38 +12,27 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, cast
 
-from sqlalchemy import Row, Table, insert, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.store.dialects import dialect_insert
+from bot.store.heartbeats.reads import heartbeat_history as read_history
+from bot.store.heartbeats.writes import append_samples
 from bot.store.models import (
     ACTION_SOURCES,
     RESTART_CAUSES,
     STATUS_CAUSES,
-    HeartbeatSample,
     InstanceRow,
     RestartAttempt,
     RestartBudgetReset,
     StatusChange,
 )
-from bot.store.records import HeartbeatSampleIn, InstanceSnapshot
+from bot.store.records import HeartbeatSampleIn, InstanceSnapshot, StoredHeartbeat
 
 # Rows per INSERT statement: stays under SQLite's and asyncpg's bound-parameter
 # limits (32766 / 32767) for the widest table.
 _CHUNK = 2000
-
-
-def dialect_insert(session: AsyncSession, table: Any) -> Any:
-    """An ``INSERT`` for ``table`` that supports ``on_conflict_do_*`` on either dialect."""
-    name = session.get_bind().dialect.name
-    if name == "postgresql":
-        return pg_insert(table)
-    if name == "sqlite":
-        return sqlite_insert(table)
-    raise NotImplementedError(f"no upsert for dialect {name!r}")
 
 
 async def upsert_instances(
@@ -98,25 +87,11 @@ async def _ensure_instance(
 
 
 async def record_heartbeats(session: AsyncSession, *, samples: Sequence[HeartbeatSampleIn]) -> None:
-    """Insert health samples in batched statements (instances must already be known)."""
-    if not samples:
-        return
-    rows = [
-        {
-            "instance_id": s.instance_id,
-            "sampled_at": s.sampled_at,
-            "cpu_percent": s.cpu_percent,
-            "memory_mb": s.memory_mb,
-            "disk_mb": s.disk_mb,
-            "last_heartbeat": s.last_heartbeat,
-            "uptime_secs": s.uptime_secs,
-        }
-        for s in samples
-    ]
-    # Core insert of the Table: one executemany, no ORM objects or identity map.
-    stmt = insert(cast(Table, HeartbeatSample.__table__))
-    for start in range(0, len(rows), _CHUNK):
-        await session.execute(stmt, rows[start : start + _CHUNK])
+    """Append health samples to the head as one batch (instances must already be known).
+
+    See :mod:`bot.store.heartbeats` for the layout (head, then per instance-hour chunks).
+    """
+    await append_samples(session, samples)
 
 
 async def last_statuses(session: AsyncSession) -> dict[str, str]:
@@ -204,21 +179,15 @@ async def restart_history(
 
 async def heartbeat_history(
     session: AsyncSession, instance_id: str, *, since: datetime, until: datetime | None = None
-) -> Sequence[Row[Any]]:
+) -> list[StoredHeartbeat]:
     """Raw samples of one instance with ``since <= sampled_at < until``, oldest first.
 
-    Rows carry the sample's columns as attributes (``sampled_at``, ``cpu_percent``, …).
-    A Core select, not ORM objects: building 2,880 objects for a day of one instance
-    cost more than the query itself (BENCHMARKS.md, "Health sweep"). Served by the
-    ``(instance_id, sampled_at)`` index; samples older than the raw retention live in
-    ``heartbeat_hourly`` instead.
+    Each carries ``instance_id``, ``sampled_at``, ``cpu_percent``, ``memory_mb``,
+    ``disk_mb``, ``last_heartbeat``, ``uptime_secs``. Read from the chunks of the hours
+    asked for plus the head (:mod:`bot.store.heartbeats.reads`); samples older than the raw
+    retention live in ``heartbeat_hourly`` instead.
     """
-    table = HeartbeatSample.__table__
-    stmt = select(table).where(table.c.instance_id == instance_id, table.c.sampled_at >= since)
-    if until is not None:
-        stmt = stmt.where(table.c.sampled_at < until)
-    result = await session.execute(stmt.order_by(table.c.sampled_at))
-    return result.all()
+    return await read_history(session, instance_id, since=since, until=until)
 
 
 async def record_restart(

@@ -1,15 +1,18 @@
-"""Retention: roll old raw heartbeat samples into hourly aggregates, expire old aggregates.
+"""Retention: roll old heartbeat chunks into hourly aggregates, expire old aggregates.
 
-Raw samples are kept ``raw_days`` (7 by default); older ones are folded into
-``heartbeat_hourly`` (min/avg/max CPU and memory, last disk), which is kept
-``hourly_days`` (90). Status changes and restart attempts are never expired.
+Raw samples are kept ``raw_days`` (7 by default) in per instance-hour chunks
+(:mod:`bot.store.heartbeats`); a chunk whose whole hour is older than that is folded into
+``heartbeat_hourly`` (min/avg/max CPU and memory, last disk) and deleted whole: retention
+removes chunks, never single samples, so the freed pages are whole pages that the next
+chunks reuse and the file stops growing. Hourly rows are kept ``hourly_days`` (90).
+Status changes and restart attempts are never expired.
 
-Each call does a bounded amount of work (at most ``batch`` raw samples and
-``batch`` hourly rows) in one transaction, and says whether more is left, so
-the scheduled job can run it again without holding the database for long.
-An hour that was partly rolled up before (the batch ended inside it) is merged:
-counts add up, min/max combine, averages are weighted by sample counts, and
-the latest ``disk_last`` wins.
+Each call first compacts head samples older than the cut-off (normally none: the
+compaction job got there first), then does a bounded amount of work (at most ``batch``
+chunks and ``batch`` hourly rows) in one transaction, and says whether more is left, so
+the scheduled job can run it again without holding the database for long. An hour that
+was rolled up before (a late sample arrived for it) is merged: counts add up, min/max
+combine, averages are weighted by sample counts, and the latest ``disk_last`` wins.
 """
 
 from __future__ import annotations
@@ -23,7 +26,10 @@ from sqlalchemy import delete, select, text, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.store.database import Database, lock_key
-from bot.store.models import HeartbeatHourly, HeartbeatSample
+from bot.store.heartbeats.codec import decode
+from bot.store.heartbeats.compaction import compact
+from bot.store.heartbeats.keys import HOUR_US, SERIES_BITS, from_us, key_series, to_us
+from bot.store.models import HeartbeatChunk, HeartbeatHourly, HeartbeatSeries
 
 _T = TypeVar("_T")
 
@@ -37,7 +43,7 @@ _IN_CHUNK = 500
 class RetentionResult:
     """What one :func:`apply_retention` call did."""
 
-    samples_rolled_up: int  # raw samples folded into hourly rows and deleted
+    samples_rolled_up: int  # raw samples folded into hourly rows and deleted (in whole chunks)
     hours_written: int  # hourly rows inserted or merged
     hourly_deleted: int  # hourly rows past hourly_days deleted
     more: bool  # work was left over: call again
@@ -118,18 +124,21 @@ async def apply_retention(
     now: datetime,
     raw_days: int = 7,
     hourly_days: int = 90,
-    batch: int = 5000,
+    batch: int = 500,
 ) -> RetentionResult:
-    """Roll up and expire one bounded batch; see the module docstring.
+    """Roll up and expire one bounded batch (``batch`` chunks and hourly rows).
 
-    ``now`` is passed in (the scheduler's clock) so the cut-offs are testable.
+    See the module docstring. ``now`` is passed in (the scheduler's clock) so the
+    cut-offs are testable.
     """
     if batch < 1:
         raise ValueError("batch must be at least 1")
     if raw_days < 0 or hourly_days < 0:
         raise ValueError("retention days cannot be negative")
-    raw_cutoff = now - timedelta(days=raw_days)
+    # Whole hours only: a chunk goes when every sample it may hold is past raw_days.
+    raw_cutoff = hour_of(now - timedelta(days=raw_days))
     hourly_cutoff = now - timedelta(days=hourly_days)
+    await compact(db, before=raw_cutoff)
 
     async def one_pass(session: AsyncSession) -> RetentionResult:
         if db.dialect == "postgresql":
@@ -149,13 +158,13 @@ async def apply_retention(
 
 
 async def _roll_up(session: AsyncSession, *, cutoff: datetime, batch: int) -> tuple[int, int, bool]:
-    """Fold the oldest ``batch`` samples before ``cutoff`` into hourly rows, then delete them."""
-    s = HeartbeatSample
+    """Fold the oldest ``batch`` chunks of hours before ``cutoff`` into hourly rows; delete them."""
+    c = HeartbeatChunk
     rows = (
         await session.execute(
-            select(s.id, s.instance_id, s.sampled_at, s.cpu_percent, s.memory_mb, s.disk_mb)
-            .where(s.sampled_at < cutoff)
-            .order_by(s.sampled_at, s.id)
+            select(c.key, c.data)
+            .where(c.key < (to_us(cutoff) // HOUR_US) << SERIES_BITS)
+            .order_by(c.key)
             .limit(batch + 1)
         )
     ).all()
@@ -163,33 +172,51 @@ async def _roll_up(session: AsyncSession, *, cutoff: datetime, batch: int) -> tu
     rows = rows[:batch]
     if not rows:
         return 0, 0, more
+    series_ids = sorted({key_series(key) for key, _data in rows})
+    owners: dict[int, str] = {}
+    for ids in _chunks(series_ids):
+        found = await session.execute(
+            select(HeartbeatSeries.id, HeartbeatSeries.instance_id).where(
+                HeartbeatSeries.id.in_(ids)
+            )
+        )
+        owners.update(found.all())
 
     buckets: dict[tuple[str, datetime], _Bucket] = {}
-    for _id, instance_id, at, cpu, memory, disk in rows:
-        key = (instance_id, hour_of(at))
-        bucket = buckets.get(key)
-        if bucket is None:
-            buckets[key] = _Bucket(1, cpu, cpu, cpu, memory, memory, memory, disk, at)
-        else:
-            bucket.add(cpu, memory, disk, at)
+    rolled = 0
+    for key, data in rows:
+        instance_id = owners.get(key_series(key))
+        samples = decode(data)
+        rolled += len(samples)
+        if instance_id is None:  # its instance was deleted by hand: nothing to keep
+            continue
+        for sample in samples:
+            at = from_us(sample.at_us)
+            bucket_key = (instance_id, hour_of(at))
+            cpu, memory, disk = sample.cpu_percent, sample.memory_mb, sample.disk_mb
+            bucket = buckets.get(bucket_key)
+            if bucket is None:
+                buckets[bucket_key] = _Bucket(1, cpu, cpu, cpu, memory, memory, memory, disk, at)
+            else:
+                bucket.add(cpu, memory, disk, at)
 
-    # Hours an earlier call already started: load and merge instead of overwriting.
+    # Hours rolled up before (a late sample came for them): load and merge, not overwrite.
     h = HeartbeatHourly
     existing: dict[tuple[str, datetime], HeartbeatHourly] = {}
     for keys in _chunks(list(buckets)):
-        found = await session.scalars(select(h).where(tuple_(h.instance_id, h.hour).in_(keys)))
-        existing.update({(row.instance_id, row.hour): row for row in found})
-    for key, bucket in buckets.items():
-        row = existing.get(key)
+        found_rows = await session.scalars(select(h).where(tuple_(h.instance_id, h.hour).in_(keys)))
+        existing.update({(row.instance_id, row.hour): row for row in found_rows})
+    for bucket_key, bucket in buckets.items():
+        row = existing.get(bucket_key)
         if row is None:
-            session.add(bucket.to_row(*key))
+            session.add(bucket.to_row(*bucket_key))
         else:
             bucket.merge_into(row)
     await session.flush()
 
-    for ids in _chunks([row[0] for row in rows]):
-        await session.execute(delete(s).where(s.id.in_(ids)))
-    return len(rows), len(buckets), more
+    for chunk_keys in _chunks([row[0] for row in rows]):
+        await session.execute(delete(c).where(c.key.in_(chunk_keys)))
+    return rolled, len(buckets), more
 
 
 async def _expire_hourly(

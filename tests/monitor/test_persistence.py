@@ -11,13 +11,14 @@ from sqlalchemy import func, select, text
 from bot.monitor import EventKind, HealthMonitor, MonitorEvent
 from bot.sim.backend import BackendSimulator
 from bot.store.database import Database
-from bot.store.models import HeartbeatSample, RestartAttempt, StatusChange
+from bot.store.models import RestartAttempt, StatusChange
 from bot.store.queries import (
     heartbeat_history,
     last_statuses,
     record_status_change,
     status_history,
 )
+from tests.support.heartbeats import stored_samples
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
@@ -77,7 +78,7 @@ async def test_history_rows_match_what_the_simulator_served(
     assert [c.at for c in changes] == [swept_at[0], swept_at[2], swept_at[3]]
     # Paused instances are listed and recorded, never sampled.
     assert len(stored) == 5 and sorted(stored.values()).count("paused") == 1
-    assert await _count(db, HeartbeatSample) == 4 * 4 + 1 * 3 + 0
+    assert await stored_samples(db) == 4 * 4 + 1 * 3 + 0
 
 
 async def test_a_restarted_monitor_process_does_not_announce_again(

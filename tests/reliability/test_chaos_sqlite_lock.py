@@ -26,7 +26,8 @@ from bot.backend.client import InstanceClient
 from bot.monitor import HealthMonitor
 from bot.sim.backend import BackendSimulator
 from bot.store.database import Database
-from bot.store.models import HeartbeatSample, RestartAttempt, StatusChange
+from bot.store.heartbeats.reads import count_samples
+from bot.store.models import RestartAttempt, StatusChange
 
 if TYPE_CHECKING:
     from tests.conftest import FakeClock
@@ -64,7 +65,7 @@ async def write_lock(path: Path, secs: float) -> AsyncIterator[asyncio.subproces
 
 async def _counts(db: Database, instance_id: str) -> tuple[int, int, int]:
     async with db.session() as session:
-        samples = await session.scalar(select(func.count()).select_from(HeartbeatSample))
+        samples = sum(await count_samples(session))
         stale = await session.scalar(
             select(func.count())
             .select_from(StatusChange)

@@ -11,14 +11,18 @@ import asyncio
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
 from bot.runtime import Runtime
 from bot.sim.backend import BackendSimulator
 from bot.store.database import Database
-from bot.store.models import HeartbeatHourly, HeartbeatSample
+from bot.store.heartbeats.keys import EPOCH, HOUR_US, chunk_key, to_us
+from bot.store.models import HeartbeatBatch, HeartbeatChunk, HeartbeatHead, HeartbeatHourly
+from bot.store.queries import heartbeat_history, known_instances, record_heartbeats
+from bot.store.records import HeartbeatSampleIn
+from tests.support.heartbeats import stored_samples
 
 MakeSettings = Callable[..., Settings]
 
@@ -41,19 +45,43 @@ async def test_a_restarted_bot_prunes_old_samples_right_after_its_first_sweep(
             while monitor.status().last_sweep_at is None:  # noqa: ASYNC110 - another task's state
                 await asyncio.sleep(0.01)
     async with Database(settings.database.url) as db:
-        written = await _count(db, HeartbeatSample)
+        written = await stored_samples(db)
         assert written == 3
         aged = datetime.now(UTC) - timedelta(days=settings.monitor.retention_raw_days + 2)
 
         async def age(session: AsyncSession) -> None:
-            await session.execute(update(HeartbeatSample).values(sampled_at=aged))
+            # Move the samples back in time through the store's own reads and writes,
+            # wherever they sit (head or, past an hour's end, a chunk).
+            ids = [i.id for i in await known_instances(session)]
+            samples = [
+                sample._replace(sampled_at=aged)
+                for i in ids
+                for sample in await heartbeat_history(session, i, since=EPOCH)
+            ]
+            for table in (HeartbeatHead, HeartbeatBatch, HeartbeatChunk):
+                await session.execute(delete(table))
+            await record_heartbeats(
+                session, samples=[HeartbeatSampleIn(*sample) for sample in samples]
+            )
 
         await db.run(age)
         async with Runtime(settings):
             # The interval is an hour and retention's hourly run is far off: only the run
             # right after the first sweep can roll these up.
-            old = HeartbeatSample.sampled_at <= aged
+            # The new runtime's own first sweep adds 3 fresh samples; the aged 3 must go.
             async with asyncio.timeout(20):
-                while await _count(db, HeartbeatSample, old) > 0:  # noqa: ASYNC110 - DB state
+                while await _count(db, HeartbeatHourly) == 0:  # noqa: ASYNC110 - DB state
                     await asyncio.sleep(0.05)
+        async with db.session() as session:
+            old = await session.scalar(
+                select(func.count())
+                .select_from(HeartbeatHead)
+                .where(HeartbeatHead.sampled_at <= to_us(aged))
+            )
+            old_chunks = await session.scalar(
+                select(func.count())
+                .select_from(HeartbeatChunk)
+                .where(HeartbeatChunk.key < chunk_key(to_us(aged) // HOUR_US + 1, 1))
+            )
+        assert (old, old_chunks) == (0, 0)
         assert await _count(db, HeartbeatHourly) >= 1

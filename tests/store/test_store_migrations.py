@@ -17,7 +17,10 @@ from bot.store.schema import metadata
 
 TABLES = {
     "instances",
-    "heartbeat_samples",
+    "heartbeat_series",
+    "heartbeat_batches",
+    "heartbeat_head",
+    "heartbeat_chunks",
     "heartbeat_hourly",
     "status_changes",
     "restart_attempts",

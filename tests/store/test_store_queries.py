@@ -5,11 +5,13 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import event, text
 from sqlalchemy.exc import IntegrityError
 
 from bot.store.database import Database
-from bot.store.models import HeartbeatSample, InstanceRow
+from bot.store.heartbeats.compaction import compact
+from bot.store.heartbeats.reads import count_samples
+from bot.store.models import InstanceRow
 from bot.store.queries import (
     heartbeat_history,
     known_instances,
@@ -191,7 +193,7 @@ async def test_a_batch_of_ten_thousand_heartbeats(db: Database) -> None:
     await db.run(lambda s: record_heartbeats(s, samples=samples))
 
     async with db.session() as session:
-        count = await session.scalar(select(func.count()).select_from(HeartbeatSample))
+        count = sum(await count_samples(session))
         history = await heartbeat_history(session, "i-007", since=T0)
     assert count == 10_000
     expected = [s for s in samples if s.instance_id == "i-007"]
@@ -225,34 +227,49 @@ async def test_heartbeat_history_window(db: Database) -> None:
     assert [h.sampled_at.minute for h in open_ended] == [8, 9]
 
 
-async def test_heartbeat_history_uses_the_instance_time_index(db: Database) -> None:
+async def test_heartbeat_history_looks_up_keys_and_never_scans_samples(db: Database) -> None:
     ids = [f"i-{n:02d}" for n in range(50)]
     await _add_instances(db, *ids)
     samples = [
         _sample(ids[n % 50], T0 + timedelta(seconds=30 * (n // 50)), n) for n in range(20_000)
     ]
-    await db.run(lambda s: record_heartbeats(s, samples=samples))
-    since, until = T0 + timedelta(hours=1), T0 + timedelta(hours=2)
+    # Two batches in the head, the older hours compacted into chunks: both paths are read.
+    await db.run(lambda s: record_heartbeats(s, samples=samples[:15_000]))
+    await db.run(lambda s: record_heartbeats(s, samples=samples[15_000:]))
+    await compact(db, before=T0 + timedelta(hours=2))
+    since, until = T0 + timedelta(hours=1), T0 + timedelta(hours=3, minutes=10)
 
+    statements: list[tuple[str, object]] = []
+
+    def capture(_conn: object, _cursor: object, sql: str, params: object, *_: object) -> None:
+        statements.append((sql, params))
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", capture)
+    try:
+        async with db.session() as session:
+            history = await heartbeat_history(session, "i-07", since=since, until=until)
+    finally:
+        event.remove(db.engine.sync_engine, "before_cursor_execute", capture)
+    expected = [s for s in samples if s.instance_id == "i-07" and since <= s.sampled_at < until]
+    assert [(h.sampled_at, h.cpu_percent) for h in history] == [
+        (s.sampled_at, s.cpu_percent) for s in expected
+    ]
+
+    prefix = "EXPLAIN QUERY PLAN " if db.dialect == "sqlite" else "EXPLAIN "
+    plans = []
     async with db.engine.connect() as conn:
-        await conn.exec_driver_sql("ANALYZE")
-        query = (
-            select(HeartbeatSample)
-            .where(
-                HeartbeatSample.instance_id == "i-07",
-                HeartbeatSample.sampled_at >= since,
-                HeartbeatSample.sampled_at < until,
-            )
-            .order_by(HeartbeatSample.sampled_at)
-        )
-        compiled = query.compile(conn.sync_connection, compile_kwargs={"literal_binds": True})
-        prefix = "EXPLAIN QUERY PLAN " if db.dialect == "sqlite" else "EXPLAIN "
-        plan = "\n".join(str(row[-1]) for row in await conn.exec_driver_sql(prefix + str(compiled)))
-    assert "ix_heartbeat_samples_instance_id_sampled_at" in plan, plan
-    if db.dialect == "sqlite":
-        # The index also gives the order: no separate sort step. (PostgreSQL may
-        # prefer a bitmap scan plus a small sort; that is its call to make.)
-        assert "TEMP B-TREE" not in plan, plan
+        if db.dialect == "postgresql":
+            await conn.exec_driver_sql("ANALYZE")
+            await conn.exec_driver_sql("SET enable_seqscan = off")
+        for sql, params in statements:
+            rows = await conn.exec_driver_sql(prefix + sql, params)  # type: ignore[arg-type]
+            plans.append("\n".join(str(row[-1]) for row in rows))
+    plan = "\n".join(plans)
+    # Samples are reached by key (one lookup per chunk hour, one per head batch), never
+    # by reading the tables through; only the small batch list may be scanned.
+    for table in ("heartbeat_head", "heartbeat_chunks"):
+        assert table in plan, plan
+        assert f"SCAN {table}" not in plan and f"Seq Scan on {table}" not in plan, plan
 
 
 async def test_uptime_ratio(db: Database) -> None:

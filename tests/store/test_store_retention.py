@@ -6,13 +6,14 @@ import random
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from bot.store.database import Database
-from bot.store.models import HeartbeatHourly, HeartbeatSample
+from bot.store.models import HeartbeatHourly
 from bot.store.queries import record_heartbeats, upsert_instances
 from bot.store.records import HeartbeatSampleIn, InstanceSnapshot
 from bot.store.retention import apply_retention, hour_of
+from tests.support.heartbeats import stored_samples
 
 NOW = datetime(2026, 3, 30, 12, 0, tzinfo=UTC)
 OLD_HOUR = datetime(2026, 3, 20, 10, 0, tzinfo=UTC)  # 10 days before NOW: past raw_days=7
@@ -38,8 +39,7 @@ async def _hourly(db: Database) -> dict[tuple[str, datetime], HeartbeatHourly]:
 
 
 async def _raw_count(db: Database) -> int:
-    async with db.session() as session:
-        return await session.scalar(select(func.count()).select_from(HeartbeatSample)) or 0
+    return await stored_samples(db)
 
 
 async def test_rolls_up_one_hour(db: Database) -> None:
@@ -92,15 +92,18 @@ async def test_batches_are_bounded_and_merge_partial_hours(db: Database) -> None
     ]
     await _setup(db, samples)
 
-    calls = 0
+    calls = rolled = 0
     while True:
-        result = await apply_retention(db, now=NOW, batch=37)
+        result = await apply_retention(db, now=NOW, batch=2)
         calls += 1
-        assert result.samples_rolled_up <= 37
+        rolled += result.samples_rolled_up
+        # A batch is whole chunks: at most two instance-hours each call.
+        assert result.hours_written <= 2
         if not result.more:
             break
-    # 300 samples in batches of 37: nine calls, the last one partial.
-    assert calls == 9
+    # 3 instances x 3 hours = 9 chunks in batches of 2: five calls, the last one partial.
+    assert calls == 5
+    assert rolled == 300
     assert await _raw_count(db) == 0
 
     hourly = await _hourly(db)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -19,6 +19,9 @@ from bot.config import load_settings, setting_name
 from bot.db_cli import audit, history
 from bot.errors import ConfigError, StarpodBotError
 from bot.instance_cli import EXIT_USAGE, fail, instance_app
+
+if TYPE_CHECKING:
+    from bot.store.database import Database
 
 app = StarpodTyper(
     help="Slack chat-ops bot for Starpod cloud instances.",
@@ -80,6 +83,73 @@ def db_upgrade() -> None:
     except StarpodBotError as exc:
         raise fail(str(exc), 1) from None
     typer.echo("database is up to date")
+
+
+@db_app.command("stats")
+def db_stats() -> None:
+    """Heartbeat history on disk: samples, rows, chunks, bytes per sample, file size."""
+    from bot.store.database import Database
+    from bot.store.heartbeats.stats import history_stats, render
+
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        raise fail(str(exc), EXIT_USAGE) from None
+
+    async def stats() -> list[str]:
+        async with Database(settings.database.url) as db:
+            await _require_head(db)
+            return render(await history_stats(db))
+
+    try:
+        lines = asyncio.run(stats())
+    except StarpodBotError as exc:
+        raise fail(str(exc), 1) from None
+    for line in lines:
+        typer.echo(line)
+
+
+@db_app.command("compact")
+def db_compact() -> None:
+    """Move every heartbeat sample of a finished hour from the head into chunks, now."""
+    from datetime import UTC, datetime
+
+    from bot.store.database import Database
+    from bot.store.heartbeats.compaction import compact
+
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        raise fail(str(exc), EXIT_USAGE) from None
+
+    async def run() -> str:
+        async with Database(settings.database.url) as db:
+            await _require_head(db)
+            hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+            result = await compact(db, before=hour)
+        return (
+            f"compacted {result.samples:,} samples into {result.chunks_written:,} new and "
+            f"{result.chunks_merged:,} merged chunks in {result.seconds:.1f} s"
+        )
+
+    try:
+        message = asyncio.run(run())
+    except StarpodBotError as exc:
+        raise fail(str(exc), 1) from None
+    typer.echo(message)
+
+
+async def _require_head(db: Database) -> None:
+    """Refuse, in one line, a database that is not migrated to the newest revision."""
+    from bot.store.errors import MigrationError
+    from bot.store.migrate import head_revision
+
+    current = await db.current_revision()
+    if current != head_revision():
+        raise MigrationError(
+            f"the database is at revision {current or 'none'}, not {head_revision()}: "
+            "run `starpod-bot db upgrade` first"
+        )
 
 
 @app.command("run")

@@ -47,3 +47,10 @@ def alembic_config(url: str, *, connection: Connection | None = None) -> Config:
     if connection is not None:
         cfg.attributes["connection"] = connection
     return cfg
+
+
+def head_revision() -> str | None:
+    """The newest revision of the migrations that ship with this version."""
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory(str(migrations_dir())).get_current_head()

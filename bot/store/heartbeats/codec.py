@@ -42,7 +42,8 @@ _RAW_FLOAT = 0xFF
 _HEADER = struct.Struct("<BBI")  # version, CPU scale (or _RAW_FLOAT), sample count
 _COLUMNS = 6
 _MASK = (1 << 64) - 1
-_INT64 = (-(1 << 63), (1 << 63) - 1)
+_SIGN = 1 << 63
+_INT64 = (-_SIGN, _SIGN - 1)
 _ZLIB_LEVEL = 6
 
 
@@ -57,10 +58,20 @@ class Sample(NamedTuple):
     uptime_secs: int
 
 
+def _wrap(value: int) -> int:
+    """``value`` modulo 2**64, as a signed 64-bit integer (two's complement)."""
+    return ((value + _SIGN) & _MASK) - _SIGN
+
+
 def _delta(values: Sequence[int]) -> list[int]:
+    # Differences wrap like 64-bit machine arithmetic, so any int64 inputs round-trip.
     out = [values[0]]
-    out.extend(map(sub, values[1:], values))
+    out.extend(map(_wrap, map(sub, values[1:], values)))
     return out
+
+
+def _undelta(values: Iterable[int]) -> list[int]:
+    return [_wrap(v) for v in accumulate(values)]
 
 
 def _zigzag(values: Iterable[int]) -> list[int]:
@@ -128,14 +139,19 @@ def encode(samples: Sequence[Sample]) -> bytes:
         raise ValueError("a chunk needs at least one sample")
     ordered = sorted(samples, key=lambda s: s.at_us)
     at = [s.at_us for s in ordered]
-    ages = [s.at_us - s.heartbeat_us for s in ordered]
+    heartbeat = [s.heartbeat_us for s in ordered]
     memory = [s.memory_mb for s in ordered]
     disk = [s.disk_mb for s in ordered]
     uptime = [s.uptime_secs for s in ordered]
-    for values, what in ((at, "sampled_at"), (ages, "heartbeat age"), (memory, "memory_mb")):
+    for values, what in (
+        (at, "sampled_at"),
+        (heartbeat, "last_heartbeat"),
+        (memory, "memory_mb"),
+        (disk, "disk_mb"),
+        (uptime, "uptime_secs"),
+    ):
         _check_int64(values, what)
-    _check_int64(disk, "disk_mb")
-    _check_int64(uptime, "uptime_secs")
+    ages = [_wrap(a - h) for a, h in zip(at, heartbeat, strict=True)]
     cpu = [s.cpu_percent for s in ordered]
     scale = _cpu_scale(cpu)
     if scale is None:
@@ -144,7 +160,7 @@ def encode(samples: Sequence[Sample]) -> bytes:
         scale_byte = _RAW_FLOAT
     else:
         factor = 10**scale
-        cpu_column = _delta([round(v * factor) for v in cpu])
+        cpu_column = _delta([round(v * factor) for v in cpu])  # |v| <= 2**52: never wraps
         scale_byte = scale
     columns = (
         _delta(_delta(at)),
@@ -153,9 +169,6 @@ def encode(samples: Sequence[Sample]) -> bytes:
         _delta(memory),
         _delta(disk),
     )
-    for column in columns:
-        # A delta of two int64 values can need 65 bits; refuse rather than wrap.
-        _check_int64(column, "a difference of two samples")
     words: list[int] = []
     for column in columns:
         words.extend(_zigzag(column))
@@ -176,19 +189,19 @@ def decode(blob: bytes) -> list[Sample]:
     except zlib.error as exc:
         raise CorruptChunkError(f"chunk does not decompress: {exc}") from exc
     cols = [words[k * count : (k + 1) * count] for k in range(_COLUMNS)]
-    at = list(accumulate(accumulate(_unzigzag(cols[0]))))
-    ages = accumulate(_unzigzag(cols[1]))
-    uptime = accumulate(accumulate(_unzigzag(cols[2])))
-    memory = accumulate(_unzigzag(cols[3]))
-    disk = accumulate(_unzigzag(cols[4]))
+    at = _undelta(_undelta(_unzigzag(cols[0])))
+    ages = _undelta(_unzigzag(cols[1]))
+    uptime = _undelta(_undelta(_unzigzag(cols[2])))
+    memory = _undelta(_unzigzag(cols[3]))
+    disk = _undelta(_unzigzag(cols[4]))
     if scale == _RAW_FLOAT:
         signed = [v - (1 << 64) if v >> 63 else v for v in cols[5]]
         bits = list(accumulate(signed, lambda a, b: a ^ b))
         cpu = _bits_float(bits)
     else:
         factor = 10**scale
-        cpu = [v / factor for v in accumulate(_unzigzag(cols[5]))]
+        cpu = [v / factor for v in _undelta(_unzigzag(cols[5]))]
     return [
-        Sample(t, c, m, d, t - age, u)
+        Sample(t, c, m, d, _wrap(t - age), u)
         for t, c, m, d, age, u in zip(at, cpu, memory, disk, ages, uptime, strict=True)
     ]

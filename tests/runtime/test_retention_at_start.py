@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import delete, func, select
@@ -54,15 +55,13 @@ async def test_a_restarted_bot_prunes_old_samples_right_after_its_first_sweep(
             # wherever they sit (head or, past an hour's end, a chunk).
             ids = [i.id for i in await known_instances(session)]
             samples = [
-                sample._replace(sampled_at=aged)
+                replace(HeartbeatSampleIn(*sample), sampled_at=aged)  # type: ignore[arg-type]
                 for i in ids
                 for sample in await heartbeat_history(session, i, since=EPOCH)
             ]
             for table in (HeartbeatHead, HeartbeatBatch, HeartbeatChunk):
                 await session.execute(delete(table))
-            await record_heartbeats(
-                session, samples=[HeartbeatSampleIn(*sample) for sample in samples]
-            )
+            await record_heartbeats(session, samples=samples)
 
         await db.run(age)
         async with Runtime(settings):

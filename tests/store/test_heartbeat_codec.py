@@ -89,9 +89,9 @@ def test_values_beyond_64_bits_are_refused_not_wrapped() -> None:
     ("blob", "message"),
     [
         (b"", "has no header"),
-        (struct.pack("<BBI", 9, 1, 1) + zlib.compress(b"\0" * 48), "format 9"),
-        (struct.pack("<BBI", 1, 1, 1) + b"not zlib", "does not decompress"),
-        (struct.pack("<BBI", 1, 1, 2) + zlib.compress(b"\0" * 48), "expected 96"),
+        (struct.pack("<BBBI", 9, 0, 1, 1) + zlib.compress(b"\0" * 48), "format 9"),
+        (struct.pack("<BBBI", 1, 0, 1, 1) + b"not zlib", "does not decompress"),
+        (struct.pack("<BBBI", 1, 0, 1, 2) + zlib.compress(b"\0" * 48), "expected 96"),
     ],
 )
 def test_damaged_chunks_are_refused_with_one_clear_line(blob: bytes, message: str) -> None:

@@ -67,21 +67,9 @@ def _expected(
     sweeps: list[list[HeartbeatSampleIn]], ids: list[str]
 ) -> dict[str, list[StoredHeartbeat]]:
     return {
-        i: [StoredHeartbeat(*vars_of(s)) for batch in sweeps for s in batch if s.instance_id == i]
+        i: [StoredHeartbeat.of(s) for batch in sweeps for s in batch if s.instance_id == i]
         for i in ids
     }
-
-
-def vars_of(s: HeartbeatSampleIn) -> tuple[object, ...]:
-    return (
-        s.instance_id,
-        s.sampled_at,
-        s.cpu_percent,
-        s.memory_mb,
-        s.disk_mb,
-        s.last_heartbeat,
-        s.uptime_secs,
-    )
 
 
 async def test_finished_hours_move_to_chunks_and_reads_do_not_change(db: Database) -> None:
@@ -119,14 +107,14 @@ async def test_a_late_sample_merges_into_its_hours_chunk(db: Database) -> None:
     async with db.session() as session:
         assert (
             await heartbeat_history(session, "i-1", since=T0, until=T0 + timedelta(minutes=18))
-        )[-2] == StoredHeartbeat(*vars_of(late[0]))
+        )[-2] == StoredHeartbeat.of(late[0])
 
     result = await compact(db, before=T0 + timedelta(hours=1))
 
     assert (result.samples, result.chunks_written, result.chunks_merged) == (1, 0, 1)
     expected = _expected(sweeps, ids)
     expected["i-1"] = sorted(
-        [*expected["i-1"], StoredHeartbeat(*vars_of(late[0]))], key=lambda s: s.sampled_at
+        [*expected["i-1"], StoredHeartbeat.of(late[0])], key=lambda s: s.sampled_at
     )
     assert await _history(db, ids) == expected
     async with db.session() as session:

@@ -39,7 +39,9 @@ FORMAT_VERSION = 1
 # ``12.34`` needs scale 2; a CPU figure with more decimals than this stays a raw float.
 MAX_DECIMALS = 4
 _RAW_FLOAT = 0xFF
-_HEADER = struct.Struct("<BBI")  # version, CPU scale (or _RAW_FLOAT), sample count
+_HEADER = struct.Struct("<BBBI")  # version, flags, CPU scale (or _RAW_FLOAT), sample count
+# Flag: some difference overflowed 64 bits, so every column is stored modulo 2**64.
+_WRAPPED = 1
 _COLUMNS = 6
 _MASK = (1 << 64) - 1
 _SIGN = 1 << 63
@@ -64,14 +66,21 @@ def _wrap(value: int) -> int:
 
 
 def _delta(values: Sequence[int]) -> list[int]:
-    # Differences wrap like 64-bit machine arithmetic, so any int64 inputs round-trip.
     out = [values[0]]
-    out.extend(map(_wrap, map(sub, values[1:], values)))
+    out.extend(map(sub, values[1:], values))
     return out
 
 
-def _undelta(values: Iterable[int]) -> list[int]:
-    return [_wrap(v) for v in accumulate(values)]
+def _fits(values: Sequence[int]) -> bool:
+    low, high = _INT64
+    return low <= min(values) and max(values) <= high
+
+
+def _undelta(values: Iterable[int], wrapped: bool) -> list[int]:
+    if wrapped:
+        # Differences were taken modulo 2**64, like machine arithmetic: so are the sums.
+        return [_wrap(v) for v in accumulate(values)]
+    return list(accumulate(values))
 
 
 def _zigzag(values: Iterable[int]) -> list[int]:
@@ -151,7 +160,7 @@ def encode(samples: Sequence[Sample]) -> bytes:
         (uptime, "uptime_secs"),
     ):
         _check_int64(values, what)
-    ages = [_wrap(a - h) for a, h in zip(at, heartbeat, strict=True)]
+    ages = list(map(sub, at, heartbeat))
     cpu = [s.cpu_percent for s in ordered]
     scale = _cpu_scale(cpu)
     if scale is None:
@@ -169,19 +178,42 @@ def encode(samples: Sequence[Sample]) -> bytes:
         _delta(memory),
         _delta(disk),
     )
+    flags = 0
+    if not all(_fits(column) for column in (*columns, ages)):
+        # Rare (values near the 64-bit limits): store every difference modulo 2**64.
+        flags = _WRAPPED
+        ages = [_wrap(v) for v in ages]
+        columns = (
+            _delta(_delta(at)),
+            _delta(ages),
+            _delta(_delta(uptime)),
+            _delta(memory),
+            _delta(disk),
+        )
+        a, b, c, d, e = ([_wrap(v) for v in column] for column in columns)
+        columns = (a, b, c, d, e)
     words: list[int] = []
     for column in columns:
         words.extend(_zigzag(column))
     words.extend(_zigzag(cpu_column) if scale is not None else [v & _MASK for v in cpu_column])
     body = zlib.compress(_shuffle(words), _ZLIB_LEVEL)
-    return _HEADER.pack(FORMAT_VERSION, scale_byte, len(ordered)) + body
+    return _HEADER.pack(FORMAT_VERSION, flags, scale_byte, len(ordered)) + body
+
+
+Columns = tuple[list[int], list[float], list[int], list[int], list[int], list[int]]
 
 
 def decode(blob: bytes) -> list[Sample]:
     """The samples of one chunk, oldest first, exactly as they were encoded."""
+    return list(map(Sample, *decode_columns(blob)))
+
+
+def decode_columns(blob: bytes) -> Columns:
+    """One chunk as columns in :class:`Sample`'s field order (readers skip building tuples)."""
     if len(blob) < _HEADER.size:
         raise CorruptChunkError(f"chunk of {len(blob)} bytes has no header")
-    version, scale, count = _HEADER.unpack_from(blob)
+    version, flags, scale, count = _HEADER.unpack_from(blob)
+    wrapped = bool(flags & _WRAPPED)
     if version != FORMAT_VERSION:
         raise CorruptChunkError(f"chunk format {version} is not {FORMAT_VERSION}")
     try:
@@ -189,19 +221,17 @@ def decode(blob: bytes) -> list[Sample]:
     except zlib.error as exc:
         raise CorruptChunkError(f"chunk does not decompress: {exc}") from exc
     cols = [words[k * count : (k + 1) * count] for k in range(_COLUMNS)]
-    at = _undelta(_undelta(_unzigzag(cols[0])))
-    ages = _undelta(_unzigzag(cols[1]))
-    uptime = _undelta(_undelta(_unzigzag(cols[2])))
-    memory = _undelta(_unzigzag(cols[3]))
-    disk = _undelta(_unzigzag(cols[4]))
+    at = _undelta(_undelta(_unzigzag(cols[0]), wrapped), wrapped)
+    ages = _undelta(_unzigzag(cols[1]), wrapped)
+    uptime = _undelta(_undelta(_unzigzag(cols[2]), wrapped), wrapped)
+    memory = _undelta(_unzigzag(cols[3]), wrapped)
+    disk = _undelta(_unzigzag(cols[4]), wrapped)
+    heartbeat = [_wrap(v) for v in map(sub, at, ages)] if wrapped else list(map(sub, at, ages))
     if scale == _RAW_FLOAT:
         signed = [v - (1 << 64) if v >> 63 else v for v in cols[5]]
         bits = list(accumulate(signed, lambda a, b: a ^ b))
         cpu = _bits_float(bits)
     else:
         factor = 10**scale
-        cpu = [v / factor for v in _undelta(_unzigzag(cols[5]))]
-    return [
-        Sample(t, c, m, d, _wrap(t - age), u)
-        for t, c, m, d, age, u in zip(at, cpu, memory, disk, ages, uptime, strict=True)
-    ]
+        cpu = [v / factor for v in accumulate(_unzigzag(cols[5]))]
+    return at, cpu, memory, disk, heartbeat, uptime

@@ -12,139 +12,134 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.store.heartbeats.codec import Sample, decode
-from bot.store.heartbeats.keys import HOUR_US, chunk_key, from_us, key_hour, to_us
+from bot.store.heartbeats.codec import Columns, Sample, decode, decode_columns
+from bot.store.heartbeats.keys import HOUR_US, chunk_key, key_hour, to_us
 from bot.store.models import HeartbeatBatch, HeartbeatChunk, HeartbeatHead, HeartbeatSeries
 from bot.store.records import StoredHeartbeat
 
 _IN_CHUNK = 500
 # latest_heartbeat walks back this many hours per query.
 _LOOKBACK_STEP = 48
+_NO_END = 2**63
 
 
-async def series_id_of(session: AsyncSession, instance_id: str) -> int | None:
-    """The series id of one instance, or None when it has no samples."""
-    return await session.scalar(
-        select(HeartbeatSeries.id).where(HeartbeatSeries.instance_id == instance_id)
+def _rows(
+    instance_id: str, columns: Columns, low: int = -_NO_END, high: int = _NO_END
+) -> list[StoredHeartbeat]:
+    at, cpu, memory, disk, heartbeat, uptime = columns
+    return [
+        StoredHeartbeat(instance_id, t, c, m, d, b, u)
+        for t, c, m, d, b, u in zip(at, cpu, memory, disk, heartbeat, uptime, strict=True)
+        if low <= t < high
+    ]
+
+
+def _as_columns(samples: Sequence[Sample]) -> Columns:
+    return (
+        [s.at_us for s in samples],
+        [s.cpu_percent for s in samples],
+        [s.memory_mb for s in samples],
+        [s.disk_mb for s in samples],
+        [s.heartbeat_us for s in samples],
+        [s.uptime_secs for s in samples],
     )
 
 
-async def chunk_hours(session: AsyncSession) -> tuple[int, int] | None:
-    """The oldest and newest epoch hour that have chunks, or None without chunks."""
-    # Two queries: SQLite reads a lone min() or max() off the tree's edge, both at once by a scan.
-    low = await session.scalar(select(func.min(HeartbeatChunk.key)))
-    high = await session.scalar(select(func.max(HeartbeatChunk.key)))
-    if low is None or high is None:
-        return None
-    return key_hour(low), key_hour(high)
+async def _series_and_hours(
+    session: AsyncSession, instance_id: str
+) -> tuple[int | None, tuple[int, int] | None]:
+    """The instance's series id and the range of chunk hours, in one round trip.
 
-
-async def _chunk_samples(session: AsyncSession, keys: Sequence[int]) -> list[Sample]:
-    found: list[Sample] = []
-    for start in range(0, len(keys), _IN_CHUNK):
-        group = keys[start : start + _IN_CHUNK]
-        rows = await session.execute(
-            select(HeartbeatChunk.key, HeartbeatChunk.data)
-            .where(HeartbeatChunk.key.in_(group))
-            .order_by(HeartbeatChunk.key)
+    Separate scalar subqueries: SQLite reads a lone min() or max() off the tree's edge,
+    but both in one SELECT by a scan.
+    """
+    c = HeartbeatChunk
+    series, low, high = (
+        await session.execute(
+            select(
+                select(HeartbeatSeries.id)
+                .where(HeartbeatSeries.instance_id == instance_id)
+                .scalar_subquery(),
+                select(func.min(c.key)).scalar_subquery(),
+                select(func.max(c.key)).scalar_subquery(),
+            )
         )
-        for _key, data in rows:
-            found.extend(decode(data))
-    return found
+    ).one()
+    hours = None if low is None or high is None else (key_hour(low), key_hour(high))
+    return series, hours
 
 
 async def _head_samples(
     session: AsyncSession, series: int, *, low: int, high: int | None
 ) -> list[Sample]:
+    """One series' head samples in the batches overlapping ``[low, high)`` (unfiltered)."""
     b = HeartbeatBatch
     batches = select(b.id).where(b.last_at >= low)
     if high is not None:
         batches = batches.where(b.first_at < high)
-    batch_ids = list(await session.scalars(batches.order_by(b.id)))
     h = HeartbeatHead
-    found: list[Sample] = []
-    for start in range(0, len(batch_ids), _IN_CHUNK):
-        rows = await session.execute(
-            select(
-                h.sampled_at, h.cpu_percent, h.memory_mb, h.disk_mb, h.last_heartbeat, h.uptime_secs
-            )
-            # One key lookup per batch: the head has no per-instance index.
-            .where(h.batch.in_(batch_ids[start : start + _IN_CHUNK]), h.series_id == series)
-            .order_by(h.batch, h.n)
-        )
-        found.extend(Sample(*row) for row in rows)
-    return found
-
-
-def _stored(instance_id: str, samples: Sequence[Sample]) -> list[StoredHeartbeat]:
-    times: dict[int, datetime] = {}
-
-    def at(us: int) -> datetime:
-        value = times.get(us)
-        if value is None:
-            value = times[us] = from_us(us)
-        return value
-
-    return [
-        StoredHeartbeat(
-            instance_id,
-            at(s.at_us),
-            s.cpu_percent,
-            s.memory_mb,
-            s.disk_mb,
-            at(s.heartbeat_us),
-            s.uptime_secs,
-        )
-        for s in samples
-    ]
+    rows = await session.execute(
+        select(h.sampled_at, h.cpu_percent, h.memory_mb, h.disk_mb, h.last_heartbeat, h.uptime_secs)
+        # One key lookup per batch: the head has no per-instance index.
+        .where(h.batch.in_(batches.scalar_subquery()), h.series_id == series)
+        .order_by(h.batch, h.n)
+    )
+    return [Sample(*row) for row in rows]
 
 
 async def heartbeat_history(
     session: AsyncSession, instance_id: str, *, since: datetime, until: datetime | None = None
 ) -> list[StoredHeartbeat]:
-    """Samples of one instance with ``since <= sampled_at < until``, oldest first."""
-    series = await series_id_of(session, instance_id)
+    """Samples of one instance with ``since <= sampled_at < until``, oldest first.
+
+    Three round trips: the series id (with the chunk hours' range), the chunks (one key
+    lookup per hour), the head rows (one key lookup per head batch in the window).
+    """
+    series, hours = await _series_and_hours(session, instance_id)
     if series is None:
         return []
     low = to_us(since)
-    high = to_us(until) if until is not None else None
-    samples: list[Sample] = []
-    hours = await chunk_hours(session)
+    high = to_us(until) if until is not None else _NO_END
+    found: list[StoredHeartbeat] = []
     if hours is not None:
         first = max(low // HOUR_US, hours[0])
-        last = hours[1] if high is None else min((high - 1) // HOUR_US, hours[1])
+        last = min((high - 1) // HOUR_US, hours[1])
         keys = [chunk_key(hour, series) for hour in range(first, last + 1)]
-        samples = await _chunk_samples(session, keys)
-    samples.extend(await _head_samples(session, series, low=low, high=high))
-    wanted = [s for s in samples if s.at_us >= low and (high is None or s.at_us < high)]
-    wanted.sort(key=lambda s: s.at_us)  # stable: ties keep the order they were written in
-    return _stored(instance_id, wanted)
+        for start in range(0, len(keys), _IN_CHUNK):
+            rows = await session.execute(
+                select(HeartbeatChunk.data)
+                .where(HeartbeatChunk.key.in_(keys[start : start + _IN_CHUNK]))
+                .order_by(HeartbeatChunk.key)
+            )
+            for (data,) in rows:
+                found.extend(_rows(instance_id, decode_columns(data), low, high))
+    head = await _head_samples(session, series, low=low, high=None if until is None else high)
+    found.extend(_rows(instance_id, _as_columns(head), low, high))
+    found.sort(key=lambda s: s.sampled_us)  # stable: ties keep the order they were written in
+    return found
 
 
 async def latest_heartbeat(session: AsyncSession, instance_id: str) -> StoredHeartbeat | None:
     """The newest sample of one instance (by ``sampled_at``), or None."""
-    series = await series_id_of(session, instance_id)
+    series, hours = await _series_and_hours(session, instance_id)
     if series is None:
         return None
-    found = await _head_samples(session, series, low=-(2**62), high=None)
+    found = await _head_samples(session, series, low=-_NO_END, high=None)
     # The head normally holds the newest, but a late sample may sit there for an old hour.
-    found.extend(await _newest_chunk(session, series))
+    if hours is not None:
+        found.extend(await _newest_chunk(session, series, hours))
     if not found:
         return None
     newest = max(found, key=lambda s: s.at_us)
-    return _stored(instance_id, [newest])[0]
+    return _rows(instance_id, _as_columns([newest]))[0]
 
 
-async def _newest_chunk(session: AsyncSession, series: int) -> list[Sample]:
+async def _newest_chunk(session: AsyncSession, series: int, hours: tuple[int, int]) -> list[Sample]:
     """The samples of the newest chunk of one series (walking back from the newest hour)."""
-    hours = await chunk_hours(session)
-    if hours is None:
-        return []
     oldest, hour = hours
     while hour >= oldest:
-        keys = [
-            chunk_key(h, series) for h in range(hour, max(hour - _LOOKBACK_STEP, oldest - 1), -1)
-        ]
+        stop = max(hour - _LOOKBACK_STEP, oldest - 1)
+        keys = [chunk_key(h, series) for h in range(hour, stop, -1)]
         data = (
             await session.execute(
                 select(HeartbeatChunk.data)

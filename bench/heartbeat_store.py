@@ -1,0 +1,385 @@
+"""Heartbeat history: the chunked layout (issue 15) beside the old one, measured in one run.
+
+Three phases, each on both layouts, each in a fresh SQLite file (the default store):
+
+1. **Sweeps.** ``--instances`` samples per sweep (10,000), ``--hours`` of 30 s sweeps written
+   through the store: the new layout through ``record_heartbeats`` (the head) with
+   compaction at each hour's end (``compact_off_loop``, timed, and the event loop's worst
+   stall measured while it runs); the old layout (revision 0005's ``heartbeat_samples`` and
+   its two indexes) by the old code path, a Core ``INSERT`` of the rows. Measured:
+   ``/proc/self/io`` ``write_bytes`` over the sweeps (WAL and checkpoints included) per
+   sample, as a multiple of a sample's 56 logical bytes (7 fields x 8 bytes); the
+   file's bytes per sample (database + WAL, indexes included).
+2. **Reads.** ``--read-instances`` instances with 24 h of samples each (23 h in chunks and
+   the last hour in the head, or 2,880 rows each in the old table): one instance's 24 h,
+   through ``heartbeat_history`` (the old layout: its indexed query), p50 and p95.
+3. **A simulated week.** ``--week-instances`` instances, ``--days`` days of 30 s samples
+   with hourly compaction and retention (7 raw days): the file size at each day's end.
+
+    python bench/heartbeat_store.py                 # full: ~10 minutes on a quiet 2-core box
+    python bench/heartbeat_store.py --quick         # seconds: small sizes, same code paths
+    python bench/heartbeat_store.py --json
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import statistics
+import tempfile
+import time
+from collections.abc import Awaitable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, cast
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Float,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    delete,
+    insert,
+    select,
+)
+
+from bot.store.base import UtcDateTime
+from bot.store.database import Database
+from bot.store.heartbeats.codec import Sample, encode
+from bot.store.heartbeats.compaction import compact, compact_off_loop
+from bot.store.heartbeats.keys import HOUR_US, chunk_key, to_us
+from bot.store.heartbeats.writes import series_ids
+from bot.store.models import HeartbeatChunk
+from bot.store.queries import heartbeat_history, record_heartbeats, upsert_instances
+from bot.store.records import HeartbeatSampleIn, InstanceSnapshot
+from bot.store.retention import apply_retention
+
+START = datetime(2026, 3, 1, tzinfo=UTC)
+INTERVAL = timedelta(seconds=30)
+LOGICAL_BYTES = 56  # instance key, sampled_at, cpu, memory, disk, heartbeat, uptime: 8 each
+
+# Revision 0005's heartbeat_samples, written as the old record_heartbeats wrote it.
+OLD = Table(
+    "heartbeat_samples",
+    MetaData(),
+    Column("id", Integer, primary_key=True),
+    Column("instance_id", String(128)),
+    Column("sampled_at", UtcDateTime()),
+    Column("cpu_percent", Float),
+    Column("memory_mb", Integer),
+    Column("disk_mb", Integer),
+    Column("last_heartbeat", UtcDateTime()),
+    Column("uptime_secs", BigInteger),
+)
+_OLD_CHUNK = 2000
+CHUNKS = cast(Table, HeartbeatChunk.__table__)
+
+
+def write_bytes() -> int:
+    """Bytes this process has caused to be written to storage (Linux /proc/self/io)."""
+    for line in Path("/proc/self/io").read_text().splitlines():
+        if line.startswith("write_bytes:"):
+            return int(line.split()[1])
+    raise RuntimeError("/proc/self/io has no write_bytes")
+
+
+def file_bytes(db: Database) -> int:
+    path = db.sqlite_path
+    assert path is not None
+    return sum(p.stat().st_size for p in (path, path.with_name(path.name + "-wal")) if p.exists())
+
+
+class Fleet:
+    """Deterministic, monitor-like readings: a sweep's samples share one jittered time."""
+
+    def __init__(self, instances: int, seed: int = 15) -> None:
+        self.ids = [f"i-{n:05d}" for n in range(instances)]
+        rng = random.Random(seed)
+        self.cpu = [rng.uniform(5, 60) for _ in self.ids]
+        self.memory = [rng.randrange(512, 8192) for _ in self.ids]
+        self.disk = [rng.randrange(10_000, 100_000) for _ in self.ids]
+        self.rng = rng
+
+    def sweep(self, n: int) -> list[HeartbeatSampleIn]:
+        rng = self.rng
+        at = START + n * INTERVAL + timedelta(microseconds=rng.randrange(0, 200_000))
+        out = []
+        for k, instance_id in enumerate(self.ids):
+            cpu = self.cpu[k] = min(100.0, max(0.0, self.cpu[k] + rng.gauss(0, 3)))
+            if rng.random() < 0.02:
+                self.memory[k] += rng.randrange(-64, 65)
+            if rng.random() < 0.005:
+                self.disk[k] += 1
+            beat = at - timedelta(microseconds=rng.randrange(0, 10_000_000))
+            out.append(
+                HeartbeatSampleIn(
+                    instance_id,
+                    at,
+                    round(cpu, 1),
+                    self.memory[k],
+                    self.disk[k],
+                    beat,
+                    86_400 + 30 * n,
+                )
+            )
+        return out
+
+
+async def _register(db: Database, ids: list[str]) -> None:
+    snapshots = [InstanceSnapshot(i, i, None, "running") for i in ids]
+    await db.run(lambda s: upsert_instances(s, instances=snapshots, seen_at=START))
+
+
+async def _old_write(db: Database, samples: list[HeartbeatSampleIn]) -> None:
+    rows = [
+        {
+            "instance_id": s.instance_id,
+            "sampled_at": s.sampled_at,
+            "cpu_percent": s.cpu_percent,
+            "memory_mb": s.memory_mb,
+            "disk_mb": s.disk_mb,
+            "last_heartbeat": s.last_heartbeat,
+            "uptime_secs": s.uptime_secs,
+        }
+        for s in samples
+    ]
+
+    async def write(session: Any) -> None:
+        for start in range(0, len(rows), _OLD_CHUNK):
+            await session.execute(insert(OLD), rows[start : start + _OLD_CHUNK])
+
+    await db.run(write)
+
+
+async def _max_stall_during(work: Awaitable[Any]) -> tuple[Any, float]:
+    """Run ``work`` and measure the event loop's longest stall meanwhile (ms)."""
+    worst = 0.0
+    done = asyncio.Event()
+
+    async def tick() -> None:
+        nonlocal worst
+        last = time.perf_counter()
+        while not done.is_set():
+            await asyncio.sleep(0.005)
+            now = time.perf_counter()
+            worst = max(worst, (now - last - 0.005) * 1000)
+            last = now
+
+    ticker = asyncio.create_task(tick())
+    try:
+        result = await work
+    finally:
+        done.set()
+        await ticker
+    return result, worst
+
+
+async def sweeps_phase(folder: Path, layout: str, instances: int, hours: int) -> dict[str, Any]:
+    fleet = Fleet(instances)
+    per_hour = int(timedelta(hours=1) / INTERVAL)
+    async with Database(f"sqlite:///{folder / f'sweeps-{layout}.db'}") as db:
+        await db.upgrade("0005" if layout == "old" else "head")
+        await _register(db, fleet.ids)
+        compactions: list[float] = []
+        stalls: list[float] = []
+        sweep_ms: list[float] = []
+        written = compaction_written = 0
+        for n in range(hours * per_hour):
+            samples = fleet.sweep(n)
+            before = write_bytes()
+            started = time.perf_counter()
+            if layout == "old":
+                await _old_write(db, samples)
+            else:
+                await db.run(lambda s, b=samples: record_heartbeats(s, samples=b))
+            sweep_ms.append((time.perf_counter() - started) * 1000)
+            written += write_bytes() - before
+            if layout == "new" and (n + 1) % per_hour == 0:
+                # The hour just ended: compact it, as the scheduled job does, off the loop.
+                before = write_bytes()
+                hour_end = START + timedelta(hours=(n + 1) // per_hour)
+                result, stall = await _max_stall_during(compact_off_loop(db, before=hour_end))
+                compaction_written += write_bytes() - before
+                compactions.append(result.seconds)
+                stalls.append(stall)
+        samples_total = instances * hours * per_hour
+        size = file_bytes(db)
+        chunk_bytes_per_sample = None
+        if layout == "new":
+            async with db.engine.connect() as conn:
+                pages = (
+                    await conn.exec_driver_sql(
+                        "SELECT SUM(pgsize) FROM dbstat WHERE name = 'heartbeat_chunks'"
+                    )
+                ).scalar()
+                chunked = (
+                    await conn.exec_driver_sql("SELECT SUM(samples) FROM heartbeat_chunks")
+                ).scalar()
+            chunk_bytes_per_sample = round(pages / chunked, 2) if chunked else None
+    logical = samples_total * LOGICAL_BYTES
+    return {
+        "samples": samples_total,
+        "sweep_ms_median": round(statistics.median(sweep_ms), 1),
+        "written_bytes_per_sample": round(written / samples_total, 1),
+        "write_amplification": round(written / logical, 2),
+        "write_amplification_with_compaction": round((written + compaction_written) / logical, 2),
+        "file_bytes": size,
+        "file_bytes_per_sample": round(size / samples_total, 1),
+        "chunk_bytes_per_sample": chunk_bytes_per_sample,
+        "compaction_s": [round(s, 2) for s in compactions],
+        "compaction_max_loop_stall_ms": round(max(stalls), 1) if stalls else None,
+    }
+
+
+def _chunk_samples(hour: int, seed: int) -> list[Sample]:
+    rng = random.Random(seed)
+    base = hour * HOUR_US
+    cpu, memory = rng.uniform(5, 60), rng.randrange(512, 8192)
+    out = []
+    for k in range(120):
+        at = base + k * 30_000_000 + rng.randrange(0, 200_000)
+        cpu = min(100.0, max(0.0, cpu + rng.gauss(0, 3)))
+        out.append(Sample(at, round(cpu, 1), memory, 50_000, at - rng.randrange(10**7), 30 * k))
+    return out
+
+
+async def reads_phase(folder: Path, layout: str, instances: int, rounds: int) -> dict[str, Any]:
+    fleet = Fleet(instances)
+    first_hour = to_us(START) // HOUR_US
+    async with Database(f"sqlite:///{folder / f'reads-{layout}.db'}") as db:
+        await db.upgrade("0005" if layout == "old" else "head")
+        await _register(db, fleet.ids)
+        if layout == "new":
+            ids = await db.run(lambda s: series_ids(s, fleet.ids))
+            for hour in range(23):
+                rows = [
+                    {
+                        "key": chunk_key(first_hour + hour, ids[i]),
+                        "samples": 120,
+                        "data": encode(_chunk_samples(first_hour + hour, hash((i, hour)))),
+                    }
+                    for i in fleet.ids
+                ]
+                await db.run(lambda s, r=rows: s.execute(insert(CHUNKS), r))
+            for n in range(23 * 120, 24 * 120):
+                await db.run(lambda s, b=fleet.sweep(n): record_heartbeats(s, samples=b))
+        else:
+            for n in range(24 * 120):
+                await _old_write(db, fleet.sweep(n))
+        async with db.engine.begin() as conn:
+            await conn.exec_driver_sql("ANALYZE")
+        since = START
+        rng = random.Random(7)
+        timings = []
+        for _ in range(rounds):
+            target = rng.choice(fleet.ids)
+            started = time.perf_counter()
+            async with db.session() as session:
+                if layout == "new":
+                    rows = await heartbeat_history(session, target, since=since)
+                else:
+                    result = await session.execute(
+                        select(OLD)
+                        .where(OLD.c.instance_id == target, OLD.c.sampled_at >= since)
+                        .order_by(OLD.c.sampled_at)
+                    )
+                    rows = result.all()
+            timings.append((time.perf_counter() - started) * 1000)
+            assert len(rows) == 2880, len(rows)
+    timings.sort()
+    return {
+        "history_ms_p50": round(statistics.median(timings), 2),
+        "history_ms_p95": round(timings[max(0, int(len(timings) * 0.95) - 1)], 2),
+    }
+
+
+async def week_phase(folder: Path, layout: str, instances: int, days: int) -> dict[str, Any]:
+    fleet = Fleet(instances)
+    per_hour = int(timedelta(hours=1) / INTERVAL)
+    sizes = []
+    async with Database(f"sqlite:///{folder / f'week-{layout}.db'}") as db:
+        await db.upgrade("0005" if layout == "old" else "head")
+        await _register(db, fleet.ids)
+        for hour in range(days * 24):
+            # One transaction per hour of sweeps: the file's size, not the write pattern, is
+            # what this phase measures.
+            samples = [
+                s for n in range(hour * per_hour, (hour + 1) * per_hour) for s in fleet.sweep(n)
+            ]
+            now = START + timedelta(hours=hour + 1)
+            if layout == "new":
+                await db.run(lambda s, b=samples: record_heartbeats(s, samples=b))
+                await compact(db, before=now)
+                while (await apply_retention(db, now=now, raw_days=7)).more:
+                    pass
+            else:
+                await _old_write(db, samples)
+                cutoff = now - timedelta(days=7)
+                await db.run(lambda s, c=cutoff: s.execute(delete(OLD).where(OLD.c.sampled_at < c)))
+            if (hour + 1) % 24 == 0:
+                sizes.append(file_bytes(db))
+    return {"file_bytes_by_day": sizes}
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    result: dict[str, Any] = {"instances": args.instances, "hours": args.hours}
+    with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
+        folder = Path(tmp)
+        for layout in ("old", "new"):
+            result[layout] = {
+                **await sweeps_phase(folder, layout, args.instances, args.hours),
+                **await reads_phase(folder, layout, args.read_instances, args.rounds),
+                **await week_phase(folder, layout, args.week_instances, args.days),
+            }
+    return result
+
+
+def _print(result: dict[str, Any]) -> None:
+    old, new = result["old"], result["new"]
+    rows = [
+        ("bytes per sample on disk (file + WAL)", "file_bytes_per_sample"),
+        ("  of which chunks, per chunked sample", "chunk_bytes_per_sample"),
+        ("bytes written per sample (sweeps)", "written_bytes_per_sample"),
+        ("write amplification (sweeps)", "write_amplification"),
+        ("write amplification (with compaction)", "write_amplification_with_compaction"),
+        ("sweep write, median ms", "sweep_ms_median"),
+        ("24 h history p50 ms", "history_ms_p50"),
+        ("24 h history p95 ms", "history_ms_p95"),
+        ("compaction of an hour, s", "compaction_s"),
+        ("loop's worst stall during compaction, ms", "compaction_max_loop_stall_ms"),
+        ("file bytes at each day's end (week)", "file_bytes_by_day"),
+    ]
+    print(f"{result['instances']:,} instances x {result['hours']} h of 30 s sweeps")
+    for label, key in rows:
+        print(f"  {label:42} old {old.get(key)!s:>14}   new {new.get(key)!s:>14}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--instances", type=int, default=10_000)
+    parser.add_argument("--hours", type=int, default=2, help="hours of sweeps in phase 1")
+    parser.add_argument("--read-instances", type=int, default=1_000)
+    parser.add_argument("--rounds", type=int, default=200)
+    parser.add_argument("--week-instances", type=int, default=100)
+    parser.add_argument("--days", type=int, default=9)
+    parser.add_argument("--dir", help="where the temporary databases go (a real disk)")
+    parser.add_argument("--quick", action="store_true", help="small sizes: a few seconds")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    if args.quick:
+        args.instances, args.hours, args.read_instances = 200, 1, 20
+        args.rounds, args.week_instances, args.days = 20, 2, 8
+    result = asyncio.run(run(args))
+    if args.json:
+        print(json.dumps(result))
+    else:
+        _print(result)
+
+
+if __name__ == "__main__":
+    main()

@@ -46,15 +46,17 @@ from typing import Any
 import aiohttp
 import httpx
 import psutil
-from sqlalchemy import select
+from sqlalchemy import BigInteger, Column, Float, Integer, MetaData, String, Table, select, text
 from sqlalchemy.engine import make_url
 
 from bot.backend import InstanceClient
 from bot.monitor import HealthMonitor
 from bot.monitor.fetch import observe
 from bot.sim.process import start_simulator, stop_process
+from bot.store.base import UtcDateTime
 from bot.store.database import DEFAULT_CACHE_KIB, Database
-from bot.store.models import HeartbeatSample
+from bot.store.heartbeats.compaction import compact
+from bot.store.heartbeats.stats import history_stats
 from bot.store.queries import heartbeat_history, record_heartbeats, upsert_instances
 from bot.store.records import HeartbeatSampleIn, InstanceSnapshot
 
@@ -218,6 +220,49 @@ def _sqlite_time(at: datetime) -> str:
     return at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
+# The raw baselines write the row-per-sample table the store used before issue 15
+# (revision 0005's heartbeat_samples and its two indexes), recreated beside the new layout.
+OLD_SAMPLES = Table(
+    "heartbeat_samples",
+    MetaData(),
+    Column("id", Integer, primary_key=True),
+    Column("instance_id", String(128)),
+    Column("sampled_at", UtcDateTime()),
+    Column("cpu_percent", Float),
+    Column("memory_mb", Integer),
+    Column("disk_mb", Integer),
+    Column("last_heartbeat", UtcDateTime()),
+    Column("uptime_secs", BigInteger),
+)
+
+
+async def _create_old_samples(db: Database) -> None:
+    key = "INTEGER PRIMARY KEY" if db.dialect == "sqlite" else "BIGSERIAL PRIMARY KEY"
+    stamp = "DATETIME" if db.dialect == "sqlite" else "TIMESTAMPTZ"
+    async with db.engine.begin() as conn:
+        await conn.execute(
+            text(
+                f"CREATE TABLE IF NOT EXISTS heartbeat_samples (id {key}, "
+                f"instance_id VARCHAR(128) NOT NULL, sampled_at {stamp} NOT NULL, "
+                "cpu_percent FLOAT NOT NULL, memory_mb INTEGER NOT NULL, "
+                f"disk_mb INTEGER NOT NULL, last_heartbeat {stamp} NOT NULL, "
+                "uptime_secs BIGINT NOT NULL)"
+            )
+        )
+        await conn.execute(
+            text(
+                "CREATE INDEX IF NOT EXISTS ix_heartbeat_samples_instance_id_sampled_at "
+                "ON heartbeat_samples (instance_id, sampled_at)"
+            )
+        )
+        await conn.execute(
+            text(
+                "CREATE INDEX IF NOT EXISTS ix_heartbeat_samples_sampled_at "
+                "ON heartbeat_samples (sampled_at)"
+            )
+        )
+
+
 async def _timed(fn: Callable[[], Awaitable[object]], repeats: int) -> float:
     times = []
     for _ in range(repeats):
@@ -228,8 +273,10 @@ async def _timed(fn: Callable[[], Awaitable[object]], repeats: int) -> float:
 
 
 async def persist_figures(db: Database, repeats: int, count: int = 10_000) -> Figures:
-    """``record_heartbeats`` of 10,000 samples in one transaction, beside the raw driver."""
+    """``record_heartbeats`` of 10,000 samples in one transaction, beside the raw driver
+    writing the old row-per-sample table."""
     await db.upgrade()
+    await _create_old_samples(db)
     ids = [str(uuid.UUID(int=random.getrandbits(128))) for _ in range(count)]
     snapshots = [InstanceSnapshot(i, None, None, "running") for i in ids]
     await db.run(lambda s: upsert_instances(s, instances=snapshots, seen_at=NOW))
@@ -302,8 +349,13 @@ def _history_rows(ids: list[str], days: int) -> Iterator[tuple[Any, ...]]:
 
 
 async def history_figures(db: Database, queries: int, days: int = HISTORY_DAYS) -> Figures:
-    """Fill ~2M samples, then time one instance's last 24 h, ours beside the raw driver."""
+    """Fill ~2M samples, then time one instance's last 24 h, ours beside the raw driver.
+
+    Ours reads the chunked layout (filled through ``record_heartbeats``, then compacted);
+    the raw driver and the Core select read the same rows from the old table.
+    """
     await db.upgrade()
+    await _create_old_samples(db)
     ids = [str(uuid.UUID(int=random.Random(3).getrandbits(128) + n)) for n in range(100)]
     snapshots = [
         InstanceSnapshot(i, f"pod-{n:03d}", "eu-west-1", "running") for n, i in enumerate(ids)
@@ -354,12 +406,21 @@ async def history_figures(db: Database, queries: int, days: int = HISTORY_DAYS) 
 
         close = pg.close
     fill_secs = time.perf_counter() - fill_started
+    batch: list[HeartbeatSampleIn] = []
+    for i, at, cpu, mem, disk, hb, up in _history_rows(ids, days):
+        batch.append(HeartbeatSampleIn(i, at, cpu, mem, disk, hb, up))
+        if len(batch) >= 20 * len(ids):  # twenty sweeps a transaction: the fill, not the test
+            await db.run(lambda s, b=batch: record_heartbeats(s, samples=b))
+            batch = []
+    if batch:
+        await db.run(lambda s, b=batch: record_heartbeats(s, samples=b))
+    await compact(db, before=NOW)
 
     async def ours(instance_id: str) -> int:
         async with db.session() as session:
             return len(await heartbeat_history(session, instance_id, since=since))
 
-    table = HeartbeatSample.__table__
+    table = OLD_SAMPLES
 
     async def core(instance_id: str) -> int:
         # The same rows as plain tuples (no ORM objects): what the store could return.
@@ -392,7 +453,8 @@ async def history_figures(db: Database, queries: int, days: int = HISTORY_DAYS) 
         "history_goal_ms": 20,
     }
     if db.sqlite_path is not None:
-        size = db.sqlite_path.stat().st_size
+        # The chunked layout's own tables (the file also holds the baselines' old table).
+        size = (await history_stats(db)).raw_bytes
         instance_days = HISTORY_INSTANCES * days
         figures["sqlite_bytes_per_instance_day"] = round(size / instance_days)
         figures["sqlite_file_mb"] = round(size / MB, 1)

@@ -35,11 +35,12 @@ Modules and their public API
 ``bot.store.records`` — plain inputs, no ORM needed:
     ``InstanceSnapshot(id, name, region, status)``,
     ``HeartbeatSampleIn(instance_id, sampled_at, cpu_percent, memory_mb, disk_mb,
-    last_heartbeat, uptime_secs)``. All datetimes must be timezone-aware.
+    last_heartbeat, uptime_secs)``. All datetimes must be timezone-aware. And the
+    history readers' output, ``StoredHeartbeat`` (same fields as attributes).
 
 ``bot.store.queries`` — session first, keyword-only after; none commits:
     ``upsert_instances(s, *, instances, seen_at)``;
-    ``record_heartbeats(s, *, samples)`` (batched core INSERT; instances must be
+    ``record_heartbeats(s, *, samples)`` (one head batch; instances must be
     upserted first); ``last_statuses(s) -> dict[str, str]``;
     ``known_instances(s) -> list[InstanceRow]``;
     ``record_status_change(s, *, instance_id, from_status, to_status, at, cause,
@@ -48,16 +49,17 @@ Modules and their public API
     ``status_history(s, instance_id, *, limit=20)`` (newest first);
     ``restart_history(s, instance_id, *, limit=20)`` (newest first);
     ``is_known_instance(s, instance_id) -> bool``;
-    ``heartbeat_history(s, instance_id, *, since, until=None)`` (oldest first,
-    ``since <= sampled_at < until``);
+    ``heartbeat_history(s, instance_id, *, since, until=None) -> list[StoredHeartbeat]``
+    (oldest first, ``since <= sampled_at < until``; chunks plus head);
     ``record_restart(s, *, instance_id, at, cause, actor=None, ok=True, error=None,
     source=None)`` (cause ``monitor|user``); ``restarts_since(s, instance_id, since)`` (oldest
     first); ``uptime_ratio(s, instance_id, *, since, until) -> float | None``.
     Recording a status change or restart for an id never listed creates a
     placeholder instance row (name/region None).
 
-``bot.store.models`` — ``InstanceRow`` (``instances``), ``HeartbeatSample``
-    (``heartbeat_samples``), ``HeartbeatHourly`` (``heartbeat_hourly``),
+``bot.store.models`` — ``InstanceRow`` (``instances``), the heartbeat history
+    (``HeartbeatSeries``, ``HeartbeatBatch``, ``HeartbeatHead``, ``HeartbeatChunk``: see
+    ``bot.store.heartbeats``), ``HeartbeatHourly`` (``heartbeat_hourly``),
     ``StatusChange`` (``status_changes``), ``RestartAttempt``
     (``restart_attempts``), ``LeaderLease`` (``leader_lease``), ``InstanceLease``
     (``instance_leases``: the per-instance action lock of ``bot.instances``). Every datetime
@@ -70,12 +72,16 @@ Modules and their public API
     with its own tables adds its module import there and a migration in
     ``migrations/versions`` (``0002_slack``, ``0003_alerts``, ``0004_instance_leases``, …).
 
+``bot.store.heartbeats`` — heartbeat history stored like a TSDB: an append-only head
+    compacted into one encoded chunk per instance-hour (``compact``, ``compact_off_loop``,
+    ``history_stats``); its package docstring has the layout.
+
 ``bot.store.retention`` — ``await apply_retention(db, *, now, raw_days=7,
-    hourly_days=90, batch=5000) -> RetentionResult(samples_rolled_up,
-    hours_written, hourly_deleted, more)``: raw samples older than ``raw_days``
-    are rolled into hourly min/avg/max (merged with an earlier partial roll-up)
-    and deleted; hourly rows older than ``hourly_days`` are deleted; at most
-    ``batch`` rows of each per call; call again while ``more``.
+    hourly_days=90, batch=500) -> RetentionResult(samples_rolled_up,
+    hours_written, hourly_deleted, more)``: chunks whose hour is older than ``raw_days``
+    are rolled into hourly min/avg/max (merged with an earlier roll-up of the hour)
+    and deleted whole; hourly rows older than ``hourly_days`` are deleted; at most
+    ``batch`` chunks and ``batch`` hourly rows per call; call again while ``more``.
 
 ``bot.store.leader`` — ``Leadership`` protocol (``await acquire()``, ``await
     check()``, ``await release()``, ``is_leader``);

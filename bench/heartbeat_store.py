@@ -156,6 +156,17 @@ async def _old_write(db: Database, samples: list[HeartbeatSampleIn]) -> None:
     await db.run(write)
 
 
+async def _bytes_per_sample(db: Database, table: str) -> float:
+    """Pages of ``table`` (``dbstat``) over the samples it holds."""
+    count = "SUM(samples)" if table == "heartbeat_chunks" else "COUNT(*)"
+    async with db.engine.connect() as conn:
+        pages = (
+            await conn.exec_driver_sql(f"SELECT SUM(pgsize) FROM dbstat WHERE name = '{table}'")
+        ).scalar()
+        samples = (await conn.exec_driver_sql(f"SELECT {count} FROM {table}")).scalar()
+    return round(pages / samples, 2)
+
+
 async def _max_stall_during(work: Awaitable[Any]) -> tuple[Any, float]:
     """Run ``work`` and measure the event loop's longest stall meanwhile (ms)."""
     worst = 0.0
@@ -187,8 +198,10 @@ async def sweeps_phase(folder: Path, layout: str, instances: int, hours: int) ->
         await _register(db, fleet.ids)
         compactions: list[float] = []
         stalls: list[float] = []
+        idle_stalls: list[float] = []
         sweep_ms: list[float] = []
         written = compaction_written = 0
+        head_bytes_per_sample: float | None = None
         for n in range(hours * per_hour):
             samples = fleet.sweep(n)
             before = write_bytes()
@@ -200,6 +213,7 @@ async def sweeps_phase(folder: Path, layout: str, instances: int, hours: int) ->
             sweep_ms.append((time.perf_counter() - started) * 1000)
             written += write_bytes() - before
             if layout == "new" and (n + 1) % per_hour == 0:
+                head_bytes_per_sample = await _bytes_per_sample(db, "heartbeat_head")
                 # The hour just ended: compact it, as the scheduled job does, off the loop.
                 before = write_bytes()
                 hour_end = START + timedelta(hours=(n + 1) // per_hour)
@@ -207,20 +221,17 @@ async def sweeps_phase(folder: Path, layout: str, instances: int, hours: int) ->
                 compaction_written += write_bytes() - before
                 compactions.append(result.seconds)
                 stalls.append(stall)
+                # The same wait with nothing running: the machine's own stalls, for scale.
+                _, idle = await _max_stall_during(asyncio.sleep(result.seconds))
+                idle_stalls.append(idle)
         samples_total = instances * hours * per_hour
         size = file_bytes(db)
-        chunk_bytes_per_sample = None
+        chunk_bytes_per_sample = steady = None
         if layout == "new":
-            async with db.engine.connect() as conn:
-                pages = (
-                    await conn.exec_driver_sql(
-                        "SELECT SUM(pgsize) FROM dbstat WHERE name = 'heartbeat_chunks'"
-                    )
-                ).scalar()
-                chunked = (
-                    await conn.exec_driver_sql("SELECT SUM(samples) FROM heartbeat_chunks")
-                ).scalar()
-            chunk_bytes_per_sample = round(pages / chunked, 2) if chunked else None
+            chunk_bytes_per_sample = await _bytes_per_sample(db, "heartbeat_chunks")
+            # Seven days kept: 168 h of chunks, the live head's hour and the pages of the
+            # previous head, free and about to be reused (WAL: ~4 MB, 0.02 B a sample).
+            steady = round((168 * chunk_bytes_per_sample + 2 * head_bytes_per_sample) / 169, 1)
     logical = samples_total * LOGICAL_BYTES
     return {
         "samples": samples_total,
@@ -231,8 +242,11 @@ async def sweeps_phase(folder: Path, layout: str, instances: int, hours: int) ->
         "file_bytes": size,
         "file_bytes_per_sample": round(size / samples_total, 1),
         "chunk_bytes_per_sample": chunk_bytes_per_sample,
+        "head_bytes_per_sample": head_bytes_per_sample,
+        "steady_7d_bytes_per_sample": steady,
         "compaction_s": [round(s, 2) for s in compactions],
         "compaction_max_loop_stall_ms": round(max(stalls), 1) if stalls else None,
+        "idle_max_loop_stall_ms": round(max(idle_stalls), 1) if idle_stalls else None,
     }
 
 
@@ -269,8 +283,9 @@ async def reads_phase(folder: Path, layout: str, instances: int, rounds: int) ->
             for n in range(23 * 120, 24 * 120):
                 await db.run(lambda s, b=fleet.sweep(n): record_heartbeats(s, samples=b))
         else:
-            for n in range(24 * 120):
-                await _old_write(db, fleet.sweep(n))
+            # Twenty sweeps a transaction: this fills, the sweeps phase measures writing.
+            for first in range(0, 24 * 120, 20):
+                await _old_write(db, [s for n in range(first, first + 20) for s in fleet.sweep(n)])
         async with db.engine.begin() as conn:
             await conn.exec_driver_sql("ANALYZE")
         since = START
@@ -323,7 +338,8 @@ async def week_phase(folder: Path, layout: str, instances: int, days: int) -> di
                 await db.run(lambda s, c=cutoff: s.execute(delete(OLD).where(OLD.c.sampled_at < c)))
             if (hour + 1) % 24 == 0:
                 sizes.append(file_bytes(db))
-    return {"file_bytes_by_day": sizes}
+        held = min(days, 7) * 24 * per_hour * instances  # raw samples kept at the end
+    return {"file_bytes_by_day": sizes, "week_file_bytes_per_sample": round(sizes[-1] / held, 1)}
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -343,7 +359,9 @@ def _print(result: dict[str, Any]) -> None:
     old, new = result["old"], result["new"]
     rows = [
         ("bytes per sample on disk (file + WAL)", "file_bytes_per_sample"),
-        ("  of which chunks, per chunked sample", "chunk_bytes_per_sample"),
+        ("  chunks: bytes per chunked sample", "chunk_bytes_per_sample"),
+        ("  head: bytes per head sample", "head_bytes_per_sample"),
+        ("  steady state, 7 days kept (projected)", "steady_7d_bytes_per_sample"),
         ("bytes written per sample (sweeps)", "written_bytes_per_sample"),
         ("write amplification (sweeps)", "write_amplification"),
         ("write amplification (with compaction)", "write_amplification_with_compaction"),
@@ -352,7 +370,9 @@ def _print(result: dict[str, Any]) -> None:
         ("24 h history p95 ms", "history_ms_p95"),
         ("compaction of an hour, s", "compaction_s"),
         ("loop's worst stall during compaction, ms", "compaction_max_loop_stall_ms"),
+        ("  the same wait, idle (baseline), ms", "idle_max_loop_stall_ms"),
         ("file bytes at each day's end (week)", "file_bytes_by_day"),
+        ("week's end: file bytes per raw sample kept", "week_file_bytes_per_sample"),
     ]
     print(f"{result['instances']:,} instances x {result['hours']} h of 30 s sweeps")
     for label, key in rows:
@@ -372,7 +392,7 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     if args.quick:
-        args.instances, args.hours, args.read_instances = 200, 1, 20
+        args.instances, args.hours, args.read_instances = 100, 1, 10
         args.rounds, args.week_instances, args.days = 20, 2, 8
     result = asyncio.run(run(args))
     if args.json:

@@ -5,7 +5,7 @@ Three phases, each on both layouts, each in a fresh SQLite file (the default sto
 1. **Sweeps.** ``--instances`` samples per sweep (10,000), ``--hours`` of 30 s sweeps written
    through the store: the new layout through ``record_heartbeats`` (the head) with
    compaction at each hour's end (``compact_off_loop``, timed, and the event loop's worst
-   stall measured while it runs); the old layout (revision 0006's ``heartbeat_samples`` and
+   stall measured while it runs); the old layout (revision 0007's ``heartbeat_samples`` and
    its two indexes) by the old code path, a Core ``INSERT`` of the rows. Measured:
    ``/proc/self/io`` ``write_bytes`` over the sweeps (WAL and checkpoints included) per
    sample, as a multiple of a sample's 56 logical bytes (7 fields x 8 bytes); the
@@ -63,7 +63,7 @@ START = datetime(2026, 3, 1, tzinfo=UTC)
 INTERVAL = timedelta(seconds=30)
 LOGICAL_BYTES = 56  # instance key, sampled_at, cpu, memory, disk, heartbeat, uptime: 8 each
 
-# Revision 0006's heartbeat_samples, written as the old record_heartbeats wrote it.
+# Revision 0007's heartbeat_samples, written as the old record_heartbeats wrote it.
 OLD = Table(
     "heartbeat_samples",
     MetaData(),
@@ -194,7 +194,7 @@ async def sweeps_phase(folder: Path, layout: str, instances: int, hours: int) ->
     fleet = Fleet(instances)
     per_hour = int(timedelta(hours=1) / INTERVAL)
     async with Database(f"sqlite:///{folder / f'sweeps-{layout}.db'}") as db:
-        await db.upgrade("0006" if layout == "old" else "head")
+        await db.upgrade("0007" if layout == "old" else "head")
         await _register(db, fleet.ids)
         compactions: list[float] = []
         stalls: list[float] = []
@@ -266,7 +266,7 @@ async def reads_phase(folder: Path, layout: str, instances: int, rounds: int) ->
     fleet = Fleet(instances)
     first_hour = to_us(START) // HOUR_US
     async with Database(f"sqlite:///{folder / f'reads-{layout}.db'}") as db:
-        await db.upgrade("0006" if layout == "old" else "head")
+        await db.upgrade("0007" if layout == "old" else "head")
         await _register(db, fleet.ids)
         if layout == "new":
             ids = await db.run(lambda s: series_ids(s, fleet.ids))
@@ -318,7 +318,7 @@ async def week_phase(folder: Path, layout: str, instances: int, days: int) -> di
     per_hour = int(timedelta(hours=1) / INTERVAL)
     sizes = []
     async with Database(f"sqlite:///{folder / f'week-{layout}.db'}") as db:
-        await db.upgrade("0006" if layout == "old" else "head")
+        await db.upgrade("0007" if layout == "old" else "head")
         await _register(db, fleet.ids)
         for hour in range(days * 24):
             # One transaction per hour of sweeps: the file's size, not the write pattern, is

@@ -221,7 +221,7 @@ def _sqlite_time(at: datetime) -> str:
 
 
 # The raw baselines write the row-per-sample table the store used before issue 15
-# (revision 0006's heartbeat_samples and its two indexes), recreated beside the new layout.
+# (revision 0007's heartbeat_samples and its two indexes), recreated beside the new layout.
 OLD_SAMPLES = Table(
     "heartbeat_samples",
     MetaData(),

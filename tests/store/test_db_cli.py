@@ -64,6 +64,6 @@ def test_an_unmigrated_database_gets_one_line_and_exit_1(tmp_path: Path, command
     result = _db_cli(f"sqlite:///{tmp_path / 'fresh.db'}", command)
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
-        "error: the database is at revision none, not 0007: run `starpod-bot db upgrade` first"
+        "error: the database is at revision none, not 0008: run `starpod-bot db upgrade` first"
     ]
     assert result.stdout == ""

@@ -1,4 +1,4 @@
-"""Revision 0007 converts a database of the old layout without losing or changing a sample.
+"""Revision 0008 converts a database of the old layout without losing or changing a sample.
 
 The database is filled through the old schema exactly as the old code wrote it (a Core
 INSERT of ``heartbeat_samples`` rows through ``UtcDateTime``), read the old way, upgraded,
@@ -71,7 +71,7 @@ def _old_rows() -> list[dict[str, object]]:
 
 
 async def _fill_old(db: Database) -> None:
-    await db.upgrade("0006")
+    await db.upgrade("0007")
     snapshots = [InstanceSnapshot(i, None, None, "running") for i in IDS]
     await db.run(lambda s: upsert_instances(s, instances=snapshots, seen_at=T0))
     for i in IDS:
@@ -181,11 +181,11 @@ async def test_downgrade_restores_the_old_rows_and_refuses_to_drop_chunks(
     before = await _old_reads(db)
     await db.upgrade()
 
-    await db.downgrade("0006")
+    await db.downgrade("0007")
     assert await _old_reads(db) == before
 
     await db.upgrade()
     await compact(db, before=T0 + timedelta(hours=1))
     with pytest.raises(RuntimeError, match="refusing to drop it"):
-        await db.downgrade("0006")
+        await db.downgrade("0007")
     assert await _new_reads(db) == before

@@ -1,6 +1,6 @@
 """Heartbeat history stored like a time-series database (issue 15).
 
-Layout (tables in :mod:`bot.store.models`, revision 0007):
+Layout (tables in :mod:`bot.store.models`, revision 0008):
 
 ``heartbeat_series``
     One integer key per instance, written once (its first sample).

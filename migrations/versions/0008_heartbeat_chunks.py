@@ -9,8 +9,8 @@ The downgrade converts the head back. Chunks are an encoding this migration does
 know, so a downgrade with chunks present refuses (run it before compacting, or restore
 a backup): nothing is dropped unread.
 
-Revision ID: 0007
-Revises: 0006
+Revision ID: 0008
+Revises: 0007
 Create Date: 2026-11-30
 """
 
@@ -19,8 +19,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0007"
-down_revision: str | Sequence[str] | None = "0006"
+revision: str = "0008"
+down_revision: str | Sequence[str] | None = "0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -175,7 +175,7 @@ def downgrade() -> None:
     dialect = op.get_bind().dialect.name
     if op.get_bind().execute(sa.text("SELECT COUNT(*) FROM heartbeat_chunks")).scalar():
         raise RuntimeError(
-            "heartbeat_chunks holds compacted history that revision 0006 cannot store: "
+            "heartbeat_chunks holds compacted history that revision 0007 cannot store: "
             "refusing to drop it (restore a backup taken before the upgrade instead)"
         )
     _create_old_samples()

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.backend.errors import BackendError
@@ -34,7 +34,8 @@ from bot.blockkit.blocks import Block, actions, button, context, fields_section,
 from bot.blockkit.ids import ActionId, BlockId
 from bot.blockkit.limits import MAX_SECTION_TEXT, Reply, reply
 from bot.blockkit.mrkdwn import code_block_line, date, duration, escape, megabytes, user
-from bot.store.models import HeartbeatSample, StatusChange
+from bot.store.heartbeats.reads import heartbeat_history, latest_heartbeat
+from bot.store.models import StatusChange
 
 if TYPE_CHECKING:
     from bot.backend.client import InstanceClient
@@ -94,30 +95,21 @@ async def health_normal(
     session: AsyncSession, instance_id: str, *, now: datetime
 ) -> HealthNormal | None:
     """The instance's last sample and its 24 h normal (None: never sampled)."""
-    last = await session.scalar(
-        select(HeartbeatSample)
-        .where(HeartbeatSample.instance_id == instance_id)
-        .order_by(HeartbeatSample.sampled_at.desc())
-        .limit(1)
-    )
+    last = await latest_heartbeat(session, instance_id)
     if last is None:
         return None
+    window = await heartbeat_history(session, instance_id, since=now - NORMAL_WINDOW)
+    count = len(window)
+    cpu = [s.cpu_percent for s in window]
+    memory = [s.memory_mb for s in window]
     stats = (
-        await session.execute(
-            select(
-                func.count(HeartbeatSample.id),
-                func.avg(HeartbeatSample.cpu_percent),
-                func.max(HeartbeatSample.cpu_percent),
-                func.avg(HeartbeatSample.memory_mb),
-                func.max(HeartbeatSample.memory_mb),
-                func.avg(HeartbeatSample.disk_mb),
-            ).where(
-                HeartbeatSample.instance_id == instance_id,
-                HeartbeatSample.sampled_at >= now - NORMAL_WINDOW,
-            )
-        )
-    ).one()
-    count = int(stats[0] or 0)
+        count,
+        sum(cpu) / count if count else None,
+        max(cpu, default=None),
+        sum(memory) / count if count else None,
+        max(memory, default=None),
+        sum(s.disk_mb for s in window) / count if count else None,
+    )
 
     def num(value: object) -> float | None:
         return float(value) if count and value is not None else None  # type: ignore[arg-type]

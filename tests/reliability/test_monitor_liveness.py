@@ -12,14 +12,20 @@ backend simulator every second; the Slack emulator answers its Web API.
   restart gives up and a sweep completes, ``/readyz`` is 200 again.
 
 The tests wait on sweep reports (the monitor's ``on_sweep`` hook) and on the probe's
-answer, never on a fixed sleep.
+answer, never on a fixed sleep. They assert on what the product records (each sweep's own
+start time and duration, the heartbeat the backend answered, the age ``/readyz`` reports)
+and on counts of sweeps, never on the test's own wall clock: the suite must pass on a
+machine with a load average of 20 as well as on an idle one. The wall-clock figures are
+reported (``reliability_figures``), not asserted.
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+import re
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -36,7 +42,10 @@ pytestmark = pytest.mark.slow
 INTERVAL_SECS = 1.0
 # The simulator's heartbeat ticks every 5 s: a healthy instance's age reaches 5 s.
 HEARTBEAT_TIMEOUT_SECS = 8.0
-BACKEND_TIMEOUT_SECS = 6.0
+DRIP_SECS = 20
+# Long enough that the probe, asked again and again, sees the held sweep (it turns 503
+# after three intervals) on a loaded machine; the restart then gives up and sweeps resume.
+BACKEND_TIMEOUT_SECS = 12.0
 
 
 def _settings(
@@ -82,6 +91,14 @@ class Sweeps:
         assert condition(), what
 
 
+def _heartbeat(backend: BackendSimulator, instance_id: str) -> datetime:
+    """The heartbeat the backend answers for ``instance_id`` now (epoch seconds or RFC 3339)."""
+    raw = backend.health(instance_id)["last_heartbeat"]
+    if isinstance(raw, int | float):
+        return datetime.fromtimestamp(raw, UTC)
+    return datetime.fromisoformat(str(raw))
+
+
 async def test_one_dripping_instance_never_holds_the_sweeps(
     tmp_path: Path,
     backend_sim: BackendSimulator,
@@ -89,7 +106,7 @@ async def test_one_dripping_instance_never_holds_the_sweeps(
     reliability_figures: dict[str, object],
 ) -> None:
     dripping, stale, *_ = backend_sim.seed_instances(4)
-    backend_sim.set_faults(drip_ids=[dripping], drip_secs=20)
+    backend_sim.set_faults(drip_ids=[dripping], drip_secs=DRIP_SECS)
     sweeps = Sweeps()
     async with Runtime(_settings(tmp_path, backend_sim, slack_emulator)) as runtime:
         monitor = runtime.monitor
@@ -97,35 +114,47 @@ async def test_one_dripping_instance_never_holds_the_sweeps(
         monitor.on_sweep(sweeps.observe)
         await sweeps.until(lambda: len(sweeps.reports) >= 2, "two sweeps")
         backend_sim.stop_heartbeat(stale, sticky=True)
+        frozen = _heartbeat(backend_sim, stale)
         stopped = time.monotonic()
 
         def restarted() -> bool:
             return any(stale in r.restarted for _, r in sweeps.reports)
 
-        await sweeps.until(restarted, "the stale instance restarted")
+        await sweeps.until(restarted, "the stale instance restarted", within=60)
         restarted_after = time.monotonic() - stopped
         count_before = len(sweeps.reports)
-        await sweeps.until(lambda: len(sweeps.reports) >= count_before + 3, "three more sweeps")
+        await sweeps.until(
+            lambda: len(sweeps.reports) >= count_before + 3, "three more sweeps", within=60
+        )
     done = [(at, r) for at, r in sweeps.reports if r.swept]
     gaps = [later[0] - earlier[0] for earlier, later in itertools.pairwise(done)]
     elapsed = done[-1][0] - done[0][0]
     per_minute = (len(done) - 1) / elapsed * 60
-    # Every sweep ended on its own deadline: none waited out the drip (20 s a byte) or the
-    # client's 30 s; a sweep that restarts may take a little longer and coalesce one run.
+    # Every sweep ended on its own deadline: none waited out a byte of the drip (20 s) or
+    # the client's 30 s. The sweep's own measure of itself, against the fault's figure (not
+    # against the interval: a loaded machine stretches a sweep, a held one is 20 s more).
     assert all(r.backend_error is None for _, r in done)
-    assert max(r.secs for _, r in done) < 2 * INTERVAL_SECS
-    assert max(gaps) < 2 * INTERVAL_SECS + 0.5, gaps
-    # Stale after the heartbeat timeout, restarted at the next sweep or the one after.
-    assert restarted_after < HEARTBEAT_TIMEOUT_SECS + 2 * INTERVAL_SECS + 1.0
+    assert max(r.secs for _, r in done) < DRIP_SECS, [r.secs for _, r in done]
+    # ...and the sweeps kept coming: no gap between two of them waited out a drip either.
+    assert max(gaps) < DRIP_SECS, gaps
+    # Stale once its heartbeat is older than the timeout, by the sweeps' own start times:
+    # never restarted before, and restarted by the first sweep after or the one after it.
+    timeout = timedelta(seconds=HEARTBEAT_TIMEOUT_SECS)
+    due = [r for _, r in done if r.at - frozen > timeout]
+    early = [r for _, r in done if r.at - frozen <= timeout and stale in r.restarted + r.stale_ids]
+    assert early == [], early
+    restarted_by = next(n for n, r in enumerate(due) if stale in r.restarted)
+    assert restarted_by <= 1, [(r.at, r.stale_ids, r.restarted) for r in due]
     reliability_figures.update(
         {
             "interval secs": INTERVAL_SECS,
-            "drip secs per byte": 20,
+            "drip secs per byte": DRIP_SECS,
             "sweeps": len(done),
             "sweeps per minute": round(per_minute, 1),
             "max sweep secs": round(max(r.secs for _, r in done), 2),
             "max gap secs": round(max(gaps), 2),
             "stale restarted after secs": round(restarted_after, 2),
+            "restarted by the sweep after the timeout, number": restarted_by + 1,
             "heartbeat timeout secs": HEARTBEAT_TIMEOUT_SECS,
         }
     )
@@ -149,17 +178,27 @@ async def test_a_stalled_sweep_turns_readyz_503_within_three_intervals(
         monitor = runtime.monitor
         assert monitor is not None
         monitor.on_sweep(sweeps.observe)
-        await sweeps.until(lambda: len(sweeps.reports) >= 1, "a sweep")
-        ready = await http.get("/readyz")
-        assert ready.status_code == 200, ready.text
+        await sweeps.until(lambda: any(r.swept for _, r in sweeps.reports), "a sweep")
+        # Ready once a sweep completed within three intervals (a sweep's age counts from its
+        # start, so on a loaded machine the first, slow one may not be enough): wait for it.
+        async with asyncio.timeout(60):
+            while (ready := await http.get("/readyz")).status_code != 200:  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
         backend_sim.stop_heartbeat(stale, sticky=True)
-        async with asyncio.timeout(30):
+        async with asyncio.timeout(60):
             while backend_sim.calls[("restart", stale)] == 0:  # noqa: ASYNC110 - the sim's state
                 await asyncio.sleep(0.02)
+        # The held sweep started before this moment, and the last completed one before it.
         held_since = time.monotonic()
-        async with asyncio.timeout(30):
+        last_ok_sent = held_since
+        async with asyncio.timeout(60):
             # What a load balancer sees: the probe's own answer, asked again and again.
-            while (ready := await http.get("/readyz")).status_code == 200:  # noqa: ASYNC110
+            while True:
+                sent = time.monotonic()
+                ready = await http.get("/readyz")
+                if ready.status_code != 200:
+                    break
+                last_ok_sent = sent
                 await asyncio.sleep(0.05)
         to_503 = time.monotonic() - held_since
         metrics = (await http.get("/metrics")).text
@@ -168,19 +207,31 @@ async def test_a_stalled_sweep_turns_readyz_503_within_three_intervals(
         status_text = str(slack_emulator.responses[-1].body)
         # The restart gives up at the client's deadline; the next sweep completes.
         await sweeps.until(
-            lambda: any(stale in r.restart_failed for _, r in sweeps.reports), "restart failed"
+            lambda: any(stale in r.restart_failed for _, r in sweeps.reports),
+            "restart failed",
+            within=60,
         )
         count = len(sweeps.reports)
-        await sweeps.until(lambda: len(sweeps.reports) > count, "a sweep after the stall")
+        await sweeps.until(
+            lambda: len(sweeps.reports) > count, "a sweep after the stall", within=60
+        )
         recovered = await http.get("/readyz")
     assert recovered.status_code == 200, recovered.text
     body = ready.json()
     assert ready.status_code == 503
     assert body["checks"]["database"] == "ok" and body["checks"]["slack"] == "ok"
-    assert body["checks"]["monitor"].startswith("stalled: no completed sweep for")
+    stalled = re.fullmatch(
+        r"stalled: no completed sweep for (\d+) s \(more than 3 intervals of 1 s\)",
+        body["checks"]["monitor"],
+    )
+    assert stalled, body["checks"]["monitor"]
     assert any(reason.startswith("monitor: stalled") for reason in body["reasons"])
-    # Three intervals since the last completed sweep, plus the probe's own granularity.
-    assert to_503 < 3 * INTERVAL_SECS + 1.5, to_503
+    # The product's own measure: not before the last completed sweep was three intervals
+    # old; and no probe asked more than three intervals into the hold was answered 200 (the
+    # last completed sweep is older still). How soon the probe noticed after that is the
+    # machine's speed: reported below, not asserted.
+    assert int(stalled[1]) >= 3 * INTERVAL_SECS, body
+    assert last_ok_sent - held_since <= 3 * INTERVAL_SECS, last_ok_sent - held_since
     assert "starpod_monitor_stalled 1.0" in metrics
     last_sweep = [line for line in metrics.splitlines() if line.startswith("starpod_last_sweep")]
     assert last_sweep and float(last_sweep[0].split()[-1]) > 1_700_000_000
@@ -189,6 +240,7 @@ async def test_a_stalled_sweep_turns_readyz_503_within_three_intervals(
         {
             "interval secs": INTERVAL_SECS,
             "secs from the held sweep to readyz 503": round(to_503, 2),
+            "secs without a completed sweep at the first 503": int(stalled[1]),
             "readyz reason": body["checks"]["monitor"].split(" (")[0],
         }
     )

@@ -452,7 +452,7 @@ class SlackEmulator:
     async def wait_for(
         self,
         predicate: Callable[[], bool],
-        timeout: float = 5.0,  # noqa: ASYNC109 - the agreed API takes the timeout as an argument
+        timeout: float = 30.0,  # noqa: ASYNC109 - the agreed API takes the timeout as an argument
         *,
         what: str | None = None,
     ) -> None:
@@ -738,7 +738,7 @@ class SlackEmulator:
             body=text.encode(),
         )
 
-    async def wait_for_socket(self, count: int = 1, timeout: float = 5.0) -> None:  # noqa: ASYNC109
+    async def wait_for_socket(self, count: int = 1, timeout: float = 30.0) -> None:  # noqa: ASYNC109
         """Wait until the app has at least ``count`` Socket Mode links open (hello sent)."""
         await self.wait_for(
             lambda: len(self.socket_mode.open_connections) >= count,

@@ -60,18 +60,20 @@ class Running:
             f"{self.url}/slack/events", action_id=action_id, user_id=user, message_ts=self.root.ts
         )
         assert answer.status_code == 200, answer.text
-        await emulator.wait_for(lambda: len(emulator.ephemerals(user)) > before, 5)
+        await emulator.wait_for(lambda: len(emulator.ephemerals(user)) > before, 30)
         return emulator.ephemerals(user)[before]
 
     async def audit(self, count: int = 1) -> list[AuditEntry]:
         """The audit log, once it holds ``count`` rows (each click writes one when done)."""
-        for _ in range(250):
+        deadline = asyncio.get_running_loop().time() + 30  # only to fail, not to hang
+        while True:
             async with self.h.db.session() as session:
                 rows = await latest_audit(session, limit=20)
             if len(rows) >= count:
                 return rows
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"expected {count} audit rows, found {len(rows)}")
             await asyncio.sleep(0.02)
-        raise AssertionError(f"expected {count} audit rows, found {len(rows)}")
 
     async def current_root(self) -> Message:
         await self.h.deliver()
@@ -279,11 +281,11 @@ async def test_restart_now_cut_short_by_shutdown_says_the_outcome_is_unknown(
         user_id=OPERATOR,
         message_ts=running.root.ts,
     )
-    await emulator.wait_for(lambda: sim.calls[("restart", running.victim)] == 1, 5)
+    await emulator.wait_for(lambda: sim.calls[("restart", running.victim)] == 1, 30)
     # Shutdown's grace runs out while the backend call is in flight.
     assert await running.listeners.drain(0.05) == 1
     sim.set_faults()
-    await emulator.wait_for(lambda: len(emulator.ephemerals(OPERATOR)) > before, 5)
+    await emulator.wait_for(lambda: len(emulator.ephemerals(OPERATOR)) > before, 30)
     answer = emulator.ephemerals(OPERATOR)[before]
     assert "outcome unknown" in answer.text and "failed" not in answer.text.lower()
     assert f"/starpod health {running.victim}" in answer.text
@@ -315,7 +317,7 @@ async def slash(running: Running, text: str, user: str = OPERATOR) -> Message:
         f"{running.url}/slack/events", text, user_id=user, channel_id="C0ALERTS"
     )
     assert answer.status_code == 200, answer.text
-    await emulator.wait_for(lambda: len(emulator.ephemerals(user)) > before, 5)
+    await emulator.wait_for(lambda: len(emulator.ephemerals(user)) > before, 30)
     return emulator.ephemerals(user)[before]
 
 
@@ -333,7 +335,7 @@ async def test_slash_mute_no_restart_then_unmute_go_through_the_alerts_feature(
     )
     assert answer.status_code == 200
     # The Slack app announces the mute in the channel it was typed in.
-    await emulator.wait_for(lambda: len(h.channel()) > before, 5)
+    await emulator.wait_for(lambda: len(h.channel()) > before, 30)
     async with h.db.session() as session:
         [mute] = list(await session.scalars(select(AlertMute)))
     assert mute.no_restart and mute.instance_id == victim and mute.ended_at is None
@@ -342,7 +344,7 @@ async def test_slash_mute_no_restart_then_unmute_go_through_the_alerts_feature(
     await emulator.send_slash_command(
         f"{running.url}/slack/events", f"unmute {victim[:8]}", user_id=OPERATOR, channel_id="C0OPS"
     )
-    await emulator.wait_for(lambda: len(emulator.messages("C0OPS")) == 1, 5)
+    await emulator.wait_for(lambda: len(emulator.messages("C0OPS")) == 1, 30)
     async with h.db.session() as session:
         [mute] = list(await session.scalars(select(AlertMute)))
     assert mute.ended_how == "unmuted" and mute.ended_by == OPERATOR

@@ -143,7 +143,7 @@ async def test_a_commit_nudges_the_delivery_at_once(
     h.advance(100)
     await h.sweep()
     # No delivery run here: the after-commit nudge sends it.
-    await h.slack.wait_for(lambda: len(h.channel()) == 1, timeout=5, what="root posted")
+    await h.slack.wait_for(lambda: len(h.channel()) == 1, timeout=30, what="root posted")
     await h.slack.wait_for(
         lambda: len(h.replies(h.channel()[0])) == 1, timeout=5, what="restart reply posted"
     )
@@ -170,7 +170,7 @@ async def test_a_nudge_from_the_sweep_loops_thread_sends_on_the_deliverys_loop(
     finally:
         await sweep_loop.aclose()
     # Sent by this loop's delivery (its Slack session lives here), with no job run.
-    await h.slack.wait_for(lambda: len(h.channel()) == 1, timeout=5, what="root posted")
+    await h.slack.wait_for(lambda: len(h.channel()) == 1, timeout=30, what="root posted")
     await h.delivery.aclose()
 
 

@@ -3,7 +3,8 @@
 It starts a real HealthMonitor with its own scheduler against a backend URL and a
 database URL, and prints one JSON line per thing the test needs to see:
 ``{"ready": pid}``, ``{"standby": pid}``, ``{"sweep": n, "pid": pid}``,
-``{"event": kind, "id": instance_id, "pid": pid}``; or ``{"refused": message}`` and
+``{"event": kind, "id": instance_id, "pid": pid}``, ``{"round": n, "swept": bool, "at": t}``
+(each election round, ``at`` when it began by the monitor's clock); or ``{"refused": message}`` and
 exit code 3 when SQLite is already held by another process.
 """
 
@@ -17,7 +18,7 @@ import sys
 from datetime import timedelta
 
 from bot.backend.client import InstanceClient
-from bot.monitor import HealthMonitor, MonitorEvent
+from bot.monitor import HealthMonitor, MonitorEvent, SweepReport
 from bot.store.database import Database
 from bot.store.errors import LeadershipRefused
 from bot.store.leader import PostgresAdvisoryLeadership, SqliteLeadership, default_holder
@@ -40,12 +41,20 @@ async def main(args: argparse.Namespace) -> int:
     async def report(_session: object, event: MonitorEvent) -> None:
         say(event=str(event.kind), id=event.instance_id, pid=pid)
 
+    rounds = 0
+
+    def round_done(result: SweepReport) -> None:
+        nonlocal rounds
+        rounds += 1
+        say(round=rounds, swept=result.swept, at=result.at.timestamp())
+
     async with InstanceClient(args.backend, timeout=5.0, retry_backoff=0) as client:
         monitor = (
             HealthMonitor(client, store=db, leadership=leadership)
             .with_interval(interval)
             .with_heartbeat_timeout(timedelta(seconds=args.timeout))
             .on_event(report)
+            .on_sweep(round_done)
         )
         try:
             await monitor.acquire_leadership()

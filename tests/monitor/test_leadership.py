@@ -27,9 +27,18 @@ INTERVAL = 0.5
 class Worker(JsonLinesWorker):
     """A monitor subprocess whose JSON lines are collected as they arrive."""
 
+    WITHIN = 60.0
+
     def sweeps(self) -> list[float]:
-        """Arrival times of this worker's sweeps."""
-        return [t for line, t in zip(self.lines, self.arrived, strict=True) if "sweep" in line]
+        """Start times of this worker's sweeps (its rounds as the leader), each reported once
+        the sweep is done."""
+        return [line["at"] for line in self.lines if "round" in line and line["swept"]]
+
+    def rounds_until_leading(self, since: float) -> int:
+        """Which of the election rounds begun at or after ``since`` (epoch seconds) was the
+        first this worker led (1: the first)."""
+        after = [line for line in self.lines if "round" in line and line["at"] >= since]
+        return next(n for n, line in enumerate(after, start=1) if line["swept"])
 
     def said(self, key: str) -> bool:
         return any(key in line for line in self.lines)
@@ -91,13 +100,13 @@ async def test_two_processes_on_postgres_one_sweeps_and_the_other_takes_over(
         assert abs(lists - (len(first.sweeps()) - sweeps_before)) <= 1
         assert sim.calls[("restart", stalled)] == 1
 
-        killed_at = time.monotonic()
-        await first.kill()
+        killed_at = await first.kill()
         await second.wait_for(lambda: len(second.sweeps()) >= 3)
-        took_over_after = second.sweeps()[0] - killed_at
-        # Standbys retry every interval; the dead leader's lock goes with its connection.
-        # (One second of slack for process scheduling on a busy shared machine.)
-        assert took_over_after <= 2 * INTERVAL + 1.0, took_over_after
+        # Standbys retry every interval; the dead leader's lock goes with its connection:
+        # the first round begun after the kill leads, or the next (the first may have asked
+        # before the database saw the connection go). Counted in rounds, not seconds: a
+        # loaded machine delays the rounds, not the rule.
+        assert second.rounds_until_leading(killed_at) <= 2, second.lines
         # Never two restarts of one instance: the new leader read the first restart and
         # defers the next one by the budget's minute.
         assert sim.calls[("restart", stalled)] == 1

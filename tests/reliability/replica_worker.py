@@ -4,7 +4,8 @@ It runs a real HealthMonitor with its own scheduler and the leadership that fits
 database (an advisory lock on PostgreSQL, a lease on SQLite), and prints one JSON line per
 thing the test needs to see, each stamped with ``time.time()``:
 ``{"started": pid}`` (imports done, nothing opened yet), ``{"ready": pid}``,
-``{"sweep": n, "swept": bool, "restarted": [...], "pid", "t"}``,
+``{"sweep": n, "swept": bool, "restarted": [...], "pid", "at", "t"}`` (``at``: when
+that election round and sweep began),
 ``{"refused": message}`` (exit 3 when SQLite is held by another process).
 
 Copied in small from ``tests/monitor/monitor_worker.py`` (test folders cannot import each
@@ -47,7 +48,15 @@ async def main(args: argparse.Namespace) -> int:
     def report(result: SweepReport) -> None:
         nonlocal sweeps
         sweeps += 1
-        say(sweep=sweeps, swept=result.swept, restarted=result.restarted, pid=pid)
+        # "at": when the round began (the monitor's own clock), so a test can tell the
+        # rounds that started after an event from those already under way.
+        say(
+            sweep=sweeps,
+            swept=result.swept,
+            restarted=result.restarted,
+            pid=pid,
+            at=result.at.timestamp(),
+        )
 
     async with InstanceClient(args.backend, timeout=5.0, retry_backoff=0) as client:
         monitor = (

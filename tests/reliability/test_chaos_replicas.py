@@ -36,7 +36,7 @@ ROUNDS_LONG = os.environ.get("STARPOD_LONG_TESTS") == "1"
 class Replica(JsonLinesWorker):
     """A replica subprocess whose JSON lines are collected as they arrive."""
 
-    WITHIN = 30.0
+    WITHIN = 60.0
 
     def sweeps(self, *, swept: bool | None = None) -> list[dict[str, Any]]:
         return [
@@ -81,6 +81,14 @@ def _stall(sim: BackendSimulator, offset: list[float], instance_id: str) -> None
     offset[0] = 0
 
 
+def _rounds_until_leading(replica: Replica, killed_at: float) -> int:
+    """Which of the replica's election rounds begun after the kill was its first as leader
+    (1: the first). Counted in rounds, not seconds: a loaded machine delays the rounds, not
+    the hand-over rule (the dead leader's lock goes with its connection)."""
+    after = [line for line in replica.sweeps() if line["at"] >= killed_at]
+    return next(n for n, line in enumerate(after, start=1) if line["swept"])
+
+
 def _first_leading_sweep_after(replica: Replica, at: float) -> float:
     return min(line["t"] for line in replica.sweeps(swept=True) if line["t"] >= at)
 
@@ -97,6 +105,7 @@ async def test_killing_the_leader_hands_over_within_two_intervals_without_double
     rounds = 4 if ROUNDS_LONG else 2
     replicas: list[Replica] = []
     takeovers: list[float] = []
+    takeover_rounds: list[int] = []
     stalled: list[str] = []
     try:
         leader = await spawn("r0", sim.url, pg_module_url, key=key)
@@ -113,19 +122,21 @@ async def test_killing_the_leader_hands_over_within_two_intervals_without_double
             mid_sweep = number % 2 == 0
             if mid_sweep:
                 # Kill the leader the moment its restart call reaches the backend.
-                for _ in range(3000):
-                    if sim.calls[("restart", victim)]:
-                        break
-                    await asyncio.sleep(0.005)
+                async with asyncio.timeout(Replica.WITHIN):
+                    while not sim.calls[("restart", victim)]:  # noqa: ASYNC110 - the sim's state
+                        await asyncio.sleep(0.005)
             else:
                 await leader.wait_for(lambda v=victim, r=leader: v in r.restarted())
             assert sim.calls[("restart", victim)] == 1
             killed_at = await leader.kill()
 
             await standby.wait_for(lambda s=standby: len(s.sweeps(swept=True)) >= 2)
-            takeover = _first_leading_sweep_after(standby, killed_at) - killed_at
-            takeovers.append(takeover)
-            assert takeover <= 2 * INTERVAL, f"{standby.name} took over after {takeover:.2f} s"
+            takeovers.append(_first_leading_sweep_after(standby, killed_at) - killed_at)
+            rounds_taken = _rounds_until_leading(standby, killed_at)
+            takeover_rounds.append(rounds_taken)
+            # Within two intervals: the first round that began after the kill leads, or the
+            # next one (the first may have asked before the database saw the connection go).
+            assert rounds_taken <= 2, f"{standby.name}: {standby.sweeps()}"
             leader = standby
 
         # A last stale instance for the final leader, then a few quiet sweeps.
@@ -150,6 +161,7 @@ async def test_killing_the_leader_hands_over_within_two_intervals_without_double
         replicas=len(replicas),
         leaders_killed=rounds,
         takeover_secs_max=round(max(takeovers), 2),
+        takeover_rounds_max=max(takeover_rounds),
         interval_secs=INTERVAL,
         stale_instances=len(stalled),
         double_restarts=0,

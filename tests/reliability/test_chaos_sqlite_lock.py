@@ -140,10 +140,9 @@ async def test_a_restart_record_waits_out_a_5_second_lock(
         # restart record (transaction 2) is what meets it.
         sim.set_faults(latency_secs=0.5, endpoints=["restart"])
         sweep = asyncio.create_task(monitor.sweep_once())
-        for _ in range(1000):  # the restart call has reached the backend
-            if sim.calls[("restart", stalled)]:
-                break
-            await asyncio.sleep(0.01)
+        async with asyncio.timeout(60):  # until the restart call has reached the backend
+            while not sim.calls[("restart", stalled)]:  # noqa: ASYNC110 - the sim's state
+                await asyncio.sleep(0.01)
         async with write_lock(sqlite_path, LOCK_SECS):
             report = await sweep
         sim.set_faults()

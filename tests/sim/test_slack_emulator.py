@@ -915,12 +915,12 @@ async def test_real_bolt_app_round_trip(emu: SlackEmulator) -> None:
     try:
         reply = await emu.send_slash_command(url, "restart a1b2")
         assert reply.status_code == 200
-        await emu.wait_for(lambda: len(emu.messages("C0OPS")) == 1, timeout=5)
-        await emu.wait_for(lambda: len(emu.ephemerals("U0OPERATOR")) == 1, timeout=5)
+        await emu.wait_for(lambda: len(emu.messages("C0OPS")) == 1, timeout=30)
+        await emu.wait_for(lambda: len(emu.ephemerals("U0OPERATOR")) == 1, timeout=30)
         assert emu.ephemerals("U0OPERATOR")[0].text == "you said restart a1b2"
         ts = emu.messages("C0OPS")[0].ts
         await emu.send_block_action(url, action_id="undo", message_ts=ts)
-        await emu.wait_for(lambda: emu.messages("C0OPS")[0].edited, timeout=5)
+        await emu.wait_for(lambda: emu.messages("C0OPS")[0].edited, timeout=30)
         assert emu.messages("C0OPS")[0].text == "Undone by <@U0OPERATOR>"
         assert emu.calls[0].method == "auth.test"  # Bolt checks its token first
         assert emu.violations() == []

@@ -285,6 +285,9 @@ class Runtime:
                 log.info("stopping before Socket Mode connected")
                 return
         await self._start_monitor(parts)
+        # Closed after the listeners drain (they may ask for one): a pending App Home
+        # refresh must not outlive the Slack client it publishes with.
+        self._on_close("App Home refreshes", parts.home.aclose)
         self._on_close("Slack listeners", self._drain_listeners)
         if socket_mode:
             # Closed first: stop taking requests, then the listener work above drains.

@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from bot.alerts.store_outage import StoreOutageNotice
     from bot.config import Settings
     from bot.monitor import HealthMonitor, MonitorHandle
+    from bot.slack.home import HomeService
     from bot.store.audit import AuditLog
     from bot.store.ssh_links import SshLinkService
     from bot.web.server import WebServer
@@ -84,6 +85,8 @@ class Parts:
     scheduler: TrackedScheduler
     listeners: TaskTracker
     slack_app: AsyncApp
+    #: Publishes users' App Homes; its pending debounced refresh is stopped at shutdown.
+    home: HomeService
     server: WebServer
     gateway_on: bool
 
@@ -226,7 +229,7 @@ def build(
     metrics.set_source("ready", lambda: _is_ready(readiness))
 
     listeners = TaskTracker("Slack listeners")
-    slack_app = _slack_app(
+    slack_app, home = _slack_app(
         settings, metrics, db, client, web, links, monitor, alerts, actions, listeners, clock
     )
     server, gateway_on = _web_server(
@@ -251,6 +254,7 @@ def build(
         scheduler=scheduler,
         listeners=listeners,
         slack_app=slack_app,
+        home=home,
         server=server,
         gateway_on=gateway_on,
     )
@@ -268,9 +272,10 @@ def _slack_app(
     actions: InstanceActions,
     listeners: TaskTracker,
     clock: Clock,
-) -> AsyncApp:
+) -> tuple[AsyncApp, HomeService]:
     from bot.slack.app import create_app
     from bot.slack.deps import SlackDeps
+    from bot.slack.services import Services
     from bot.store.audit import AUDIT_OBSERVER, AuditDraft
 
     def count_command(draft: AuditDraft) -> None:
@@ -288,8 +293,10 @@ def _slack_app(
         actions=actions,
         extra={AUDIT_OBSERVER: count_command},
     )
+    services = Services.build(settings, deps)
     # Each request's listener work runs as a tracked task: shutdown drains it.
-    return create_app(settings, deps, start_work=listeners.track)
+    app = create_app(settings, deps, services=services, start_work=listeners.track)
+    return app, services.home
 
 
 def _web_server(

@@ -25,6 +25,7 @@ OPENED_ORDER = [
     "leadership",
     "alert delivery",
     "scheduled jobs",
+    "App Home refreshes",
     "Slack listeners",
     "web server",
     "frozen start-up heap",

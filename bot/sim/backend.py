@@ -50,6 +50,7 @@ from bot.sim.backend_wire import (
     list_json,
     ssh_wire,
 )
+from bot.sim.listening import listen
 
 REGIONS: tuple[str, ...] = ("us-east-1", "us-west-2", "eu-west-1", "eu-central-1", "ap-south-1")
 
@@ -174,15 +175,9 @@ class BackendSimulator:
             shutdown_timeout=1.0,
             access_log=None,
         )
-        await runner.setup()
-        try:
-            await web.TCPSite(runner, host, port).start()
-        except BaseException:
-            await runner.cleanup()
-            raise
+        self._port = await listen(runner, host, port)
         self._runner = runner
         self._host = host
-        self._port = int(runner.addresses[0][1])
         return self.url
 
     async def stop(self) -> None:

@@ -29,6 +29,8 @@ from typing import Any
 
 from aiohttp import web
 
+from bot.sim.listening import listen
+
 SEVERITIES = ("critical", "error", "warning", "info")
 ACTIONS = ("trigger", "acknowledge", "resolve")
 
@@ -77,13 +79,7 @@ class PagerDutySimulator:
         app = web.Application()
         app.router.add_post("/v2/enqueue", self._enqueue)
         self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port)
-        await site.start()
-        server = site._server
-        assert server is not None
-        sockets = getattr(server, "sockets", None) or []
-        bound = sockets[0].getsockname()[1]
+        bound = await listen(self._runner, host, port)
         self._url = f"http://{host}:{bound}/v2/enqueue"
         return self._url
 

@@ -48,6 +48,7 @@ from urllib.parse import urlencode
 import aiohttp
 from aiohttp import web
 
+from bot.sim.listening import listen
 from bot.sim.slack_models import (
     ApiCall,
     BotReply,
@@ -198,12 +199,9 @@ class SlackEmulator:
         if extend is not None:
             extend(app)
         runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, host, port)
-        await site.start()
+        bound_port = await listen(runner, host, port)
         self._runner = runner
-        bound_host, bound_port = runner.addresses[0][:2]
-        self.url = f"http://{bound_host}:{bound_port}"
+        self.url = f"http://{host}:{bound_port}"
         self.api_url = f"{self.url}/api/"
         return self.url
 

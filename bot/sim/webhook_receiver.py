@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
+from bot.sim.listening import listen
+
 
 @dataclass
 class Delivery:
@@ -45,13 +47,7 @@ class WebhookReceiver:
         app = web.Application()
         app.router.add_post("/hook", self._hook)
         self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port)
-        await site.start()
-        server = site._server
-        assert server is not None
-        sockets = getattr(server, "sockets", None) or []
-        self._url = f"http://{host}:{sockets[0].getsockname()[1]}/hook"
+        self._url = f"http://{host}:{await listen(self._runner, host, port)}/hook"
         return self._url
 
     async def stop(self) -> None:

@@ -83,7 +83,12 @@ async def test_odd_ids_from_every_caller_share_one_fleet_list(
 ) -> None:
     ids = backend_sim.seed_instances(20)
     viewer = {"X-API-Key": KEYS["viewer"]}
-    async with gateway_and_actions(backend_sim, tmp_path) as (http, actions):
+    # A time to live no run outlasts: the sharing is under test, not the expiry (a loaded
+    # machine may take longer than the default 3 s for these 50 calls).
+    async with gateway_and_actions(backend_sim, tmp_path, fleet_cache_secs=3600) as (
+        http,
+        actions,
+    ):
         answers = await asyncio.gather(
             *(http.get(f"/api/instances/pod-{n % 20 + 1:03d}", headers=viewer) for n in range(30)),
             *(http.get(f"/api/instances/{ids[n][:13]}/health", headers=viewer) for n in range(10)),

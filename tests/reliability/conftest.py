@@ -156,7 +156,7 @@ class ChaosBot:
         return report
 
     async def command(
-        self, text: str, *, user: str = OPERATOR, channel: str = OPS, wait: float = 10.0
+        self, text: str, *, user: str = OPERATOR, channel: str = OPS, wait: float = 30.0
     ) -> Message:
         """Send ``/starpod text``; return the answer the user gets (ephemeral or in channel)."""
         ephemerals = len(self.slack.ephemerals(user))

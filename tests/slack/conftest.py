@@ -82,7 +82,7 @@ class Bot:
         return reply
 
     async def ask(
-        self, text: str, *, user: str = OPERATOR, channel: str = CHANNEL, wait: float = 5.0
+        self, text: str, *, user: str = OPERATOR, channel: str = CHANNEL, wait: float = 30.0
     ) -> Message:
         """Send a command and return the next ephemeral answer the user gets."""
         before = len(self.emulator.ephemerals(user))
@@ -108,7 +108,7 @@ class Bot:
         action_id: str,
         *,
         user: str = OPERATOR,
-        wait: float = 5.0,
+        wait: float = 30.0,
         **kw: Any,
     ) -> Message:
         before = len(self.emulator.ephemerals(user))
@@ -154,7 +154,7 @@ class Bot:
         async with self.db.session() as session:
             return await latest_audit(session, instance_id=instance_id, limit=limit)
 
-    async def wait_audit(self, count: int, wait: float = 5.0) -> list[AuditEntry]:
+    async def wait_audit(self, count: int, wait: float = 30.0) -> list[AuditEntry]:
         """Wait until ``count`` audit rows exist (each request writes one when it is done)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait
@@ -167,7 +167,7 @@ class Bot:
             await asyncio.sleep(0.02)
 
     async def channel_message(
-        self, predicate: Callable[[Message], bool], *, channel: str = CHANNEL, wait: float = 5.0
+        self, predicate: Callable[[Message], bool], *, channel: str = CHANNEL, wait: float = 30.0
     ) -> Message:
         found: list[Message] = []
 

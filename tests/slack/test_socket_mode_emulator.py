@@ -53,7 +53,7 @@ class SocketBot:
         await self.emulator.wait_for(lambda: len(self.emulator.ephemerals(user)) > before)
         return self.emulator.ephemerals(user)[before]
 
-    async def settle(self, wait: float = 5.0) -> None:
+    async def settle(self, wait: float = 30.0) -> None:
         """Wait until every acked envelope's listener has finished: the listener pipeline
         writes one audit row per request when its work is done."""
         expected = len(self.emulator.socket_mode.acked())

@@ -448,6 +448,10 @@ class Database:
         try:
             await conn.start()
         except (OSError, TimeoutError, DBAPIError) as exc:
+            if isinstance(exc, DBAPIError) and unwritable(exc) is not None:
+                # Opening SQLite needs a write (its WAL's files) that a full volume refuses:
+                # "database is full: <file>" says what to fix, "disk I/O error" does not.
+                raise self.writes.error(exc) from exc
             raise self._unavailable(exc) from exc
         try:
             yield conn

@@ -36,23 +36,17 @@ from pathlib import Path
 from typing import Any, cast
 
 from sqlalchemy import (
-    BigInteger,
-    Column,
-    Float,
-    Integer,
-    MetaData,
-    String,
     Table,
     delete,
     insert,
     select,
 )
 
-from bot.store.base import UtcDateTime
 from bot.store.database import Database
 from bot.store.heartbeats.codec import Sample, encode
 from bot.store.heartbeats.compaction import compact, compact_off_loop
 from bot.store.heartbeats.keys import HOUR_US, chunk_key, to_us
+from bot.store.heartbeats.legacy import LEGACY_SAMPLES
 from bot.store.heartbeats.writes import series_ids
 from bot.store.models import HeartbeatChunk
 from bot.store.queries import heartbeat_history, record_heartbeats, upsert_instances
@@ -64,18 +58,7 @@ INTERVAL = timedelta(seconds=30)
 LOGICAL_BYTES = 56  # instance key, sampled_at, cpu, memory, disk, heartbeat, uptime: 8 each
 
 # Revision 0007's heartbeat_samples, written as the old record_heartbeats wrote it.
-OLD = Table(
-    "heartbeat_samples",
-    MetaData(),
-    Column("id", Integer, primary_key=True),
-    Column("instance_id", String(128)),
-    Column("sampled_at", UtcDateTime()),
-    Column("cpu_percent", Float),
-    Column("memory_mb", Integer),
-    Column("disk_mb", Integer),
-    Column("last_heartbeat", UtcDateTime()),
-    Column("uptime_secs", BigInteger),
-)
+OLD = LEGACY_SAMPLES
 _OLD_CHUNK = 2000
 CHUNKS = cast(Table, HeartbeatChunk.__table__)
 

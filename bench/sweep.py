@@ -46,16 +46,16 @@ from typing import Any
 import aiohttp
 import httpx
 import psutil
-from sqlalchemy import BigInteger, Column, Float, Integer, MetaData, String, Table, select, text
+from sqlalchemy import select, text
 from sqlalchemy.engine import make_url
 
 from bot.backend import InstanceClient
 from bot.monitor import HealthMonitor
 from bot.monitor.fetch import observe
 from bot.sim.process import start_simulator, stop_process
-from bot.store.base import UtcDateTime
 from bot.store.database import DEFAULT_CACHE_KIB, Database
 from bot.store.heartbeats.compaction import compact
+from bot.store.heartbeats.legacy import LEGACY_SAMPLES
 from bot.store.heartbeats.stats import history_stats
 from bot.store.queries import heartbeat_history, record_heartbeats, upsert_instances
 from bot.store.records import HeartbeatSampleIn, InstanceSnapshot
@@ -222,18 +222,7 @@ def _sqlite_time(at: datetime) -> str:
 
 # The raw baselines write the row-per-sample table the store used before issue 15
 # (revision 0007's heartbeat_samples and its two indexes), recreated beside the new layout.
-OLD_SAMPLES = Table(
-    "heartbeat_samples",
-    MetaData(),
-    Column("id", Integer, primary_key=True),
-    Column("instance_id", String(128)),
-    Column("sampled_at", UtcDateTime()),
-    Column("cpu_percent", Float),
-    Column("memory_mb", Integer),
-    Column("disk_mb", Integer),
-    Column("last_heartbeat", UtcDateTime()),
-    Column("uptime_secs", BigInteger),
-)
+OLD_SAMPLES = LEGACY_SAMPLES
 
 
 async def _create_old_samples(db: Database) -> None:

@@ -11,12 +11,12 @@ import random
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import BigInteger, Column, Float, Integer, MetaData, String, Table, insert, select
+from sqlalchemy import insert, select
 
 from bot.blockkit.sparkline import bucketize, sparkline
-from bot.store.base import UtcDateTime
 from bot.store.database import Database
 from bot.store.heartbeats.compaction import compact
+from bot.store.heartbeats.legacy import LEGACY_SAMPLES
 from bot.store.heartbeats.reads import count_samples
 from bot.store.queries import (
     heartbeat_history,
@@ -30,18 +30,7 @@ T0 = datetime(2026, 3, 14, 10, 0, tzinfo=UTC)
 IDS = ["i-alpha", "i-beta", "i-3 'quoted' <&>"]
 
 # The old layout's table, as revision 0001 created it and the old record_heartbeats wrote it.
-OLD = Table(
-    "heartbeat_samples",
-    MetaData(),
-    Column("id", Integer, primary_key=True),
-    Column("instance_id", String(128)),
-    Column("sampled_at", UtcDateTime()),
-    Column("cpu_percent", Float),
-    Column("memory_mb", Integer),
-    Column("disk_mb", Integer),
-    Column("last_heartbeat", UtcDateTime()),
-    Column("uptime_secs", BigInteger),
-)
+OLD = LEGACY_SAMPLES
 
 
 def _old_rows() -> list[dict[str, object]]:

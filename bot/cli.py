@@ -19,6 +19,7 @@ from bot.config import load_settings, setting_name
 from bot.db_cli import audit, history
 from bot.errors import ConfigError, StarpodBotError
 from bot.instance_cli import EXIT_USAGE, fail, instance_app
+from bot.priority import run_foreground
 
 if TYPE_CHECKING:
     from bot.store.database import Database
@@ -174,7 +175,8 @@ def run_bot(
             fail(line, EXIT_USAGE)
         raise fail(last, EXIT_USAGE) from None
     configure_logging(settings.log, secrets=secret_values(settings))
-    raise typer.Exit(asyncio.run(run(settings)))
+    # On a foreground loop: the sweep's own loop lets Slack's work pass first.
+    raise typer.Exit(run_foreground(run(settings)))
 
 
 @app.command("simulate")
@@ -231,7 +233,7 @@ def demo(
         bot_log_level=bot_log_level.upper(),
         socket_mode=socket_mode,
     )
-    raise typer.Exit(asyncio.run(run_demo(options, echo=typer.echo)))
+    raise typer.Exit(run_foreground(run_demo(options, echo=typer.echo)))
 
 
 def main() -> None:

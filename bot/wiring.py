@@ -15,6 +15,7 @@ runtime does it in reverse order of opening).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -28,6 +29,7 @@ from bot.errors import ConfigError
 from bot.instances import InstanceActions
 from bot.metrics import AckLatencyMiddleware, Metrics, create_metrics, metrics_route
 from bot.monitor.own_loop import SweepLoop
+from bot.priority import precedence_of
 from bot.probes import OK, Readiness, SlackCheck, database_check, readyz_route
 from bot.scheduling import TrackedScheduler, new_scheduler
 from bot.store.database import Database
@@ -180,7 +182,9 @@ def build(
         sweep_db = Database(settings.database.url, writes=db.writes, cache_kib=SWEEP_CACHE_KIB)
         sweep_client = new_client()
         sweep = SweepSide(
-            SweepLoop(),
+            # Its loop lets the Slack loop's work pass first, when that loop marks it
+            # (the CLI runs the bot on a foreground loop: bot.priority).
+            SweepLoop(gate=precedence_of(asyncio.get_running_loop())),
             sweep_client,
             sweep_db,
             InstanceActions(sweep_client, sweep_db, clock=clock),

@@ -2,7 +2,8 @@
 
 A sweep of 10,000 instances is seconds of Python work (HTTP, JSON, deciding, writing). On
 the loop that serves Slack, every acknowledgement waits behind it (BENCHMARKS.md, Slack ack
-latency); on a loop of its own it only shares the interpreter.
+latency); on a loop of its own it only shares the interpreter, and with a ``gate`` each iteration of
+its loop first lets the Slack loop's work pass (bot.priority).
 
 ::
 
@@ -26,6 +27,8 @@ import threading
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any, TypeVar
 
+from bot.priority import Precedence, background_loop
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -37,8 +40,10 @@ JOIN_SECS = 5.0
 class SweepLoop:
     """An asyncio loop running in a daemon thread; coroutines are handed to it with :meth:`run`."""
 
-    def __init__(self, name: str = "starpod-sweep") -> None:
+    def __init__(self, name: str = "starpod-sweep", *, gate: Precedence | None = None) -> None:
         self.name = name
+        #: The Slack loop's precedence: each iteration of this loop lets its work pass first.
+        self.gate = gate
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
@@ -62,7 +67,7 @@ class SweepLoop:
         """Start the thread and its loop; returns once the loop runs."""
         if self._thread is not None:
             raise RuntimeError("this SweepLoop was already started")
-        self._loop = asyncio.new_event_loop()
+        self._loop = asyncio.new_event_loop() if self.gate is None else background_loop(self.gate)
         self._thread = threading.Thread(target=self._main, name=self.name, daemon=True)
         self._thread.start()
         self._ready.wait()

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
 from bot.config import Settings
 from bot.errors import ConfigError
 from bot.monitor.sql_store import SqlMonitorStore
+from bot.priority import Precedence, run_foreground
 from bot.sim.backend import BackendSimulator
 from bot.sim.slack import SlackEmulator
-from bot.wiring import SWEEP_CACHE_KIB, build
+from bot.wiring import SWEEP_CACHE_KIB, Parts, build
 
 MakeSettings = Callable[..., Settings]
 
@@ -62,3 +64,45 @@ async def test_build_wires_the_parts_without_opening_any(
 async def test_build_names_every_missing_setting(make_settings: MakeSettings) -> None:
     with pytest.raises(ConfigError, match="SLACK_BOT_TOKEN"):
         build(make_settings(SLACK_BOT_TOKEN=""))
+
+
+async def test_under_pytest_the_sweep_loop_waits_for_nothing(make_settings: MakeSettings) -> None:
+    # pytest's loop is not a foreground loop (bot.priority): nothing marks it, so the sweep's
+    # loop must not wait on it.
+    parts = build(make_settings())
+    try:
+        assert parts.sweep is not None and parts.sweep.loop.gate is None
+    finally:
+        await _close(parts)
+
+
+def test_built_on_a_foreground_loop_the_sweep_lets_its_work_pass_first(tmp_path: Path) -> None:
+    # As `starpod-bot run` builds the bot: on a foreground loop (no I/O: nothing listens on
+    # these addresses, build() opens nothing).
+    settings = Settings.model_validate(
+        {
+            "backend": {"url": "http://127.0.0.1:9"},
+            "slack": {"bot_token": "xoxb-test", "signing_secret": "secret"},
+            "database": {"url": f"sqlite:///{tmp_path / 'bot.db'}"},
+        }
+    )
+    precedence = Precedence()
+
+    async def built() -> Precedence | None:
+        parts = build(settings)
+        try:
+            assert parts.sweep is not None
+            return parts.sweep.loop.gate
+        finally:
+            await _close(parts)
+
+    assert run_foreground(built(), precedence) is precedence
+
+
+async def _close(parts: Parts) -> None:
+    await parts.slack_session.close()
+    await parts.client.aclose()
+    await parts.db.dispose()
+    if parts.sweep is not None:
+        await parts.sweep.client.aclose()
+        await parts.sweep.db.dispose()

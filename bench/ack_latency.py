@@ -14,9 +14,11 @@ real stack (Starlette + uvicorn + Bolt's adapter + signature check + our listene
 1,000 requests per app at 20 concurrent, in alternating rounds of 100 (plus a warm-up
 round), p50 and p99 of all of them. Then the bot again, 1,000 requests, while its
 ``HealthMonitor`` sweeps 10,000 instances back to back in the same process, on its own
-event loop in a thread as the runtime runs it (``--same-loop``: on the Slack loop, the
-layout before), alternating with the bare app (the baseline for what a sweep costs any
-listener). Goal: the bot's p99 during the sweeps <= 1.25x its own idle p99 of the same
+event loop in a thread that lets the Slack loop's work pass first (bot.priority), with the
+heap frozen after the first sweep under ``--gc-freeze``, as the runtime runs it
+(``--layout thread``: the same thread, not waiting; ``--layout same-loop``: on the Slack
+loop, the first layout), alternating with the bare app (the baseline for what a sweep costs
+any listener). Goal: the bot's p99 during the sweeps <= 1.25x its own idle p99 of the same
 run.
 
 Processes (two cores): this one sends the requests and times them; ``--role server``
@@ -29,7 +31,8 @@ only heavy thing, not 1,000 lists of 10,000 instances).
     python bench/ack_latency.py --json          # one JSON object
     python bench/ack_latency.py --repeats 5     # each phase 5 times; medians (default 3)
     python bench/ack_latency.py --gc-freeze     # the server calls gc.freeze() after start
-    python bench/ack_latency.py --same-loop     # the sweep on the Slack loop (the old layout)
+    python bench/ack_latency.py --layout thread # its own loop, not waiting for Slack's
+    python bench/ack_latency.py --layout same-loop  # the sweep on the Slack loop
     python bench/ack_latency.py --sweep-instances 30000
     python bench/ack_latency.py --quick         # a few seconds: 200 requests, 1,000 instances
 """
@@ -46,7 +49,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -54,6 +56,7 @@ from urllib.parse import urlencode
 import aiohttp
 import httpx
 
+from bot.priority import precedence_of, run_foreground
 from bot.sim.process import free_port, start_simulator
 
 SIGNING_SECRET = "bench-signing-secret"
@@ -65,6 +68,12 @@ SMALL_FLEET = 20
 SWEEP_FLEET = 10_000
 P99_VS_BARE_GOAL = 1.25
 SWEEP_VS_IDLE_P99_GOAL = 1.25
+#: Where the sweep runs (``--layout``), as the summary names it.
+LAYOUTS = {
+    "gated": "its own loop (a thread), letting the Slack loop's work pass first",
+    "thread": "its own loop (a thread), not waiting for the Slack loop",
+    "same-loop": "the Slack loop",
+}
 
 Figures = dict[str, Any]
 
@@ -153,7 +162,7 @@ async def run_sink() -> None:
 # -- role: server (the apps being measured, and the monitor) ----------------------------------
 
 
-async def run_server(sink: str, backend: str, gc_freeze: bool, same_loop: bool) -> None:
+async def run_server(sink: str, backend: str, gc_freeze: bool, layout: str) -> None:
     """The bot, the bare app and the bare app with ack-in-middleware, on one event loop."""
     from slack_bolt.async_app import AsyncApp
     from slack_sdk.web.async_client import AsyncWebClient
@@ -163,8 +172,10 @@ async def run_server(sink: str, backend: str, gc_freeze: bool, same_loop: bool) 
 
     from bot.backend import InstanceClient
     from bot.config import Settings
+    from bot.metrics import AckLatencyMiddleware, create_metrics
     from bot.monitor import HealthMonitor
     from bot.monitor.own_loop import SweepLoop
+    from bot.runtime import FreezeAfterFirstSweep
     from bot.slack import SlackDeps, SshLinkService, build_web_client, create_app
     from bot.slack.ack import ack_first
     from bot.store.database import Database
@@ -187,15 +198,20 @@ async def run_server(sink: str, backend: str, gc_freeze: bool, same_loop: bool) 
     session = aiohttp.ClientSession()
     web = build_web_client(settings, session=session)
     sweep_state: dict[str, Any] = {"task": None, "sweeps": [], "instances": 0, "errors": 0}
+    # As the runtime wires it: run by run_foreground, this loop marks when it has work and
+    # the sweep's loop lets that work pass first (bot.priority); None in the other layouts.
+    gate = precedence_of(asyncio.get_running_loop())
 
     async def sweep_loop(url: str) -> None:
         # As the runtime builds it: on a loop of its own, with its own client and engine.
-        own = None if same_loop else SweepLoop()
+        own = None if layout == "same-loop" else SweepLoop(gate=gate)
         big = InstanceClient(url)
         store = db if own is None else Database(db.url)
         if own is not None:
             own.start()
         monitor = HealthMonitor(big, store=store).with_health_concurrency(50).on_own_loop(own)
+        if gc_freeze:  # as the runtime does: the fleet's records leave the collector's reach
+            monitor.on_sweep(FreezeAfterFirstSweep())
         try:
             first = await monitor.sweep_once()  # records every instance the first time
             sweep_state["first_secs"] = first.secs
@@ -226,6 +242,8 @@ async def run_server(sink: str, backend: str, gc_freeze: bool, same_loop: bool) 
                 "first_secs": sweep_state.get("first_secs"),
                 "instances": sweep_state["instances"],
                 "errors": sweep_state["errors"],
+                "gate_yields": gate.yields if gate is not None else None,
+                "gate_yielded_secs": round(gate.yielded_secs, 3) if gate is not None else None,
                 "failed": repr(task.exception()) if failed else None,
             }
         )
@@ -271,7 +289,8 @@ async def run_server(sink: str, backend: str, gc_freeze: bool, same_loop: bool) 
         # connection the server just closed (a reset, not a latency).
         keep = {"timeout_keep_alive": 300}
         servers = {
-            "bot": WebServer(bot_web, **keep),
+            # With the middleware that times acknowledgements, as the runtime serves it.
+            "bot": WebServer(AckLatencyMiddleware(bot_web, create_metrics()), **keep),
             "bare": WebServer(bare(False), **keep),
             "bare_ack_first": WebServer(bare(True), **keep),
         }
@@ -417,7 +436,8 @@ async def measure(
             if current["failed"]:
                 raise RuntimeError(f"the sweep failed: {current['failed']}")
             await asyncio.sleep(0.2)
-        before = (await status())["steady_sweeps"]
+        before_state = await status()
+        before = before_state["steady_sweeps"]
         # The bare app lives in the same process and loop: it is the baseline for what the
         # sweep does to any listener on that loop.
         busy = [await alternate(["bot", "bare"]) for _ in range(repeats)]
@@ -432,6 +452,12 @@ async def measure(
             "instances": state["instances"],
             "sweeps_during_measurement": state["steady_sweeps"] - before + 1,
             "sweep_secs_median": round(statistics.median(state["sweep_secs"]), 2),
+            # Sweeps that ended while Slack requests were measured: what yielding costs them.
+            "sweep_secs_median_during": round(
+                statistics.median(state["sweep_secs"][before:] or [float("nan")]), 2
+            ),
+            "gate_yields_during": _delta(state, before_state, "gate_yields"),
+            "gate_yielded_secs_during": _delta(state, before_state, "gate_yielded_secs"),
             # The same bot, same run: its p99 during the sweeps over its idle p99.
             "bot_vs_idle_p99": round(during["p99_ms"] / figures["bot"]["p99_ms"], 2),
             "bot_vs_idle_p99_goal": SWEEP_VS_IDLE_P99_GOAL,
@@ -439,12 +465,18 @@ async def measure(
     return figures
 
 
+def _delta(after: Figures, before: Figures, key: str) -> float | None:
+    if after.get(key) is None or before.get(key) is None:
+        return None
+    return round(after[key] - before[key], 3)
+
+
 def run(
     with_sweep: bool,
     repeats: int,
     gc_freeze: bool,
     *,
-    same_loop: bool = False,
+    layout: str = "gated",
     sweep_instances: int = SWEEP_FLEET,
     requests: int = REQUESTS,
 ) -> Figures:
@@ -454,7 +486,7 @@ def run(
     sink, sink_urls = start_role("sink")
     server_args = ["--sink", sink_urls["url"], "--backend", small_url]
     server_args += ["--gc-freeze"] if gc_freeze else []
-    server_args += ["--same-loop"] if same_loop else []
+    server_args += ["--layout", layout]
     server, urls = start_role("server", *server_args)
     try:
         if with_sweep:
@@ -474,10 +506,10 @@ def run(
         "requests_per_app_per_repeat": requests,
         "repeats": repeats,
         "gc_freeze": gc_freeze,
-        "sweep_loop": "the Slack loop" if same_loop else "its own (a thread)",
+        "sweep_loop": LAYOUTS[layout],
         "command": f"python bench/ack_latency.py --json --repeats {repeats}"
         + (" --gc-freeze" if gc_freeze else "")
-        + (" --same-loop" if same_loop else "")
+        + (f" --layout {layout}" if layout != "gated" else "")
         + (f" --sweep-instances {sweep_instances}" if sweep_instances != SWEEP_FLEET else ""),
         **figures,
     }
@@ -504,7 +536,8 @@ def print_table(f: Figures) -> None:
     if isinstance(sweep, dict):
         print(
             f"during {sweep['sweeps_during_measurement']} back-to-back sweeps of "
-            f"{sweep['instances']} instances (~{sweep['sweep_secs_median']} s each), "
+            f"{sweep['instances']} instances (~{sweep['sweep_secs_median']} s each, "
+            f"{sweep['sweep_secs_median_during']} s while measured), "
             f"the sweep on {f['sweep_loop']}:"
         )
         for key, label in (("bare", "bare AsyncApp (same loop)"), ("bot", "starpod-bot")):
@@ -528,7 +561,7 @@ def main(argv: list[str] | None = None) -> None:
         "--gc-freeze", action="store_true", help="gc.freeze() in the server after start-up"
     )
     parser.add_argument(
-        "--same-loop", action="store_true", help="sweep on the Slack loop (the old layout)"
+        "--layout", choices=sorted(LAYOUTS), default="gated", help="where the sweep runs"
     )
     parser.add_argument("--sweep-instances", type=int, default=SWEEP_FLEET)
     parser.add_argument("--requests", type=int, default=REQUESTS, help="per app per repeat")
@@ -539,12 +572,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sink", help=argparse.SUPPRESS)
     parser.add_argument("--backend", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    runners: dict[str, Callable[[], Awaitable[None]]] = {
-        "sink": run_sink,
-        "server": lambda: run_server(args.sink, args.backend, args.gc_freeze, args.same_loop),
-    }
-    if args.role in runners:
-        asyncio.run(runners[args.role]())
+    if args.role == "sink":
+        asyncio.run(run_sink())
+        return
+    if args.role == "server":
+        server = run_server(args.sink, args.backend, args.gc_freeze, args.layout)
+        # As `starpod-bot run` runs the bot (bot.priority), unless the layout is an old one.
+        if args.layout == "gated":
+            run_foreground(server)
+        else:
+            asyncio.run(server)
         return
     requests = args.requests
     if args.quick:
@@ -553,7 +590,7 @@ def main(argv: list[str] | None = None) -> None:
         with_sweep=not args.no_sweep,
         repeats=args.repeats,
         gc_freeze=args.gc_freeze,
-        same_loop=args.same_loop,
+        layout=args.layout,
         sweep_instances=args.sweep_instances,
         requests=requests,
     )

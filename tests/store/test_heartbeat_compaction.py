@@ -8,11 +8,11 @@ import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from bot.store.database import Database
-from bot.store.heartbeats.compaction import compact, compact_off_loop
-from bot.store.heartbeats.keys import EPOCH
+from bot.store.heartbeats.compaction import compact, compact_off_loop, compact_slice
+from bot.store.heartbeats.keys import EPOCH, to_us
 from bot.store.heartbeats.offloop import run_off_loop
 from bot.store.heartbeats.reads import count_samples, latest_heartbeat
 from bot.store.heartbeats.stats import history_stats, render
@@ -161,6 +161,25 @@ async def test_a_compaction_stopped_half_way_loses_nothing_and_resumes(db: Datab
     rest = await compact(db, before=T0 + timedelta(hours=1), series_per_slice=1)
     assert (rest.samples, rest.batches) == (3 * 120, 120)
     assert await _history(db, ids) == _expected(sweeps, ids)
+
+
+@pytest.mark.parametrize("setting", [0, 1])
+async def test_compaction_leaves_the_connections_secure_delete_as_it_found_it(
+    sqlite_db: Database, setting: int
+) -> None:
+    # The head delete runs with secure_delete = FAST (its samples live on in the chunks);
+    # every other delete on that connection must keep the setting the connection had.
+    ids = ["i-1", "i-2"]
+    await _setup(sqlite_db, ids)
+    sweeps = _sweeps(ids, T0, 121)
+    await _record(sqlite_db, sweeps)
+    async with sqlite_db.session() as session, session.begin():
+        await session.execute(text(f"PRAGMA secure_delete = {setting}"))
+        batches = list(await session.scalars(select(HeartbeatBatch.id)))
+        moved = await compact_slice(session, batches, 1, 3, before=to_us(T0 + timedelta(hours=1)))
+        assert moved == (2 * 120, 2, 0)
+        assert (await session.execute(text("PRAGMA secure_delete"))).scalar_one() == setting
+    assert await _history(sqlite_db, ids) == _expected(sweeps, ids)
 
 
 async def test_off_loop_work_runs_on_another_thread_and_loop(db: Database) -> None:

@@ -3,14 +3,21 @@
 python heartbeat_worker.py --db URL write      # a batch per loop; prints its number after commit
 python heartbeat_worker.py --db URL compact    # compacts one series per transaction; prints
                                                # "slice" before each
+python heartbeat_worker.py --db URL compact-die-at-delete
+    # compacts, and SIGKILLs itself when its third slice sends the head delete to the
+    # database: the chunks are written in that transaction, the head rows still there
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import signal
 import sys
 from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import event
 
 from bot.store.database import Database
 from bot.store.heartbeats.compaction import compact
@@ -47,12 +54,26 @@ async def run_compaction(db: Database) -> None:
     print("done", flush=True)
 
 
+def die_at_third_head_delete(db: Database) -> None:
+    deletes = 0
+
+    @event.listens_for(db.engine.sync_engine, "before_cursor_execute")
+    def kill(conn: object, cursor: object, statement: str, *args: object) -> None:
+        nonlocal deletes
+        if statement.lstrip().upper().startswith("DELETE FROM HEARTBEAT_HEAD"):
+            deletes += 1
+            if deletes == 3:
+                os.kill(os.getpid(), signal.SIGKILL)
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--db", required=True)
-    parser.add_argument("mode", choices=["write", "compact"])
+    parser.add_argument("mode", choices=["write", "compact", "compact-die-at-delete"])
     args = parser.parse_args()
     async with Database(args.db) as db:
+        if args.mode == "compact-die-at-delete":
+            die_at_third_head_delete(db)
         await (write(db) if args.mode == "write" else run_compaction(db))
 
 

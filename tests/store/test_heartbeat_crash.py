@@ -15,6 +15,7 @@ import pytest
 
 from bot.store.database import Database
 from bot.store.heartbeats.keys import EPOCH
+from bot.store.heartbeats.reads import count_samples
 from bot.store.queries import heartbeat_history, record_heartbeats, upsert_instances
 from bot.store.records import InstanceSnapshot, StoredHeartbeat
 from tests.store.heartbeat_worker import IDS, T0, batch
@@ -88,6 +89,33 @@ async def test_a_compaction_killed_half_way_loses_nothing(db: Database) -> None:
         await _kill(proc)
     assert await _history(db) == expected
     # And a later compaction finishes the job.
+    proc = await _spawn(db, "compact")
+    assert proc.stdout is not None
+    async with asyncio.timeout(120):
+        while (line := await proc.stdout.readline()) != b"done\n":
+            assert line == b"slice\n"
+    await proc.wait()
+    assert await _history(db) == expected
+
+
+async def test_a_compaction_killed_between_writing_chunks_and_deleting_the_head_loses_nothing(
+    db: Database,
+) -> None:
+    await _register(db)
+    for n in range(130):
+        await db.run(lambda s, b=batch(n): record_heartbeats(s, samples=b))
+    expected = _expected(130)
+    proc = await _spawn(db, "compact-die-at-delete")
+    assert proc.stdout is not None
+    async with asyncio.timeout(60):
+        lines = await proc.stdout.read()  # to EOF: the worker killed itself
+        assert await proc.wait() == -signal.SIGKILL
+    # Two slices committed; the third had written its chunks when it died.
+    assert lines == b"slice\n" * 3
+    async with db.session() as session:
+        head, chunked = await count_samples(session)
+    assert (head, chunked) == (130 * 38, 130 * 2)
+    assert await _history(db) == expected
     proc = await _spawn(db, "compact")
     assert proc.stdout is not None
     async with asyncio.timeout(120):

@@ -15,10 +15,15 @@ Three phases, each on both layouts, each in a fresh SQLite file (the default sto
    through ``heartbeat_history`` (the old layout: its indexed query), p50 and p95.
 3. **A simulated week.** ``--week-instances`` instances, ``--days`` days of 30 s samples
    with hourly compaction and retention (7 raw days): the file size at each day's end.
+4. **PostgreSQL bytes** (with ``--pg-url``, default env ``STARPOD_TEST_POSTGRES_URL``): the
+   sweeps of phase 1 into a scratch database per layout (created and dropped here),
+   compacted hourly; ``pg_total_relation_size`` (TOAST and indexes included) of the
+   heartbeat tables over the samples they hold, after a ``VACUUM``.
 
     python bench/heartbeat_store.py                 # full: ~10 minutes on a quiet 2-core box
     python bench/heartbeat_store.py --quick         # seconds: small sizes, same code paths
     python bench/heartbeat_store.py --json
+    python bench/heartbeat_store.py --pg-url postgresql://postgres@127.0.0.1:5432/test
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
 import statistics
 import tempfile
@@ -41,12 +47,14 @@ from sqlalchemy import (
     insert,
     select,
 )
+from sweep import ScratchPostgres  # bench/sweep.py: the scratch database both benches use
 
 from bot.store.database import Database
 from bot.store.heartbeats.codec import Sample, encode
 from bot.store.heartbeats.compaction import compact, compact_off_loop
 from bot.store.heartbeats.keys import HOUR_US, chunk_key, to_us
 from bot.store.heartbeats.legacy import LEGACY_SAMPLES
+from bot.store.heartbeats.stats import history_stats
 from bot.store.heartbeats.writes import series_ids
 from bot.store.models import HeartbeatChunk
 from bot.store.queries import heartbeat_history, record_heartbeats, upsert_instances
@@ -325,6 +333,59 @@ async def week_phase(folder: Path, layout: str, instances: int, days: int) -> di
     return {"file_bytes_by_day": sizes, "week_file_bytes_per_sample": round(sizes[-1] / held, 1)}
 
 
+async def _pg_relation_bytes(db: Database, table: str) -> int:
+    async with db.engine.connect() as conn:
+        size = await conn.exec_driver_sql(f"SELECT pg_total_relation_size('{table}')")
+        return int(size.scalar() or 0)
+
+
+async def _pg_vacuum(db: Database) -> None:
+    async with db.engine.connect() as conn:
+        await conn.execution_options(isolation_level="AUTOCOMMIT")
+        await conn.exec_driver_sql("VACUUM ANALYZE")
+
+
+async def pg_phase(admin_url: str, layout: str, instances: int, hours: int) -> dict[str, Any]:
+    """Phase 1's sweeps on PostgreSQL: bytes per sample of each layout's tables."""
+    fleet = Fleet(instances)
+    per_hour = int(timedelta(hours=1) / INTERVAL)
+    head_bytes_per_sample: float | None = None
+    async with ScratchPostgres(admin_url) as url, Database(url) as db:
+        await db.upgrade("0007" if layout == "old" else "head")
+        await _register(db, fleet.ids)
+        for n in range(hours * per_hour):
+            samples = fleet.sweep(n)
+            if layout == "old":
+                await _old_write(db, samples)
+                continue
+            await db.run(lambda s, b=samples: record_heartbeats(s, samples=b))
+            if (n + 1) % per_hour == 0:
+                await _pg_vacuum(db)
+                stats = await history_stats(db)
+                head = await _pg_relation_bytes(db, "heartbeat_head")
+                head_bytes_per_sample = round(head / stats.head_samples, 1)
+                await compact_off_loop(db, before=START + timedelta(hours=(n + 1) // per_hour))
+        await _pg_vacuum(db)
+        samples_total = instances * hours * per_hour
+        if layout == "old":
+            raw = await _pg_relation_bytes(db, "heartbeat_samples")
+            return {"pg_bytes_per_sample": round(raw / samples_total, 1)}
+        stats = await history_stats(db)
+        assert stats.samples == samples_total, stats
+        chunks = await _pg_relation_bytes(db, "heartbeat_chunks")
+    chunk_bytes = round(chunks / stats.chunk_samples, 2)
+    assert head_bytes_per_sample is not None
+    return {
+        "pg_bytes_per_sample": round(stats.raw_bytes / samples_total, 1),
+        "pg_chunk_bytes_per_sample": chunk_bytes,
+        "pg_head_bytes_per_sample": head_bytes_per_sample,
+        # As on SQLite: 168 h of chunks, the live head's hour and the previous one's space.
+        "pg_steady_7d_bytes_per_sample": round(
+            (168 * chunk_bytes + 2 * head_bytes_per_sample) / 169, 1
+        ),
+    }
+
+
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     result: dict[str, Any] = {"instances": args.instances, "hours": args.hours}
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
@@ -335,6 +396,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 **await reads_phase(folder, layout, args.read_instances, args.rounds),
                 **await week_phase(folder, layout, args.week_instances, args.days),
             }
+    if args.pg_url:
+        for layout in ("old", "new"):
+            result[layout].update(await pg_phase(args.pg_url, layout, args.instances, args.hours))
     return result
 
 
@@ -356,6 +420,10 @@ def _print(result: dict[str, Any]) -> None:
         ("  the same wait, idle (baseline), ms", "idle_max_loop_stall_ms"),
         ("file bytes at each day's end (week)", "file_bytes_by_day"),
         ("week's end: file bytes per raw sample kept", "week_file_bytes_per_sample"),
+        ("PostgreSQL: bytes per sample (tables)", "pg_bytes_per_sample"),
+        ("  chunks: bytes per chunked sample", "pg_chunk_bytes_per_sample"),
+        ("  head: bytes per head sample", "pg_head_bytes_per_sample"),
+        ("  steady state, 7 days kept (projected)", "pg_steady_7d_bytes_per_sample"),
     ]
     print(f"{result['instances']:,} instances x {result['hours']} h of 30 s sweeps")
     for label, key in rows:
@@ -371,6 +439,11 @@ def main() -> None:
     parser.add_argument("--week-instances", type=int, default=100)
     parser.add_argument("--days", type=int, default=9)
     parser.add_argument("--dir", help="where the temporary databases go (a real disk)")
+    parser.add_argument(
+        "--pg-url",
+        default=os.environ.get("STARPOD_TEST_POSTGRES_URL"),
+        help="PostgreSQL server for phase 4's scratch databases (default: env; none: skipped)",
+    )
     parser.add_argument("--quick", action="store_true", help="small sizes: a few seconds")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()

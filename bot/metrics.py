@@ -48,7 +48,7 @@ GaugeName = Literal[
     "ready",
     "database_writable",
 ]
-CounterName = Literal["notifications_sent", "notifications_failed"]
+CounterName = Literal["notifications_sent", "notifications_failed", "sweep_yield_seconds"]
 GaugeSource = Callable[[], "float | int | bool | Awaitable[float | int | bool | None] | None"]
 
 SWEEP_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
@@ -73,6 +73,7 @@ METRIC_NAMES = (
     "starpod_monitor_stalled",
     "starpod_ready",
     "starpod_database_writable",
+    "starpod_sweep_yield_seconds_total",
 )
 
 
@@ -126,6 +127,11 @@ class Metrics:
         self.notifications_failed = Counter(
             "starpod_notifications_failed",
             "Alert notification deliveries that failed (each failed attempt).",
+            registry=r,
+        )
+        self.sweep_yield_seconds = Counter(
+            "starpod_sweep_yield_seconds",
+            "Seconds the sweep's loop waited for the Slack loop's work to pass (bot.priority).",
             registry=r,
         )
         self.notifications_pending = Gauge(
@@ -183,6 +189,7 @@ class Metrics:
         self._counters: dict[CounterName, Counter] = {
             "notifications_sent": self.notifications_sent,
             "notifications_failed": self.notifications_failed,
+            "sweep_yield_seconds": self.sweep_yield_seconds,
         }
         # Counter sources: a running total elsewhere (e.g. the outbox sender's), and the
         # part of it already added here.

@@ -230,6 +230,9 @@ def build(
     readiness.add("slack", slack_check)
     readiness.add("monitor", _monitor_check(monitor, scheduler))
     _wire_gauges(metrics, db, monitor, alerts)
+    if sweep is not None and sweep.loop.gate is not None:
+        gate = sweep.loop.gate
+        metrics.set_counter_source("sweep_yield_seconds", lambda: gate.yielded_secs)
     metrics.set_source("ready", lambda: _is_ready(readiness))
 
     listeners = TaskTracker("Slack listeners")

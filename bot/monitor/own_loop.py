@@ -2,8 +2,8 @@
 
 A sweep of 10,000 instances is seconds of Python work (HTTP, JSON, deciding, writing). On
 the loop that serves Slack, every acknowledgement waits behind it (BENCHMARKS.md, Slack ack
-latency); on a loop of its own it only shares the interpreter, and with a ``gate`` each iteration of
-its loop first lets the Slack loop's work pass (bot.priority).
+latency); on a loop of its own it only shares the interpreter, and with a ``gate`` each
+iteration of its loop first lets the Slack loop's work pass (bot.priority).
 
 ::
 

@@ -88,15 +88,19 @@ def test_built_on_a_foreground_loop_the_sweep_lets_its_work_pass_first(tmp_path:
     )
     precedence = Precedence()
 
-    async def built() -> Precedence | None:
+    async def built() -> tuple[Precedence | None, str]:
         parts = build(settings)
         try:
             assert parts.sweep is not None
-            return parts.sweep.loop.gate
+            precedence.yielded_secs = 2.5  # as if the sweep had waited that long in all
+            return parts.sweep.loop.gate, (await parts.metrics.render()).decode()
         finally:
             await _close(parts)
 
-    assert run_foreground(built(), precedence) is precedence
+    gate, scrape = run_foreground(built(), precedence)
+    assert gate is precedence
+    # How long the sweep waited is a counter operators can watch.
+    assert "starpod_sweep_yield_seconds_total 2.5" in scrape
 
 
 async def _close(parts: Parts) -> None:

@@ -212,18 +212,26 @@ class InstanceClient:
         response = await self._request("ssh", "GET", self._path(instance_id, "ssh"))
         return self._parse(response, SshInfo)
 
-    async def get_health(self, instance_id: str) -> HealthInfo:
+    async def get_health(self, instance_id: str, *, until: float | None = None) -> HealthInfo:
         """``GET /instances/{id}/health``.
 
         The sweep calls this for every instance the list leaves without health (10,000 a
         sweep), so on the default transport it takes a short path: no httpx request or
         response objects, nothing cached per instance id (bench/sweep.py). The contract
         (errors, retries, deadline, observer, body limit) is the same as every call's.
+
+        ``until`` (the event loop's time) bounds the whole call, retries included:
+        ``TimeoutError`` is raised when it passes. It shares each attempt's timer, where an
+        ``asyncio.timeout`` around the call would arm a second one per call.
         """
         path = self._path(instance_id, "health")
         short = self._short
         if short is None:
-            response = await self._request("health", "GET", path)
+            if until is None:
+                response = await self._request("health", "GET", path)
+            else:
+                async with asyncio.timeout_at(until):
+                    response = await self._request("health", "GET", path)
             return self._parse(response, HealthInfo)
         url = self._url_text + path
         connect, headers, limit = self._connect_secs, self._plain_headers, self._max_body
@@ -231,7 +239,7 @@ class InstanceClient:
         async def once() -> tuple[int, bytes]:
             return await short(url, headers, connect_secs=connect, max_body=limit)
 
-        content = await self._retrying("health", "GET", path, once, _same)
+        content = await self._retrying("health", "GET", path, once, _same, until=until)
         try:
             return HealthInfo.model_validate_json(content)
         except ValidationError as exc:
@@ -398,6 +406,8 @@ class InstanceClient:
         path: str,
         once: Callable[[], Awaitable[tuple[int, R]]],
         body: Callable[[R], bytes],
+        *,
+        until: float | None = None,
     ) -> R:
         """Run ``once`` (one attempt: status and answer); retry idempotent GETs on
         connection errors and 502/503/504.
@@ -405,17 +415,24 @@ class InstanceClient:
         Each attempt has the total deadline: connect, headers and (unless streaming) the
         whole body. A POST or DELETE that may have reached the backend is never sent twice
         behind the user's back. Returns a 2xx answer; ``body`` gives a failed one's text.
+        The caller's ``until`` (loop time), when given, bounds every attempt and the
+        back-off between them; ``TimeoutError`` is raised when it passes.
         """
         attempts = 1 + (MAX_RETRIES if method == "GET" else 0)
+        loop = asyncio.get_running_loop()
         for attempt in range(attempts):
             started = perf_counter()
             last = attempt == attempts - 1
+            deadline = loop.time() + self._deadline
+            theirs = until is not None and until <= deadline
             try:
-                async with asyncio.timeout(self._deadline):
+                async with asyncio.timeout_at(until if theirs else deadline):
                     status, answer = await once()
             except TimeoutError:
                 # Like a read timeout: the backend is slow, not gone; no retry.
                 self._observe(endpoint, "DeadlineExceeded", started)
+                if theirs:
+                    raise
                 reason = f"timed out: no complete answer within {self._deadline:g} s"
                 raise BackendUnavailable(method=method, path=path, reason=reason) from None
             except ResponseTooLarge as exc:
@@ -436,7 +453,11 @@ class InstanceClient:
                     raise BackendStatusError(
                         method=method, path=path, status_code=status, body=text
                     )
-            await asyncio.sleep(self._retry_backoff * (3**attempt))
+            backoff = self._retry_backoff * (3**attempt)
+            if until is not None and loop.time() + backoff >= until:
+                await asyncio.sleep(max(0.0, until - loop.time()))
+                raise TimeoutError
+            await asyncio.sleep(backoff)
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _send_once(self, request: httpx.Request) -> httpx.Response:

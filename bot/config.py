@@ -362,6 +362,8 @@ class MonitorSettings(BaseModel):
     restart_window_mins: float = Field(default=30, gt=0)
     restart_delays_secs: list[float] = Field(default_factory=lambda: [0.0, 60.0, 300.0])
     health_concurrency: int = Field(default=50, ge=1, le=1000)
+    # Instances fetched, decided and recorded together: a sweep's working set.
+    slice_size: int = Field(default=1000, ge=1, le=100_000)
     retention_raw_days: int = Field(default=7, ge=1)
     retention_hourly_days: int = Field(default=90, ge=1)
 

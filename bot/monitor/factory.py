@@ -46,6 +46,7 @@ def from_settings(
             settings.restart_delays_secs,
         )
         .with_health_concurrency(settings.health_concurrency)
+        .with_slice_size(settings.slice_size)
         .with_storm(alerts.storm_min_instances, alerts.storm_share)
         .with_clock(clock)
     )

@@ -10,7 +10,7 @@ that fails half way changes nothing, as with a database.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -46,9 +46,10 @@ class MemoryTransaction:
         """No session: handlers are called with None."""
         return None
 
-    async def last_statuses(self) -> dict[str, str]:
-        """The statuses of the instances the last sweep listed."""
-        return {i: r.status for i, r in self._store.instances.items()}
+    async def last_statuses(self, instance_ids: Sequence[str]) -> dict[str, str]:
+        """The statuses of the given instances, as the last sweep listed them."""
+        known = self._store.instances
+        return {i: r.status for i in instance_ids if (r := known.get(i)) is not None}
 
     async def latest_recorded_statuses(self, instance_ids: Sequence[str]) -> dict[str, str]:
         """The newest recorded ``to_status`` of each given instance that has one."""
@@ -62,8 +63,8 @@ class MemoryTransaction:
     async def upsert_instances(
         self, instances: Sequence[InstanceSnapshot], *, seen_at: datetime
     ) -> None:
-        """The whole listing of this sweep (``row_refresh`` is zero): it replaces the last."""
-        self.listed = list(instances)
+        """This slice's listing (``row_refresh`` is zero: every instance, every sweep)."""
+        self.listed = [*(self.listed or ()), *instances]
 
     async def record_heartbeats(self, samples: Sequence[HeartbeatSampleIn]) -> None:
         """Samples are not kept in memory."""
@@ -112,14 +113,19 @@ class MemoryMonitorStore:
         self._commit(tx)
         return result
 
+    def forget_unlisted(self, listed: Collection[str]) -> None:
+        """Forget the instances the last sweep's listing no longer had, as the seed did."""
+        keep = listed if isinstance(listed, set | frozenset | dict) else set(listed)
+        self.instances = {i: r for i, r in self.instances.items() if i in keep}
+
     def _commit(self, tx: MemoryTransaction) -> None:
         if tx.listed is not None:
-            old = self.instances
-            self.instances = {}
             for snapshot in tx.listed:
-                remembered = old.get(snapshot.id) or _Remembered(snapshot.status)
-                remembered.status = snapshot.status
-                self.instances[snapshot.id] = remembered
+                remembered = self.instances.get(snapshot.id)
+                if remembered is None:
+                    self.instances[snapshot.id] = _Remembered(snapshot.status)
+                else:
+                    remembered.status = snapshot.status
         for change in tx.changes:
             if (changed := self.instances.get(change.instance.id)) is not None:
                 changed.last_change = change.to_status

@@ -134,6 +134,13 @@ class HealthMonitor:
         self._config.concurrency = n
         return self
 
+    def with_slice_size(self, n: int) -> Self:
+        """Fetch, decide and record ``n`` instances at a time (default 1,000)."""
+        if n < 1:
+            raise ValueError("slice size must be at least 1")
+        self._config.slice_size = n
+        return self
+
     def with_clock(self, clock: Callable[[], datetime]) -> Self:
         """Where time comes from (a function returning an aware datetime); for tests."""
         self._config.clock = clock

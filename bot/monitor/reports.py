@@ -33,15 +33,11 @@ RestartDecisions = dict[str, tuple[datetime | None, datetime | None]]
 
 @dataclass(slots=True)
 class Recorded:
-    """Outcome of a sweep's first transaction."""
+    """Outcome of one slice's transaction."""
 
     plan: SweepPlan
     announced: list[Change]
-    restart_now: list[tuple[StaleInstance, int]]
     events: list[MonitorEvent]
-    decisions: RestartDecisions
-    # When every instance row was rewritten (refreshing last_seen), or None.
-    rows_refreshed_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,6 +24,8 @@ class MonitorConfig:
     budget: RestartBudget = field(default_factory=RestartBudget)
     storm: StormRule = field(default_factory=StormRule)
     concurrency: int = 50
+    # Instances fetched, decided and recorded per slice (see bot.monitor.sweep).
+    slice_size: int = 1000
     clock: Callable[[], datetime] = utcnow
     callbacks: list[StatusCallback] = field(default_factory=list)
     handlers: list[EventHandler] = field(default_factory=list)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime, timedelta
 from typing import TypeVar
@@ -34,9 +34,9 @@ class SqlTransaction:
         """The transaction's session (event handlers write through it)."""
         return self._session
 
-    async def last_statuses(self) -> dict[str, str]:
+    async def last_statuses(self, instance_ids: Sequence[str]) -> dict[str, str]:
         """See :meth:`MonitorTransaction.last_statuses`."""
-        return await queries.last_statuses(self._session)
+        return await persist.statuses_of(self._session, instance_ids)
 
     async def latest_recorded_statuses(self, instance_ids: Sequence[str]) -> dict[str, str]:
         """See :meth:`MonitorTransaction.latest_recorded_statuses`."""
@@ -97,3 +97,6 @@ class SqlMonitorStore:
     async def run(self, fn: Callable[[MonitorTransaction], Awaitable[T]]) -> T:
         """One transaction through :meth:`Database.run` (retried when the database is busy)."""
         return await self.db.run(lambda session: fn(SqlTransaction(session)))
+
+    def forget_unlisted(self, listed: Collection[str]) -> None:
+        """Nothing to forget: the rows of instances no longer listed are history."""

@@ -1,6 +1,7 @@
 """The store as the monitor sees it: one interface, a SQL and an in-memory implementation.
 
-A sweep writes in two short transactions (never across an HTTP call); each is a function
+A sweep writes in short transactions (one per slice of instances, one for the restart
+decisions, one for the restarts; never across an HTTP call); each is a function
 of a :class:`MonitorTransaction` that :meth:`MonitorStore.run` commits. The
 implementations:
 
@@ -15,7 +16,7 @@ in the same transaction (None in memory).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Protocol, TypeVar
@@ -37,8 +38,8 @@ class MonitorTransaction(Protocol):
     def session(self) -> AsyncSession | None:
         """The session event handlers write through (None for a store without one)."""
 
-    async def last_statuses(self) -> dict[str, str]:
-        """The last recorded effective status of every instance the store knows, by id."""
+    async def last_statuses(self, instance_ids: Sequence[str]) -> dict[str, str]:
+        """The last recorded effective status of each given instance the store knows."""
 
     async def latest_recorded_statuses(self, instance_ids: Sequence[str]) -> dict[str, str]:
         """The ``to_status`` of the newest recorded change of each given instance."""
@@ -79,6 +80,10 @@ class MonitorStore(Protocol):
 
     async def run(self, fn: Callable[[MonitorTransaction], Awaitable[T]]) -> T:
         """Run ``fn`` in one transaction and commit; ``fn`` may be run again on a retry."""
+
+    def forget_unlisted(self, listed: Collection[str]) -> None:
+        """After a sweep recorded in slices: drop what is kept about instances no longer
+        listed (a store that keeps history keeps their rows)."""
 
 
 def monitor_store(store: Database | MonitorStore | None) -> MonitorStore:

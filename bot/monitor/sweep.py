@@ -1,13 +1,21 @@
 """One sweep, in this order, so no transaction is ever held across an HTTP call.
 
-1. fetch: the instance list, then health for running instances the list left without;
-2. decide (pure, :mod:`bot.monitor.tracking` and :mod:`bot.monitor.policy`): effective
-   statuses, stale instances, storm, restart decisions;
-3. transaction 1: upsert instances, heartbeat samples, status changes and their events
-   (event handlers run inside it, each in a savepoint);
-4. the seed's ``on_status_change`` callbacks, once per recorded change;
-5. restarts over HTTP;
-6. transaction 2: restart records and restart events.
+1. the instance list;
+2. per slice of ``slice_size`` instances (1,000 by default), in list order:
+   a. fetch: health for the slice's running instances the list left without;
+   b. decide (pure, :mod:`bot.monitor.tracking` and :mod:`bot.monitor.policy`): effective
+      statuses, stale instances;
+   c. one transaction: upsert instances, heartbeat samples, status changes and their
+      events (event handlers run inside it, each in a savepoint);
+   d. the seed's ``on_status_change`` callbacks, once per recorded change;
+3. the storm rule over every slice's stale instances, then one transaction: restart
+   decisions against the budget, the storm and restart-decision events;
+4. restarts over HTTP;
+5. a transaction: restart records and restart events.
+
+Slices keep the working set of a sweep ~1,000 instances wide whatever the fleet's size,
+and a slice the store refuses loses only its own results (the sweep raises its error
+at the end, after the other slices and the restarts).
 
 Leadership is the caller's business (:class:`~bot.monitor.HealthMonitor`); the same steps
 run over every :class:`~bot.monitor.store.MonitorStore`, in memory or in a database.
@@ -28,7 +36,7 @@ from bot.monitor.events import EventKind, MonitorEvent
 from bot.monitor.fetch import observe
 from bot.monitor.own_loop import call_on
 from bot.monitor.policy import BACKEND_FAILURES_FOR_UNREACHABLE
-from bot.monitor.reports import Recorded, RestartOutcome, SweepReport
+from bot.monitor.reports import Recorded, RestartDecisions, RestartOutcome, SweepReport
 from bot.monitor.restarts import (
     RestartCall,
     decide_restarts,
@@ -36,7 +44,15 @@ from bot.monitor.restarts import (
     outcome_events,
     restart_due,
 )
-from bot.monitor.tracking import Change, Observation, SweepPlan, Tracked, plan_sweep, stale_ids
+from bot.monitor.tracking import (
+    Change,
+    Observation,
+    StaleInstance,
+    SweepPlan,
+    Tracked,
+    plan_sweep,
+    stale_ids,
+)
 
 if TYPE_CHECKING:
     from bot.backend.client import InstanceClient
@@ -48,9 +64,6 @@ log = logging.getLogger(__name__)
 
 RestartPermit = Callable[[int], Awaitable[bool]]
 """``await permit(count)``: may this sweep restart ``count`` instances now (leadership)?"""
-
-# Instances decided per slice before yielding to the event loop (~10 ms of work each).
-PLAN_SLICE = 1000
 
 
 class Sweeper:
@@ -78,7 +91,12 @@ class Sweeper:
         self.in_storm = False
 
     async def sweep(self, report: SweepReport, *, may_restart: RestartPermit) -> None:
-        """Fetch, decide, record, call back and restart; fills ``report``."""
+        """Fetch, decide, record and call back slice by slice, then restart; fills ``report``.
+
+        Raises the first slice's store failure after the other slices, the restart
+        decisions and the restarts are done: one slice the database refused loses only
+        its own instances' results for this sweep.
+        """
         started = perf_counter()
         now = report.at
         config = self.config
@@ -100,28 +118,64 @@ class Sweeper:
             report.secs = perf_counter() - started
             return
 
-        events: list[MonitorEvent] = []
+        # Events not tied to a slice ride with the first transaction that commits.
+        pending: list[MonitorEvent] = []
         if self.backend_failures >= BACKEND_FAILURES_FOR_UNREACHABLE:
-            events.append(
+            pending.append(
                 MonitorEvent(
                     kind=EventKind.BACKEND_RECOVERED,
                     at=now,
                     detail=f"backend answers again after {self.backend_failures} failed sweeps",
                 )
             )
+        refreshed = self.rows_refreshed_at
+        full = refreshed is None or now - refreshed >= self.store.row_refresh
+        memory: dict[str, Tracked] = {}
+        stale: list[StaleInstance] = []
+        stale_now: list[str] = []
+        running = 0
+        failure: Exception | None = None
+        size = max(config.slice_size, 1)
+        # Slices keep a sweep's working set (health, plan, rows) ~size instances wide, and
+        # what one slice recorded is committed and announced before the next is fetched.
+        for first in range(0, len(instances), size):
+            part = instances[first : first + size]
+            observations = await observe(
+                self.client,
+                part,
+                concurrency=config.concurrency,
+                call_secs=config.health_call_secs(),
+                until=until,
+            )
+            events = pending
+            try:
+                # Awaited before the loop moves on: the lambda's variables cannot change.
+                recorded = await self.store.run(
+                    lambda tx: self._record(tx, observations, now, full, events)  # noqa: B023
+                )
+            except Exception as exc:
+                log.warning("health sweep: recording %d instances failed: %s", len(part), exc)
+                failure = failure or exc
+                # Memory stays as the last sweep left it for this slice's instances.
+                for inst in part:
+                    if (kept := self.tracked.get(inst.id)) is not None:
+                        memory[inst.id] = kept
+                    running += inst.is_running
+                stale_now.extend(stale_ids(observations, now, config.timeout))
+                continue
+            pending = []
+            plan = recorded.plan
+            self._remember(plan, memory)
+            running += plan.running
+            stale.extend(plan.stale)
+            stale_now.extend(s.instance.id for s in plan.stale)
+            report.changes.extend((c.instance.id, c.from_status, c.to_status) for c in plan.changes)
+            report.events.extend(recorded.events)
+            await self._fire_callbacks(recorded.announced)
 
-        observations = await observe(
-            self.client,
-            instances,
-            concurrency=config.concurrency,
-            call_secs=config.health_call_secs(),
-            until=until,
-        )
-        stale_now = stale_ids(observations, now, config.timeout)
-        running = sum(1 for i in instances if i.is_running)
         storm = config.storm.is_storm(len(stale_now), running)
         if storm and not self.in_storm:
-            events.append(
+            pending.append(
                 MonitorEvent(
                     kind=EventKind.STORM,
                     at=now,
@@ -133,28 +187,33 @@ class Sweeper:
                 )
             )
         # Muted instances (the alerts feature's --no-restart) are asked before any write.
-        candidates = set() if storm else await self._restartable(stale_now)
-
-        recorded = await self.store.run(
-            lambda tx: self._record(tx, observations, now, candidates, events)
-        )
-        self._remember(recorded)
+        candidates = set() if storm else await self._restartable(s.instance.id for s in stale)
+        due = [s for s in stale if s.instance.id in candidates]
+        restart_now: list[tuple[StaleInstance, int]] = []
+        if due or pending:
+            restart_now, decided_events, decisions = await self.store.run(
+                lambda tx: self._decide(tx, due, now, pending)
+            )
+            report.events.extend(decided_events)
+            for instance_id, (announced, deferred) in decisions.items():
+                if (decided := memory.get(instance_id)) is not None:
+                    decided.announced_exhaustion, decided.deferred_until = announced, deferred
+        # Instances no longer listed are forgotten, here and in a store kept in memory.
+        self.tracked = memory
+        self.store.forget_unlisted({i.id for i in instances})
+        if full and failure is None:
+            self.rows_refreshed_at = now
         self.backend_failures = 0
         self.in_storm = storm
         report.instances, report.running, report.storm = len(instances), running, storm
         report.stale_ids = stale_now
-        report.changes = [
-            (c.instance.id, c.from_status, c.to_status) for c in recorded.plan.changes
-        ]
-        report.events.extend(recorded.events)
-        await self._fire_callbacks(recorded.announced)
 
-        if recorded.restart_now:
+        if restart_now:
             outcomes: list[RestartOutcome] = []
-            if await may_restart(len(recorded.restart_now)):
+            if await may_restart(len(restart_now)):
                 outcomes = await restart_due(
                     self.restart,
-                    recorded.restart_now,
+                    restart_now,
                     concurrency=config.concurrency,
                     now=config.now,
                 )
@@ -163,6 +222,8 @@ class Sweeper:
             report.restarted = [o.stale.instance.id for o in outcomes if o.error is None]
             report.restart_failed = [o.stale.instance.id for o in outcomes if o.error is not None]
         report.secs = perf_counter() - started
+        if failure is not None:
+            raise failure
 
     async def _backend_failed(self, now: datetime, exc: BackendError, report: SweepReport) -> None:
         self.backend_failures += 1
@@ -206,28 +267,22 @@ class Sweeper:
         tx: MonitorTransaction,
         observations: list[Observation],
         now: datetime,
-        candidates: set[str],
+        full: bool,
         pre_events: list[MonitorEvent],
     ) -> Recorded:
-        """Transaction 1: decide against the recorded statuses and write it all down.
+        """One slice's transaction: decide against the recorded statuses, write it all down.
 
         Runs again from the start when the store retries the transaction, so it changes
         nothing outside ``tx``; memory is updated by the caller after the commit.
         """
-        previous = await tx.last_statuses()
-        plan = SweepPlan()
-        for start in range(0, len(observations), PLAN_SLICE):
-            plan.extend(
-                plan_sweep(
-                    observations[start : start + PLAN_SLICE],
-                    previous=previous,
-                    tracked=self.tracked,
-                    now=now,
-                    timeout=self.config.timeout,
-                )
-            )
-            # Let Slack acknowledgements and other tasks run between slices.
-            await asyncio.sleep(0)
+        previous = await tx.last_statuses([o.instance.id for o in observations])
+        plan = plan_sweep(
+            observations,
+            previous=previous,
+            tracked=self.tracked,
+            now=now,
+            timeout=self.config.timeout,
+        )
         # A change someone else already recorded (a user's pause, another replica) is
         # neither recorded nor announced twice.
         ids = [c.instance.id for c in plan.changes if c.from_status is not None]
@@ -237,8 +292,6 @@ class Sweeper:
             for c in plan.changes
             if c.from_status is None or latest.get(c.instance.id) != c.to_status
         ]
-        refreshed = self.rows_refreshed_at
-        full = refreshed is None or now - refreshed >= self.store.row_refresh
         await tx.upsert_instances(
             plan.snapshots if full else self._changed_rows(plan, previous), seen_at=now
         )
@@ -259,16 +312,24 @@ class Sweeper:
             )
             for c in announced
         )
-        restart_now, decision_events, decisions = await decide_restarts(
-            tx,
-            [s for s in plan.stale if s.instance.id in candidates],
-            now=now,
-            budget=self.config.budget,
-            tracked=self.tracked,
-        )
-        events.extend(decision_events)
         await self._dispatch(tx, events)
-        return Recorded(plan, announced, restart_now, events, decisions, now if full else None)
+        return Recorded(plan, announced, events)
+
+    async def _decide(
+        self,
+        tx: MonitorTransaction,
+        due: list[StaleInstance],
+        now: datetime,
+        pre_events: list[MonitorEvent],
+    ) -> tuple[list[tuple[StaleInstance, int]], list[MonitorEvent], RestartDecisions]:
+        """The sweep's restart decisions (the budget, read from the store) and the events
+        not tied to a slice, in one transaction after every slice is recorded."""
+        restart_now, decision_events, decisions = await decide_restarts(
+            tx, due, now=now, budget=self.config.budget, tracked=self.tracked
+        )
+        events = [*pre_events, *decision_events]
+        await self._dispatch(tx, events)
+        return restart_now, events, decisions
 
     def _changed_rows(self, plan: SweepPlan, previous: dict[str, str]) -> list[InstanceSnapshot]:
         """Snapshots that differ from the row last written (or from the stored status)."""
@@ -283,23 +344,17 @@ class Sweeper:
                 changed.append(snapshot)
         return changed
 
-    def _remember(self, recorded: Recorded) -> None:
-        """Apply a committed sweep to memory; instances no longer listed are forgotten."""
-        old, new = self.tracked, {}
-        for instance_id, remembered in recorded.plan.memory.items():
+    def _remember(self, plan: SweepPlan, memory: dict[str, Tracked]) -> None:
+        """Apply a committed slice to the sweep's new memory (built beside the old one)."""
+        old = self.tracked
+        for instance_id, remembered in plan.memory.items():
             status, backend_status, failures, stale, snapshot = remembered
             mem = old.get(instance_id) or Tracked()
             mem.status, mem.backend_status, mem.stored = status, backend_status, snapshot
             mem.health_failures, mem.stale = failures, stale
             if not stale:
                 mem.deferred_until = None
-            new[instance_id] = mem
-        for instance_id, (announced, deferred) in recorded.decisions.items():
-            if (decided := new.get(instance_id)) is not None:
-                decided.announced_exhaustion, decided.deferred_until = announced, deferred
-        self.tracked = new
-        if recorded.rows_refreshed_at is not None:
-            self.rows_refreshed_at = recorded.rows_refreshed_at
+            memory[instance_id] = mem
 
     async def _fire_callbacks(self, changes: list[Change]) -> None:
         for change in changes:

@@ -87,7 +87,7 @@ async def test_memory_and_sql_stores_are_one_interface(sqlite_store: Database) -
         await store.run(write)
 
         async def read(tx: MonitorTransaction) -> tuple[dict[str, str], list[datetime]]:
-            return await tx.last_statuses(), await tx.auto_restart_times("a", since=AT)
+            return await tx.last_statuses(["a", "z"]), await tx.auto_restart_times("a", since=AT)
 
         statuses, restarts = await store.run(read)
         assert statuses == {"a": "running"}, store
@@ -120,13 +120,19 @@ async def test_the_memory_store_keeps_the_last_listing_only() -> None:
         await tx.record_changes([_change(i, "running") for i in listed], at=at)
 
     await store.run(lambda tx: sweep(tx, ["a", "b"], AT))
+    store.forget_unlisted({"a", "b"})
+    # A sweep in slices: each slice's transaction adds to what the earlier ones listed.
     await store.run(lambda tx: sweep(tx, ["a"], AT + timedelta(seconds=30)))
+    await store.run(lambda tx: sweep(tx, ["c"], AT + timedelta(seconds=30)))
 
     async def read(tx: MonitorTransaction) -> tuple[dict[str, str], dict[str, str]]:
-        return await tx.last_statuses(), await tx.latest_recorded_statuses(["a", "b"])
+        statuses = await tx.last_statuses(["a", "b", "c"])
+        return statuses, await tx.latest_recorded_statuses(["a", "b", "c"])
 
+    assert await store.run(read) == ({"a": "running", "b": "running", "c": "running"},) * 2
+    store.forget_unlisted({"a", "c"})
     # "b" is no longer listed: forgotten, so a return is a first sighting again (the seed's way).
-    assert await store.run(read) == ({"a": "running"}, {"a": "running"})
+    assert await store.run(read) == ({"a": "running", "c": "running"},) * 2
 
 
 async def test_a_failed_memory_transaction_changes_nothing() -> None:

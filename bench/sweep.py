@@ -52,6 +52,7 @@ from sqlalchemy.engine import make_url
 from bot.backend import InstanceClient
 from bot.monitor import HealthMonitor
 from bot.monitor.fetch import observe
+from bot.monitor.settings import MonitorConfig
 from bot.sim.process import start_simulator, stop_process
 from bot.store.database import DEFAULT_CACHE_KIB, Database
 from bot.store.heartbeats.compaction import compact
@@ -62,6 +63,7 @@ from bot.store.records import HeartbeatSampleIn, InstanceSnapshot
 
 CONCURRENCY = 50
 SWEEP_VS_RAW_GOAL = 1.5
+SLICE_SIZE = MonitorConfig().slice_size
 HISTORY_INSTANCES = 100
 HISTORY_DAYS = 7
 SAMPLES_PER_DAY = 2880
@@ -120,14 +122,18 @@ async def raw_list_fetch(session: aiohttp.ClientSession, url: str) -> float:
 
 
 async def sweep_figures(
-    url: str, rounds: int, workdir: Path, cache_kib: int = DEFAULT_CACHE_KIB
+    url: str,
+    rounds: int,
+    workdir: Path,
+    cache_kib: int = DEFAULT_CACHE_KIB,
+    slice_size: int = SLICE_SIZE,
 ) -> Figures:
     """Sweeps against raw fetches, alternating; then the same with health inlined."""
     process = psutil.Process()
     rss_before = process.memory_info().rss
     db = Database(f"sqlite:///{workdir / 'sweep.db'}", cache_kib=cache_kib)
     await db.upgrade()
-    figures: Figures = {"sqlite_cache_kib": cache_kib}
+    figures: Figures = {"sqlite_cache_kib": cache_kib, "slice_size": slice_size}
     rss_per_sweep: list[float] = []
     try:
         async with (
@@ -140,6 +146,7 @@ async def sweep_figures(
             monitor = (
                 HealthMonitor(client, store=db)
                 .with_health_concurrency(CONCURRENCY)
+                .with_slice_size(slice_size)
                 .with_sweep_deadlines(timedelta(seconds=600), timedelta(seconds=3600))
             )
             first = await monitor.sweep_once()  # records 10,000 instances for the first time
@@ -507,7 +514,9 @@ async def run(args: argparse.Namespace) -> Figures:
     try:
         with tempfile.TemporaryDirectory(prefix="starpod-bench-") as tmp:
             workdir = Path(tmp)
-            result["sweep"] = await sweep_figures(url, args.rounds, workdir, args.cache_kib)
+            result["sweep"] = await sweep_figures(
+                url, args.rounds, workdir, args.cache_kib, args.slice_size
+            )
             result["health_json_bytes_per_instance_day"] = health_json_bytes_per_day(url)
     finally:
         stop_process(proc)
@@ -549,6 +558,12 @@ def print_table(r: Figures) -> None:
             f"{s['sweep_cpu_secs']:.2f} s",
             f"raw aiohttp {s['raw_fetch_cpu_secs']:.2f} s",
             f"{s['sweep_vs_raw_cpu']}x",
+        ),
+        (
+            f"  in slices of {s['slice_size']:,}; peak RSS",
+            f"{s['rss_mb_tracking']:.0f} MB",
+            f"before the monitor {s['rss_mb_before_monitor']:.0f} MB",
+            "",
         ),
         (
             "  of which InstanceClient fetch alone",
@@ -629,6 +644,9 @@ def cli() -> None:
     parser.add_argument("--history-days", type=int, default=HISTORY_DAYS)
     parser.add_argument(
         "--cache-kib", type=int, default=DEFAULT_CACHE_KIB, help="the sweep's SQLite page cache"
+    )
+    parser.add_argument(
+        "--slice-size", type=int, default=SLICE_SIZE, help="instances per slice of a sweep"
     )
     parser.add_argument("--persist-count", type=int, default=10_000, help="samples per batch")
     parser.add_argument(

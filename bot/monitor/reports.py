@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from bot.monitor.events import MonitorEvent
-from bot.monitor.tracking import Change, StaleInstance, SweepPlan
+from bot.monitor.tracking import StaleInstance
 
 
 @dataclass(slots=True)
@@ -29,15 +29,6 @@ class SweepReport:
 
 # id → (announced exhaustion episode, deferred until): applied to memory after the commit.
 RestartDecisions = dict[str, tuple[datetime | None, datetime | None]]
-
-
-@dataclass(slots=True)
-class Recorded:
-    """Outcome of one slice's transaction."""
-
-    plan: SweepPlan
-    announced: list[Change]
-    events: list[MonitorEvent]
 
 
 @dataclass(frozen=True, slots=True)

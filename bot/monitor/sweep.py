@@ -2,20 +2,23 @@
 
 1. the instance list;
 2. per slice of ``slice_size`` instances (1,000 by default), in list order:
-   a. fetch: health for the slice's running instances the list left without;
+   a. fetch: health for the slice's running instances the list left without (the next
+      slice's is fetched while this one is recorded);
    b. decide (pure, :mod:`bot.monitor.tracking` and :mod:`bot.monitor.policy`): effective
-      statuses, stale instances;
-   c. one transaction: upsert instances, heartbeat samples, status changes and their
-      events (event handlers run inside it, each in a savepoint);
-   d. the seed's ``on_status_change`` callbacks, once per recorded change;
-3. the storm rule over every slice's stale instances, then one transaction: restart
-   decisions against the budget, the storm and restart-decision events;
-4. restarts over HTTP;
-5. a transaction: restart records and restart events.
+      statuses, samples, changes, stale instances;
+   c. one transaction: instance rows, heartbeat samples and unannounced changes (first
+      sightings); instances with a change to announce are held for step 3;
+3. the storm rule over the whole sweep's stale instances, then one transaction: the held
+   rows, samples and changes, the sweep's events (backend recovered, storm) before the
+   changes' events (the storm inhibitor must hear of the storm first), the restart
+   decisions and their events (event handlers run inside it, each in a savepoint);
+4. the seed's ``on_status_change`` callbacks, once per announced change, in list order;
+5. restarts over HTTP;
+6. a transaction: restart records and restart events.
 
-Slices keep the working set of a sweep ~1,000 instances wide whatever the fleet's size,
-and a slice the store refuses loses only its own results (the sweep raises its error
-at the end, after the other slices and the restarts).
+Slices keep the working set of a sweep ~1,000 instances wide whatever the fleet's size
+(what is held is small, except in a storm), and a slice the store refuses loses only its
+own results: the sweep raises its error at the end, after the rest is done.
 
 Leadership is the caller's business (:class:`~bot.monitor.HealthMonitor`); the same steps
 run over every :class:`~bot.monitor.store.MonitorStore`, in memory or in a database.
@@ -24,6 +27,7 @@ run over every :class:`~bot.monitor.store.MonitorStore`, in memory or in a datab
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime
@@ -36,7 +40,7 @@ from bot.monitor.events import EventKind, MonitorEvent
 from bot.monitor.fetch import observe
 from bot.monitor.own_loop import call_on
 from bot.monitor.policy import BACKEND_FAILURES_FOR_UNREACHABLE
-from bot.monitor.reports import Recorded, RestartDecisions, RestartOutcome, SweepReport
+from bot.monitor.reports import RestartDecisions, RestartOutcome, SweepReport
 from bot.monitor.restarts import (
     RestartCall,
     decide_restarts,
@@ -51,11 +55,11 @@ from bot.monitor.tracking import (
     SweepPlan,
     Tracked,
     plan_sweep,
-    stale_ids,
 )
 
 if TYPE_CHECKING:
     from bot.backend.client import InstanceClient
+    from bot.backend.models import Instance
     from bot.monitor.settings import MonitorConfig
     from bot.monitor.store import MonitorStore, MonitorTransaction
     from bot.store.records import InstanceSnapshot
@@ -91,11 +95,11 @@ class Sweeper:
         self.in_storm = False
 
     async def sweep(self, report: SweepReport, *, may_restart: RestartPermit) -> None:
-        """Fetch, decide, record and call back slice by slice, then restart; fills ``report``.
+        """Fetch, decide and record slice by slice, conclude, call back, restart; fills
+        ``report``.
 
-        Raises the first slice's store failure after the other slices, the restart
-        decisions and the restarts are done: one slice the database refused loses only
-        its own instances' results for this sweep.
+        Raises the first store failure after the rest is done: one slice the database
+        refused loses only its own instances' results for this sweep.
         """
         started = perf_counter()
         now = report.at
@@ -118,10 +122,9 @@ class Sweeper:
             report.secs = perf_counter() - started
             return
 
-        # Events not tied to a slice ride with the first transaction that commits.
-        pending: list[MonitorEvent] = []
+        events: list[MonitorEvent] = []
         if self.backend_failures >= BACKEND_FAILURES_FOR_UNREACHABLE:
-            pending.append(
+            events.append(
                 MonitorEvent(
                     kind=EventKind.BACKEND_RECOVERED,
                     at=now,
@@ -131,51 +134,56 @@ class Sweeper:
         refreshed = self.rows_refreshed_at
         full = refreshed is None or now - refreshed >= self.store.row_refresh
         memory: dict[str, Tracked] = {}
-        stale: list[StaleInstance] = []
-        stale_now: list[str] = []
+        # Instances with a change to announce: recorded and announced in the last
+        # transaction, with the storm (whose handlers must hear of it first) and the
+        # restart decisions. Few in a usual sweep; every stale one in a storm.
+        held = SweepPlan()
         running = 0
         failure: Exception | None = None
         size = max(config.slice_size, 1)
-        # Slices keep a sweep's working set (health, plan, rows) ~size instances wide, and
-        # what one slice recorded is committed and announced before the next is fetched.
-        for first in range(0, len(instances), size):
-            part = instances[first : first + size]
-            observations = await observe(
-                self.client,
-                part,
-                concurrency=config.concurrency,
-                call_secs=config.health_call_secs(),
-                until=until,
-            )
-            events = pending
-            try:
-                # Awaited before the loop moves on: the lambda's variables cannot change.
-                recorded = await self.store.run(
-                    lambda tx: self._record(tx, observations, now, full, events)  # noqa: B023
+        # Slices keep a sweep's working set (health, plan, rows) ~2 slices wide: the next
+        # slice's health is fetched on this loop while one slice is recorded (the
+        # database driver works in its own thread).
+        slices = [instances[i : i + size] for i in range(0, len(instances), size)]
+        fetching: asyncio.Task[list[Observation]] | None = None
+        try:
+            for k, part in enumerate(slices):
+                if fetching is None:
+                    observations = await self._observe(part, until)
+                else:
+                    observations, fetching = await fetching, None
+                if k + 1 < len(slices):
+                    fetching = asyncio.ensure_future(self._observe(slices[k + 1], until))
+                try:
+                    # Awaited before the loop moves on: the lambda's variables cannot change.
+                    recorded = await self.store.run(
+                        lambda tx: self._record(tx, observations, now, full)  # noqa: B023
+                    )
+                except Exception as exc:
+                    log.warning("health sweep: recording %d instances failed: %s", len(part), exc)
+                    failure = failure or exc
+                    self._keep(part, memory)
+                    running += sum(1 for inst in part if inst.is_running)
+                    continue
+                plan, slice_held = recorded
+                self._remember(plan, memory)
+                held.extend(slice_held)
+                running += plan.running + slice_held.running
+                report.changes.extend(
+                    (c.instance.id, c.from_status, c.to_status) for c in plan.changes
                 )
-            except Exception as exc:
-                log.warning("health sweep: recording %d instances failed: %s", len(part), exc)
-                failure = failure or exc
-                # Memory stays as the last sweep left it for this slice's instances.
-                for inst in part:
-                    if (kept := self.tracked.get(inst.id)) is not None:
-                        memory[inst.id] = kept
-                    running += inst.is_running
-                stale_now.extend(stale_ids(observations, now, config.timeout))
-                continue
-            pending = []
-            plan = recorded.plan
-            self._remember(plan, memory)
-            running += plan.running
-            stale.extend(plan.stale)
-            stale_now.extend(s.instance.id for s in plan.stale)
-            report.changes.extend((c.instance.id, c.from_status, c.to_status) for c in plan.changes)
-            report.events.extend(recorded.events)
-            await self._fire_callbacks(recorded.announced)
+        finally:
+            # Only when the loop did not finish (the sweep cancelled, or an error).
+            if fetching is not None:
+                fetching.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await fetching
 
+        stale = held.stale
+        stale_now = [s.instance.id for s in stale]
         storm = config.storm.is_storm(len(stale_now), running)
         if storm and not self.in_storm:
-            pending.append(
+            events.append(
                 MonitorEvent(
                     kind=EventKind.STORM,
                     at=now,
@@ -187,17 +195,28 @@ class Sweeper:
                 )
             )
         # Muted instances (the alerts feature's --no-restart) are asked before any write.
-        candidates = set() if storm else await self._restartable(s.instance.id for s in stale)
+        candidates = set() if storm else await self._restartable(stale_now)
         due = [s for s in stale if s.instance.id in candidates]
         restart_now: list[tuple[StaleInstance, int]] = []
-        if due or pending:
-            restart_now, decided_events, decisions = await self.store.run(
-                lambda tx: self._decide(tx, due, now, pending)
-            )
-            report.events.extend(decided_events)
-            for instance_id, (announced, deferred) in decisions.items():
-                if (decided := memory.get(instance_id)) is not None:
-                    decided.announced_exhaustion, decided.deferred_until = announced, deferred
+        if due or events or held.snapshots:
+            try:
+                restart_now, events, decisions = await self.store.run(
+                    lambda tx: self._conclude(tx, held, due, now, events)
+                )
+            except Exception as exc:
+                failure = failure or exc
+                # The held instances' memory stays as it was: the next sweep tries again.
+                self._keep_ids(held.memory, memory)
+            else:
+                self._remember(held, memory)
+                for instance_id, (announced, deferred) in decisions.items():
+                    if (decided := memory.get(instance_id)) is not None:
+                        decided.announced_exhaustion, decided.deferred_until = announced, deferred
+                report.changes.extend(
+                    (c.instance.id, c.from_status, c.to_status) for c in held.changes
+                )
+                report.events.extend(events)
+                await self._fire_callbacks([c for c in held.changes if c.announce])
         # Instances no longer listed are forgotten, here and in a store kept in memory.
         self.tracked = memory
         self.store.forget_unlisted({i.id for i in instances})
@@ -224,6 +243,28 @@ class Sweeper:
         report.secs = perf_counter() - started
         if failure is not None:
             raise failure
+
+    def _keep(self, instances: Iterable[Instance], memory: dict[str, Tracked]) -> None:
+        """Memory stays as the last sweep left it for instances whose writes failed."""
+        self._keep_ids((i.id for i in instances), memory)
+
+    def _keep_ids(self, ids: Iterable[str], memory: dict[str, Tracked]) -> None:
+        old = self.tracked
+        for instance_id in ids:
+            if (kept := old.get(instance_id)) is not None:
+                memory[instance_id] = kept
+            else:
+                memory.pop(instance_id, None)
+
+    async def _observe(self, part: list[Instance], until: float) -> list[Observation]:
+        config = self.config
+        return await observe(
+            self.client,
+            part,
+            concurrency=config.concurrency,
+            call_secs=config.health_call_secs(),
+            until=until,
+        )
 
     async def _backend_failed(self, now: datetime, exc: BackendError, report: SweepReport) -> None:
         self.backend_failures += 1
@@ -268,10 +309,11 @@ class Sweeper:
         observations: list[Observation],
         now: datetime,
         full: bool,
-        pre_events: list[MonitorEvent],
-    ) -> Recorded:
-        """One slice's transaction: decide against the recorded statuses, write it all down.
+    ) -> tuple[SweepPlan, SweepPlan]:
+        """One slice's transaction: decide against the recorded statuses, write it down.
 
+        Returns what was written and what is held for the last transaction: the rows,
+        samples and changes of instances with a change to announce, and the stale ones.
         Runs again from the start when the store retries the transaction, so it changes
         nothing outside ``tx``; memory is updated by the caller after the commit.
         """
@@ -292,12 +334,27 @@ class Sweeper:
             for c in plan.changes
             if c.from_status is None or latest.get(c.instance.id) != c.to_status
         ]
+        held = _hold(plan, {c.instance.id for c in plan.changes if c.announce})
         await tx.upsert_instances(
             plan.snapshots if full else self._changed_rows(plan, previous), seen_at=now
         )
         await tx.record_heartbeats(plan.samples)
         await tx.record_changes(plan.changes, at=now)
-        announced = [c for c in plan.changes if c.announce]
+        return plan, held
+
+    async def _conclude(
+        self,
+        tx: MonitorTransaction,
+        held: SweepPlan,
+        due: list[StaleInstance],
+        now: datetime,
+        pre_events: list[MonitorEvent],
+    ) -> tuple[list[tuple[StaleInstance, int]], list[MonitorEvent], RestartDecisions]:
+        """The last transaction: the held changes (with their rows and samples) and their
+        events after the sweep's own (recovery, storm), then the restart decisions."""
+        await tx.upsert_instances(held.snapshots, seen_at=now)
+        await tx.record_heartbeats(held.samples)
+        await tx.record_changes(held.changes, at=now)
         events = list(pre_events)
         events.extend(
             MonitorEvent(
@@ -310,24 +367,13 @@ class Sweeper:
                 health=c.health,
                 detail=c.reason or "",
             )
-            for c in announced
+            for c in held.changes
+            if c.announce
         )
-        await self._dispatch(tx, events)
-        return Recorded(plan, announced, events)
-
-    async def _decide(
-        self,
-        tx: MonitorTransaction,
-        due: list[StaleInstance],
-        now: datetime,
-        pre_events: list[MonitorEvent],
-    ) -> tuple[list[tuple[StaleInstance, int]], list[MonitorEvent], RestartDecisions]:
-        """The sweep's restart decisions (the budget, read from the store) and the events
-        not tied to a slice, in one transaction after every slice is recorded."""
         restart_now, decision_events, decisions = await decide_restarts(
             tx, due, now=now, budget=self.config.budget, tracked=self.tracked
         )
-        events = [*pre_events, *decision_events]
+        events.extend(decision_events)
         await self._dispatch(tx, events)
         return restart_now, events, decisions
 
@@ -403,3 +449,23 @@ class Sweeper:
             # The restarts happened; memory keeps them for the budget until the store is back.
             log.exception("could not record %d auto-restarts", len(outcomes))
         return events
+
+
+def _hold(plan: SweepPlan, ids: set[str]) -> SweepPlan:
+    """Move the instances ``ids`` (and every stale one's entry) out of ``plan``.
+
+    The held plan carries their rows, samples, changes and memory to the sweep's last
+    transaction; ``plan.stale`` moves whole (the storm and restarts are judged over the
+    sweep), as does the count of running instances.
+    """
+    held = SweepPlan(stale=plan.stale, running=plan.running)
+    plan.stale, plan.running = [], 0
+    if ids:
+        held.snapshots = [s for s in plan.snapshots if s.id in ids]
+        plan.snapshots = [s for s in plan.snapshots if s.id not in ids]
+        held.samples = [s for s in plan.samples if s.instance_id in ids]
+        plan.samples = [s for s in plan.samples if s.instance_id not in ids]
+        held.changes = [c for c in plan.changes if c.instance.id in ids]
+        plan.changes = [c for c in plan.changes if c.instance.id not in ids]
+        held.memory = {i: plan.memory.pop(i) for i in ids}
+    return held

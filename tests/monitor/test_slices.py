@@ -54,7 +54,8 @@ async def test_a_slice_the_database_refuses_loses_only_its_own_results(
     sim.stop_heartbeat(order[4])
     sim.stop_heartbeat(order[7])
     fake_clock.advance(100)
-    await refuse_instance_rows(sqlite_store, [order[4]])
+    # The database refuses a healthy instance's row: the slice's transaction fails whole.
+    await refuse_instance_rows(sqlite_store, [order[5]])
     monitor = make_monitor(sqlite_store).with_slice_size(3).with_storm(100, 1.0)
 
     with pytest.raises(Exception, match="slice refused"):

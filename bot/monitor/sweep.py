@@ -2,8 +2,7 @@
 
 1. the instance list;
 2. per slice of ``slice_size`` instances (1,000 by default), in list order:
-   a. fetch: health for the slice's running instances the list left without (the next
-      slice's is fetched while this one is recorded);
+   a. fetch: health for the slice's running instances the list left without;
    b. decide (pure, :mod:`bot.monitor.tracking` and :mod:`bot.monitor.policy`): effective
       statuses, samples, changes, stale instances;
    c. one transaction: instance rows, heartbeat samples and unannounced changes (first
@@ -27,7 +26,6 @@ run over every :class:`~bot.monitor.store.MonitorStore`, in memory or in a datab
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime
@@ -141,43 +139,35 @@ class Sweeper:
         running = 0
         failure: Exception | None = None
         size = max(config.slice_size, 1)
-        # Slices keep a sweep's working set (health, plan, rows) ~2 slices wide: the next
-        # slice's health is fetched on this loop while one slice is recorded (the
-        # database driver works in its own thread).
-        slices = [instances[i : i + size] for i in range(0, len(instances), size)]
-        fetching: asyncio.Task[list[Observation]] | None = None
-        try:
-            for k, part in enumerate(slices):
-                if fetching is None:
-                    observations = await self._observe(part, until)
-                else:
-                    observations, fetching = await fetching, None
-                if k + 1 < len(slices):
-                    fetching = asyncio.ensure_future(self._observe(slices[k + 1], until))
-                try:
-                    # Awaited before the loop moves on: the lambda's variables cannot change.
-                    recorded = await self.store.run(
-                        lambda tx: self._record(tx, observations, now, full)  # noqa: B023
-                    )
-                except Exception as exc:
-                    log.warning("health sweep: recording %d instances failed: %s", len(part), exc)
-                    failure = failure or exc
-                    self._keep(part, memory)
-                    running += sum(1 for inst in part if inst.is_running)
-                    continue
-                plan, slice_held = recorded
-                self._remember(plan, memory)
-                held.extend(slice_held)
-                running += plan.running + slice_held.running
-                report.changes.extend(
-                    (c.instance.id, c.from_status, c.to_status) for c in plan.changes
+        # Slices keep a sweep's working set (health, plan, rows) ~1 slice wide. The next
+        # slice is not fetched while one is recorded: measured, the HTTP calls and the
+        # database driver's thread then contend for the interpreter lock and the sweep
+        # took ~0.2 s more CPU at 10,000 instances, no less time (BENCHMARKS.md).
+        for first in range(0, len(instances), size):
+            part = instances[first : first + size]
+            observations = await observe(
+                self.client,
+                part,
+                concurrency=config.concurrency,
+                call_secs=config.health_call_secs(),
+                until=until,
+            )
+            try:
+                # Awaited before the loop moves on: the lambda's variables cannot change.
+                recorded = await self.store.run(
+                    lambda tx: self._record(tx, observations, now, full)  # noqa: B023
                 )
-        finally:
-            # Only when the loop did not finish (the sweep cancelled, or an error).
-            if fetching is not None:
-                fetching.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await fetching
+            except Exception as exc:
+                log.warning("health sweep: recording %d instances failed: %s", len(part), exc)
+                failure = failure or exc
+                self._keep(part, memory)
+                running += sum(1 for inst in part if inst.is_running)
+                continue
+            plan, slice_held = recorded
+            self._remember(plan, memory)
+            held.extend(slice_held)
+            running += plan.running + slice_held.running
+            report.changes.extend((c.instance.id, c.from_status, c.to_status) for c in plan.changes)
 
         stale = held.stale
         stale_now = [s.instance.id for s in stale]
@@ -255,16 +245,6 @@ class Sweeper:
                 memory[instance_id] = kept
             else:
                 memory.pop(instance_id, None)
-
-    async def _observe(self, part: list[Instance], until: float) -> list[Observation]:
-        config = self.config
-        return await observe(
-            self.client,
-            part,
-            concurrency=config.concurrency,
-            call_secs=config.health_call_secs(),
-            until=until,
-        )
 
     async def _backend_failed(self, now: datetime, exc: BackendError, report: SweepReport) -> None:
         self.backend_failures += 1

@@ -58,6 +58,7 @@ from typing import TYPE_CHECKING, Self
 
 from bot.config import setting_name
 from bot.errors import ConfigError, StarpodBotError
+from bot.heap import limit_arenas
 from bot.metrics import Metrics, create_metrics
 from bot.probes import OK, Readiness
 from bot.slack.token_check import (
@@ -180,6 +181,8 @@ class Runtime:
         self._stack = contextlib.AsyncExitStack()
         self._started = False
         self._stopped = False
+        #: True once glibc's malloc was told to share ARENA_MAX arenas (False elsewhere).
+        self.arenas_limited = False
 
     def __repr__(self) -> str:
         return f"Runtime(url={self.url if self.server else None!r})"
@@ -282,6 +285,8 @@ class Runtime:
             raise
 
     async def _open(self) -> None:
+        # Before any thread (the sweep's, SQLite's, the executor's) creates an arena.
+        self.arenas_limited = limit_arenas()
         parts = build(
             self.settings,
             clock=self.clock,
@@ -349,6 +354,8 @@ class Runtime:
             raise db.writes.error(exc) from exc
 
     async def _start_monitor(self, parts: Parts) -> None:
+        # Closed last of the monitor's parts: a sweep ending while the jobs drain trims too.
+        self._on_close("heap trim", parts.trimmer.wait)
         if parts.sweep is not None:
             # Closed after everything below: the sweep ends and the leadership is released
             # on this thread's loop first.

@@ -26,6 +26,7 @@ from sqlalchemy import func, select
 
 from bot.backend.client import InstanceClient
 from bot.errors import ConfigError
+from bot.heap import SweepTrimmer
 from bot.instances import InstanceActions
 from bot.metrics import AckLatencyMiddleware, Metrics, create_metrics, metrics_route
 from bot.monitor.own_loop import SweepLoop
@@ -81,6 +82,8 @@ class Parts:
     monitor_handle: MonitorHandle
     #: The sweep's own loop (a thread) and what lives on it; None: the sweep shares this loop.
     sweep: SweepSide | None
+    #: Gives the C heap's free memory back after every sweep (bot/heap.py).
+    trimmer: SweepTrimmer
     alerts: AlertService
     store_outage: StoreOutageNotice
     ssh_links: SshLinkService
@@ -189,6 +192,9 @@ def build(
             sweep_db,
             InstanceActions(sweep_client, sweep_db, clock=clock),
         )
+    # A sweep's working set is freed when it ends, but glibc keeps the pages: without a
+    # trim the RSS stays at the largest sweep's high-water mark (BENCHMARKS.md, soak).
+    trimmer = SweepTrimmer()
     monitor = (
         HealthMonitor.from_settings(
             sweep.client if sweep else client,
@@ -199,6 +205,7 @@ def build(
         )
         .with_actions(sweep.actions if sweep else actions)
         .on_sweep(metrics.observe_sweep_report)
+        .on_sweep(trimmer)
         .on_own_loop(sweep.loop if sweep else None)
     )
     alerts = AlertService.from_settings(
@@ -255,6 +262,7 @@ def build(
         monitor=monitor,
         monitor_handle=handle,
         sweep=sweep,
+        trimmer=trimmer,
         alerts=alerts,
         store_outage=outage,
         ssh_links=links,

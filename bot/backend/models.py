@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -152,7 +153,9 @@ class Instance(_Wire):
     @_Once
     def status(self) -> str:
         """The status in lower case, whatever the backend sent (``Running`` → ``running``)."""
-        return self.status_raw.strip().lower() or "unknown"
+        # Interned: the few statuses are shared by every instance the monitor remembers,
+        # rather than one string per instance and sweep.
+        return sys.intern(self.status_raw.strip().lower() or "unknown")
 
     def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
         """A copy; the cached ``status`` and ``is_running`` are worked out again from it."""

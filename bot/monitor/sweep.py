@@ -375,7 +375,14 @@ class Sweeper:
         old = self.tracked
         for instance_id, remembered in plan.memory.items():
             status, backend_status, failures, stale, snapshot = remembered
-            mem = old.get(instance_id) or Tracked()
+            mem = old.get(instance_id)
+            if mem is None:
+                mem = Tracked()
+            elif mem.stored == snapshot and mem.stored is not None:
+                # Unchanged: keep the objects of the sweep that stored it. Anything this
+                # sweep allocated and kept would be scattered among its garbage and pin
+                # Python's memory pools at the sweep's high-water mark (BENCHMARKS.md).
+                snapshot, instance_id = mem.stored, mem.stored.id
             mem.status, mem.backend_status, mem.stored = status, backend_status, snapshot
             mem.health_failures, mem.stale = failures, stale
             if not stale:

@@ -39,7 +39,8 @@ Stopping (``stop()``; SIGTERM/SIGINT through :func:`run`) closes through one
 taking requests, the Slack listener work still running finishes, the scheduler starts no
 new job and the running ones (the sweep among them) finish, the outbox delivery ends,
 the leadership is released, the sweep's thread closes its client and engine and ends,
-and the clients and the database are closed. Draining
+a heap trim still running (:mod:`bot.heap`, after each sweep) finishes, and the clients
+and the database are closed. Draining
 shares one grace period (10 s by default).
 """
 

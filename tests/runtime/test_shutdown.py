@@ -21,6 +21,7 @@ OPENED_ORDER = [
     "database",
     "backend client",
     "Slack HTTP session",
+    "heap trim",
     "sweep thread",
     "leadership",
     "alert delivery",

@@ -191,8 +191,12 @@ async def test_stop_waits_for_a_running_sweep(
     first_at = runtime.monitor.status().last_sweep_at
     backend_sim.seed_instances(1)  # only a sweep that completes sees the third instance
     backend_sim.set_faults(latency_secs=0.5)
+    # The first sweep's job must have returned (its observers run after the sweep is
+    # recorded): a run due while it still runs is skipped (max_instances=1).
+    scheduler = runtime.scheduler
+    await _until(lambda: len(scheduler.jobs_running) == 0, "the first sweep's job returned")
     # Start a sweep through the scheduler, as the interval would.
-    runtime.scheduler.modify_job("starpod-health-sweep", next_run_time=runtime.clock())
+    scheduler.modify_job("starpod-health-sweep", next_run_time=runtime.clock())
     monitor = runtime.monitor
     await _until(lambda: monitor.sweeping, "a sweep in progress")
     await runtime.stop()

@@ -121,6 +121,19 @@ async def raw_list_fetch(session: aiohttp.ClientSession, url: str) -> float:
 # -- sweeps ----------------------------------------------------------------------------------
 
 
+def bench_monitor(client: InstanceClient, db: Database, slice_size: int) -> HealthMonitor:
+    """The monitor every sweep figure measures."""
+    # Deadlines far past any sweep here: on a loaded machine the default ones (2/3 of the
+    # 30 s interval) would cut health calls short, and a sweep that does less than the raw
+    # baseline would look faster than it is.
+    return (
+        HealthMonitor(client, store=db)
+        .with_health_concurrency(CONCURRENCY)
+        .with_slice_size(slice_size)
+        .with_sweep_deadlines(timedelta(seconds=600), timedelta(seconds=3600))
+    )
+
+
 async def sweep_figures(
     url: str,
     rounds: int,
@@ -140,15 +153,7 @@ async def sweep_figures(
             InstanceClient(url) as client,
             aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=100)) as raw,
         ):
-            # Deadlines far past any sweep here: on a loaded machine the default ones (2/3 of
-            # the 30 s interval) would cut health calls short, and a sweep that does less
-            # than the raw baseline would look faster than it is.
-            monitor = (
-                HealthMonitor(client, store=db)
-                .with_health_concurrency(CONCURRENCY)
-                .with_slice_size(slice_size)
-                .with_sweep_deadlines(timedelta(seconds=600), timedelta(seconds=3600))
-            )
+            monitor = bench_monitor(client, db, slice_size)
             first = await monitor.sweep_once()  # records 10,000 instances for the first time
             figures["instances"] = first.instances
             figures["first_sweep_secs"] = round(first.secs, 3)

@@ -54,6 +54,8 @@ MAX_TAIL = 100_000
 MAX_BODY_BYTES = 64 * 1024 * 1024
 OFF_LOOP_BYTES = 256 * 1024
 MAX_CACHED_REQUESTS = 50_000
+# What quote(safe="") leaves as it is: such an id (a UUID) skips quote's Python calls.
+_PLAIN_ID = re.compile(r"[A-Za-z0-9_.~-]+")
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _INSTANCE_LIST = TypeAdapter(list[Instance])
 M = TypeVar("M", Instance, HealthInfo, SshInfo)
@@ -349,7 +351,8 @@ class InstanceClient:
     @staticmethod
     def _path(instance_id: str, action: str | None = None) -> str:
         # Ids come from users: quote them so "../" or "?" cannot change the request.
-        base = f"/instances/{quote(instance_id, safe='')}"
+        plain = _PLAIN_ID.fullmatch(instance_id) is not None
+        base = f"/instances/{instance_id if plain else quote(instance_id, safe='')}"
         return f"{base}/{action}" if action else base
 
     def _observe(self, endpoint: str, outcome: str, started: float) -> None:

@@ -253,6 +253,17 @@ async def test_user_supplied_ids_cannot_change_the_path(client: InstanceClient) 
     assert caught.value.status_code == 404
 
 
+@pytest.mark.parametrize("ref", ["../instances?x=1", "a/b", "x#y", "%2e%2e", "é", " "])
+async def test_user_supplied_ids_cannot_change_a_health_path(
+    backend_sim: BackendSimulator, client: InstanceClient, ref: str
+) -> None:
+    [iid] = backend_sim.seed_instances(1)
+    with pytest.raises(BackendStatusError) as caught:
+        await client.get_health(ref)
+    assert caught.value.status_code == 404
+    assert (await client.get_health(iid)).last_heartbeat.tzinfo is not None  # a plain id
+
+
 async def test_bearer_key_is_checked_by_the_backend() -> None:
     async with BackendSimulator(api_key="sekrit", transition_secs=0) as sim:
         sim.seed_instances(2)

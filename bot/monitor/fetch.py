@@ -10,7 +10,7 @@ from bot.backend.client import InstanceClient
 from bot.backend.errors import BackendError, BackendUnavailable
 from bot.backend.models import HealthInfo, Instance
 from bot.monitor.policy import health_calls_degraded
-from bot.monitor.tracking import Observation
+from bot.monitor.tracking import SliceHealth
 
 log = logging.getLogger(__name__)
 
@@ -31,19 +31,19 @@ async def fetch_health(
     concurrency: int,
     call_secs: float | None = None,
     until: float | None = None,
-) -> dict[str, HealthInfo | BackendError]:
+) -> dict[str, HealthInfo | str]:
     """Fetch the health of each instance, at most ``concurrency`` calls in flight.
 
     A fixed pool of workers drains one shared iterator: the same bound as a
     semaphore-guarded gather, without creating one task per instance (10,000 of them
-    would cost memory and scheduling for nothing). A failed call is returned, not raised,
-    so one bad instance never spoils the sweep.
+    would cost memory and scheduling for nothing). A failed call is returned as the text
+    of its error, not raised, so one bad instance never spoils the sweep.
 
     Each call gets at most ``call_secs``; none runs past ``until`` (the event loop's
     time, the sweep's deadline). A call cut short, or never started because the deadline
     passed, is a failed call: the instance's health is unknown for this sweep.
     """
-    results: dict[str, HealthInfo | BackendError] = {}
+    results: dict[str, HealthInfo | str] = {}
     pending = iter(instance_ids)
     loop = asyncio.get_running_loop()
 
@@ -54,7 +54,8 @@ async def fetch_health(
             if until is not None:
                 left = until - loop.time()
                 if left <= 0:
-                    results[instance_id] = _late(instance_id, 0, "the sweep's deadline passed")
+                    late = _late(instance_id, 0, "the sweep's deadline passed")
+                    results[instance_id] = str(late)
                     continue
                 if budget is None or left < budget:
                     budget, what = left, "the sweep's deadline"
@@ -66,9 +67,9 @@ async def fetch_health(
                         instance_id, until=loop.time() + budget
                     )
             except TimeoutError:
-                results[instance_id] = _late(instance_id, budget or 0, what)
+                results[instance_id] = str(_late(instance_id, budget or 0, what))
             except BackendError as exc:
-                results[instance_id] = exc
+                results[instance_id] = str(exc)
 
     workers = min(max(concurrency, 1), len(instance_ids))
     await asyncio.gather(*(worker() for _ in range(workers)))
@@ -82,22 +83,21 @@ async def observe(
     concurrency: int,
     call_secs: float | None = None,
     until: float | None = None,
-) -> list[Observation]:
-    """Pair every listed instance with its health.
+) -> SliceHealth:
+    """The health of the listed instances the list left without it.
 
-    Inline health is used when the list carries it; otherwise health is fetched for running
-    instances only (the others are never checked, as in the seed), within the deadlines
-    of :func:`fetch_health`.
+    Health is fetched for running instances only (the others are never checked, as in the
+    seed), within the deadlines of :func:`fetch_health`; inline health stays on the
+    instances, where :func:`~bot.monitor.tracking.plan_sweep` reads it. One mapping per
+    slice rather than one object per instance: a sweep goes through 10,000.
     """
     missing = [i.id for i in instances if i.health is None and i.is_running]
-    fetched = (
-        await fetch_health(
-            client, missing, concurrency=concurrency, call_secs=call_secs, until=until
-        )
-        if missing
-        else {}
+    if not missing:
+        return SliceHealth({})
+    fetched = await fetch_health(
+        client, missing, concurrency=concurrency, call_secs=call_secs, until=until
     )
-    failed = sum(isinstance(got, BackendError) for got in fetched.values())
+    failed = sum(1 for got in fetched.values() if isinstance(got, str))
     degraded = health_calls_degraded(failed, len(missing))
     if degraded:
         log.warning(
@@ -105,11 +105,4 @@ async def observe(
             failed,
             len(missing),
         )
-    observations: list[Observation] = []
-    for inst in instances:
-        got = fetched.get(inst.id)
-        if isinstance(got, BackendError):
-            observations.append(Observation(inst, None, str(got), failure_counts=not degraded))
-        else:
-            observations.append(Observation(inst, got if got is not None else inst.health))
-    return observations
+    return SliceHealth(fetched, failures_count=not degraded)

@@ -48,7 +48,7 @@ from bot.monitor.restarts import (
 )
 from bot.monitor.tracking import (
     Change,
-    Observation,
+    SliceHealth,
     StaleInstance,
     SweepPlan,
     Tracked,
@@ -145,7 +145,7 @@ class Sweeper:
         # took ~0.2 s more CPU at 10,000 instances, no less time (BENCHMARKS.md).
         for first in range(0, len(instances), size):
             part = instances[first : first + size]
-            observations = await observe(
+            health = await observe(
                 self.client,
                 part,
                 concurrency=config.concurrency,
@@ -155,7 +155,7 @@ class Sweeper:
             try:
                 # Awaited before the loop moves on: the lambda's variables cannot change.
                 recorded = await self.store.run(
-                    lambda tx: self._record(tx, observations, now, full)  # noqa: B023
+                    lambda tx: self._record(tx, part, health, now, full)  # noqa: B023
                 )
             except Exception as exc:
                 log.warning("health sweep: recording %d instances failed: %s", len(part), exc)
@@ -286,7 +286,8 @@ class Sweeper:
     async def _record(
         self,
         tx: MonitorTransaction,
-        observations: list[Observation],
+        part: list[Instance],
+        health: SliceHealth,
         now: datetime,
         full: bool,
     ) -> tuple[SweepPlan, SweepPlan]:
@@ -297,9 +298,10 @@ class Sweeper:
         Runs again from the start when the store retries the transaction, so it changes
         nothing outside ``tx``; memory is updated by the caller after the commit.
         """
-        previous = await tx.last_statuses([o.instance.id for o in observations])
+        previous = await tx.last_statuses([i.id for i in part])
         plan = plan_sweep(
-            observations,
+            part,
+            health,
             previous=previous,
             tracked=self.tracked,
             now=now,

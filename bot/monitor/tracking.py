@@ -53,15 +53,18 @@ class Tracked:
 
 
 @dataclass(frozen=True, slots=True)
-class Observation:
-    """What this sweep learned about one instance."""
+class SliceHealth:
+    """What the fetch step learned about one slice's health calls.
 
-    instance: Instance
-    health: HealthInfo | None = None
-    health_error: str | None = None
-    # False when the sweep's health calls failed broadly: the backend is degraded, and
-    # that failure says nothing about this instance (see policy.health_calls_degraded).
-    failure_counts: bool = True
+    ``fetched`` maps an instance id to its health, or to the text of its failed health
+    call; an instance not in it was not asked (not running, or health inlined in the
+    list). ``failures_count`` is False when the slice's health calls failed broadly: the
+    backend is degraded, and a failure then says nothing about its instance (see
+    policy.health_calls_degraded).
+    """
+
+    fetched: Mapping[str, HealthInfo | str]
+    failures_count: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,17 +113,6 @@ class SweepPlan:
         self.memory.update(other.memory)
 
 
-def stale_ids(observations: Iterable[Observation], now: datetime, timeout: timedelta) -> list[str]:
-    """Ids of running instances whose health answered with a stale heartbeat."""
-    return [
-        o.instance.id
-        for o in observations
-        if o.instance.is_running
-        and o.health is not None
-        and is_stale(o.health.last_heartbeat, now, timeout)
-    ]
-
-
 def _cause(tracked: Tracked | None, backend_status: str, derived: bool) -> str:
     # The monitor caused the change when it derived the new status itself, or when the
     # backend kept saying the same thing and only the monitor's reading moved.
@@ -132,7 +124,8 @@ def _cause(tracked: Tracked | None, backend_status: str, derived: bool) -> str:
 
 
 def plan_sweep(
-    observations: Iterable[Observation],
+    instances: Iterable[Instance],
+    health: SliceHealth,
     *,
     previous: Mapping[str, str],
     tracked: Mapping[str, Tracked],
@@ -141,20 +134,29 @@ def plan_sweep(
 ) -> SweepPlan:
     """Decide effective statuses, samples and status changes for one sweep (no I/O).
 
-    ``previous`` maps instance id → the status recorded before (the store's, or memory's).
-    An instance seen for the first time is recorded with its backend status, from None;
-    that first sighting is announced only when it is ``error``. A stale one then changes
-    to ``error`` like any other, so its staleness is announced and acted on.
+    An instance's health is the one fetched for it, else the one the list inlined; a
+    failed call leaves it without. ``previous`` maps instance id → the status recorded
+    before (the store's, or memory's). An instance seen for the first time is recorded
+    with its backend status, from None; that first sighting is announced only when it is
+    ``error``. A stale one then changes to ``error`` like any other, so its staleness is
+    announced and acted on.
     """
     plan = SweepPlan()
-    for obs in observations:
-        inst = obs.instance
+    fetched = health.fetched
+    for inst in instances:
         backend_status = inst.status
         mem = tracked.get(inst.id)
         prev = previous.get(inst.id)
         failures = 0
         stale = False
-        health = obs.health
+        got = fetched.get(inst.id) if fetched else None
+        health_error: str | None = None
+        if got is None:
+            info = inst.health
+        elif isinstance(got, str):
+            info, health_error = None, got
+        else:
+            info = got
         status = backend_status
         derived = False
         reason: str | None = None
@@ -162,24 +164,24 @@ def plan_sweep(
 
         if inst.is_running:
             plan.running += 1
-            if health is not None:
-                age = heartbeat_age_secs(health.last_heartbeat, now)
+            if info is not None:
+                age = heartbeat_age_secs(info.last_heartbeat, now)
                 plan.samples.append(
                     HeartbeatSampleIn(
                         instance_id=inst.id,
                         sampled_at=now,
-                        cpu_percent=health.cpu_percent,
-                        memory_mb=health.memory_mb,
-                        disk_mb=health.disk_mb,
-                        last_heartbeat=health.last_heartbeat,
-                        uptime_secs=health.uptime_secs,
+                        cpu_percent=info.cpu_percent,
+                        memory_mb=info.memory_mb,
+                        disk_mb=info.disk_mb,
+                        last_heartbeat=info.last_heartbeat,
+                        uptime_secs=info.uptime_secs,
                     )
                 )
-                if is_stale(health.last_heartbeat, now, timeout):
+                if is_stale(info.last_heartbeat, now, timeout):
                     stale = True
                     status, derived, kind = STALE_STATUS, True, EventKind.STALE
                     reason = stale_reason(age, timeout)
-                    plan.stale.append(StaleInstance(inst, health, age))
+                    plan.stale.append(StaleInstance(inst, info, age))
                 elif prev in PROBLEM_STATUSES:
                     kind = EventKind.RECOVERED
                     if prev == UNKNOWN_STATUS:
@@ -187,12 +189,14 @@ def plan_sweep(
                     elif mem is None or mem.backend_status == RUNNING_STATUS:
                         reason = f"heartbeat fresh again ({age:.0f} s old)"
             else:
-                failures = (mem.health_failures if mem is not None else 0) + int(obs.failure_counts)
+                failures = (mem.health_failures if mem is not None else 0) + int(
+                    health.failures_count
+                )
                 if failures >= HEALTH_FAILURES_FOR_UNKNOWN:
                     status, derived, kind = UNKNOWN_STATUS, True, EventKind.HEALTH_UNKNOWN
                     reason = (
                         f"health check failed {failures} times in a row: "
-                        f"{obs.health_error or 'no answer'}"
+                        f"{health_error or 'no answer'}"
                     )
                 elif prev in PROBLEM_STATUSES:
                     # A failed health call says nothing new: keep the problem status.
@@ -212,7 +216,7 @@ def plan_sweep(
                     cause="backend",
                     reason="first seen",
                     kind=EventKind.STATUS_CHANGED,
-                    health=health,
+                    health=info,
                     announce=backend_status == STALE_STATUS,
                 )
             )
@@ -231,7 +235,7 @@ def plan_sweep(
                 cause=_cause(mem, backend_status, derived),
                 reason=reason,
                 kind=kind,
-                health=health,
+                health=info,
                 announce=True,
             )
         )

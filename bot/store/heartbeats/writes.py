@@ -68,6 +68,40 @@ async def next_batch_id(session: AsyncSession) -> int:
     return (newest or 0) + 1
 
 
+def _placeholders(paramstyle: str, count: int) -> str:
+    if paramstyle == "qmark":
+        return ", ".join(["?"] * count)
+    if paramstyle in ("numeric_dollar", "numeric"):
+        mark = "$" if paramstyle == "numeric_dollar" else ":"
+        return ", ".join(f"{mark}{n}" for n in range(1, count + 1))
+    if paramstyle in ("format", "pyformat"):
+        return ", ".join(["%s"] * count)
+    raise ValueError(f"no placeholders for paramstyle {paramstyle!r}")
+
+
+_HEAD = cast(Table, HeartbeatHead.__table__)
+_HEAD_COLUMNS = (
+    "batch",
+    "series_id",
+    "n",
+    "sampled_at",
+    "cpu_percent",
+    "memory_mb",
+    "disk_mb",
+    "last_heartbeat",
+    "uptime_secs",
+)
+
+
+def _insert_head_sql(session: AsyncSession) -> str:
+    """The head's INSERT in the driver's own SQL: rows go as plain tuples."""
+    dialect = session.get_bind().dialect
+    quote = dialect.identifier_preparer
+    columns = ", ".join(quote.quote(_HEAD.c[name].name) for name in _HEAD_COLUMNS)
+    values = _placeholders(dialect.paramstyle, len(_HEAD_COLUMNS))
+    return f"INSERT INTO {quote.format_table(_HEAD)} ({columns}) VALUES ({values})"
+
+
 async def append_samples(session: AsyncSession, samples: Sequence[HeartbeatSampleIn]) -> int:
     """Append ``samples`` to the head as one batch; returns the batch id (0 when empty)."""
     if not samples:
@@ -84,32 +118,36 @@ async def append_samples(session: AsyncSession, samples: Sequence[HeartbeatSampl
         return value
 
     seen: dict[int, int] = {}
-    rows = []
+    rows: list[tuple[int, int, int, int, float, int, int, int, int]] = []
     for s in samples:
         series = ids[s.instance_id]
         n = seen.get(series, 0)
         seen[series] = n + 1
         rows.append(
-            {
-                "batch": batch,
-                "series_id": series,
-                "n": n,
-                "sampled_at": us(s.sampled_at),
-                "cpu_percent": s.cpu_percent,
-                "memory_mb": s.memory_mb,
-                "disk_mb": s.disk_mb,
-                "last_heartbeat": us(s.last_heartbeat),
-                "uptime_secs": s.uptime_secs,
-            }
+            (
+                batch,
+                series,
+                n,
+                us(s.sampled_at),
+                s.cpu_percent,
+                s.memory_mb,
+                s.disk_mb,
+                us(s.last_heartbeat),
+                s.uptime_secs,
+            )
         )
-    # In key order, so each insert goes to the end of the tree.
-    rows.sort(key=lambda r: (r["series_id"], r["n"]))
-    times = [r["sampled_at"] for r in rows]
+    # In key order (batch, series_id, n), so each insert goes to the end of the tree.
+    rows.sort()
+    times = [r[3] for r in rows]
     await session.execute(
         insert(cast(Table, HeartbeatBatch.__table__)),
         [{"id": batch, "first_at": min(times), "last_at": max(times), "samples": len(rows)}],
     )
-    stmt = insert(cast(Table, HeartbeatHead.__table__))
+    # Tuples through the driver: SQLAlchemy's executemany of dicts cost 2.5x the CPU here,
+    # processing each row's parameters (11.4 against 4.6 ms per 1,000 rows, BENCHMARKS.md).
+    # Every value is a plain int or float already: there is nothing for it to convert.
+    conn = await session.connection()
+    sql = _insert_head_sql(session)
     for start in range(0, len(rows), _ROW_CHUNK):
-        await session.execute(stmt, rows[start : start + _ROW_CHUNK])
+        await conn.exec_driver_sql(sql, rows[start : start + _ROW_CHUNK])
     return batch

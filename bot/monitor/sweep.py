@@ -366,7 +366,7 @@ class Sweeper:
             mem = self.tracked.get(snapshot.id)
             if (
                 mem is None
-                or mem.stored != snapshot
+                or (mem.stored is not snapshot and mem.stored != snapshot)
                 or previous.get(snapshot.id) != snapshot.status
             ):
                 changed.append(snapshot)
@@ -380,7 +380,7 @@ class Sweeper:
             mem = old.get(instance_id)
             if mem is None:
                 mem = Tracked()
-            elif mem.stored == snapshot and mem.stored is not None:
+            elif mem.stored is snapshot or (mem.stored is not None and mem.stored == snapshot):
                 # Unchanged: keep the objects of the sweep that stored it. Anything this
                 # sweep allocated and kept would be scattered among its garbage and pin
                 # Python's memory pools at the sweep's high-water mark (BENCHMARKS.md).

@@ -202,7 +202,18 @@ def plan_sweep(
                     # A failed health call says nothing new: keep the problem status.
                     status = prev
 
-        snapshot = InstanceSnapshot(inst.id, inst.name, inst.region, status)
+        stored = mem.stored if mem is not None else None
+        if (
+            stored is not None
+            and stored.status == status
+            and stored.name == inst.name
+            and stored.region == inst.region
+        ):
+            # Unchanged: the row last written stands for it (one object fewer per instance,
+            # and the callers' comparisons with it are identity checks).
+            snapshot = stored
+        else:
+            snapshot = InstanceSnapshot(inst.id, inst.name, inst.region, status)
         plan.snapshots.append(snapshot)
         plan.memory[inst.id] = (status, backend_status, failures, stale, snapshot)
 

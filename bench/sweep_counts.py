@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import gc
 import json
 import os
 import pstats
@@ -76,6 +77,10 @@ async def count_phases(url: str, rounds: int, workdir: Path, measure: Measure) -
                 await fn()
             for _ in range(rounds):
                 for name, fn in phases.items():
+                    # Each phase starts without the garbage of the one before: a full
+                    # collection landing in one phase or another is the noise that counts
+                    # have left (one such raw round counted 1.6x the others).
+                    gc.collect()
                     with measure(name):
                         await fn()
     finally:

@@ -18,8 +18,6 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
 
 import typer
-from rich.table import Table
-from rich.text import Text
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.backend.errors import InstanceLookupError
@@ -95,6 +93,9 @@ def _when(moment: datetime) -> str:
 
 def history(ref: IdArg, limit: LimitOpt = 20, as_json: JsonOpt = False) -> None:
     """Status changes of an instance and what caused them, newest first (bot's database)."""
+    # rich when printing, not on import: `starpod-bot run` imports this module too.
+    from rich.table import Table
+    from rich.text import Text
 
     async def action(db: Database) -> tuple[Instance, list[dict[str, Any]]]:
         instance = await remembered(db, ref)
@@ -116,7 +117,7 @@ def history(ref: IdArg, limit: LimitOpt = 20, as_json: JsonOpt = False) -> None:
 
     instance, rows = run_database(action)
     if as_json:
-        out.print_json(json.dumps({"id": instance.id, "name": instance.name, "changes": rows}))
+        out().print_json(json.dumps({"id": instance.id, "name": instance.name, "changes": rows}))
         return
     now = datetime.now(UTC)
     table = Table(
@@ -134,7 +135,7 @@ def history(ref: IdArg, limit: LimitOpt = 20, as_json: JsonOpt = False) -> None:
             Text(row["actor"] or row["source"] or "-"),
             Text(row["reason"] or ""),
         )
-    out.print(table)
+    out().print(table)
 
 
 def audit(
@@ -145,6 +146,9 @@ def audit(
     as_json: JsonOpt = False,
 ) -> None:
     """Who did what, newest first: every command and click the bot audited (its database)."""
+    # rich when printing, not on import: `starpod-bot run` imports this module too.
+    from rich.table import Table
+    from rich.text import Text
 
     async def action(db: Database) -> tuple[Instance | None, list[dict[str, Any]]]:
         instance = await remembered(db, ref) if ref is not None else None
@@ -170,7 +174,7 @@ def audit(
 
     instance, rows = run_database(action)
     if as_json:
-        out.print_json(json.dumps(rows))
+        out().print_json(json.dumps(rows))
         return
     title = f"{len(rows)} latest audit entries" + (f" of {instance.label}" if instance else "")
     table = Table(title=title, title_justify="left")
@@ -186,4 +190,4 @@ def audit(
             Text(row["result"], style="green" if row["result"] == "ok" else "yellow"),
             Text(row["detail"] or row["args"] or ""),
         )
-    out.print(table)
+    out().print(table)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import shutil
@@ -29,9 +30,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
 import typer
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
 
 from bot.backend import (
     BackendError,
@@ -50,6 +48,8 @@ from bot.config import Settings, load_settings
 from bot.errors import ConfigError, UserError
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from bot.instances.waiting import Polled
 
 T = TypeVar("T")
@@ -72,8 +72,25 @@ POLL_INTERVAL_SECS = 0.5
 instance_app = StarpodTyper(
     help="Manage Starpod instances from the terminal.", no_args_is_help=True
 )
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+
+
+# rich is imported when a command prints, not with this module: `starpod-bot run` imports
+# the CLI and never prints a table (4 MB of modules it would keep for nothing).
+@functools.cache
+def out() -> Console:
+    """The terminal (stdout)."""
+    from rich.console import Console
+
+    return Console(highlight=False)
+
+
+@functools.cache
+def err() -> Console:
+    """The terminal's stderr."""
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False)
+
 
 IdArg = Annotated[
     str,
@@ -96,7 +113,9 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a t
 
 def fail(message: str, code: int) -> typer.Exit:
     """Print one line to stderr and return the Exit to raise."""
-    err.print(Text(f"error: {message}", style="bold red"), soft_wrap=True)
+    from rich.text import Text
+
+    err().print(Text(f"error: {message}", style="bold red"), soft_wrap=True)
     return typer.Exit(code)
 
 
@@ -161,7 +180,9 @@ def _instance_json(instance: Instance) -> dict[str, Any]:
 
 def heading(text: str) -> None:
     """A bold heading line above a table: wrapped at the terminal's width, never the table's."""
-    out.print(Text(text, style="bold"), soft_wrap=True)
+    from rich.text import Text
+
+    out().print(Text(text, style="bold"), soft_wrap=True)
 
 
 @instance_app.command("create")
@@ -173,15 +194,18 @@ def create(
     instance = run_backend(lambda c: c.create_instance(name=name, region=region))
     # The name once and the full id once (the label would repeat the id's first 8 characters).
     named = f"{instance.name} " if instance.name else ""
-    out.print(f"Created {named}with id {instance.id}: status {instance.status}")
+    out().print(f"Created {named}with id {instance.id}: status {instance.status}")
 
 
 @instance_app.command("list")
 def list_(as_json: JsonOpt = False) -> None:
     """List all instances."""
+    from rich.table import Table
+    from rich.text import Text
+
     instances = run_backend(lambda c: c.list_instances())
     if as_json:
-        out.print_json(json.dumps([_instance_json(i) for i in instances]))
+        out().print_json(json.dumps([_instance_json(i) for i in instances]))
         return
     now = datetime.now(UTC)
     heading(f"{len(instances)} instances")
@@ -196,7 +220,7 @@ def list_(as_json: JsonOpt = False) -> None:
             Text(instance.region or "-"),
             _age(instance.created_at, now),
         )
-    out.print(table)
+    out().print(table)
 
 
 @instance_app.command("kill")
@@ -219,7 +243,7 @@ def kill(
             )
         if not typer.confirm(f"Kill {instance.label}? This cannot be undone", default=False):
             # The user's answer, not an error: a plain line and its own exit code.
-            out.print(f"Not killed: {instance.label} is unchanged.")
+            out().print(f"Not killed: {instance.label} is unchanged.")
             raise typer.Exit(EXIT_DECLINED)
     _change("kill", instance, None if no_wait else wait_secs)
 
@@ -296,9 +320,9 @@ def _change(verb: Change, target: str | Instance, wait_secs: float | None) -> No
     label = (polled.instance or instance).label
     status = f": status [bold]{polled.status}[/bold]" if polled.status else ""
     if polled.state == "done":
-        out.print(f"{done} {label}{status}")
+        out().print(f"{done} {label}{status}")
     elif wait_secs is None:
-        out.print(f"Asked to {asked} {label}{status} (not waiting: --no-wait)")
+        out().print(f"Asked to {asked} {label}{status} (not waiting: --no-wait)")
     elif polled.state == "failed":
         raise fail(f"could not {asked} {label}: it ended in status {polled.status}", EXIT_BACKEND)
     else:
@@ -311,9 +335,9 @@ def _change(verb: Change, target: str | Instance, wait_secs: float | None) -> No
 
 def _spinner(message: str) -> contextlib.AbstractContextManager[Any]:
     """A spinner on stderr while waiting, on a terminal only (no escape codes in pipes)."""
-    if not err.is_terminal:
+    if not err().is_terminal:
         return contextlib.nullcontext()
-    return err.status(message)
+    return err().status(message)
 
 
 @instance_app.command("logs")
@@ -330,6 +354,8 @@ def logs(
     ] = 2.0,
 ) -> None:
     """Print the last N log lines, colored by level (bounded: see README); --follow polls."""
+    from rich.text import Text
+
     if follow:
         raise typer.Exit(follow_logs(ref, tail=tail, interval=interval))
 
@@ -339,7 +365,7 @@ def logs(
         for entry in fetched.entries:
             print_log_entry(entry)
         if fetched.truncated is not None:
-            err.print(Text(fetched.truncated, style="yellow"))
+            err().print(Text(fetched.truncated, style="yellow"))
         return len(fetched.entries)
 
     run_backend(action)
@@ -347,13 +373,15 @@ def logs(
 
 def print_log_entry(entry: LogEntry) -> None:
     """One log line: time, level (colored), message."""
+    from rich.text import Text
+
     stamp = entry.timestamp.strftime("%Y-%m-%d %H:%M:%S") if entry.timestamp else ""
     line = Text()
     if stamp:
         line.append(stamp + " ", style="dim")
     line.append(f"{entry.level.value.upper():<5} ", style=LEVEL_STYLES[entry.level])
     line.append(entry.message)
-    out.print(line, soft_wrap=True)
+    out().print(line, soft_wrap=True)
 
 
 def follow_logs(ref: str, *, tail: int, interval: float) -> int:
@@ -361,6 +389,8 @@ def follow_logs(ref: str, *, tail: int, interval: float) -> int:
     (exit 130). The backend has no cursor: each poll reads the last lines again and
     :class:`~bot.backend.logfollow.LogFollower` keeps only the new ones. A backend that
     fails for a while is said once on stderr and polled on; an instance gone is exit 1."""
+    from rich.text import Text
+
     settings = _settings()
 
     async def main() -> None:
@@ -379,20 +409,20 @@ def follow_logs(ref: str, *, tail: int, interval: float) -> int:
                     if exc.status_code in (404, 410):
                         raise  # the instance is gone: nothing more will come
                     if not failing:
-                        err.print(Text(f"warning: {exc}; still trying", style="yellow"))
+                        err().print(Text(f"warning: {exc}; still trying", style="yellow"))
                     failing = True
                     continue
                 except BackendError as exc:
                     if not failing:
-                        err.print(Text(f"warning: {exc}; still trying", style="yellow"))
+                        err().print(Text(f"warning: {exc}; still trying", style="yellow"))
                     failing = True
                     continue
                 if failing:
-                    err.print(Text("the backend answers again", style="green"))
+                    err().print(Text("the backend answers again", style="green"))
                     failing = False
                 fresh = follower.take(fetched.entries)
                 if fresh.gap:
-                    err.print(
+                    err().print(
                         Text(
                             f"warning: more than {follower.window} lines since the last poll; "
                             "some are not shown",
@@ -428,6 +458,8 @@ def health_json(instance: Instance, health: HealthInfo, now: datetime) -> dict[s
 @instance_app.command("health")
 def health(ref: IdArg, as_json: JsonOpt = False) -> None:
     """Show CPU, memory, disk, uptime and heartbeat age."""
+    from rich.table import Table
+    from rich.text import Text
 
     async def action(client: InstanceClient) -> tuple[Instance, HealthInfo]:
         instance = await client.resolve(ref, acting=False)
@@ -436,7 +468,7 @@ def health(ref: IdArg, as_json: JsonOpt = False) -> None:
     instance, info = run_backend(action)
     now = datetime.now(UTC)
     if as_json:
-        out.print_json(json.dumps(health_json(instance, info, now)))
+        out().print_json(json.dumps(health_json(instance, info, now)))
         return
     settings = _settings()
     age = info.heartbeat_age(now)
@@ -456,7 +488,7 @@ def health(ref: IdArg, as_json: JsonOpt = False) -> None:
             style="bold red" if stale else "green",
         ),
     )
-    out.print(table)
+    out().print(table)
 
 
 @contextlib.contextmanager

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+# First of the bot's modules: before anything imports httpx (see the module).
+import bot.httpx_cli_off  # noqa: F401
 from bot import __version__
 from bot.cli_help import StarpodTyper
 from bot.config import load_settings, setting_name

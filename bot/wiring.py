@@ -325,14 +325,18 @@ def _web_server(
     actions: InstanceActions,
     clock: Clock,
 ) -> tuple[WebServer, bool]:
-    from bot.gateway import GatewayDeps, KeyRing, gateway_routes_for
+    from bot.gateway import KeyRing, gateway_routes_for
     from bot.store.audit import AuditLog
     from bot.web.app import create_web_app
     from bot.web.server import WebServer
 
     keys = KeyRing(settings.gateway.keys)
-    gateway = (
-        GatewayDeps(
+    gateway = None
+    if keys:
+        # Here, not above: with no key the bot never imports FastAPI (bot/gateway).
+        from bot.gateway import GatewayDeps
+
+        gateway = GatewayDeps(
             client=client,
             db=db,
             keys=keys,
@@ -342,9 +346,6 @@ def _web_server(
             metrics=metrics,
             actions=actions,
         )
-        if keys
-        else None
-    )
     app = create_web_app(
         slack_app=slack_app,
         signing_secret=settings.slack.signing_secret,

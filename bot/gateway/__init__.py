@@ -21,17 +21,26 @@ per client, one audit row per client per minute), ``dependencies`` (key auth and
 ``params`` (reference, query parameters, the create body), ``models`` (the JSON shapes),
 ``envelope`` (audit row and command count of every call), ``errors`` (one translation to
 the error shape), ``actions`` and ``history`` (the work), ``routes`` (the endpoints),
-``app`` (the FastAPI application and its mount). The runtime adds
-:func:`gateway_routes_for` to the web app.
+``app`` (the FastAPI application and its mount), ``off`` (the error shape, and the 404s
+with no key). The runtime adds :func:`gateway_routes_for` to the web app.
+
+FastAPI is imported only when the gateway is on: this package's namespace loads
+``GatewayDeps`` and ``create_gateway_app`` on first use, and a bot without keys imports
+neither (4.4 MB of modules; BENCHMARKS.md, "What the running bot imports").
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from starlette.routing import BaseRoute
 
-from bot.gateway.app import create_gateway_app, gateway_mount, gateway_off_routes
 from bot.gateway.auth import HEADER, Caller, KeyRing
-from bot.gateway.dependencies import GatewayDeps
+from bot.gateway.off import gateway_off_routes
+
+if TYPE_CHECKING:
+    from bot.gateway.app import create_gateway_app
+    from bot.gateway.dependencies import GatewayDeps
 
 __all__ = [
     "HEADER",
@@ -49,4 +58,19 @@ def gateway_routes_for(
     """``/api/…``: the gateway when ``deps`` has keys, else a 404 answer for every path."""
     if deps is None or not deps.keys:
         return gateway_off_routes()
+    from bot.gateway.app import gateway_mount
+
     return [gateway_mount(deps, public_url=public_url)]
+
+
+def __getattr__(name: str) -> Any:
+    # The FastAPI side, imported when first asked for (PEP 562).
+    if name == "GatewayDeps":
+        from bot.gateway.dependencies import GatewayDeps
+
+        return GatewayDeps
+    if name == "create_gateway_app":
+        from bot.gateway.app import create_gateway_app
+
+        return create_gateway_app
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

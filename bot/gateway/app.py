@@ -2,7 +2,8 @@
 
 FastAPI generates the OpenAPI document (``GET /api/openapi.json``) from the routes, their
 guards and the pydantic models; no other document exists. With no key configured the
-gateway is off: :func:`gateway_off_routes` answer 404 for every ``/api`` path instead.
+gateway is off: :func:`bot.gateway.off.gateway_off_routes` answer 404 for every ``/api``
+path instead, without this module (nor FastAPI) being imported.
 """
 
 from __future__ import annotations
@@ -10,19 +11,15 @@ from __future__ import annotations
 import re
 
 from fastapi import FastAPI
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import BaseRoute, Mount, Route
+from starlette.routing import Mount
 
 from bot import __version__
 from bot.gateway.auth import HEADER
 from bot.gateway.dependencies import GatewayDeps
-from bot.gateway.errors import error_response, install_error_handlers
+from bot.gateway.errors import install_error_handlers
+from bot.gateway.off import PREFIX
 from bot.gateway.routes import gateway_router
 
-PREFIX = "/api"
-# Starlette routes a function to GET only unless told; the off switch answers every method.
-ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"]
 DESCRIPTION = (
     "Manage Starpod instances over HTTP, with the same roles and audit log as "
     f"the Slack commands. Authenticate with the {HEADER} header."
@@ -69,15 +66,3 @@ def gateway_mount(
 ) -> GatewayMount:
     """The gateway mounted at ``prefix``, to add to the bot's web app."""
     return GatewayMount(prefix, create_gateway_app(deps, public_url=public_url, prefix=prefix))
-
-
-def gateway_off_routes(prefix: str = PREFIX) -> list[BaseRoute]:
-    """What ``/api`` answers when no key is configured: 404 everywhere, saying why."""
-
-    async def off(_request: Request) -> Response:
-        return error_response(404, "the gateway is off: no gateway keys are configured")
-
-    return [
-        Route(prefix, off, methods=ALL_METHODS),
-        Route(f"{prefix}/{{path:path}}", off, methods=ALL_METHODS),
-    ]

@@ -2,9 +2,9 @@
 
 :func:`as_gateway_error` turns whatever a call raised (a refusal, a backend error, a
 parameter FastAPI could not validate, a bug) into a :class:`GatewayError`: its status, its
-message and the audit result it stands for. :func:`error_response` renders one. The
-exception handlers answer what the router decides before any route runs (no such path,
-wrong method) in the same shape.
+message and the audit result it stands for. :func:`render` renders one (the shape itself
+is :func:`bot.gateway.off.error_response`). The exception handlers answer what the router
+decides before any route runs (no such path, wrong method) in the same shape.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from bot.backend.errors import (
 from bot.errors import StarpodBotError
 from bot.gateway.auth import HEADER
 from bot.gateway.models import MAX_HISTORY, ErrorOut
+from bot.gateway.off import error_response
 from bot.store.errors import StoreUnwritable
 
 log = logging.getLogger(__name__)
@@ -91,20 +92,6 @@ class GatewayError(StarpodBotError):
 def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """The ``responses`` of a route for the OpenAPI document: each status as an ``Error``."""
     return {status: {"model": ErrorOut, "description": DESCRIPTIONS[status]} for status in statuses}
-
-
-def error_response(
-    status: int,
-    message: str,
-    *,
-    candidates: list[str] | None = None,
-    headers: Mapping[str, str] | None = None,
-) -> JSONResponse:
-    """The JSON body every error has."""
-    body: dict[str, Any] = {"error": message, "status": status}
-    if candidates is not None:
-        body["candidates"] = candidates
-    return JSONResponse(body, status_code=status, headers=headers)
 
 
 def render(error: GatewayError) -> JSONResponse:

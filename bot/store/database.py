@@ -21,7 +21,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
-from sqlalchemy import event, text
+from sqlalchemy import event, inspect, text
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.ext.asyncio import (
@@ -259,6 +259,20 @@ def _why(exc: BaseException) -> str:
     return text or type(cause).__name__
 
 
+#: Alembic's version table (its default name: migrations/env.py keeps it).
+VERSION_TABLE = "alembic_version"
+
+
+def _stamped_revision(conn: Connection) -> str | None:
+    """The revision in the version table; None when there is no table or no row."""
+    if not inspect(conn).has_table(VERSION_TABLE):
+        return None
+    stamped = conn.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalars().all()
+    if len(stamped) > 1:  # one linear history: several rows mean someone branched it
+        raise MigrationError(f"the database is at several revisions at once: {sorted(stamped)}")
+    return stamped[0] if stamped else None
+
+
 class Database:
     """One database: its engine, its sessions, its writes and its migrations.
 
@@ -369,7 +383,16 @@ class Database:
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def upgrade(self, revision: str = "head") -> None:
-        """Apply the Alembic migrations up to ``revision`` (``head`` by default)."""
+        """Apply the Alembic migrations up to ``revision`` (``head`` by default).
+
+        A database already at the head is left as it is without importing Alembic: every
+        start of the bot calls this, and Alembic with mako and pygments would stay in the
+        running bot for nothing (5.5 MB; BENCHMARKS.md, "What the running bot imports").
+        """
+        from bot.store.migrate import head_revision
+
+        if revision == "head" and await self.current_revision() == head_revision():
+            return
         from alembic import command
 
         await self._migrate(lambda cfg: command.upgrade(cfg, revision))
@@ -381,13 +404,13 @@ class Database:
         await self._migrate(lambda cfg: command.downgrade(cfg, revision))
 
     async def current_revision(self) -> str | None:
-        """The revision the database is at, or None before the first migration."""
-        from alembic.runtime.migration import MigrationContext
+        """The revision the database is at, or None before the first migration.
 
+        Read from Alembic's version table with a query, as Alembic reads it, without
+        importing Alembic (see :meth:`upgrade`).
+        """
         async with self._connect(self.engine) as conn:
-            return await conn.run_sync(
-                lambda sync: MigrationContext.configure(sync).get_current_revision()
-            )
+            return await conn.run_sync(_stamped_revision)
 
     async def _migrate(self, action: Callable[[Any], None]) -> None:
         """Run an Alembic command on one connection, in one transaction.

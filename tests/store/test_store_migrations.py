@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
@@ -12,7 +13,8 @@ from sqlalchemy import inspect
 from sqlalchemy.engine import Connection
 
 from bot.store.database import Database
-from bot.store.migrate import alembic_config, migrations_dir
+from bot.store.errors import MigrationError
+from bot.store.migrate import alembic_config, head_revision, migrations_dir
 from bot.store.schema import metadata
 
 TABLES = {
@@ -87,6 +89,18 @@ def test_revisions_form_one_numbered_line() -> None:
         # The file name starts with its revision id (0001_initial.py).
         assert re.search(rf"/{revision.revision}_\w+\.py$", revision.path), revision.path
     assert script.get_revision("0001").down_revision is None
+
+
+def test_the_head_read_from_file_names_is_alembics() -> None:
+    # What a start compares with, without importing Alembic (Database.upgrade).
+    assert head_revision() == ScriptDirectory(str(migrations_dir())).get_current_head()
+
+
+async def test_a_version_table_with_two_revisions_is_refused(db: Database) -> None:
+    async with db.engine.begin() as conn:
+        await conn.exec_driver_sql("INSERT INTO alembic_version (version_num) VALUES ('0001')")
+    with pytest.raises(MigrationError, match="several revisions"):
+        await db.current_revision()
 
 
 async def test_the_comparison_notices_a_drift(db: Database) -> None:

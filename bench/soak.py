@@ -19,6 +19,7 @@ Figures:
     python bench/soak.py                               # 10,000 instances, 10 min, then 20,000
     python bench/soak.py --json
     python bench/soak.py --instances 30000 --duration 120 --compare 0
+    python bench/soak.py --migrated                    # the database migrated before start
     python bench/soak.py --quick                       # a few seconds: 300 and 600 instances
 """
 
@@ -66,8 +67,14 @@ def start_sink() -> tuple[subprocess.Popen[str], str]:
     return proc, json.loads(line)["url"]
 
 
-def start_bot(backend: str, sink: str, workdir: Path, interval: float) -> tuple[Any, str]:
-    """``python -m bot run`` with the settings a deployment would give it; waits for /healthz."""
+def start_bot(
+    backend: str, sink: str, workdir: Path, interval: float, *, migrated: bool = False
+) -> tuple[Any, str]:
+    """``python -m bot run`` with the settings a deployment would give it; waits for /healthz.
+
+    ``migrated``: ``python -m bot db upgrade`` first, so the bot finds its database at the
+    newest revision, as every start but a new version's first does (and imports no Alembic).
+    """
     port = free_port()
     env = {
         **os.environ,
@@ -82,6 +89,14 @@ def start_bot(backend: str, sink: str, workdir: Path, interval: float) -> tuple[
         "STARPOD_HEARTBEAT_TIMEOUT": str(max(90.0, 3 * interval)),
     }
     log = (workdir / "bot.log").open("w")
+    if migrated:
+        subprocess.run(
+            [sys.executable, "-m", "bot", "db", "upgrade"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            check=True,
+        )
     proc = subprocess.Popen(
         [sys.executable, "-m", "bot", "run"], env=env, stdout=log, stderr=subprocess.STDOUT
     )
@@ -119,13 +134,19 @@ def slope_mb_per_hour(points: list[tuple[float, float]]) -> float:
 
 
 def soak(
-    instances: int, *, duration: float, every: float, warmup: float, interval: float
+    instances: int,
+    *,
+    duration: float,
+    every: float,
+    warmup: float,
+    interval: float,
+    migrated: bool = False,
 ) -> Figures:
     """One run: the bot tracking ``instances``, RSS every ``every`` s for ``duration`` s."""
     sim, backend = start_simulator(instances)
     sink, sink_url = start_sink()
     with tempfile.TemporaryDirectory(prefix="starpod-soak-") as tmp:
-        bot, url = start_bot(backend, sink_url, Path(tmp), interval)
+        bot, url = start_bot(backend, sink_url, Path(tmp), interval, migrated=migrated)
         try:
             process = psutil.Process(bot.pid)
             rss_at_start = process.memory_info().rss / MB
@@ -154,6 +175,7 @@ def soak(
     steady = [mb for at, mb in series if at >= warmup] or [series[-1][1]]
     return {
         "instances": instances,
+        "database_migrated_before_start": migrated,
         "interval_secs": interval,
         "duration_secs": duration,
         "every_secs": every,
@@ -179,6 +201,7 @@ def run(args: argparse.Namespace) -> Figures:
             every=args.every,
             warmup=args.warmup,
             interval=args.interval,
+            migrated=args.migrated,
         ),
         "steady_rss_goal_mb": STEADY_RSS_GOAL_MB,
         "per_instance_goal_kb": PER_INSTANCE_GOAL_KB,
@@ -190,6 +213,7 @@ def run(args: argparse.Namespace) -> Figures:
             every=args.every,
             warmup=args.warmup,
             interval=args.interval,
+            migrated=args.migrated,
         )
         figures["compare"] = other
         added = args.compare - args.instances
@@ -204,8 +228,10 @@ def print_table(f: Figures) -> None:
         if key not in f:
             continue
         r = f[key]
+        database = "migrated before start" if r["database_migrated_before_start"] else "new"
         print(
-            f"{r['instances']:,} instances, {r['duration_secs']:g} s, {r['sweeps']} sweeps "
+            f"{r['instances']:,} instances, {r['duration_secs']:g} s, {r['sweeps']} sweeps, "
+            f"database {database} "
             f"(interval {r['interval_secs']:g} s): RSS at start {r['rss_mb_at_start']} MB, "
             f"steady {r['rss_mb_steady']} MB (goal <= {STEADY_RSS_GOAL_MB}), "
             f"max {r['rss_mb_max']} MB, slope {r['slope_mb_per_hour']} MB/h after "
@@ -232,6 +258,11 @@ def main() -> None:
         "--compare", type=int, default=20_000, help="instances of the second run (0: none)"
     )
     parser.add_argument("--compare-duration", type=float, default=240.0)
+    parser.add_argument(
+        "--migrated",
+        action="store_true",
+        help="run `db upgrade` before the bot starts (a restart), instead of a new database",
+    )
     parser.add_argument("--quick", action="store_true", help="a few seconds: 300 and 600")
     args = parser.parse_args()
     if args.quick:

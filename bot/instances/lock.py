@@ -25,13 +25,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.instances.actor import Actor, Verb
 from bot.instances.outcome import Holder
 from bot.store.database import Database
+from bot.store.dialects import insert_for
 from bot.store.leader import default_holder
 from bot.store.models import InstanceLease
 
@@ -82,9 +81,7 @@ class InstanceLocks:
         return f"InstanceLocks(holder={self.holder!r}, ttl={self.ttl})"
 
     def _insert(self) -> Any:
-        if self.db.dialect == "postgresql":
-            return pg_insert(InstanceLease)
-        return sqlite_insert(InstanceLease)
+        return insert_for(self.db.dialect, InstanceLease)
 
     async def acquire(
         self, instance_id: str, verb: Verb, actor: Actor, *, ttl: timedelta | None = None

@@ -22,14 +22,15 @@ Nothing here logs a key, a token or a ciphertext.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import re
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
-from cryptography.fernet import Fernet, InvalidToken
 from pydantic import SecretStr
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -38,6 +39,9 @@ from bot.config import Settings
 from bot.errors import UserError
 from bot.store.database import Database
 from bot.store.slack_models import SshKeyLink
+
+if TYPE_CHECKING:
+    from cryptography.fernet import Fernet
 
 TOKEN_BYTES = 32
 _TOKEN_SHAPE = re.compile(r"^[A-Za-z0-9_-]{40,64}$")
@@ -88,6 +92,11 @@ def hash_token(token: str) -> str:
 
 def fernet_for(secret: SecretStr | str | None) -> Fernet:
     """A Fernet from a Fernet key, from any other secret string (hashed), or random."""
+    # Imported for the first link, not at start: cryptography's bindings are ~7 MB of RSS
+    # that a bot nobody asks for a key would keep for nothing (BENCHMARKS.md, "What the
+    # running bot imports").
+    from cryptography.fernet import Fernet
+
     if secret is None:
         return Fernet(Fernet.generate_key())
     raw = secret.get_secret_value() if isinstance(secret, SecretStr) else secret
@@ -112,7 +121,7 @@ class SshLinkService:
     ) -> None:
         self._db = db
         self._public_url = public_url.rstrip("/") if public_url else None
-        self._fernet = fernet_for(key_secret)
+        self._key_secret = key_secret
         self.ttl_secs = ttl_secs
         self._clock = clock
 
@@ -131,6 +140,11 @@ class SshLinkService:
             ttl_secs=settings.ssh.link_ttl_secs,
             clock=clock,
         )
+
+    @functools.cached_property
+    def _fernet(self) -> Fernet:
+        # Made on first use: a random key (no secret set) is then this process's, as before.
+        return fernet_for(self._key_secret)
 
     @property
     def enabled(self) -> bool:
@@ -225,6 +239,8 @@ class SshLinkService:
             if known:
                 raise LinkGone(_GONE)
             raise LinkNotFound("No such link.")
+        from cryptography.fernet import InvalidToken
+
         try:
             return self._fernet.decrypt(ciphertext.encode()).decode()
         except InvalidToken:

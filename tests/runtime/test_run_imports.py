@@ -1,6 +1,7 @@
 """``starpod-bot run`` imports only what it uses: no FastAPI with the gateway off, no
 Alembic (nor mako, pygments) on a migrated database, no rich, no PostgreSQL dialect on
-SQLite (BENCHMARKS.md, "What the running bot imports").
+SQLite, no cryptography before an SSH key link (BENCHMARKS.md, "What the running bot
+imports").
 
 The bot runs as a real process, entered the way the console script enters it, pointed at
 the simulators in this test process; once its first sweep is recorded it is stopped
@@ -28,9 +29,18 @@ from tests.runtime.conftest import runtime_env
 
 pytestmark = pytest.mark.slow
 
-#: Imported by the running bot only for a command or a feature it is not using (here, on
-#: SQLite: PostgreSQL's dialect is for a bot on PostgreSQL).
-UNUSED = ("fastapi", "alembic", "mako", "pygments", "rich", "sqlalchemy.dialects.postgresql")
+#: Imported by the running bot only for a command or a feature it is not using: here, on
+#: SQLite (PostgreSQL's dialect is for a bot on PostgreSQL), and before anyone asked for an
+#: SSH key link (cryptography encrypts its key).
+UNUSED = (
+    "fastapi",
+    "alembic",
+    "mako",
+    "pygments",
+    "rich",
+    "sqlalchemy.dialects.postgresql",
+    "cryptography",
+)
 START_WITHIN_SECS = 60.0
 STOP_WITHIN_SECS = 15.0
 _LAST_SWEEP = re.compile(r"^starpod_last_sweep_timestamp_seconds (\S+)$", re.M)
@@ -129,4 +139,4 @@ async def test_the_gateway_and_a_migration_do_import_theirs(
     backend_sim.seed_instances(5)
     modules = await _modules_of_a_run(tmp_path, backend_sim, slack_emulator)  # keys, new file
     # Alembic brings mako, pygments and PostgreSQL's dialect (its DDL for both dialects).
-    assert _packages(modules, UNUSED) == set(UNUSED) - {"rich"}
+    assert _packages(modules, UNUSED) == set(UNUSED) - {"rich", "cryptography"}

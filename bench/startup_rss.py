@@ -14,6 +14,9 @@ Each figure is the median of ``--rounds`` fresh processes (RSS read with psutil 
     python bench/startup_rss.py                  # 1,000 instances, 3 rounds
     python bench/startup_rss.py --json
     python bench/startup_rss.py --quick          # a few seconds: 50 instances, 1 round
+
+Run it from the checkout it measures: the processes it starts import ``bot`` from the
+working folder first.
 """
 
 from __future__ import annotations

@@ -19,9 +19,11 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from pydantic import TypeAdapter, ValidationError
 
 from bot.backend.client import InstanceClient
 from bot.backend.errors import BackendProtocolError
+from bot.backend.fast_path import health_from_json, instances_from_json
 from bot.backend.models import HealthInfo, Instance, SshInfo
 
 pytestmark = pytest.mark.slow
@@ -192,3 +194,106 @@ async def test_any_backend_body_gives_a_model_or_a_protocol_error(
         assert _expected_type(endpoint, result), (endpoint, result)
     reliability_figures["bad_inputs_tried"] = sum(outcomes.values())
     reliability_figures.update(outcomes)
+
+
+_TOLERANT_LIST = TypeAdapter(list[Instance])
+# Bodies near the common shape, where the two paths meet: every field well-formed (times
+# across the whole range a datetime holds and past it), then maybe one of them odd.
+# Unix seconds at every order of magnitude up to past the largest a datetime holds, and
+# negative ones (hypothesis alone keeps to small numbers and bounds).
+_seconds = st.one_of(
+    st.integers(min_value=0, max_value=12).flatmap(
+        lambda e: st.integers(min_value=10**e, max_value=10 ** (e + 1))
+    ),
+    st.integers(max_value=0),
+)
+_near_health = st.fixed_dictionaries(
+    {
+        "cpu_percent": st.one_of(st.floats(allow_nan=False), st.integers()),
+        "memory_mb": st.integers(),
+        "disk_mb": st.integers(),
+        "last_heartbeat": _seconds,
+        "uptime_secs": st.integers(),
+    }
+)
+
+
+def _one_odd(base: st.SearchStrategy[dict[str, Any]]) -> st.SearchStrategy[dict[str, Any]]:
+    def spoil(doc: dict[str, Any], field: str, value: Any, drop: bool) -> dict[str, Any]:
+        spoiled = dict(doc)
+        if drop:
+            spoiled.pop(field, None)
+        else:
+            spoiled[field] = value
+        return spoiled
+
+    return st.one_of(
+        base,
+        st.builds(
+            spoil,
+            base,
+            st.sampled_from([*HealthInfo.model_fields, "id", "status", "created_at", "health"]),
+            st.one_of(_number, _timestamp, _json),
+            st.booleans(),
+        ),
+    )
+
+
+_near_instance = st.fixed_dictionaries(
+    {"id": st.text(max_size=12), "status": st.text(max_size=12)},
+    optional={
+        "name": st.one_of(st.none(), st.text(max_size=12)),
+        "region": st.one_of(st.none(), st.text(max_size=12)),
+        "created_at": st.one_of(st.none(), _seconds),
+        "updated_at": st.one_of(st.none(), _seconds),
+        "health": st.one_of(st.none(), _one_odd(_near_health)),
+    },
+)
+_near = st.one_of(_one_odd(_near_health), st.lists(_one_odd(_near_instance), max_size=4)).map(
+    lambda doc: json.dumps(doc).encode()
+)
+
+
+def _outcome(parse: Any, raw: bytes) -> tuple[object, ...]:
+    """What a parser makes of ``raw``, comparable even with NaN inside: each model as JSON
+    with the fields its body set and its derived status, or the validation errors."""
+    try:
+        got = parse(raw)
+    except ValidationError as exc:
+        # Without ctx: it may hold the exception raised, and exceptions compare by identity.
+        errors = [(e["type"], e["loc"], e["msg"], e["input"]) for e in exc.errors()]
+        return ("refused", repr(errors))
+    read = []
+    for model in got if isinstance(got, list) else [got]:
+        health = getattr(model, "health", None)
+        read.append(
+            (
+                type(model).__name__,
+                model.model_dump_json(),
+                model.model_fields_set,
+                getattr(model, "status", None),
+                health.model_fields_set if health is not None else None,
+            )
+        )
+    return ("read", read)
+
+
+@settings(
+    max_examples=FUZZ_EXAMPLES * 2,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(raw=st.one_of(_near, body))
+@example(raw=b'{"cpu_percent":1,"memory_mb":-3,"disk_mb":1,"last_heartbeat":-1,"uptime_secs":1}')
+@example(
+    raw=b'{"cpu_percent":1,"memory_mb":1,"disk_mb":1,"last_heartbeat":253402300800,"uptime_secs":1}'
+)
+@example(
+    raw=b'[{"id":"a","status":"running","health":{"cpu_percent":1,"memory_mb":1,'
+    b'"disk_mb":1,"last_heartbeat":true,"uptime_secs":1}}]'
+)
+def test_the_fast_path_and_the_tolerant_models_read_any_body_alike(raw: bytes) -> None:
+    # The fast path (bot/backend/fast_path.py) is a stricter copy of the models' rules: it may
+    # hand a body to the tolerant models, never read one differently or refuse one they read.
+    assert _outcome(health_from_json, raw) == _outcome(HealthInfo.model_validate_json, raw)
+    assert _outcome(instances_from_json, raw) == _outcome(_TOLERANT_LIST.validate_json, raw)

@@ -249,8 +249,7 @@ class InstanceClient:
         try:
             return health_from_json(content)
         except ValidationError as exc:
-            problem = exc.errors()[0]["msg"]
-            raise BackendProtocolError(method="GET", path=path, problem=problem) from None
+            raise BackendProtocolError(method="GET", path=path, problem=_problem(exc)) from None
 
     async def stream_logs(self, instance_id: str, tail: int = 50) -> AsyncIterator[LogEntry]:
         """``GET /instances/{id}/logs?tail=N``: yields entries as lines arrive.
@@ -502,7 +501,7 @@ class InstanceClient:
             raise self._protocol_error(response, exc) from None
 
     def _protocol_error(self, response: httpx.Response, exc: Exception) -> BackendProtocolError:
-        problem = exc.errors()[0]["msg"] if isinstance(exc, ValidationError) else str(exc)
+        problem = _problem(exc) if isinstance(exc, ValidationError) else str(exc)
         return BackendProtocolError(
             method=response.request.method,
             path=response.request.url.raw_path.decode().removeprefix(self._prefix.decode()),
@@ -520,6 +519,13 @@ class InstanceClient:
         if not response.content.strip():
             return None
         return self._parse(response, model)
+
+
+def _problem(exc: ValidationError) -> str:
+    """The first thing wrong, and where: ``disk_mb: Input should be a valid integer``."""
+    first = exc.errors()[0]
+    where = ".".join(str(part) for part in first["loc"])
+    return f"{where}: {first['msg']}" if where else first["msg"]
 
 
 def _same(body: bytes) -> bytes:

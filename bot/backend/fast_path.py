@@ -27,7 +27,6 @@ from bot.backend.models import HealthInfo, Instance
 # The largest unix second a datetime holds (9999-12-31T23:59:59Z).
 MAX_UNIX_SECS = 253_402_300_799
 
-_WHOLE = cs.int_schema(strict=True)
 _TEXT = cs.str_schema(strict=True)
 # An integer only: floats and strings go the tolerant way (its rounding, its parser).
 _UNIX_SECS = cs.chain_schema(
@@ -40,6 +39,23 @@ _UNIX_SECS = cs.chain_schema(
 
 def _optional(schema: CoreSchema) -> CoreSchema:
     return cs.with_default_schema(cs.nullable_schema(schema), default=None)
+
+
+def _field_schema(model: type[BaseModel], name: str) -> dict[str, Any]:
+    schema = cast(dict[str, Any], model.__pydantic_core_schema__)
+    return cast(dict[str, Any], schema["schema"]["fields"][name]["schema"])
+
+
+def strict_inner(model: type[BaseModel], name: str) -> CoreSchema:
+    """The schema of ``model``'s field ``name`` without its ``BeforeValidator``, strict.
+
+    The rules the field keeps (a whole number's bounds) have one home, the model: only
+    the leniency its validator adds (``512.0``, ``"2048"``) is left to the tolerant path.
+    """
+    inner = _field_schema(model, name)
+    if inner["type"] != "function-before":
+        raise TypeError(f"{model.__name__}.{name}: no BeforeValidator to take off")
+    return cast(CoreSchema, {**inner["schema"], "strict": True})
 
 
 def strict_twin(model: type[BaseModel], fields: dict[str, CoreSchema]) -> CoreSchema:
@@ -68,10 +84,10 @@ def strict_twin(model: type[BaseModel], fields: dict[str, CoreSchema]) -> CoreSc
 _HEALTH_SCHEMA = strict_twin(
     HealthInfo,
     {
-        "memory_mb": _WHOLE,
-        "disk_mb": _WHOLE,
+        "memory_mb": strict_inner(HealthInfo, "memory_mb"),
+        "disk_mb": strict_inner(HealthInfo, "disk_mb"),
         "last_heartbeat": _UNIX_SECS,
-        "uptime_secs": _WHOLE,
+        "uptime_secs": strict_inner(HealthInfo, "uptime_secs"),
     },
 )
 

@@ -5,6 +5,8 @@
 - Timestamps may be unix seconds (int or float) or RFC 3339 strings; they become
   timezone-aware UTC datetimes.
 - Extra fields are ignored; ``health`` may be inline, null or absent.
+- A health number the bot cannot hold (NaN, infinity, past the heartbeat columns' 32 or
+  64 bits) makes that one body unreadable, never the sweep that records it.
 """
 
 from __future__ import annotations
@@ -77,8 +79,19 @@ def _whole_number(value: Any) -> Any:
     return value
 
 
+# What the bot can hold of a health reading: the heartbeat columns (bot/store/models.py) are
+# 32-bit for megabytes (2 PiB) and 64-bit for seconds, and not NULL. A number past them, or
+# a NaN, is refused here, for that one body: stored, it failed the whole sweep's transaction.
+INT32 = (-(2**31), 2**31 - 1)
+INT64 = (-(2**63), 2**63 - 1)
+
 Timestamp = Annotated[datetime, BeforeValidator(parse_timestamp)]
+# The bounds come before the validator: pydantic then checks them in the int schema itself,
+# which the fast path (bot/backend/fast_path.py) reuses as it is.
 WholeNumber = Annotated[int, BeforeValidator(_whole_number)]
+Megabytes = Annotated[int, Field(ge=INT32[0], le=INT32[1]), BeforeValidator(_whole_number)]
+Seconds = Annotated[int, Field(ge=INT64[0], le=INT64[1]), BeforeValidator(_whole_number)]
+Percent = Annotated[float, Field(allow_inf_nan=False)]
 
 
 class _Wire(BaseModel):
@@ -86,11 +99,11 @@ class _Wire(BaseModel):
 
 
 class HealthInfo(_Wire):
-    cpu_percent: float
-    memory_mb: WholeNumber
-    disk_mb: WholeNumber
+    cpu_percent: Percent
+    memory_mb: Megabytes
+    disk_mb: Megabytes
     last_heartbeat: Timestamp
-    uptime_secs: WholeNumber
+    uptime_secs: Seconds
 
     def heartbeat_age(self, now: datetime) -> float:
         """Seconds since the last heartbeat (never negative: clocks differ a little)."""

@@ -22,7 +22,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from pydantic_core import CoreSchema, SchemaValidator
 from pydantic_core import core_schema as cs
 
-from bot.backend.models import HealthInfo, Instance
+from bot.backend.models import NAME_MAX, REGION_MAX, STATUS_MAX, HealthInfo, Instance
 
 # The largest unix second a datetime holds (9999-12-31T23:59:59Z).
 MAX_UNIX_SECS = 253_402_300_799
@@ -108,11 +108,18 @@ def own_validator(models: list[type[BaseModel]], schema: CoreSchema) -> SchemaVa
             model.__pydantic_complete__ = True
 
 
+def _text_within(limit: int) -> CoreSchema:
+    # Longer text is the tolerant path's to cut (bot.backend.models.cut_to).
+    return cs.str_schema(strict=True, max_length=limit)
+
+
 _INSTANCE_SCHEMA = strict_twin(
     Instance,
     {
         "id": _TEXT,
-        "status_raw": _TEXT,
+        "name": _optional(_text_within(NAME_MAX)),
+        "region": _optional(_text_within(REGION_MAX)),
+        "status_raw": _text_within(STATUS_MAX),
         "created_at": _optional(_UNIX_SECS),
         "updated_at": _optional(_UNIX_SECS),
         "health": _optional(_HEALTH_SCHEMA),

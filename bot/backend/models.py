@@ -6,7 +6,8 @@
   timezone-aware UTC datetimes.
 - Extra fields are ignored; ``health`` may be inline, null or absent.
 - A health number the bot cannot hold (NaN, infinity, past the heartbeat columns' 32 or
-  64 bits) makes that one body unreadable, never the sweep that records it.
+  64 bits) makes that one body unreadable, never the sweep that records it; a name,
+  region or status longer than its column is cut to it.
 """
 
 from __future__ import annotations
@@ -93,6 +94,21 @@ Megabytes = Annotated[int, Field(ge=INT32[0], le=INT32[1]), BeforeValidator(_who
 Seconds = Annotated[int, Field(ge=INT64[0], le=INT64[1]), BeforeValidator(_whole_number)]
 Percent = Annotated[float, Field(allow_inf_nan=False)]
 
+# The instances table's columns (bot/store/models.py): a longer name, region or status is
+# cut to them. PostgreSQL refused the row, and with it the sweep's whole slice, every sweep.
+NAME_MAX = 255
+REGION_MAX = 64
+STATUS_MAX = 64
+
+
+def cut_to(limit: int) -> Callable[[Any], Any]:
+    """A validator that cuts text to ``limit`` characters (anything else passes untouched)."""
+
+    def cut(value: Any) -> Any:
+        return value[:limit] if isinstance(value, str) and len(value) > limit else value
+
+    return cut
+
 
 class _Wire(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
@@ -142,9 +158,9 @@ class Instance(_Wire):
     model_config = ConfigDict(ignored_types=(_Once,))
 
     id: str
-    name: str | None = None
+    name: Annotated[str | None, BeforeValidator(cut_to(NAME_MAX))] = None
     status_raw: str = Field(alias="status")
-    region: str | None = None
+    region: Annotated[str | None, BeforeValidator(cut_to(REGION_MAX))] = None
     created_at: Timestamp | None = None
     updated_at: Timestamp | None = None
     health: HealthInfo | None = None
@@ -161,7 +177,7 @@ class Instance(_Wire):
     def _status_text(cls, value: Any) -> Any:
         if value is None:
             return "unknown"
-        return value
+        return value[:STATUS_MAX] if isinstance(value, str) else value
 
     @_Once
     def status(self) -> str:

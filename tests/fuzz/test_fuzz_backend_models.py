@@ -240,10 +240,13 @@ def _one_odd(base: st.SearchStrategy[dict[str, Any]]) -> st.SearchStrategy[dict[
 
 
 _near_instance = st.fixed_dictionaries(
-    {"id": st.text(max_size=12), "status": st.text(max_size=12)},
+    {
+        "id": st.text(max_size=12),
+        "status": st.one_of(st.text(max_size=12), st.text(min_size=60, max_size=70)),
+    },
     optional={
-        "name": st.one_of(st.none(), st.text(max_size=12)),
-        "region": st.one_of(st.none(), st.text(max_size=12)),
+        "name": st.one_of(st.none(), st.text(max_size=12), st.text(min_size=250, max_size=260)),
+        "region": st.one_of(st.none(), st.text(max_size=12), st.text(min_size=60, max_size=70)),
         "created_at": st.one_of(st.none(), _seconds),
         "updated_at": st.one_of(st.none(), _seconds),
         "health": st.one_of(st.none(), _one_odd(_near_health)),
@@ -292,6 +295,8 @@ def _outcome(parse: Any, raw: bytes) -> tuple[object, ...]:
     raw=b'[{"id":"a","status":"running","health":{"cpu_percent":1,"memory_mb":1,'
     b'"disk_mb":1,"last_heartbeat":true,"uptime_secs":1}}]'
 )
+@example(raw=json.dumps([{"id": "a", "status": "running", "name": "n" * 256}]).encode())
+@example(raw=json.dumps([{"id": "a", "status": "s" * 65, "region": "r" * 65}]).encode())
 def test_the_fast_path_and_the_tolerant_models_read_any_body_alike(raw: bytes) -> None:
     # The fast path (bot/backend/fast_path.py) is a stricter copy of the models' rules: it may
     # hand a body to the tolerant models, never read one differently or refuse one they read.

@@ -1,10 +1,12 @@
-"""One instance whose health carries numbers no column holds must not stop the fleet's sweep.
+"""One instance the backend describes with values no column holds must not stop the sweep.
 
-Python backends write ``NaN`` and ``Infinity`` as bare words and any integer at all; the
-models read them (they are valid JSON numbers to pydantic). The heartbeat columns are not
-NULL, 32- or 64-bit: SQLite refuses NaN in a NOT NULL column and integers past 2**63,
-PostgreSQL integers past each column's range. Before this test, one such instance failed the
-sweep's transaction every interval: no heartbeat, status or restart recorded for anyone.
+Python backends write ``NaN`` and ``Infinity`` as bare words and any integer at all, and
+names of any length; the models read them. The columns are not NULL, 32- or 64-bit, and
+``VARCHAR(n)`` on PostgreSQL: SQLite refuses NaN in a NOT NULL column and integers past
+2**63, PostgreSQL integers past a column's range and text past its length. Before these
+tests, one such instance failed its slice's transaction every sweep: no heartbeat, status
+or restart recorded for the 500 instances beside it. Now an odd number makes that one
+health body unreadable (the instance turns unknown, saying which field) and odd text is cut.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from aiohttp import web
 from sqlalchemy import BigInteger, Integer, select
 
 from bot.backend.client import InstanceClient
-from bot.backend.models import INT32, INT64, HealthInfo
+from bot.backend.models import INT32, INT64, NAME_MAX, REGION_MAX, STATUS_MAX, HealthInfo
 from bot.monitor import EventKind, HealthMonitor, MonitorEvent
 from bot.monitor.policy import HEALTH_FAILURES_FOR_UNKNOWN
 from bot.store.database import Database
@@ -40,9 +42,10 @@ ODD: dict[str, dict[str, Any]] = {
 class OddBackend:
     """A backend on 127.0.0.1 with a good instance and one answering with odd values."""
 
-    def __init__(self, odd_id: str) -> None:
+    def __init__(self, odd_id: str, listed: dict[str, Any] | None = None) -> None:
         self.odd_id = odd_id
         self.ids = ["aaaaaaaa-0000-0000-0000-000000000000", odd_id]
+        self.listed = listed or {}  # what the list says of the odd instance besides its id
         self.runner: web.AppRunner | None = None
         self.url = ""
 
@@ -53,6 +56,7 @@ class OddBackend:
     async def start(self, clock: Callable[[], float]) -> None:
         async def listing(_request: web.Request) -> web.Response:
             rows = [{"id": i, "name": i, "status": "running"} for i in self.ids]
+            rows[1].update(self.listed)
             return web.json_response(rows)
 
         async def health(request: web.Request) -> web.Response:
@@ -104,6 +108,27 @@ async def test_odd_numbers_in_one_health_body_do_not_stop_the_sweep(
     assert field in (unknown[0].detail or ""), unknown[0].detail
 
 
+async def test_a_name_region_or_status_longer_than_its_column_is_cut_not_refused(
+    db: Database, utc_clock: Callable[[], datetime], fake_clock: Any
+) -> None:
+    long = {"name": "n" * 300, "region": "r" * 100, "status": "Running" + " " * 100}
+    backend = OddBackend("nan-cpu", listed=long)
+    await backend.start(fake_clock)
+    try:
+        async with InstanceClient(backend.url, timeout=5.0, retry_backoff=0) as client:
+            monitor = HealthMonitor(client, store=db).with_clock(utc_clock)
+            report = await monitor.sweep_once()
+    finally:
+        assert backend.runner is not None
+        await backend.runner.cleanup()
+    assert report.swept and report.instances == 2 and report.running == 2
+    async with db.session() as session:
+        row = await session.get(InstanceRow, "nan-cpu")
+    assert row is not None
+    assert (row.name, row.region, row.status) == ("n" * NAME_MAX, "r" * REGION_MAX, "running")
+    assert await stored_samples(db) == 1  # the good one's: nan-cpu's health is unreadable
+
+
 async def _record(events: list[MonitorEvent], event: MonitorEvent) -> None:
     events.append(event)
 
@@ -124,3 +149,9 @@ def test_a_health_readings_bounds_are_what_the_heartbeat_columns_hold() -> None:
         assert (inner["ge"], inner["le"]) == bounds[type(column.type)], name
     assert not HeartbeatHead.__table__.c.cpu_percent.nullable
     assert schema["cpu_percent"]["schema"]["allow_inf_nan"] is False
+
+
+def test_an_instances_text_limits_are_its_columns() -> None:
+    columns = InstanceRow.__table__.c
+    assert (columns.name.type.length, columns.region.type.length) == (NAME_MAX, REGION_MAX)
+    assert columns.status.type.length == STATUS_MAX

@@ -12,6 +12,7 @@ at a few hundred requests per second under concurrency; the default transport he
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -57,6 +58,8 @@ MAX_CACHED_REQUESTS = 50_000
 # What quote(safe="") leaves as it is: such an id (a UUID) skips quote's Python calls.
 _PLAIN_ID = re.compile(r"[A-Za-z0-9_.~-]+")
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+log = logging.getLogger(__name__)
+
 _INSTANCE_LIST = TypeAdapter(list[Instance])
 M = TypeVar("M", Instance, HealthInfo, SshInfo)
 R = TypeVar("R")
@@ -136,6 +139,8 @@ class InstanceClient:
         # One home for resolving prefixes and names: every caller of this client (gateway,
         # Slack, instance actions) shares its fleet list for a few seconds.
         self.fleet = FleetCache(self.list_instances, ttl=fleet_cache_secs)
+        # How many listed instances the last list left out as unreadable (logged on change).
+        self._unreadable_listed = 0
 
     def __repr__(self) -> str:
         return f"InstanceClient({self.base_url!r})"
@@ -181,7 +186,7 @@ class InstanceClient:
             try:
                 return instances_from_json(body)
             except ValidationError as exc:
-                raise self._protocol_error(response, exc) from None
+                return self._readable_items(response, self._json(response), exc)
         data = self._json(response)
         if isinstance(data, dict):
             # Some backends wrap the array; accept the usual envelope names.
@@ -189,7 +194,37 @@ class InstanceClient:
         try:
             return _INSTANCE_LIST.validate_python(data)
         except ValidationError as exc:
+            return self._readable_items(response, data, exc)
+
+    def _readable_items(
+        self, response: httpx.Response, data: Any, exc: ValidationError
+    ) -> list[Instance]:
+        """The list's readable instances, when only some of them are unreadable.
+
+        One instance the bot cannot read (no id, an id longer than the bot stores) must
+        not hide the rest: the monitor would stop watching the whole fleet. They are
+        left out and a warning says how many and why, when that changes. A list with
+        nothing readable in it is the protocol error it always was.
+        """
+        if not isinstance(data, list):
             raise self._protocol_error(response, exc) from None
+        readable: list[Instance] = []
+        problems: list[str] = []
+        for item in data:
+            try:
+                readable.append(Instance.model_validate(item))
+            except ValidationError as item_exc:
+                problems.append(_problem(item_exc))
+        if not readable:
+            raise self._protocol_error(response, exc) from None
+        if len(problems) != self._unreadable_listed:
+            log.warning(
+                "the backend listed %d instances the bot cannot read, left out (first: %s)",
+                len(problems),
+                problems[0] if problems else "none",
+            )
+        self._unreadable_listed = len(problems)
+        return readable
 
     async def get_instance(self, instance_id: str) -> Instance:
         """``GET /instances/{id}``."""

@@ -22,12 +22,11 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from pydantic_core import CoreSchema, SchemaValidator
 from pydantic_core import core_schema as cs
 
-from bot.backend.models import NAME_MAX, REGION_MAX, STATUS_MAX, HealthInfo, Instance
+from bot.backend.models import ID_MAX, NAME_MAX, REGION_MAX, STATUS_MAX, HealthInfo, Instance
 
 # The largest unix second a datetime holds (9999-12-31T23:59:59Z).
 MAX_UNIX_SECS = 253_402_300_799
 
-_TEXT = cs.str_schema(strict=True)
 # An integer only: floats and strings go the tolerant way (its rounding, its parser).
 _UNIX_SECS = cs.chain_schema(
     [
@@ -116,7 +115,7 @@ def _text_within(limit: int) -> CoreSchema:
 _INSTANCE_SCHEMA = strict_twin(
     Instance,
     {
-        "id": _TEXT,
+        "id": _text_within(ID_MAX),
         "name": _optional(_text_within(NAME_MAX)),
         "region": _optional(_text_within(REGION_MAX)),
         "status_raw": _text_within(STATUS_MAX),

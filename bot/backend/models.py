@@ -96,6 +96,7 @@ Percent = Annotated[float, Field(allow_inf_nan=False)]
 
 # The instances table's columns (bot/store/models.py): a longer name, region or status is
 # cut to them. PostgreSQL refused the row, and with it the sweep's whole slice, every sweep.
+ID_MAX = 128  # refused past it: an id cut short would name another instance
 NAME_MAX = 255
 REGION_MAX = 64
 STATUS_MAX = 64
@@ -157,7 +158,7 @@ class _Once(Generic[T]):
 class Instance(_Wire):
     model_config = ConfigDict(ignored_types=(_Once,))
 
-    id: str
+    id: str = Field(max_length=ID_MAX)
     name: Annotated[str | None, BeforeValidator(cut_to(NAME_MAX))] = None
     status_raw: str = Field(alias="status")
     region: Annotated[str | None, BeforeValidator(cut_to(REGION_MAX))] = None

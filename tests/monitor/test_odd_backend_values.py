@@ -21,6 +21,7 @@ from aiohttp import web
 from sqlalchemy import BigInteger, Integer, select
 
 from bot.backend.client import InstanceClient
+from bot.backend.errors import BackendProtocolError
 from bot.backend.models import INT32, INT64, NAME_MAX, REGION_MAX, STATUS_MAX, HealthInfo
 from bot.monitor import EventKind, HealthMonitor, MonitorEvent
 from bot.monitor.policy import HEALTH_FAILURES_FOR_UNKNOWN
@@ -42,21 +43,27 @@ ODD: dict[str, dict[str, Any]] = {
 class OddBackend:
     """A backend on 127.0.0.1 with a good instance and one answering with odd values."""
 
-    def __init__(self, odd_id: str, listed: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, odd_id: str, listed: dict[str, Any] | None = None, unreadable: int = 0
+    ) -> None:
         self.odd_id = odd_id
         self.ids = ["aaaaaaaa-0000-0000-0000-000000000000", odd_id]
         self.listed = listed or {}  # what the list says of the odd instance besides its id
+        self.unreadable = unreadable  # more rows: no id, an id too long to keep (alternately)
         self.runner: web.AppRunner | None = None
         self.url = ""
 
     def health(self, instance_id: str, now: float) -> dict[str, Any]:
-        odd = ODD[instance_id] if instance_id == self.odd_id else {}
+        odd = ODD.get(instance_id, {}) if instance_id == self.odd_id else {}
         return {**GOOD, "last_heartbeat": int(now), **odd}
 
     async def start(self, clock: Callable[[], float]) -> None:
         async def listing(_request: web.Request) -> web.Response:
             rows = [{"id": i, "name": i, "status": "running"} for i in self.ids]
-            rows[1].update(self.listed)
+            if len(rows) > 1:
+                rows[1].update(self.listed)
+            for n in range(self.unreadable):
+                rows.append({"id": None if n % 2 else f"{n}" * 200, "status": "running"})
             return web.json_response(rows)
 
         async def health(request: web.Request) -> web.Response:
@@ -127,6 +134,38 @@ async def test_a_name_region_or_status_longer_than_its_column_is_cut_not_refused
     assert row is not None
     assert (row.name, row.region, row.status) == ("n" * NAME_MAX, "r" * REGION_MAX, "running")
     assert await stored_samples(db) == 1  # the good one's: nan-cpu's health is unreadable
+
+
+@pytest.mark.parametrize("unreadable", [1, 2, 40])
+async def test_instances_the_bot_cannot_read_are_left_out_of_the_list_not_the_fleet(
+    db: Database,
+    utc_clock: Callable[[], datetime],
+    fake_clock: Any,
+    caplog: pytest.LogCaptureFixture,
+    unreadable: int,
+) -> None:
+    good = ["aaaaaaaa-0000-0000-0000-000000000000", "bbbbbbbb-0000-0000-0000-000000000000"]
+    backend = OddBackend(good[1], unreadable=unreadable)
+    await backend.start(fake_clock)
+    try:
+        async with InstanceClient(backend.url, timeout=5.0, retry_backoff=0) as client:
+            listed = await client.list_instances()
+            monitor = HealthMonitor(client, store=db).with_clock(utc_clock)
+            report = await monitor.sweep_once()
+            backend.ids = []  # only the unreadable rows: nothing to watch is an error
+            with pytest.raises(BackendProtocolError, match="unreadable answer for GET /instances"):
+                await client.list_instances()
+    finally:
+        assert backend.runner is not None
+        await backend.runner.cleanup()
+    assert [i.id for i in listed] == good
+    assert report.swept and report.instances == 2 and report.backend_error is None
+    assert await stored_samples(db) == 2
+    # Said once while the count stays the same (a sweep lists again), with the reason.
+    said = [r.getMessage() for r in caplog.records if "cannot read" in r.getMessage()]
+    assert len(said) == 1, said
+    assert f"listed {unreadable} instances the bot cannot read" in said[0]
+    assert "id: String should have at most 128 characters" in said[0]
 
 
 async def _record(events: list[MonitorEvent], event: MonitorEvent) -> None:

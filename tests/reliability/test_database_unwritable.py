@@ -24,10 +24,8 @@ import asyncio
 import contextlib
 import errno
 import os
-import signal
 import sqlite3
 import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
@@ -42,6 +40,7 @@ from bot.sim.backend import BackendSimulator
 from bot.sim.slack import SlackEmulator
 from bot.sim.slack_models import Message
 from tests.runtime.conftest import runtime_env
+from tests.support.bot_process import BotProcess, bot_environ
 from tests.support.databases import create_pg_database, drop_pg_database, pg_execute
 
 pytestmark = pytest.mark.slow
@@ -52,75 +51,6 @@ OPERATOR_KEY = "operator-gateway-key"
 WITHIN_SECS = 60.0
 START_SECS = 120.0
 REFUSAL_LOG = "read-only commands still answer"
-
-
-class BotProcess:
-    """``python -m bot run`` with its stderr collected line by line."""
-
-    def __init__(self, proc: asyncio.subprocess.Process) -> None:
-        self.proc = proc
-        self.lines: list[str] = []
-        self.url: str | None = None
-        self._reader = asyncio.create_task(self._read())
-
-    @classmethod
-    async def start(cls, env: dict[str, str], cwd: Path) -> BotProcess:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "bot",
-            "run",
-            env=env,
-            cwd=cwd,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        return cls(proc)
-
-    async def _read(self) -> None:
-        assert self.proc.stderr is not None
-        async for raw in self.proc.stderr:
-            line = raw.decode(errors="replace").rstrip("\n")
-            self.lines.append(line)
-            if "web server listening on " in line and self.url is None:
-                self.url = line.split("web server listening on ", 1)[1].split(" ")[0]
-
-    async def listening(self) -> str:
-        """The bot's URL once it logs that it listens (fails with its log if it exits first)."""
-
-        async def up() -> bool:
-            assert self.proc.returncode is None, f"the bot exited: {self.output()[-4000:]}"
-            return self.url is not None
-
-        try:
-            await until(up, "the bot listens", within=START_SECS)
-        except AssertionError as exc:
-            raise AssertionError(f"{exc}; its log: {self.output()[-4000:]}") from None
-        assert self.url is not None
-        return self.url
-
-    async def exited(self) -> int:
-        """Its exit code, once it exits on its own (and its log is read)."""
-        try:
-            async with asyncio.timeout(WITHIN_SECS):
-                code = await self.proc.wait()
-                await self._reader
-        except TimeoutError:
-            raise AssertionError(f"still running: {self.output()[-4000:]}") from None
-        return code
-
-    async def stop(self) -> int:
-        """SIGTERM (unless it exited or was killed); its exit code once its log is read."""
-        if self.proc.returncode is None:
-            self.proc.send_signal(signal.SIGTERM)
-        async with asyncio.timeout(20):
-            code = await self.proc.wait()
-            await self._reader
-        return code
-
-    def output(self) -> str:
-        return "\n".join(self.lines)
 
 
 async def until(
@@ -150,17 +80,14 @@ class Outage:
 def _bot_env(
     tmp_path: Path, backend: BackendSimulator, slack: SlackEmulator, database_url: str
 ) -> dict[str, str]:
-    inherited = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("STARPOD_", "SLACK_", "LOG_", "DATABASE_URL")) and k != "PORT"
-    }
-    return inherited | runtime_env(
-        tmp_path,
-        backend,
-        slack,
-        DATABASE_URL=database_url,
-        STARPOD_MONITOR_INTERVAL=str(INTERVAL_SECS),
+    return bot_environ(
+        runtime_env(
+            tmp_path,
+            backend,
+            slack,
+            DATABASE_URL=database_url,
+            STARPOD_MONITOR_INTERVAL=str(INTERVAL_SECS),
+        )
     )
 
 
@@ -206,7 +133,7 @@ async def _run_outage(
     bot = await BotProcess.start(env, workdir)
     events_answered = 0
     try:
-        await bot.listening()
+        await bot.listening(START_SECS)
         events = f"{bot.url}/slack/events"
         async with httpx.AsyncClient(base_url=bot.url, timeout=15) as http:
 
@@ -468,7 +395,9 @@ async def test_a_bot_restarted_on_a_full_disk_is_not_ready_says_so_and_leads_onc
     # A first process records a few sweeps; the disk fills under it; it crashes.
     first = await BotProcess.start(env, workdir)
     try:
-        async with httpx.AsyncClient(base_url=await first.listening(), timeout=15) as http:
+        async with httpx.AsyncClient(
+            base_url=await first.listening(START_SECS), timeout=15
+        ) as http:
             await until(lambda: _sweeps_over(http, 2), "two sweeps")
             filler = await asyncio.to_thread(_fill_under, path)
             await _wait_answer(http, lambda r: r.status_code == 503)
@@ -481,7 +410,7 @@ async def test_a_bot_restarted_on_a_full_disk_is_not_ready_says_so_and_leads_onc
     # The next start finds the disk full: up, not ready, saying why, never leading.
     bot = await BotProcess.start(env, workdir)
     try:
-        async with httpx.AsyncClient(base_url=await bot.listening(), timeout=15) as http:
+        async with httpx.AsyncClient(base_url=await bot.listening(START_SECS), timeout=15) as http:
             refused = await _wait_answer(http, lambda r: r.status_code == 503)
             await slack.wait_for(
                 lambda: len(_alerts_saying(slack, "Monitoring is degraded")) > said_before,
@@ -522,7 +451,7 @@ async def test_a_bot_restarted_on_a_full_disk_is_not_ready_says_so_and_leads_onc
     await asyncio.to_thread(_close_last, path)
     await asyncio.to_thread(_fill, small_volume)
     third = await BotProcess.start(env, workdir)
-    assert await third.exited() == 1
+    assert await third.finish(WITHIN_SECS) == 1
     refusals = [line for line in third.lines if "cannot start" in line]
     assert len(refusals) == 1, third.output()[-4000:]
     assert f"cannot start: database is full: {path} refuses writes" in refusals[0]

@@ -7,11 +7,7 @@ this test process on 127.0.0.1.
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
-import signal
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -22,6 +18,7 @@ from bot.sim.backend import BackendSimulator
 from bot.sim.process import free_port
 from bot.sim.slack import SlackEmulator
 from tests.runtime.conftest import runtime_env
+from tests.support.bot_process import BotProcess, bot_environ
 
 pytestmark = pytest.mark.slow
 
@@ -35,73 +32,10 @@ STOP_WITHIN_SECS = 10.0
 START_WITHIN_SECS = 30.0
 
 
-class BotProcess:
-    """A running ``starpod-bot run`` whose stderr is collected line by line."""
-
-    def __init__(self, proc: asyncio.subprocess.Process) -> None:
-        self.proc = proc
-        self.lines: list[str] = []
-        self.url: str | None = None
-        self._listening = asyncio.Event()
-        self._reader = asyncio.create_task(self._read())
-
-    async def _read(self) -> None:
-        assert self.proc.stderr is not None
-        async for raw in self.proc.stderr:
-            line = raw.decode(errors="replace").rstrip("\n")
-            self.lines.append(line)
-            if "web server listening on " in line and self.url is None:
-                self.url = line.split("web server listening on ", 1)[1].split(" ")[0].strip('",')
-                self._listening.set()
-
-    async def listening(self) -> str:
-        """The bot's URL once it logs that it listens (fails if it exits first)."""
-        waiter = asyncio.create_task(self._listening.wait())
-        exited = asyncio.create_task(self.proc.wait())
-        await asyncio.wait(
-            {waiter, exited}, timeout=START_WITHIN_SECS, return_when=asyncio.FIRST_COMPLETED
-        )
-        waiter.cancel()
-        exited.cancel()
-        assert self.url is not None, f"the bot did not start: {self.output()}"
-        return self.url
-
-    async def finish(self, timeout: float = STOP_WITHIN_SECS) -> int:  # noqa: ASYNC109
-        """Wait for the exit code (and the rest of stderr)."""
-        async with asyncio.timeout(timeout):
-            code = await self.proc.wait()
-            await self._reader
-        return code
-
-    def output(self) -> str:
-        return "\n".join(self.lines)
-
-
 def _env(
     tmp_path: Path, backend: BackendSimulator, slack: SlackEmulator, **extra: str
 ) -> dict[str, str]:
-    base = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("STARPOD_", "SLACK_", "LOG_", "DATABASE_URL", "ANTHROPIC_"))
-        and k != "PORT"
-    }
-    return base | runtime_env(tmp_path, backend, slack, **extra)
-
-
-async def _start(env: dict[str, str], cwd: Path) -> BotProcess:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot",
-        "run",
-        env=env,
-        cwd=cwd,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    return BotProcess(proc)
+    return bot_environ(runtime_env(tmp_path, backend, slack, **extra))
 
 
 @pytest.fixture
@@ -139,9 +73,9 @@ async def test_run_serves_logs_json_without_secrets_and_stops_on_sigterm(
         LOG_FORMAT="json",
         LOG_LEVEL="DEBUG",
     )
-    bot = await _start(env, workdir)
+    bot = await BotProcess.start(env, workdir)
     try:
-        url = await bot.listening()
+        url = await bot.listening(START_WITHIN_SECS)
         async with httpx.AsyncClient(base_url=url, timeout=10) as http:
             alive = await http.get("/healthz")
             ready = await http.get("/readyz")
@@ -150,8 +84,7 @@ async def test_run_serves_logs_json_without_secrets_and_stops_on_sigterm(
             await slack.wait_for(lambda: bool(slack.responses), timeout=10, what="the ssh answer")
             metrics = await http.get("/metrics")
     finally:
-        bot.proc.send_signal(signal.SIGTERM)
-        code = await bot.finish()
+        code = await bot.stop(STOP_WITHIN_SECS)
     assert code == 0, bot.output()
     assert alive.status_code == 200 and ready.status_code == 200, ready.text
     assert listed.status_code == 200 and listed.json()[0]["id"] == instance_id
@@ -176,14 +109,13 @@ async def test_second_process_on_the_same_sqlite_file_is_refused(
     tmp_path: Path, workdir: Path, backend_sim: BackendSimulator, slack_emulator: SlackEmulator
 ) -> None:
     env = _env(tmp_path, backend_sim, slack_emulator)
-    first = await _start(env, workdir)
+    first = await BotProcess.start(env, workdir)
     try:
-        await first.listening()
-        second = await _start(env, workdir)
-        code = await second.finish(timeout=START_WITHIN_SECS)
+        await first.listening(START_WITHIN_SECS)
+        second = await BotProcess.start(env, workdir)
+        code = await second.finish(START_WITHIN_SECS)
     finally:
-        first.proc.send_signal(signal.SIGTERM)
-        first_code = await first.finish()
+        first_code = await first.stop(STOP_WITHIN_SECS)
     assert code == 2, second.output()
     errors = [line for line in second.lines if " ERROR " in line]
     assert len(errors) == 1, second.output()
@@ -213,8 +145,8 @@ async def test_bad_settings_are_one_line_each_and_exit_2(
     overrides: dict[str, str],
     expected: list[str],
 ) -> None:
-    bot = await _start(_env(tmp_path, backend_sim, slack_emulator, **overrides), workdir)
-    code = await bot.finish(timeout=START_WITHIN_SECS)
+    bot = await BotProcess.start(_env(tmp_path, backend_sim, slack_emulator, **overrides), workdir)
+    code = await bot.finish(START_WITHIN_SECS)
     assert code == 2, bot.output()
     problems = [line for line in bot.lines if "error" in line.lower()]
     assert len(problems) == len(expected), bot.output()

@@ -12,10 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
-import signal
-import sys
 from pathlib import Path
 
 import httpx
@@ -26,6 +23,7 @@ from bot.sim.process import free_port
 from bot.sim.slack import SlackEmulator
 from bot.store.database import Database
 from tests.runtime.conftest import runtime_env
+from tests.support.bot_process import BotProcess, bot_environ
 
 pytestmark = pytest.mark.slow
 
@@ -85,35 +83,16 @@ async def _modules_of_a_run(
     """Run the bot until its first sweep is recorded; the modules it had imported by exit."""
     out = tmp_path / "modules.json"
     port = free_port()
-    base = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("STARPOD_", "SLACK_", "LOG_", "DATABASE_URL")) and k != "PORT"
-    }
-    env = base | runtime_env(tmp_path, backend, slack, PORT=str(port), **overrides)
+    env = bot_environ(runtime_env(tmp_path, backend, slack, PORT=str(port), **overrides))
     env["PROBE_MODULES_OUT"] = str(out)
     workdir = tmp_path / "cwd"  # empty: no starpod-bot.toml is read
     workdir.mkdir()
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-c",
-        PROBE,
-        "run",
-        env=env,
-        cwd=workdir,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    reading = asyncio.create_task(proc.communicate())
+    bot = await BotProcess.start(env, workdir, "-c", PROBE, "run")
     try:
-        await _first_sweep(f"http://127.0.0.1:{port}", proc)
+        await _first_sweep(f"http://127.0.0.1:{port}", bot.proc)
     finally:
-        if proc.returncode is None:
-            proc.send_signal(signal.SIGTERM)
-        async with asyncio.timeout(STOP_WITHIN_SECS):
-            _, stderr = await reading
-    assert proc.returncode == 0, stderr.decode(errors="replace")[-3000:]
+        code = await bot.stop(STOP_WITHIN_SECS)
+    assert code == 0, bot.output()[-3000:]
     modules: list[str] = json.loads(out.read_text())
     return modules
 

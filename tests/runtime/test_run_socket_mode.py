@@ -7,7 +7,6 @@ the Slack emulator's socket with ``SLACK_APP_TOKEN`` and no signing secret.
 from __future__ import annotations
 
 import asyncio
-import signal
 import time
 from pathlib import Path
 
@@ -17,7 +16,8 @@ import pytest
 from bot.sim.backend import BackendSimulator
 from bot.sim.process import free_port
 from bot.sim.slack import VIA_SOCKET, SlackEmulator
-from tests.runtime.test_run_command import START_WITHIN_SECS, BotProcess, _env, _start
+from tests.runtime.test_run_command import START_WITHIN_SECS, _env
+from tests.support.bot_process import BotProcess
 
 pytestmark = pytest.mark.slow
 
@@ -54,8 +54,8 @@ async def test_a_refused_app_token_exits_2_with_one_line_naming_it(
 ) -> None:
     # Another app's token, or the bot token where the app token belongs.
     token = "xapp-1-A0-not-this-app" if refusal == "invalid_auth" else slack_emulator.bot_token
-    bot = await _start(_socket_env(tmp_path, backend_sim, slack_emulator, token), workdir)
-    code = await bot.finish(timeout=START_WITHIN_SECS)
+    bot = await BotProcess.start(_socket_env(tmp_path, backend_sim, slack_emulator, token), workdir)
+    code = await bot.finish(START_WITHIN_SECS)
     assert code == 2, bot.output()
     errors = [line for line in bot.lines if " ERROR " in line]
     assert len(errors) == 1, bot.output()
@@ -77,9 +77,9 @@ async def test_sigterm_while_the_socket_is_unreachable_exits_within_the_grace(
     if when == "at-start":
         slack_emulator.socket_mode.point_links_at(unreachable)
     env = _socket_env(tmp_path, backend_sim, slack_emulator, slack_emulator.app_token)
-    bot = await _start(env, workdir)
+    bot = await BotProcess.start(env, workdir)
     try:
-        url = await bot.listening()
+        url = await bot.listening(START_WITHIN_SECS)
         if when == "after-connecting":  # the SDK's own reconnection is what retries now
             await slack_emulator.wait_for_socket(timeout=START_WITHIN_SECS)
             slack_emulator.socket_mode.point_links_at(unreachable)
@@ -89,9 +89,8 @@ async def test_sigterm_while_the_socket_is_unreachable_exits_within_the_grace(
             lambda: slack_emulator.socket_mode.opens >= 2, START_WITHIN_SECS, what="a retry"
         )
     finally:
-        bot.proc.send_signal(signal.SIGTERM)
         sent = time.monotonic()
-        code = await bot.finish(timeout=GRACE_SECS + 5)
+        code = await bot.stop(GRACE_SECS + 5)
     took = time.monotonic() - sent
     assert code == 0, bot.output()
     assert took < GRACE_SECS, f"stopped {took:.1f} s after SIGTERM"
@@ -112,9 +111,9 @@ async def test_run_in_socket_mode_answers_and_stops_on_sigterm(
 ) -> None:
     backend_sim.seed_instances(2)
     env = _socket_env(tmp_path, backend_sim, slack_emulator, slack_emulator.app_token)
-    bot: BotProcess = await _start(env, workdir)
+    bot: BotProcess = await BotProcess.start(env, workdir)
     try:
-        url = await bot.listening()
+        url = await bot.listening(START_WITHIN_SECS)
         await slack_emulator.wait_for_socket(timeout=START_WITHIN_SECS)
         await slack_emulator.send_slash_command(VIA_SOCKET, "list", channel_id="C0OPS")
         await slack_emulator.wait_for(
@@ -125,8 +124,7 @@ async def test_run_in_socket_mode_answers_and_stops_on_sigterm(
                 while (ready := await http.get("/readyz")).status_code != 200:  # noqa: ASYNC110
                     await asyncio.sleep(0.05)
     finally:
-        bot.proc.send_signal(signal.SIGTERM)
-        code = await bot.finish(timeout=GRACE_SECS + 5)
+        code = await bot.stop(GRACE_SECS + 5)
     assert code == 0, bot.output()
     assert ready.json()["checks"]["slack socket"] == "ok"
     assert slack_emulator.socket_mode.open_connections == []

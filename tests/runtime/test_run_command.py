@@ -17,6 +17,7 @@ import pytest
 from bot.sim.backend import BackendSimulator
 from bot.sim.process import free_port
 from bot.sim.slack import SlackEmulator
+from bot.store.database import Database
 from tests.runtime.conftest import runtime_env
 from tests.support.bot_process import BotProcess, bot_environ
 
@@ -154,3 +155,32 @@ async def test_bad_settings_are_one_line_each_and_exit_2(
         assert needle in line
     assert "Traceback" not in bot.output()
     assert "xoxb-wrong" not in bot.output()
+
+
+@pytest.mark.parametrize(
+    "stage",
+    [
+        "is at the latest schema",  # the database opened, without Alembic (migrated before)
+        "instances",  # the backend answered
+        "Slack accepted the bot token",
+        "starpod-bot is up",
+    ],
+)
+async def test_sigterm_at_any_stage_of_the_start_stops_cleanly(
+    tmp_path: Path,
+    workdir: Path,
+    backend_sim: BackendSimulator,
+    slack_emulator: SlackEmulator,
+    stage: str,
+) -> None:
+    backend_sim.seed_instances(200)
+    async with Database(f"sqlite:///{tmp_path / 'bot.db'}") as db:
+        await db.upgrade()
+    bot = await BotProcess.start(_env(tmp_path, backend_sim, slack_emulator), workdir)
+    try:
+        await bot.logged(stage, START_WITHIN_SECS)
+    finally:
+        code = await bot.stop(STOP_WITHIN_SECS)
+    assert code == 0, bot.output()
+    assert "Traceback" not in bot.output() and " ERROR " not in bot.output(), bot.output()
+    assert bot.lines[-1].endswith("starpod-bot stopped"), bot.output()

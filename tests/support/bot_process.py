@@ -35,6 +35,7 @@ class BotProcess:
         self.lines: list[str] = []
         self.url: str | None = None
         self._listening = asyncio.Event()
+        self._new_line = asyncio.Event()
         self._reader = asyncio.create_task(self._read())
 
     @classmethod
@@ -58,6 +59,7 @@ class BotProcess:
         async for raw in self.proc.stderr:
             line = raw.decode(errors="replace").rstrip("\n")
             self.lines.append(line)
+            self._new_line.set()
             if LISTENING in line and self.url is None:
                 # Plain or JSON logs: the URL ends at a space or the closing quote.
                 self.url = line.split(LISTENING, 1)[1].split(" ")[0].strip('",')
@@ -72,6 +74,21 @@ class BotProcess:
         exited.cancel()
         assert self.url is not None, f"the bot did not start: {self.output()[-4000:]}"
         return self.url
+
+    async def logged(self, text: str, within: float = 30.0) -> None:
+        """Until a line of its log contains ``text`` (fails with its log if it exits first)."""
+        try:
+            async with asyncio.timeout(within):
+                while not any(text in line for line in self.lines):
+                    assert self.proc.returncode is None, f"exited: {self.output()[-4000:]}"
+                    self._new_line.clear()
+                    exited = asyncio.create_task(self.proc.wait())
+                    arrived = asyncio.create_task(self._new_line.wait())
+                    await asyncio.wait({exited, arrived}, return_when=asyncio.FIRST_COMPLETED)
+                    exited.cancel()
+                    arrived.cancel()
+        except TimeoutError:
+            raise AssertionError(f"never logged {text!r}: {self.output()[-4000:]}") from None
 
     async def finish(self, within: float = 10.0) -> int:
         """Its exit code once it exits on its own and its log is read."""

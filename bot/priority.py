@@ -79,6 +79,12 @@ class Precedence:
             if self._busy == 0:
                 self._idle.set()
 
+    def idle_within(self, secs: float) -> bool:
+        """Block, the interpreter lock released, until the foreground is idle or ``secs``
+        passed; True when it is idle on return. Not counted as a background loop's wait
+        (bot.collector waits here before a collection)."""
+        return self._idle.wait(secs)
+
     def wait_idle(self, max_wait_secs: float) -> bool:
         """Block, the interpreter lock released, until the foreground is idle or
         ``max_wait_secs`` passed; True when it is idle on return."""

@@ -15,11 +15,14 @@ real stack (Starlette + uvicorn + Bolt's adapter + signature check + our listene
 round), p50 and p99 of all of them. Then the bot again, 1,000 requests, while its
 ``HealthMonitor`` sweeps 10,000 instances back to back in the same process, on its own
 event loop in a thread that lets the Slack loop's work pass first (bot.priority), with the
-heap frozen after the first sweep under ``--gc-freeze``, as the runtime runs it
+heap frozen after the first sweep under ``--gc-freeze`` and full garbage collections run
+after each sweep when the Slack loop is idle (bot.collector), as the runtime runs it
 (``--layout thread``: the same thread, not waiting; ``--layout same-loop``: on the Slack
-loop, the first layout), alternating with the bare app (the baseline for what a sweep costs
-any listener). Goal: the bot's p99 during the sweeps <= 1.25x its own idle p99 of the same
-run.
+loop, the first layout; ``--automatic-full-gc``: CPython's own schedule of full
+collections, the fleet still frozen), alternating with the bare app (the baseline for what
+a sweep costs any listener). Goal: the bot's p99 during the sweeps <= 1.25x its own idle
+p99 of the same run. Every collection's pause during the steady sweeps is recorded
+(``gc.callbacks``), by generation and by the thread that ran it.
 
 Processes (two cores): this one sends the requests and times them; ``--role server``
 runs the three apps (and the monitor) in one event loop; ``--role sink`` answers the
@@ -31,6 +34,7 @@ only heavy thing, not 1,000 lists of 10,000 instances).
     python bench/ack_latency.py --json          # one JSON object
     python bench/ack_latency.py --repeats 5     # each phase 5 times; medians (default 3)
     python bench/ack_latency.py --gc-freeze     # the server calls gc.freeze() after start
+    python bench/ack_latency.py --gc-freeze --automatic-full-gc  # CPython's full collections
     python bench/ack_latency.py --layout thread # its own loop, not waiting for Slack's
     python bench/ack_latency.py --layout same-loop  # the sweep on the Slack loop
     python bench/ack_latency.py --sweep-instances 30000
@@ -42,12 +46,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import json
 import os
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -162,7 +168,46 @@ async def run_sink() -> None:
 # -- role: server (the apps being measured, and the monitor) ----------------------------------
 
 
-async def run_server(sink: str, backend: str, gc_freeze: bool, layout: str) -> None:
+class GcPauses:
+    """Every garbage collection's pause while recording, by generation and thread (gc.callbacks)."""
+
+    def __init__(self) -> None:
+        self.recording = False
+        self._started = 0.0
+        self.pauses: dict[tuple[int, str], list[float]] = {}
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        # Collections never overlap (they hold the interpreter lock): one start at a time.
+        if phase == "start":
+            self._started = time.perf_counter()
+        elif self.recording:
+            key = (info["generation"], threading.current_thread().name)
+            self.pauses.setdefault(key, []).append(time.perf_counter() - self._started)
+
+    def summary(self) -> Figures:
+        """Per generation: count, total, p50/p99/max in ms, and the count per thread."""
+        out: Figures = {}
+        for generation in (0, 1, 2):
+            mine = {t: v for (g, t), v in self.pauses.items() if g == generation}
+            every = sorted(x for values in mine.values() for x in values)
+            if not every:
+                out[f"gen{generation}"] = {"count": 0}
+                continue
+            out[f"gen{generation}"] = {
+                "count": len(every),
+                "total_ms": round(sum(every) * 1000, 1),
+                "p50_ms": round(statistics.median(every) * 1000, 3),
+                "p99_ms": round(every[max(0, int(len(every) * 0.99) - 1)] * 1000, 3),
+                "max_ms": round(every[-1] * 1000, 3),
+                "over_5_ms": sum(1 for x in every if x > 0.005),
+                "by_thread": {t: len(v) for t, v in sorted(mine.items())},
+            }
+        return out
+
+
+async def run_server(
+    sink: str, backend: str, gc_freeze: bool, layout: str, automatic_full_gc: bool
+) -> None:
     """The bot, the bare app and the bare app with ack-in-middleware, on one event loop."""
     from slack_bolt.async_app import AsyncApp
     from slack_sdk.web.async_client import AsyncWebClient
@@ -171,11 +216,11 @@ async def run_server(sink: str, backend: str, gc_freeze: bool, layout: str) -> N
     from starlette.routing import Route
 
     from bot.backend import InstanceClient
+    from bot.collector import IdleCollector
     from bot.config import Settings
     from bot.metrics import AckLatencyMiddleware, create_metrics
     from bot.monitor import HealthMonitor
     from bot.monitor.own_loop import SweepLoop
-    from bot.runtime import FreezeAfterFirstSweep
     from bot.slack import SlackDeps, SshLinkService, build_web_client, create_app
     from bot.slack.ack import ack_first
     from bot.store.database import Database
@@ -201,6 +246,11 @@ async def run_server(sink: str, backend: str, gc_freeze: bool, layout: str) -> N
     # As the runtime wires it: run by run_foreground, this loop marks when it has work and
     # the sweep's loop lets that work pass first (bot.priority); None in the other layouts.
     gate = precedence_of(asyncio.get_running_loop())
+    # As the runtime runs it under --gc-freeze: the fleet frozen after the first sweep, and
+    # full collections after each sweep when the Slack loop is idle, or CPython's own.
+    collector = IdleCollector(gate, take_schedule=not automatic_full_gc) if gc_freeze else None
+    pauses = GcPauses()
+    gc.callbacks.append(pauses)
 
     async def sweep_loop(url: str) -> None:
         # As the runtime builds it: on a loop of its own, with its own client and engine.
@@ -210,12 +260,13 @@ async def run_server(sink: str, backend: str, gc_freeze: bool, layout: str) -> N
         if own is not None:
             own.start()
         monitor = HealthMonitor(big, store=store).with_health_concurrency(50).on_own_loop(own)
-        if gc_freeze:  # as the runtime does: the fleet's records leave the collector's reach
-            monitor.on_sweep(FreezeAfterFirstSweep())
+        if collector is not None:
+            monitor.on_sweep(collector)
         try:
             first = await monitor.sweep_once()  # records every instance the first time
             sweep_state["first_secs"] = first.secs
             sweep_state["instances"] = first.instances
+            pauses.recording = True  # the steady sweeps
             while True:
                 report = await monitor.sweep_once()
                 sweep_state["sweeps"].append(report.secs)
@@ -245,11 +296,22 @@ async def run_server(sink: str, backend: str, gc_freeze: bool, layout: str) -> N
                 "gate_yields": gate.yields if gate is not None else None,
                 "gate_yielded_secs": round(gate.yielded_secs, 3) if gate is not None else None,
                 "failed": repr(task.exception()) if failed else None,
+                "gc_pauses": pauses.summary(),
+                "collector": None
+                if collector is None
+                else {
+                    "takes_full_collections": collector.take_schedule,
+                    "collections": collector.collections,
+                    "collected_secs": round(collector.collected_secs, 3),
+                    "waits_timed_out": collector.waits_timed_out,
+                    "frozen": collector.frozen,
+                },
             }
         )
 
     async def sweep_stop(_request: Request) -> Response:
         task = sweep_state["task"]
+        pauses.recording = False
         if task is not None:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -299,10 +361,14 @@ async def run_server(sink: str, backend: str, gc_freeze: bool, layout: str) -> N
             # The start-up heap leaves the collector's reach: a full collection then scans
             # only what requests allocate (~2 ms here instead of 50-80 ms).
             freeze_startup_heap()
+        if collector is not None:
+            collector.start()  # as the runtime does, after the start-up freeze
         print(json.dumps(urls), flush=True)
         await _until_stdin_closes()
         for server in servers.values():
             await server.stop()
+        if collector is not None:
+            await collector.aclose()
     await session.close()
     await db.dispose()
 
@@ -461,6 +527,9 @@ async def measure(
             # The same bot, same run: its p99 during the sweeps over its idle p99.
             "bot_vs_idle_p99": round(during["p99_ms"] / figures["bot"]["p99_ms"], 2),
             "bot_vs_idle_p99_goal": SWEEP_VS_IDLE_P99_GOAL,
+            # Every collection's pause from the first steady sweep to the end of measuring.
+            "gc_pauses": state["gc_pauses"],
+            "collector": state["collector"],
         }
     return figures
 
@@ -476,6 +545,7 @@ def run(
     repeats: int,
     gc_freeze: bool,
     *,
+    automatic_full_gc: bool = False,
     layout: str = "gated",
     sweep_instances: int = SWEEP_FLEET,
     requests: int = REQUESTS,
@@ -486,6 +556,7 @@ def run(
     sink, sink_urls = start_role("sink")
     server_args = ["--sink", sink_urls["url"], "--backend", small_url]
     server_args += ["--gc-freeze"] if gc_freeze else []
+    server_args += ["--automatic-full-gc"] if automatic_full_gc else []
     server_args += ["--layout", layout]
     server, urls = start_role("server", *server_args)
     try:
@@ -506,9 +577,14 @@ def run(
         "requests_per_app_per_repeat": requests,
         "repeats": repeats,
         "gc_freeze": gc_freeze,
+        # Without --gc-freeze full collections are always CPython's.
+        "full_collections": "CPython's schedule"
+        if automatic_full_gc or not gc_freeze
+        else "after each sweep, Slack idle (bot.collector)",
         "sweep_loop": LAYOUTS[layout],
         "command": f"python bench/ack_latency.py --json --repeats {repeats}"
         + (" --gc-freeze" if gc_freeze else "")
+        + (" --automatic-full-gc" if automatic_full_gc else "")
         + (f" --layout {layout}" if layout != "gated" else "")
         + (f" --sweep-instances {sweep_instances}" if sweep_instances != SWEEP_FLEET else ""),
         **figures,
@@ -547,6 +623,15 @@ def print_table(f: Figures) -> None:
             f"  bot p99 during / idle: {sweep['bot_vs_idle_p99']} "
             f"(goal <= {SWEEP_VS_IDLE_P99_GOAL})"
         )
+        print(f"  garbage collection pauses during the steady sweeps ({f['full_collections']}):")
+        for generation, row in sweep["gc_pauses"].items():
+            if not row["count"]:
+                print(f"    {generation}: none")
+                continue
+            print(
+                f"    {generation}: {row['count']} pauses, {row['total_ms']} ms in all, "
+                f"p99 {row['p99_ms']} ms, max {row['max_ms']} ms, by thread {row['by_thread']}"
+            )
     else:
         print(f"during sweep: {sweep}")
     print(f"load average while measuring: {f['load_average']}")
@@ -559,6 +644,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=3, help="repeat each phase (median)")
     parser.add_argument(
         "--gc-freeze", action="store_true", help="gc.freeze() in the server after start-up"
+    )
+    parser.add_argument(
+        "--automatic-full-gc",
+        action="store_true",
+        help="with --gc-freeze: CPython's own full collections, not bot.collector's",
     )
     parser.add_argument(
         "--layout", choices=sorted(LAYOUTS), default="gated", help="where the sweep runs"
@@ -576,7 +666,9 @@ def main(argv: list[str] | None = None) -> None:
         asyncio.run(run_sink())
         return
     if args.role == "server":
-        server = run_server(args.sink, args.backend, args.gc_freeze, args.layout)
+        server = run_server(
+            args.sink, args.backend, args.gc_freeze, args.layout, args.automatic_full_gc
+        )
         # As `starpod-bot run` runs the bot (bot.priority), unless the layout is an old one.
         if args.layout == "gated":
             run_foreground(server)
@@ -590,6 +682,7 @@ def main(argv: list[str] | None = None) -> None:
         with_sweep=not args.no_sweep,
         repeats=args.repeats,
         gc_freeze=args.gc_freeze,
+        automatic_full_gc=args.automatic_full_gc,
         layout=args.layout,
         sweep_instances=args.sweep_instances,
         requests=requests,

@@ -48,7 +48,12 @@ GaugeName = Literal[
     "ready",
     "database_writable",
 ]
-CounterName = Literal["notifications_sent", "notifications_failed", "sweep_yield_seconds"]
+CounterName = Literal[
+    "notifications_sent",
+    "notifications_failed",
+    "sweep_yield_seconds",
+    "gc_full_collection_seconds",
+]
 GaugeSource = Callable[[], "float | int | bool | Awaitable[float | int | bool | None] | None"]
 
 SWEEP_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
@@ -74,6 +79,7 @@ METRIC_NAMES = (
     "starpod_ready",
     "starpod_database_writable",
     "starpod_sweep_yield_seconds_total",
+    "starpod_gc_full_collection_seconds_total",
 )
 
 
@@ -134,6 +140,12 @@ class Metrics:
             "Seconds the sweep's loop waited for the Slack loop's work to pass (bot.priority).",
             registry=r,
         )
+        self.gc_full_collection_seconds = Counter(
+            "starpod_gc_full_collection_seconds",
+            "Seconds spent in full garbage collections, run when the Slack loop is idle "
+            "(bot.collector); every thread waits for the interpreter lock meanwhile.",
+            registry=r,
+        )
         self.notifications_pending = Gauge(
             "starpod_notifications_pending",
             "Alert notifications waiting in the outbox.",
@@ -190,6 +202,7 @@ class Metrics:
             "notifications_sent": self.notifications_sent,
             "notifications_failed": self.notifications_failed,
             "sweep_yield_seconds": self.sweep_yield_seconds,
+            "gc_full_collection_seconds": self.gc_full_collection_seconds,
         }
         # Counter sources: a running total elsewhere (e.g. the outbox sender's), and the
         # part of it already added here.

@@ -32,11 +32,16 @@ exit 2, naming ``SLACK_APP_TOKEN``); an unreachable socket is retried with back-
 until it answers or SIGTERM/SIGINT asks the runtime to stop (``start()`` then returns
 with :attr:`Runtime.shutdown_requested` set, and ``stop()`` closes what was opened).
 
+Once all is open, the start-up heap is frozen (``gc.freeze``) and the garbage collector's
+thread starts (:mod:`bot.collector`): full collections from then on run after each sweep,
+when the Slack loop is idle, not whenever CPython would start one mid-sweep.
+
 The parts are constructed by :func:`bot.wiring.build`; this module opens them.
 
 Stopping (``stop()``; SIGTERM/SIGINT through :func:`run`) closes through one
-``AsyncExitStack``, in reverse order of opening: Socket Mode and the web server stop
-taking requests, the Slack listener work still running finishes, the scheduler starts no
+``AsyncExitStack``, in reverse order of opening: the collector's thread ends (CPython's
+own schedule of full collections is back) and the heap is thawed, Socket Mode and the web
+server stop taking requests, the Slack listener work still running finishes, the scheduler starts no
 new job and the running ones (the sweep among them) finish, the outbox delivery ends,
 the leadership is released, the sweep's thread closes its client and engine and ends,
 a heap trim still running (:mod:`bot.heap`, after each sweep) finishes, and the clients
@@ -78,7 +83,7 @@ if TYPE_CHECKING:
     from bot.alerts.service import AlertService
     from bot.backend.client import InstanceClient
     from bot.config import Settings
-    from bot.monitor import HealthMonitor, MonitorHandle, SweepReport
+    from bot.monitor import HealthMonitor, MonitorHandle
     from bot.scheduling import TrackedScheduler
     from bot.slack.socket_mode import Backoff, SocketModeLink
     from bot.store.database import Database
@@ -118,30 +123,6 @@ def _utcnow() -> datetime:
 
 async def _thaw_heap() -> None:
     gc.unfreeze()
-
-
-class FreezeAfterFirstSweep:
-    """A sweep observer: once a sweep has recorded the fleet, freeze the heap again.
-
-    The first sweep builds what the monitor keeps for every instance (10,000 of them: most
-    of the heap's long-lived objects). Left in the collector's reach, each full collection
-    walks them, holding the interpreter lock for tens of milliseconds, and every Slack
-    acknowledgement in flight waits (bench/ack_latency.py: the bot's p99 during 10,000-
-    instance sweeps 3.6x its idle p99, 1.35x once frozen). Objects frozen are still freed
-    when their last reference goes; only a cycle among them would wait for the thaw at close.
-    """
-
-    def __init__(self) -> None:
-        #: How many objects the freeze left frozen, once it happened.
-        self.frozen: int | None = None
-
-    def __call__(self, report: SweepReport) -> None:
-        if self.frozen is not None or not report.swept or report.backend_error is not None:
-            return
-        if report.instances == 0:
-            return  # nothing recorded yet: the next sweep may
-        self.frozen = freeze_startup_heap()
-        log.debug("heap frozen after the first sweep: %d objects", self.frozen)
 
 
 class Runtime:
@@ -329,6 +310,11 @@ class Runtime:
         # Thawed on close, so a process that starts several runtimes (tests) leaks nothing.
         freeze_startup_heap()
         self._on_close("frozen start-up heap", _thaw_heap)
+        # From here on full collections wait for the end of a sweep and an idle Slack loop;
+        # the collector also freezes the fleet once the first sweep has recorded it (a sweep
+        # that ended before this start is served now). Closed before the thaw above.
+        parts.collector.start()
+        self._on_close("garbage collector", parts.collector.aclose)
         log.info(
             "starpod-bot is up: %s, %s, %s",
             self.url,
@@ -364,7 +350,6 @@ class Runtime:
             self._on_close("sweep thread", parts.sweep.aclose)
         # Fail fast and clearly when another process holds the SQLite file.
         self._on_close("leadership", self._release_leadership)
-        parts.monitor.on_sweep(FreezeAfterFirstSweep())
         leading = await parts.monitor.acquire_leadership()
         log.info(
             "health monitor: %s", "leading" if leading else "standing by (another replica leads)"

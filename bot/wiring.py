@@ -25,6 +25,7 @@ import aiohttp
 from sqlalchemy import func, select
 
 from bot.backend.client import InstanceClient
+from bot.collector import IdleCollector
 from bot.errors import ConfigError
 from bot.heap import SweepTrimmer
 from bot.instances import InstanceActions
@@ -84,6 +85,9 @@ class Parts:
     sweep: SweepSide | None
     #: Gives the C heap's free memory back after every sweep (bot/heap.py).
     trimmer: SweepTrimmer
+    #: Full garbage collections after each sweep, when the Slack loop is idle; the fleet's
+    #: freeze after the first recorded sweep (bot/collector.py). Started by the runtime.
+    collector: IdleCollector
     alerts: AlertService
     store_outage: StoreOutageNotice
     ssh_links: SshLinkService
@@ -173,6 +177,9 @@ def build(
     web = build_web_client(settings, session=slack_session)
     # One instance-action service for Slack, the gateway and the monitor's auto-restarts.
     actions = InstanceActions(client, db, clock=clock)
+    # The Slack loop's busy mark when it is a foreground loop (the CLI runs the bot on one:
+    # bot.priority); the sweep's loop and the collector let that loop's work pass first.
+    slack_gate = precedence_of(asyncio.get_running_loop())
     # The sweep runs on a loop of its own, in a thread, so Slack acknowledgements never wait
     # behind it; loop-bound parts (HTTP pool, database connections) are its own. An
     # in-memory SQLite database cannot be shared by two engines: the sweep stays here.
@@ -185,9 +192,7 @@ def build(
         sweep_db = Database(settings.database.url, writes=db.writes, cache_kib=SWEEP_CACHE_KIB)
         sweep_client = new_client()
         sweep = SweepSide(
-            # Its loop lets the Slack loop's work pass first, when that loop marks it
-            # (the CLI runs the bot on a foreground loop: bot.priority).
-            SweepLoop(gate=precedence_of(asyncio.get_running_loop())),
+            SweepLoop(gate=slack_gate),
             sweep_client,
             sweep_db,
             InstanceActions(sweep_client, sweep_db, clock=clock),
@@ -195,6 +200,9 @@ def build(
     # A sweep's working set is freed when it ends, but glibc keeps the pages: without a
     # trim the RSS stays at the largest sweep's high-water mark (BENCHMARKS.md, soak).
     trimmer = SweepTrimmer()
+    # CPython's own full collections came mid-sweep and stalled Slack's acks (GIL): they
+    # run after each sweep instead, once the Slack loop is idle.
+    collector = IdleCollector(slack_gate)
     monitor = (
         HealthMonitor.from_settings(
             sweep.client if sweep else client,
@@ -206,6 +214,7 @@ def build(
         .with_actions(sweep.actions if sweep else actions)
         .on_sweep(metrics.observe_sweep_report)
         .on_sweep(trimmer)
+        .on_sweep(collector)
         .on_own_loop(sweep.loop if sweep else None)
     )
     alerts = AlertService.from_settings(
@@ -240,6 +249,7 @@ def build(
     if sweep is not None and sweep.loop.gate is not None:
         gate = sweep.loop.gate
         metrics.set_counter_source("sweep_yield_seconds", lambda: gate.yielded_secs)
+    metrics.set_counter_source("gc_full_collection_seconds", lambda: collector.collected_secs)
     metrics.set_source("ready", lambda: _is_ready(readiness))
 
     listeners = TaskTracker("Slack listeners")
@@ -263,6 +273,7 @@ def build(
         monitor_handle=handle,
         sweep=sweep,
         trimmer=trimmer,
+        collector=collector,
         alerts=alerts,
         store_outage=outage,
         ssh_links=links,

@@ -30,6 +30,7 @@ OPENED_ORDER = [
     "Slack listeners",
     "web server",
     "frozen start-up heap",
+    "garbage collector",
 ]
 
 

@@ -38,6 +38,8 @@ async def test_build_wires_the_parts_without_opening_any(
         assert parts.sweep.db.url == parts.db.url
         assert parts.sweep.db.cache_kib == SWEEP_CACHE_KIB < parts.db.cache_kib
         assert parts.sweep.client is not parts.client
+        # Full collections are the collector's once the runtime starts it, not before.
+        assert not parts.collector.running and parts.collector.take_schedule
         assert parts.monitor.status().running
         assert {job.id for job in parts.scheduler.get_jobs()} >= {
             "starpod-health-sweep",
@@ -88,19 +90,24 @@ def test_built_on_a_foreground_loop_the_sweep_lets_its_work_pass_first(tmp_path:
     )
     precedence = Precedence()
 
-    async def built() -> tuple[Precedence | None, str]:
+    async def built() -> tuple[Precedence | None, Precedence | None, str]:
         parts = build(settings)
         try:
             assert parts.sweep is not None
             precedence.yielded_secs = 2.5  # as if the sweep had waited that long in all
-            return parts.sweep.loop.gate, (await parts.metrics.render()).decode()
+            parts.collector.collected_secs = 0.5  # and full collections had taken this long
+            scrape = (await parts.metrics.render()).decode()
+            return parts.sweep.loop.gate, parts.collector.gate, scrape
         finally:
             await _close(parts)
 
-    gate, scrape = run_foreground(built(), precedence)
+    gate, collector_gate, scrape = run_foreground(built(), precedence)
     assert gate is precedence
-    # How long the sweep waited is a counter operators can watch.
+    # Full collections wait for an idle Slack loop too.
+    assert collector_gate is precedence
+    # How long the sweep waited, and the time in full collections: counters to watch.
     assert "starpod_sweep_yield_seconds_total 2.5" in scrape
+    assert "starpod_gc_full_collection_seconds_total 0.5" in scrape
 
 
 async def _close(parts: Parts) -> None:

@@ -169,39 +169,46 @@ async def run_sink() -> None:
 
 
 class GcPauses:
-    """Every garbage collection's pause while recording, by generation and thread (gc.callbacks)."""
+    """Every garbage collection's pause while recording, by generation and thread (gc.callbacks).
+
+    Each pause is kept as wall-clock seconds and as the collecting thread's CPU seconds: on a
+    loaded machine the wall clock also counts the time the process was not scheduled, the
+    CPU time is what the collection itself cost.
+    """
 
     def __init__(self) -> None:
         self.recording = False
-        self._started = 0.0
-        self.pauses: dict[tuple[int, str], list[float]] = {}
+        self._started = (0.0, 0.0)
+        self.pauses: dict[tuple[int, str], list[tuple[float, float]]] = {}
 
     def __call__(self, phase: str, info: dict[str, int]) -> None:
         # Collections never overlap (they hold the interpreter lock): one start at a time.
         if phase == "start":
-            self._started = time.perf_counter()
+            self._started = (time.perf_counter(), time.thread_time())
         elif self.recording:
+            wall, cpu = self._started
             key = (info["generation"], threading.current_thread().name)
-            self.pauses.setdefault(key, []).append(time.perf_counter() - self._started)
+            pause = (time.perf_counter() - wall, time.thread_time() - cpu)
+            self.pauses.setdefault(key, []).append(pause)
 
     def summary(self) -> Figures:
-        """Per generation: count, total, p50/p99/max in ms, and the count per thread."""
+        """Per generation: count, total, p50/p99/max in ms (wall and CPU), count per thread."""
         out: Figures = {}
         for generation in (0, 1, 2):
             mine = {t: v for (g, t), v in self.pauses.items() if g == generation}
-            every = sorted(x for values in mine.values() for x in values)
-            if not every:
-                out[f"gen{generation}"] = {"count": 0}
-                continue
-            out[f"gen{generation}"] = {
-                "count": len(every),
-                "total_ms": round(sum(every) * 1000, 1),
-                "p50_ms": round(statistics.median(every) * 1000, 3),
-                "p99_ms": round(every[max(0, int(len(every) * 0.99) - 1)] * 1000, 3),
-                "max_ms": round(every[-1] * 1000, 3),
-                "over_5_ms": sum(1 for x in every if x > 0.005),
-                "by_thread": {t: len(v) for t, v in sorted(mine.items())},
-            }
+            row: Figures = {"count": sum(len(v) for v in mine.values())}
+            for index, unit in ((0, "ms"), (1, "cpu_ms")):
+                every = sorted(p[index] for values in mine.values() for p in values)
+                if every:
+                    row |= {
+                        f"total_{unit}": round(sum(every) * 1000, 1),
+                        f"p50_{unit}": round(statistics.median(every) * 1000, 3),
+                        f"p99_{unit}": round(every[max(0, int(len(every) * 0.99) - 1)] * 1000, 3),
+                        f"max_{unit}": round(every[-1] * 1000, 3),
+                        f"over_5_{unit}": sum(1 for x in every if x > 0.005),
+                    }
+            row["by_thread"] = {t: len(v) for t, v in sorted(mine.items())}
+            out[f"gen{generation}"] = row
         return out
 
 
@@ -629,8 +636,10 @@ def print_table(f: Figures) -> None:
                 print(f"    {generation}: none")
                 continue
             print(
-                f"    {generation}: {row['count']} pauses, {row['total_ms']} ms in all, "
-                f"p99 {row['p99_ms']} ms, max {row['max_ms']} ms, by thread {row['by_thread']}"
+                f"    {generation}: {row['count']} pauses, {row['total_ms']} ms in all "
+                f"({row['total_cpu_ms']} ms CPU), p99 {row['p99_ms']} ms ({row['p99_cpu_ms']} "
+                f"CPU), max {row['max_ms']} ms ({row['max_cpu_ms']} CPU), by thread "
+                f"{row['by_thread']}"
             )
     else:
         print(f"during sweep: {sweep}")

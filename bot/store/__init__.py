@@ -22,8 +22,10 @@ Modules and their public API
       ``fn(session)``, commits, returns its result. SQLite busy/locked and
       PostgreSQL deadlock/serialization failures are rolled back and retried
       with back-off (``fn`` may run more than once: do everything through the
-      session it gets); after the last attempt ``DatabaseBusyError``. Other
-      errors propagate at once.
+      session it gets); after the last attempt ``DatabaseBusyError``. So is a
+      connection lost before the commit (the server ended the session: a
+      restart, a failover), on a new connection; one lost at the commit is not
+      (it may have committed). Other errors propagate at once.
     * ``await upgrade(revision="head")``, ``await downgrade(revision)``,
       ``await current_revision()`` — Alembic, in code (``starpod-bot db upgrade``,
       ``run`` and ``demo`` call ``upgrade()``).

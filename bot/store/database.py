@@ -3,8 +3,9 @@
 Nothing here runs on import: a :class:`Database` is built by the runtime from
 the configured URL and passed down. Every writer goes through
 :meth:`Database.run`, which retries the transient failures of both dialects
-(a locked SQLite file, a PostgreSQL deadlock or serialization failure) so a
-busy database delays a write but never loses it.
+(a locked SQLite file, a PostgreSQL deadlock or serialization failure, a
+PostgreSQL session ended under it before its commit) so a busy or restarting
+database delays a write but never loses it.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from types import TracebackType
 from typing import Any, Self, TypeVar
 
 from sqlalchemy import event, inspect, text
-from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.engine import URL, Connection, ExceptionContext, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
@@ -57,6 +58,9 @@ _SQLITE_BUSY = 5
 _SQLITE_LOCKED = 6
 # PostgreSQL: serialization_failure, deadlock_detected.
 _PG_RETRY_SQLSTATES = frozenset({"40001", "40P01"})
+# PostgreSQL ended the session: admin_shutdown (pg_terminate_backend, a failover's
+# switch), crash_shutdown, cannot_connect_now; and class 08, connection_exception.
+_PG_SESSION_ENDED_SQLSTATES = frozenset({"57P01", "57P02", "57P03"})
 _SQLITE_BEGIN_MODES = frozenset({"", "DEFERRED", "IMMEDIATE", "EXCLUSIVE"})
 
 
@@ -204,21 +208,77 @@ def _build_engine(
         return engine
     try:
         if not pooled:
-            return create_async_engine(url, echo=echo, poolclass=NullPool)
-        return create_async_engine(
-            url,
-            echo=echo,
-            pool_size=10,
-            max_overflow=10,
-            # A replica outlives database restarts and idle-connection reapers.
-            pool_pre_ping=True,
-            pool_recycle=1800,
-        )
+            engine = create_async_engine(url, echo=echo, poolclass=NullPool)
+        else:
+            engine = create_async_engine(
+                url,
+                echo=echo,
+                pool_size=10,
+                max_overflow=10,
+                # A replica outlives database restarts and idle-connection reapers.
+                pool_pre_ping=True,
+                pool_recycle=1800,
+            )
     except ModuleNotFoundError as exc:
         raise UnsupportedDatabaseError(
             "PostgreSQL needs the asyncpg driver: pip install 'starpod-bot[postgres]'",
             url_scheme="postgresql",
         ) from exc
+    _install_postgresql_hooks(engine)
+    return engine
+
+
+def session_ended(error: BaseException) -> bool:
+    """True when PostgreSQL's driver error ``error`` says the session is gone.
+
+    ``error`` is SQLAlchemy's error or the driver's. The server ended the session
+    (SQLSTATE 57P01 admin_shutdown: ``pg_terminate_backend``, a failover's switch; 57P02,
+    57P03), the connection broke (class 08), or asyncpg's protocol is in a state it cannot
+    go on from (``InternalClientError``). The last is how an *idle* connection's end shows:
+    the server sends it an unrequested FATAL error before closing the socket, asyncpg has
+    no request to give it to, and until the socket's end is read every operation fails
+    with "cannot switch to state …; another operation (2) is in progress". SQLAlchemy's own
+    check (``is_disconnect``) only asks whether the socket is closed yet, so in between the
+    connection was neither discarded nor seen as lost.
+    """
+    from asyncpg.exceptions import InternalClientError
+
+    orig = getattr(error, "orig", None) or error
+    for candidate in (orig, orig.__cause__):
+        if isinstance(candidate, InternalClientError):
+            return True
+        state = getattr(candidate, "sqlstate", None)
+        if isinstance(state, str) and (
+            state.startswith("08") or state in _PG_SESSION_ENDED_SQLSTATES
+        ):
+            return True
+    return False
+
+
+def _install_postgresql_hooks(engine: AsyncEngine) -> None:
+    """Count every session the server ended (:func:`session_ended`) as a disconnect.
+
+    A disconnect makes SQLAlchemy discard the connection (and the pool's older ones, ended
+    with it in a restart or failover), makes ``pool_pre_ping`` open a new one instead of
+    failing, and marks the error ``connection_invalidated``: :meth:`Database.run` retries
+    on that (see :func:`connection_lost`).
+    """
+
+    @event.listens_for(engine.sync_engine, "handle_error")
+    def _on_error(context: ExceptionContext) -> None:
+        if not context.is_disconnect and session_ended(context.original_exception):
+            context.is_disconnect = True
+
+
+def connection_lost(exc: BaseException) -> bool:
+    """True when ``exc`` came from a database connection that is gone (and was discarded).
+
+    The server ended the session, or the socket closed: its open transaction went with it,
+    uncommitted, so work that had not yet asked to commit can run again on a new
+    connection. (SQLAlchemy marks such an error ``connection_invalidated``; on PostgreSQL
+    :func:`_install_postgresql_hooks` makes sure every way the driver says so counts.)
+    """
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated
 
 
 def is_transient(exc: BaseException, dialect: str) -> bool:
@@ -344,9 +404,13 @@ class Database:
         serialization failure) the transaction is rolled back and ``fn`` is run
         again in a fresh session after a short back-off, so ``fn`` must do all of
         its work through the session it is given. After ``attempts`` failures
-        :class:`DatabaseBusyError` is raised. A database that refuses writes (full or
-        read-only) raises :class:`~bot.store.errors.StoreUnwritable` naming it, and
-        ``writes`` records the episode. Any other error propagates at once.
+        :class:`DatabaseBusyError` is raised. A connection lost before the commit
+        (the server ended the session: a restart, a failover) is retried the same
+        way, on a new connection, with a one-line warning; one lost *during* the
+        commit is not (the write may have landed) and propagates, as does the
+        last attempt's. A database that refuses writes (full or read-only) raises
+        :class:`~bot.store.errors.StoreUnwritable` naming it, and ``writes``
+        records the episode. Any other error propagates at once.
         On SQLite the transaction starts with ``BEGIN IMMEDIATE``: writers queue
         for the lock (up to the busy timeout) instead of failing half way.
         """
@@ -354,19 +418,36 @@ class Database:
             raise ValueError("attempts must be at least 1")
         options = {"sqlite_begin": "IMMEDIATE"} if self.dialect == "sqlite" else None
         for attempt in range(attempts):
+            committing = False
             try:
                 async with self._sessions() as session, session.begin():
                     if options:
                         await session.connection(execution_options=options)
-                    return await fn(session)
+                    result = await fn(session)
+                    # The ORM's pending writes go now, so that only the COMMIT is left.
+                    await session.flush()
+                    committing = True  # the block's end commits
+                return result
             except DBAPIError as exc:
                 if unwritable(exc) is not None:
                     refusal = self.writes.error(exc)
                     self.writes.refused(refusal)
                     raise refusal from exc
+                last = attempt + 1 >= attempts
+                if connection_lost(exc) and not committing and not last:
+                    delay = _backoff(attempt)
+                    log.warning(
+                        "database connection lost (%s); retry %d/%d in %.2fs on a new one",
+                        _why(exc),
+                        attempt + 1,
+                        attempts - 1,
+                        delay,
+                    )
+                    await asyncio.sleep(delay)
+                    continue
                 if not is_transient(exc, self.dialect):
                     raise
-                if attempt + 1 >= attempts:
+                if last:
                     raise DatabaseBusyError(
                         f"database stayed busy after {attempts} attempts: {exc.orig}",
                         attempts=attempts,

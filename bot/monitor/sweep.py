@@ -54,6 +54,7 @@ from bot.monitor.tracking import (
     Tracked,
     plan_sweep,
 )
+from bot.store.database import connection_lost
 
 if TYPE_CHECKING:
     from bot.backend.client import InstanceClient
@@ -412,7 +413,11 @@ class Sweeper:
                 try:
                     async with tx.savepoint():
                         await handler(tx.session, event)
-                except Exception:
+                except Exception as exc:
+                    if connection_lost(exc):
+                        # Not the handler's failure: the transaction is gone, savepoint and
+                        # all. The store runs the whole transaction again on a new one.
+                        raise
                     log.exception("monitor event handler failed on %s", event.kind)
 
     async def _record_restarts(self, outcomes: list[RestartOutcome]) -> list[MonitorEvent]:

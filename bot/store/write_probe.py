@@ -77,7 +77,9 @@ async def _sql_refusal(db: Database, holder: str) -> BaseException | None:
             row.holder, row.renewed_at, row.expires_at = holder, now, now
 
     try:
-        await db.run(write, attempts=1)
+        # A second attempt only for what says nothing about writes: a connection the server
+        # ended (a restart, a failover; run retries it on a new one) or a busy database.
+        await db.run(write, attempts=2)
     except DatabaseBusyError:
         return None  # it takes writes; another writer was first
     except StoreUnwritable as exc:

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.store.database import Database, session_ended
 from bot.store.queries import last_statuses, upsert_instances
 from bot.store.records import InstanceSnapshot
+from bot.store.write_probe import write_refusal
 from tests.support.databases import pg_execute
 
 SEEN_AT = datetime(2026, 3, 14, 10, 0, tzinfo=UTC)
@@ -125,6 +126,24 @@ async def test_every_way_the_server_says_a_session_ended_counts(
     await pg_db.run(write)
     assert len(pids) == 2 and pids[1] != pids[0], pids  # run again, on a new connection
     assert await _stored(pg_db) == {"i-2": "running"}
+
+
+async def test_a_write_probe_whose_session_ended_is_not_a_refusal(pg_store: Database) -> None:
+    # The server ends the probe's first session (a trigger raising admin_shutdown once: a
+    # sequence, unlike a row, keeps its count when the transaction rolls back). That says
+    # nothing about writes: no episode, no "degraded" message.
+    await pg_execute(
+        pg_store.url,
+        "CREATE SEQUENCE end_once",
+        "CREATE FUNCTION end_session_once() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+        " IF nextval('end_once') = 1 THEN"
+        " RAISE EXCEPTION 'terminating connection' USING ERRCODE = 'admin_shutdown'; END IF;"
+        " RETURN NEW; END $$",
+        "CREATE TRIGGER end_session_once BEFORE INSERT OR UPDATE ON leader_lease"
+        " FOR EACH ROW EXECUTE FUNCTION end_session_once()",
+    )
+    assert await write_refusal(pg_store) is None
+    assert pg_store.writes.writable and pg_store.writes.episodes == 0
 
 
 @pytest.mark.parametrize(

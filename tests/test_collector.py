@@ -8,9 +8,8 @@ expects (a bounded poll on a counter, as in tests/test_priority.py).
 from __future__ import annotations
 
 import gc
-import time
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
@@ -18,20 +17,11 @@ import pytest
 from bot.collector import NO_AUTOMATIC_FULL, IdleCollector
 from bot.monitor import SweepReport
 from bot.priority import Precedence
+from tests.support.threads import WAIT_SECS, wait_until
 
-WAIT_SECS = 30.0
 AT = datetime(2026, 12, 1, 4, tzinfo=UTC)
 #: Long enough that no periodic collection comes during a test: only requests count.
 NEVER_SECS = 3600.0
-
-
-def wait_until(condition: Callable[[], bool]) -> None:
-    """Poll ``condition`` until true (the collector thread's state), failing after WAIT_SECS."""
-    deadline = time.monotonic() + WAIT_SECS
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("the condition did not hold in time")
-        time.sleep(0.001)
 
 
 @pytest.fixture(autouse=True)

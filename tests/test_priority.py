@@ -9,8 +9,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
@@ -22,17 +21,7 @@ from bot.priority import (
     precedence_of,
     run_foreground,
 )
-
-WAIT_SECS = 30.0
-
-
-def wait_until(condition: Callable[[], bool]) -> None:
-    """Poll ``condition`` until true (the other thread's state), failing after WAIT_SECS."""
-    deadline = time.monotonic() + WAIT_SECS
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("the condition did not hold in time")
-        time.sleep(0.001)
+from tests.support.threads import WAIT_SECS, wait_until
 
 
 @contextmanager

@@ -184,7 +184,7 @@ class InstanceClient:
             # The contract's shape: one pass in pydantic-core, about twice as fast as
             # json.loads and then validating (it matters at 10,000 instances a sweep).
             try:
-                return instances_from_json(body)
+                return self._all_read(instances_from_json(body))
             except ValidationError as exc:
                 return self._readable_items(response, self._json(response), exc)
         data = self._json(response)
@@ -192,9 +192,14 @@ class InstanceClient:
             # Some backends wrap the array; accept the usual envelope names.
             data = next((data[k] for k in ("instances", "items", "data") if k in data), data)
         try:
-            return _INSTANCE_LIST.validate_python(data)
+            return self._all_read(_INSTANCE_LIST.validate_python(data))
         except ValidationError as exc:
             return self._readable_items(response, data, exc)
+
+    def _all_read(self, instances: list[Instance]) -> list[Instance]:
+        # Every listed instance was read: the next unreadable one is news and is said again.
+        self._unreadable_listed = 0
+        return instances
 
     def _readable_items(
         self, response: httpx.Response, data: Any, exc: ValidationError

@@ -17,7 +17,7 @@ import typer
 import bot.httpx_cli_off  # noqa: F401
 from bot import __version__
 from bot.cli_help import StarpodTyper
-from bot.config import load_settings, setting_name
+from bot.config import Role, load_settings, setting_name
 from bot.db_cli import audit, history
 from bot.errors import ConfigError, StarpodBotError
 from bot.instance_cli import EXIT_USAGE, fail, instance_app
@@ -160,14 +160,24 @@ def run_bot(
     config: Annotated[
         str | None, typer.Option("--config", help="TOML settings file (else STARPOD_CONFIG).")
     ] = None,
+    role: Annotated[
+        Role | None,
+        typer.Option(
+            "--role",
+            help="all: everything in one process; web: Slack and the gateway; worker: the "
+            "health sweeps, alerts and housekeeping (else STARPOD_ROLE, default all).",
+        ),
+    ] = None,
 ) -> None:
     """Run the bot: Slack, health monitor, alerts, and the web server (probes, metrics, gateway).
 
     Stops cleanly on SIGTERM or SIGINT (exit 0). A missing or bad setting, a rejected Slack
     token, or a second process on the same SQLite file: one line each, exit code 2.
+    With ``--role web`` and ``--role worker`` the two halves run as two processes on one
+    database: sweeps then never hold up Slack's acknowledgements.
     """
     from bot.logging_setup import configure_logging, secret_values
-    from bot.runtime import run
+    from bot.runtime import run, take_role_priority
 
     try:
         settings = load_settings(config_file=config)
@@ -176,6 +186,9 @@ def run_bot(
         for line in first:  # one line per problem
             fail(line, EXIT_USAGE)
         raise fail(last, EXIT_USAGE) from None
+    if role is not None:
+        settings = settings.model_copy(update={"role": role})
+    take_role_priority(settings)  # before any thread starts
     configure_logging(settings.log, secrets=secret_values(settings))
     # On a foreground loop: the sweep's own loop lets Slack's work pass first.
     raise typer.Exit(run_foreground(run(settings)))

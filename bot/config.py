@@ -31,6 +31,7 @@ import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
 
@@ -156,6 +157,18 @@ SETTINGS_TABLE: tuple[SettingSpec, ...] = (
         "paging.webhook_secret",
         "paging.webhook_secret",
         "HMAC-SHA256 key of the webhook's X-Starpod-Signature (needed with the URL)",
+    ),
+    SettingSpec(
+        "STARPOD_ROLE",
+        "role",
+        "role",
+        "what this process runs: all, web (Slack, gateway) or worker (sweeps, alerts) (all)",
+    ),
+    SettingSpec(
+        "STARPOD_WORKER_NICE",
+        "monitor.worker_nice",
+        "monitor.worker_nice",
+        "CPU niceness a worker process takes at start, 0-19 (10; 0: unchanged)",
     ),
     SettingSpec(
         "STARPOD_MONITOR_INTERVAL",
@@ -366,6 +379,9 @@ class MonitorSettings(BaseModel):
     slice_size: int = Field(default=1000, ge=1, le=100_000)
     retention_raw_days: int = Field(default=7, ge=1)
     retention_hourly_days: int = Field(default=90, ge=1)
+    # A worker process (role "worker") lowers its CPU priority by this much at start, so
+    # on a shared host the web process's Slack acknowledgements go first.
+    worker_nice: int = Field(default=10, ge=0, le=19)
 
 
 class AccessSettings(BaseModel):
@@ -405,6 +421,17 @@ class LogSettings(BaseModel):
         return value.upper() if isinstance(value, str) else value
 
 
+class Role(StrEnum):
+    """What one ``starpod-bot run`` process runs (``--role``, ``STARPOD_ROLE``)."""
+
+    #: Everything in one process: Slack, the gateway, the monitor, alerts.
+    ALL = "all"
+    #: Slack's side: commands, clicks, Socket Mode, the gateway, SSH key links.
+    WEB = "web"
+    #: The sweeps' side: the monitor, alerts, housekeeping; probes and metrics only.
+    WORKER = "worker"
+
+
 class Settings(BaseModel):
     """All settings, grouped. Build with :func:`load_settings`."""
 
@@ -419,7 +446,19 @@ class Settings(BaseModel):
     ssh: SshSettings = Field(default_factory=SshSettings)
     gateway: GatewaySettings = Field(default_factory=GatewaySettings)
     log: LogSettings = Field(default_factory=LogSettings)
+    #: What this process runs: everything, Slack's side, or the sweeps' side.
+    role: Role = Role.ALL
     config_file: str | None = None
+
+    @property
+    def serves_slack(self) -> bool:
+        """Slack's side here: commands, clicks, the gateway (roles all and web)."""
+        return self.role != Role.WORKER
+
+    @property
+    def runs_monitor(self) -> bool:
+        """The sweeps' side here: the monitor, alerts, housekeeping (roles all and worker)."""
+        return self.role != Role.WEB
 
     def require_backend_url(self) -> str:
         """The backend URL, or a ConfigError telling how to set it."""

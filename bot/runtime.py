@@ -62,7 +62,7 @@ from datetime import UTC, datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Self
 
-from bot.config import setting_name
+from bot.config import Role, setting_name
 from bot.errors import ConfigError, StarpodBotError
 from bot.heap import limit_arenas
 from bot.metrics import Metrics, create_metrics
@@ -99,6 +99,7 @@ __all__ = [
     "required_settings_problems",
     "run",
     "slack_auth_problem",
+    "take_role_priority",
 ]
 
 log = logging.getLogger(__name__)
@@ -286,7 +287,8 @@ class Runtime:
         await self._probe_backend(parts.client)
         await self._check_slack_token(parts)
 
-        socket_mode = self.settings.slack.app_token is not None
+        # A worker (role worker) takes no Slack request: Socket Mode is the web process's.
+        socket_mode = self.settings.slack.app_token is not None and self.settings.serves_slack
         if socket_mode:
             # /readyz answers (503) while the socket is being connected, and the monitor
             # waits for the socket: a bot that sweeps and alerts while no command can reach
@@ -295,10 +297,17 @@ class Runtime:
             if not await self._open_socket_mode(parts):
                 log.info("stopping before Socket Mode connected")
                 return
-        await self._start_monitor(parts)
+        if self.settings.runs_monitor:
+            await self._start_monitor(parts)
+        else:
+            # A web process (role web) runs no sweep, takes no leadership and delivers no
+            # alert: its scheduler has no job of the monitor's (bot.wiring).
+            parts.scheduler.start()
+            self._on_close("scheduled jobs", self._stop_jobs)
         # Closed after the listeners drain (they may ask for one): a pending App Home
         # refresh must not outlive the Slack client it publishes with.
-        self._on_close("App Home refreshes", parts.home.aclose)
+        if parts.home is not None:
+            self._on_close("App Home refreshes", parts.home.aclose)
         self._on_close("Slack listeners", self._drain_listeners)
         if socket_mode:
             # Closed first: stop taking requests, then the listener work above drains.
@@ -315,11 +324,18 @@ class Runtime:
         # that ended before this start is served now). Closed before the thaw above.
         parts.collector.start()
         self._on_close("garbage collector", parts.collector.aclose)
+        if not self.settings.runs_monitor:
+            sweeps = "the health sweeps run in the worker process"
+        elif parts.monitor.is_leader:
+            sweeps = "leading the health sweeps"
+        else:
+            sweeps = "standing by"
         log.info(
-            "starpod-bot is up: %s, %s, %s",
+            "starpod-bot is up: %s, %s, role %s, %s",
             self.url,
             "Socket Mode" if self.socket_mode else "HTTP mode",
-            "leading the health sweeps" if parts.monitor.is_leader else "standing by",
+            self.settings.role,
+            sweeps,
         )
 
     @staticmethod
@@ -398,7 +414,7 @@ class Runtime:
         Raises SlackAppTokenRejected (exit 2) when Slack refuses the app token.
         """
         token = self.settings.slack.app_token
-        assert token is not None
+        assert token is not None and parts.slack_app is not None
         from bot.slack.socket_mode import SocketModeLink
 
         link = SocketModeLink(
@@ -488,6 +504,21 @@ class Runtime:
         except StoreUnwritable as exc:
             # The lease expires, and the next start on this host takes a dead pid's over.
             log.warning("could not release the leadership: %s", exc)
+
+
+def take_role_priority(settings: Settings) -> int:
+    """A worker process (role worker) lowers its CPU priority by ``monitor.worker_nice``;
+    returns the process's niceness. Call it before any thread starts: on Linux the
+    niceness is each thread's, and threads inherit it from the one that starts them.
+
+    Sweeps are background work: on a host shared with the web process, the kernel then
+    runs Slack's acknowledgements first (BENCHMARKS.md, Slack ack latency).
+    """
+    import os
+
+    if settings.role == Role.WORKER and settings.monitor.worker_nice:
+        return os.nice(settings.monitor.worker_nice)
+    return os.nice(0)
 
 
 async def run(settings: Settings) -> int:

@@ -80,7 +80,8 @@ class Parts:
     web: AsyncWebClient
     slack_check: SlackCheck
     monitor: HealthMonitor
-    monitor_handle: MonitorHandle
+    #: None in a web process (role web): the monitor is built but never started there.
+    monitor_handle: MonitorHandle | None
     #: The sweep's own loop (a thread) and what lives on it; None: the sweep shares this loop.
     sweep: SweepSide | None
     #: Gives the C heap's free memory back after every sweep (bot/heap.py).
@@ -93,9 +94,10 @@ class Parts:
     ssh_links: SshLinkService
     scheduler: TrackedScheduler
     listeners: TaskTracker
-    slack_app: AsyncApp
+    #: None in a worker (role worker): it takes no Slack request.
+    slack_app: AsyncApp | None
     #: Publishes users' App Homes; its pending debounced refresh is stopped at shutdown.
-    home: HomeService
+    home: HomeService | None
     server: WebServer
     gateway_on: bool
 
@@ -124,7 +126,11 @@ def required_settings_problems(settings: Settings) -> list[str]:
         problems.append(missing_message("backend.url"))
     if settings.slack.bot_token is None:
         problems.append(missing_message("slack.bot_token"))
-    if settings.slack.signing_secret is None and settings.slack.app_token is None:
+    if (
+        settings.serves_slack
+        and settings.slack.signing_secret is None
+        and settings.slack.app_token is None
+    ):
         problems.append(
             "Slack needs SLACK_SIGNING_SECRET (HTTP mode) or SLACK_APP_TOKEN (Socket Mode): "
             "export one of them"
@@ -184,7 +190,8 @@ def build(
     # behind it; loop-bound parts (HTTP pool, database connections) are its own. An
     # in-memory SQLite database cannot be shared by two engines: the sweep stays here.
     sweep: SweepSide | None = None
-    if db.dialect != "sqlite" or db.sqlite_path is not None:
+    runs_monitor = settings.runs_monitor
+    if runs_monitor and (db.dialect != "sqlite" or db.sqlite_path is not None):
         # One refusal episode for the database, whichever loop's write met it first. The
         # sweep writes samples and reads a few statuses: a small page cache. At the
         # default size its cache filled with index pages, +2 MB RSS a sweep at 10,000
@@ -221,21 +228,26 @@ def build(
         settings,
         db,
         clock=clock,
-        is_leader=lambda: monitor.is_leader,
+        # A web process never leads: the worker delivers what the monitor's events queue.
+        is_leader=lambda: runs_monitor and monitor.is_leader,
         session=slack_session,
         client=client,
     )
-    alerts.attach(monitor)
     links = SshLinkService.from_settings(settings, db, clock=clock)
+    outage = _store_outage_notice(settings, db, web, monitor)
 
     scheduler = new_scheduler()
-    handle = register_monitor_jobs(scheduler, monitor=monitor, db=db, settings=settings.monitor)
-    register_alert_jobs(scheduler, service=alerts)
-    outage = _store_outage_notice(settings, db, web, monitor)
-    register_outage_job(scheduler, outage, check_every_secs(settings.monitor.interval_secs))
-    _register_ssh_purge(scheduler, links)
-    audit = AuditLog(db, clock)
-    register_audit_prune(scheduler, audit, keep_days=settings.database.audit_retention_days)
+    handle: MonitorHandle | None = None
+    if runs_monitor:
+        # The sweeps' side: a web process (role web) schedules none of it; its monitor is
+        # built (Slack's answers read nothing from it) but never started.
+        alerts.attach(monitor)
+        handle = register_monitor_jobs(scheduler, monitor=monitor, db=db, settings=settings.monitor)
+        register_alert_jobs(scheduler, service=alerts)
+        register_outage_job(scheduler, outage, check_every_secs(settings.monitor.interval_secs))
+        _register_ssh_purge(scheduler, links)
+        audit = AuditLog(db, clock)
+        register_audit_prune(scheduler, audit, keep_days=settings.database.audit_retention_days)
 
     async def auth_now() -> str | None:
         return await slack_auth_now(web)
@@ -244,7 +256,8 @@ def build(
     readiness = Readiness()
     readiness.add("database", database_check(db))
     readiness.add("slack", slack_check)
-    readiness.add("monitor", _monitor_check(monitor, scheduler))
+    if runs_monitor:
+        readiness.add("monitor", _monitor_check(monitor, scheduler))
     _wire_gauges(metrics, db, monitor, alerts)
     if sweep is not None and sweep.loop.gate is not None:
         gate = sweep.loop.gate
@@ -253,9 +266,22 @@ def build(
     metrics.set_source("ready", lambda: _is_ready(readiness))
 
     listeners = TaskTracker("Slack listeners")
-    slack_app, home = _slack_app(
-        settings, metrics, db, client, web, links, monitor, alerts, actions, listeners, clock
-    )
+    slack_app: AsyncApp | None = None
+    home: HomeService | None = None
+    if settings.serves_slack:
+        slack_app, home = _slack_app(
+            settings,
+            metrics,
+            db,
+            client,
+            web,
+            links,
+            monitor if runs_monitor else None,
+            alerts,
+            actions,
+            listeners,
+            clock,
+        )
     server, gateway_on = _web_server(
         settings, metrics, readiness, db, client, links, slack_app, actions, clock
     )
@@ -293,7 +319,7 @@ def _slack_app(
     client: InstanceClient,
     web: AsyncWebClient,
     links: SshLinkService,
-    monitor: HealthMonitor,
+    monitor: HealthMonitor | None,
     alerts: AlertService,
     actions: InstanceActions,
     listeners: TaskTracker,
@@ -332,7 +358,7 @@ def _web_server(
     db: Database,
     client: InstanceClient,
     links: SshLinkService,
-    slack_app: AsyncApp,
+    slack_app: AsyncApp | None,
     actions: InstanceActions,
     clock: Clock,
 ) -> tuple[WebServer, bool]:
@@ -341,6 +367,20 @@ def _web_server(
     from bot.web.app import create_web_app
     from bot.web.server import WebServer
 
+    probes = [readyz_route(readiness), metrics_route(metrics)]
+    if not settings.serves_slack:
+        # A worker (role worker) answers the probes and metrics only: Slack's requests, the
+        # gateway and the SSH key links are the web process's.
+        from bot.web.app import create_probe_app
+
+        probe_server = WebServer(
+            create_probe_app(probes),
+            host=settings.http.host,
+            port=settings.http.port,
+            log_config=None,
+        )
+        return probe_server, False
+    assert slack_app is not None  # built wherever Slack is served
     keys = KeyRing(settings.gateway.keys)
     gateway = None
     if keys:
@@ -362,8 +402,7 @@ def _web_server(
         signing_secret=settings.slack.signing_secret,
         ssh_links=links,
         extra_routes=[
-            readyz_route(readiness),
-            metrics_route(metrics),
+            *probes,
             *gateway_routes_for(gateway, public_url=settings.http.public_url),
         ],
     )
@@ -450,10 +489,14 @@ def _store_outage_notice(
 ) -> StoreOutageNotice:
     from bot.alerts.store_outage import StoreOutageNotice
 
-    # SQLite has one process; on PostgreSQL the leader speaks for the replicas.
-    sqlite = db.dialect == "sqlite"
+    # SQLite has one sweeping process; on PostgreSQL the leader speaks for the replicas; a
+    # web process (role web) leaves it to the worker.
+    sqlite, runs_monitor = db.dialect == "sqlite", settings.runs_monitor
     return StoreOutageNotice(
-        db, web, settings.alerts.channel, may_post=lambda: sqlite or monitor.is_leader
+        db,
+        web,
+        settings.alerts.channel,
+        may_post=lambda: runs_monitor and (sqlite or monitor.is_leader),
     )
 
 

@@ -70,6 +70,16 @@ Readiness = Callable[[], Awaitable[bool]]
 _REFUSAL_TEXT = {400: "Bad request", 401: "Invalid request", 413: "Payload too large"}
 
 
+async def _healthz(_request: Request) -> Response:
+    return PlainTextResponse("ok")
+
+
+def create_probe_app(extra_routes: Sequence[BaseRoute]) -> Starlette:
+    """``GET /healthz`` and ``extra_routes`` (``/readyz``, ``/metrics``), nothing of Slack:
+    what a worker process (role worker) serves."""
+    return Starlette(routes=[Route("/healthz", _healthz, methods=["GET"]), *extra_routes])
+
+
 def create_web_app(
     *,
     slack_app: AsyncApp,
@@ -97,9 +107,6 @@ def create_web_app(
         return to_starlette_response(
             await slack_app.async_dispatch(to_async_bolt_request(request, body))
         )
-
-    async def healthz(_request: Request) -> Response:
-        return PlainTextResponse("ok")
 
     async def readyz(_request: Request) -> Response:
         assert readiness is not None
@@ -156,7 +163,7 @@ def create_web_app(
 
     routes: list[BaseRoute] = [
         Route("/slack/events", slack_events, methods=["POST"]),
-        Route("/healthz", healthz, methods=["GET"]),
+        Route("/healthz", _healthz, methods=["GET"]),
         Route("/ssh-key/{token}", ssh_key_page, methods=["GET"]),
         Route("/ssh-key/{token}", ssh_key_reveal, methods=["POST"]),
     ]

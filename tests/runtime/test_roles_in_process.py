@@ -1,0 +1,189 @@
+"""Roles: a web process (Slack's side) and a worker (the sweeps' side) on one database.
+
+In-process runtimes against the backend simulator and the Slack emulator, on one SQLite
+file (the second process ``role all`` would be refused there) and on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Callable
+
+import httpx
+import pytest
+
+from bot.config import Role, Settings
+from bot.runtime import Runtime, take_role_priority
+from bot.sim.backend import BackendSimulator
+from bot.sim.slack import SlackEmulator
+from bot.wiring import build
+
+MakeSettings = Callable[..., Settings]
+
+
+async def _until(condition: Callable[[], bool], what: str) -> None:
+    """Poll ``condition`` (set by another task of this loop) for at most 10 s."""
+    async with asyncio.timeout(10):
+        while not condition():  # noqa: ASYNC110 - state of another component, no event to await
+            await asyncio.sleep(0.01)
+    assert condition(), what
+
+
+def _metric(text: str, name: str) -> float:
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.rsplit(" ", 1)[1])
+    raise AssertionError(f"no sample {name!r}")
+
+
+async def test_a_web_process_builds_no_sweep_and_no_job_of_the_monitors(
+    make_settings: MakeSettings,
+) -> None:
+    parts = build(make_settings(STARPOD_ROLE="web"))
+    try:
+        assert parts.sweep is None and parts.monitor_handle is None
+        assert parts.scheduler.get_jobs() == []
+        assert list(parts.readiness.checks) == ["database", "slack"]
+        assert not parts.alerts.is_leader
+        assert not parts.monitor.status().running
+    finally:
+        await parts.slack_session.close()
+        await parts.client.aclose()
+        await parts.db.dispose()
+
+
+async def test_a_worker_needs_no_signing_secret_and_schedules_the_monitors_jobs(
+    make_settings: MakeSettings,
+) -> None:
+    parts = build(make_settings(STARPOD_ROLE="worker", SLACK_SIGNING_SECRET=""))
+    try:
+        assert parts.sweep is not None and parts.monitor_handle is not None
+        assert {job.id for job in parts.scheduler.get_jobs()} >= {
+            "starpod-health-sweep",
+            "starpod-alerts-delivery",
+            "starpod-audit-prune",
+        }
+        assert list(parts.readiness.checks) == ["database", "slack", "monitor"]
+        assert not parts.gateway_on  # keys are set, but the gateway is the web process's
+    finally:
+        await parts.slack_session.close()
+        await parts.client.aclose()
+        await parts.db.dispose()
+        await parts.sweep.client.aclose()
+        await parts.sweep.db.dispose()
+
+
+async def test_web_and_worker_share_one_sqlite_file_each_doing_its_half(
+    make_settings: MakeSettings, backend_sim: BackendSimulator, slack_emulator: SlackEmulator
+) -> None:
+    backend_sim.seed_instances(3)
+    web_settings = make_settings(STARPOD_ROLE="web")
+    worker_settings = make_settings(STARPOD_ROLE="worker")
+    async with (
+        Runtime(worker_settings) as worker,
+        Runtime(web_settings) as web,
+        httpx.AsyncClient() as http,
+    ):
+        monitor = worker.monitor
+        assert monitor is not None and monitor.is_leader
+        await _until(lambda: monitor.status().last_sweep_at is not None, "the worker's sweep")
+        # The web process answers Slack; the worker does not take Slack's requests.
+        reply = await slack_emulator.send_slash_command(f"{web.url}/slack/events", "list")
+        await slack_emulator.wait_for(lambda: len(slack_emulator.responses) >= 1, what="list")
+        refused = await http.post(f"{worker.url}/slack/events", content=b"token=x")
+        no_gateway = await http.get(f"{worker.url}/api/instances")
+        ready = {
+            name: await http.get(f"{r.url}/readyz")
+            for name, r in (("web", web), ("worker", worker))
+        }
+        scraped = {
+            name: (await http.get(f"{r.url}/metrics")).text
+            for name, r in (("web", web), ("worker", worker))
+        }
+        status = await slack_emulator.send_slash_command(f"{web.url}/slack/events", "status")
+        await slack_emulator.wait_for(lambda: len(slack_emulator.responses) >= 2, what="status")
+        assert web.monitor is not None
+        web_status = web.monitor.status()
+    assert reply.status_code == 200 and status.status_code == 200
+    assert "instance" in str(slack_emulator.responses[0]).lower()
+    assert "not running in this process" in str(slack_emulator.responses[1])
+    assert refused.status_code == 404 and no_gateway.status_code == 404
+    assert ready["web"].json()["checks"] == {"database": "ok", "slack": "ok"}
+    assert ready["worker"].json()["checks"] == {"database": "ok", "slack": "ok", "monitor": "ok"}
+    assert _metric(scraped["worker"], "starpod_leader") == 1
+    assert _metric(scraped["web"], "starpod_leader") == 0
+    assert _metric(scraped["worker"], 'starpod_sweeps_total{result="ok"}') >= 1
+    assert 'starpod_sweeps_total{result="ok"}' not in scraped["web"] or (
+        _metric(scraped["web"], 'starpod_sweeps_total{result="ok"}') == 0
+    )
+    # The web process never tried to lead (a second `all` on this file would be refused).
+    assert not web_status.standing_by and not web_status.is_leader and not web_status.running
+    assert slack_emulator.violations() == []
+
+
+async def test_a_worker_in_socket_mode_settings_does_not_connect_the_socket(
+    make_settings: MakeSettings, slack_emulator: SlackEmulator
+) -> None:
+    settings = make_settings(STARPOD_ROLE="worker", SLACK_APP_TOKEN=slack_emulator.app_token)
+    async with Runtime(settings) as worker:
+        assert worker.socket_mode is None and worker.socket_link is None
+        assert worker.monitor is not None and worker.monitor.is_leader
+
+
+async def test_web_and_worker_replicas_on_postgresql_only_workers_lead(
+    make_settings: MakeSettings, pg_empty_url: str, backend_sim: BackendSimulator
+) -> None:
+    backend_sim.seed_instances(2)
+    web = make_settings(DATABASE_URL=pg_empty_url, STARPOD_ROLE="web")
+    worker = make_settings(DATABASE_URL=pg_empty_url, STARPOD_ROLE="worker")
+    # The web processes start first: were they campaigning, one of them would lead.
+    async with Runtime(web) as web_a, Runtime(web) as web_b, Runtime(worker) as leader:
+        assert leader.monitor is not None
+        monitor = leader.monitor
+        await _until(lambda: monitor.status().last_sweep_at is not None, "the worker's sweep")
+        assert monitor.is_leader
+        for replica in (web_a, web_b):
+            assert replica.monitor is not None and not replica.monitor.is_leader
+
+
+def test_only_a_worker_lowers_its_priority(make_settings: MakeSettings) -> None:
+    # In a thread of its own: on Linux the niceness is each thread's, so the test process's
+    # own threads keep theirs (and niceness cannot be raised back without privileges).
+    seen: dict[str, int] = {}
+
+    def run() -> None:
+        before = os.nice(0)
+        seen["web"] = take_role_priority(make_settings(STARPOD_ROLE="web")) - before
+        seen["all"] = take_role_priority(make_settings()) - before
+        unchanged = make_settings(STARPOD_ROLE="worker", STARPOD_WORKER_NICE="0")
+        seen["worker nice 0"] = take_role_priority(unchanged) - before
+        seen["worker"] = take_role_priority(make_settings(STARPOD_ROLE="worker")) - before
+
+    import threading
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join()
+    assert seen == {"web": 0, "all": 0, "worker nice 0": 0, "worker": 10}
+
+
+@pytest.mark.parametrize("value", ["bogus", "Worker ", "both"])
+def test_an_unknown_role_is_named_with_its_setting(make_settings: MakeSettings, value: str) -> None:
+    from bot.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="STARPOD_ROLE"):
+        make_settings(STARPOD_ROLE=value)
+
+
+def test_roles_say_which_half_runs(make_settings: MakeSettings) -> None:
+    halves = {
+        role: (s.serves_slack, s.runs_monitor)
+        for role in Role
+        for s in [make_settings(STARPOD_ROLE=role.value)]
+    }
+    assert halves == {
+        Role.ALL: (True, True),
+        Role.WEB: (True, False),
+        Role.WORKER: (False, True),
+    }

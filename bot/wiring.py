@@ -228,8 +228,8 @@ def build(
         settings,
         db,
         clock=clock,
-        # A web process never leads: the worker delivers what the monitor's events queue.
-        is_leader=lambda: runs_monitor and monitor.is_leader,
+        # A web process never campaigns, so never leads: the worker delivers.
+        is_leader=lambda: monitor.is_leader,
         session=slack_session,
         client=client,
     )
@@ -489,14 +489,11 @@ def _store_outage_notice(
 ) -> StoreOutageNotice:
     from bot.alerts.store_outage import StoreOutageNotice
 
-    # SQLite has one sweeping process; on PostgreSQL the leader speaks for the replicas; a
-    # web process (role web) leaves it to the worker.
-    sqlite, runs_monitor = db.dialect == "sqlite", settings.runs_monitor
+    # SQLite has one sweeping process; on PostgreSQL the leader speaks for the replicas. (A
+    # web process schedules no outage check: the worker posts.)
+    sqlite = db.dialect == "sqlite"
     return StoreOutageNotice(
-        db,
-        web,
-        settings.alerts.channel,
-        may_post=lambda: runs_monitor and (sqlite or monitor.is_leader),
+        db, web, settings.alerts.channel, may_post=lambda: sqlite or monitor.is_leader
     )
 
 

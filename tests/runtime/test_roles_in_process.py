@@ -187,3 +187,22 @@ def test_roles_say_which_half_runs(make_settings: MakeSettings) -> None:
         Role.WEB: (True, False),
         Role.WORKER: (False, True),
     }
+
+
+async def test_web_and_worker_starting_together_on_a_new_sqlite_file_migrate_once(
+    make_settings: MakeSettings, backend_sim: BackendSimulator
+) -> None:
+    # Two processes started at once (a compose file, a pod with two containers): both find
+    # no schema; one migrates under SQLite's write lock, the other then finds it done.
+    backend_sim.seed_instances(1)
+    web = Runtime(make_settings(STARPOD_ROLE="web"))
+    worker = Runtime(make_settings(STARPOD_ROLE="worker"))
+    try:
+        await asyncio.gather(web.start(), worker.start())
+        assert worker.monitor is not None and worker.monitor.is_leader
+        assert web.db is not None
+        from bot.store.migrate import head_revision
+
+        assert await web.db.current_revision() == head_revision()
+    finally:
+        await asyncio.gather(web.stop(), worker.stop())

@@ -19,13 +19,36 @@ heap frozen after the first sweep under ``--gc-freeze`` and full garbage collect
 after each sweep when the Slack loop is idle (bot.collector), as the runtime runs it
 (``--layout thread``: the same thread, not waiting; ``--layout same-loop``: on the Slack
 loop, the first layout; ``--automatic-full-gc``: CPython's own schedule of full
-collections, the fleet still frozen), alternating with the bare app (the baseline for what
+collections, the fleet still frozen; ``--layout process``: the sweep in a real worker
+process, ``starpod-bot run --role worker``, on the server's SQLite file, while the server
+serves Slack as a web process would), alternating with the bare app (the baseline for what
 a sweep costs any listener). Goal: the bot's p99 during the sweeps <= 1.25x its own idle
 p99 of the same run. Every collection's pause during the steady sweeps is recorded
-(``gc.callbacks``), by generation and by the thread that ran it.
+(``gc.callbacks``), by generation and by the thread that ran it: the server's, the web
+side, in every layout.
+
+In the process layout the worker is configured by environment as an operator would
+(backend = the 10,000-instance simulator, sweeps every second so they run back to back,
+health concurrency 50 as in the other layouts, its own niceness: ``STARPOD_WORKER_NICE``,
+the runtime's default unless ``--worker-nice``), and it runs the runtime's own garbage
+collection (start-up freeze, ``bot.collector``): ``--gc-freeze`` and
+``--automatic-full-gc`` set the server's. Its sweep figures come from its ``/metrics``
+(``starpod_sweep_duration_seconds``): a sweep's seconds there are the mean of the sweeps'
+``_sum`` over their ``_count``, not a median, and its yields to its own foreground loop are
+``starpod_sweep_yield_seconds_total`` (no count). A sweep starts at most a second after
+the last one ended, the interval's next tick: ``worker.sweeping_share_during`` says how
+close to back to back they ran. The summary's keys are the same in every layout
+(``worker_nice``, the kernel's figure, and ``worker`` are None outside this one).
+
+The sweep's backend is another machine in production: here the 10,000-instance simulator
+runs at niceness 19 (``os.setpriority``) in every layout, so on a 2-core box its CPU is
+not charged to the bot the way a remote backend's never is (``--sim-nice 0``: the same
+priority as the bot, the figures before this flag). The 20-instance simulator answering
+the commands keeps the default priority.
 
 Processes (two cores): this one sends the requests and times them; ``--role server``
-runs the three apps (and the monitor) in one event loop; ``--role sink`` answers the
+runs the three apps (and the monitor, except in the process layout, where the worker
+``python -m bot run --role worker`` does) in one event loop; ``--role sink`` answers the
 bot's ``response_url`` posts and Web API calls as Slack would (``ok``); two backend
 simulators: 20 instances for the commands, 10,000 for the sweep (so the sweep is the
 only heavy thing, not 1,000 lists of 10,000 instances).
@@ -37,6 +60,8 @@ only heavy thing, not 1,000 lists of 10,000 instances).
     python bench/ack_latency.py --gc-freeze --automatic-full-gc  # CPython's full collections
     python bench/ack_latency.py --layout thread # its own loop, not waiting for Slack's
     python bench/ack_latency.py --layout same-loop  # the sweep on the Slack loop
+    python bench/ack_latency.py --layout process    # the sweep in a worker process
+    python bench/ack_latency.py --sim-nice 0    # the simulator at the bot's priority
     python bench/ack_latency.py --sweep-instances 30000
     python bench/ack_latency.py --quick         # a few seconds: 200 requests, 1,000 instances
 """
@@ -49,12 +74,14 @@ import contextlib
 import gc
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -62,8 +89,9 @@ from urllib.parse import urlencode
 import aiohttp
 import httpx
 
+from bot.collector import EVERY_SECS
 from bot.priority import precedence_of, run_foreground
-from bot.sim.process import free_port, start_simulator
+from bot.sim.process import free_port, start_simulator, stop_process
 
 SIGNING_SECRET = "bench-signing-secret"
 BOT_TOKEN = "xoxb-bench-token"
@@ -79,7 +107,14 @@ LAYOUTS = {
     "gated": "its own loop (a thread), letting the Slack loop's work pass first",
     "thread": "its own loop (a thread), not waiting for the Slack loop",
     "same-loop": "the Slack loop",
+    "process": "a worker process of its own (starpod-bot run --role worker)",
 }
+#: The sweep's simulator's niceness by default: a remote backend's CPU is not the bot's.
+SIM_NICE = 19
+#: The worker's sweep interval (STARPOD_MONITOR_INTERVAL): sweeps run back to back.
+WORKER_INTERVAL_SECS = 1
+#: How long the bench waits for the worker's next sweep before it gives up.
+WORKER_WAIT_SECS = 600
 
 Figures = dict[str, Any]
 
@@ -127,6 +162,131 @@ def stop(proc: subprocess.Popen[Any]) -> None:
 async def _until_stdin_closes() -> None:
     loop = asyncio.get_running_loop()
     await loop.run_in_executor(None, sys.stdin.read)
+
+
+def renice(pid: int, niceness: int) -> None:
+    """Set every thread of process ``pid`` to ``niceness`` (Linux: niceness is per thread).
+
+    Threads it starts later inherit their starter's, so the whole process stays there.
+    """
+    tasks = Path(f"/proc/{pid}/task")
+    for tid in [int(t.name) for t in tasks.iterdir()] if tasks.is_dir() else [pid]:
+        with contextlib.suppress(ProcessLookupError):  # a thread that just ended
+            os.setpriority(os.PRIO_PROCESS, tid, niceness)
+
+
+# -- the worker process (--layout process) ----------------------------------------------------
+
+
+def _settings_env_names() -> set[str]:
+    """Every setting's environment variable, so the bench's own shell or a starpod-bot.toml
+    never leaks into the measured worker."""
+    from bot.config import SETTINGS_TABLE
+
+    return {spec.env for spec in SETTINGS_TABLE if spec.env} | {"STARPOD_CONFIG"}
+
+
+class Worker:
+    """``starpod-bot run --role worker`` on the server's database, configured by env."""
+
+    def __init__(
+        self, workdir: Path, database: str, backend: str, sink: str, nice: int | None
+    ) -> None:
+        self.workdir = workdir
+        self.env = {k: v for k, v in os.environ.items() if k not in _settings_env_names()}
+        self.env |= {
+            "STARPOD_INSTANCE_BACKEND_URL": backend,
+            "DATABASE_URL": database,
+            "SLACK_BOT_TOKEN": BOT_TOKEN,
+            "SLACK_API_URL": sink + "/api/",
+            "STARPOD_HTTP_HOST": "127.0.0.1",
+            "STARPOD_MONITOR_INTERVAL": str(WORKER_INTERVAL_SECS),
+            "LOG_LEVEL": "WARNING",
+        }
+        if nice is not None:
+            self.env["STARPOD_WORKER_NICE"] = str(nice)
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.url = ""
+        self.niceness: int | None = None
+        self.figures: Figures | None = None
+
+    def start(self) -> None:
+        """Start it; return once its /metrics answers (its first sweep is under way)."""
+        port = free_port()
+        self.url = f"http://127.0.0.1:{port}"
+        with (self.workdir / "worker.log").open("wb") as log:
+            # Its own folder as the working directory: no ./starpod-bot.toml by accident.
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "bot", "run", "--role", "worker"],
+                env=self.env | {"PORT": str(port)},
+                cwd=self.workdir,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + 120
+        while True:
+            self.check()
+            try:
+                httpx.get(self.url + "/metrics", timeout=2).raise_for_status()
+                break
+            except httpx.HTTPError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("the worker did not come up") from None
+                time.sleep(0.1)
+        # Read from the kernel: what the runtime took at start (STARPOD_WORKER_NICE).
+        self.niceness = os.getpriority(os.PRIO_PROCESS, self.proc.pid)
+
+    def check(self) -> None:
+        """Raise with the end of its log when it has exited."""
+        if self.proc is not None and self.proc.poll() is not None:
+            tail = (self.workdir / "worker.log").read_text(errors="replace")[-2000:]
+            raise RuntimeError(f"the worker exited with {self.proc.returncode}:\n{tail}")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            stop_process(self.proc, grace=15)
+
+    async def until(self, done: Callable[[Figures], bool]) -> Figures:
+        """Poll its sweep counters until ``done`` holds for them; the last snapshot."""
+        deadline = time.monotonic() + WORKER_WAIT_SECS
+        while True:
+            self.check()
+            now = await worker_sweeps(self.url)
+            if done(now):
+                return now
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the worker's sweeps did not get there: {now}")
+            await asyncio.sleep(0.1)
+
+
+async def worker_sweeps(url: str) -> Figures:
+    """The worker's sweep counters from its /metrics: count, seconds, errors, yields."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    async with aiohttp.request("GET", url + "/metrics") as response:
+        response.raise_for_status()
+        text = await response.text()
+    found: Figures = {"count": 0, "secs": 0.0, "errors": 0, "yielded_secs": 0.0, "gc_secs": 0.0}
+    found["at"] = time.monotonic()
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "starpod_sweep_duration_seconds_count":
+                found["count"] = int(sample.value)
+            elif sample.name == "starpod_sweep_duration_seconds_sum":
+                found["secs"] = sample.value
+            elif sample.name == "starpod_sweeps_total" and sample.labels.get("result") == "error":
+                found["errors"] = int(sample.value)
+            elif sample.name == "starpod_sweep_yield_seconds_total":
+                found["yielded_secs"] = sample.value
+            elif sample.name == "starpod_gc_full_collection_seconds_total":
+                found["gc_secs"] = sample.value
+    return found
+
+
+def _mean_secs(after: Figures, before: Figures) -> float:
+    """The mean seconds of the sweeps that ended between two snapshots (nan: none did)."""
+    count = after["count"] - before["count"]
+    return round((after["secs"] - before["secs"]) / count, 2) if count else float("nan")
 
 
 # -- role: sink (Slack's side of the bot's answers) -------------------------------------------
@@ -213,9 +373,13 @@ class GcPauses:
 
 
 async def run_server(
-    sink: str, backend: str, gc_freeze: bool, layout: str, automatic_full_gc: bool
+    sink: str, backend: str, database: str, gc_freeze: bool, layout: str, automatic_full_gc: bool
 ) -> None:
-    """The bot, the bare app and the bare app with ack-in-middleware, on one event loop."""
+    """The bot, the bare app and the bare app with ack-in-middleware, on one event loop.
+
+    In the process layout the sweep is the worker process's: this one only serves Slack
+    (as ``--role web``) and records its own collections while the worker sweeps.
+    """
     from slack_bolt.async_app import AsyncApp
     from slack_sdk.web.async_client import AsyncWebClient
     from starlette.requests import Request
@@ -244,8 +408,7 @@ async def run_server(
             },
         }
     )
-    workdir = Path(tempfile.mkdtemp(prefix="starpod-ack-"))
-    db = Database(f"sqlite:///{workdir / 'bot.db'}")
+    db = Database(database)
     await db.upgrade()
     session = aiohttp.ClientSession()
     web = build_web_client(settings, session=session)
@@ -287,7 +450,10 @@ async def run_server(
 
     async def sweep_start(request: Request) -> Response:
         body = await request.json()
-        sweep_state["task"] = asyncio.create_task(sweep_loop(body["backend"]))
+        if layout == "process":
+            pauses.recording = True  # the worker's first sweep is done: the steady ones
+        else:
+            sweep_state["task"] = asyncio.create_task(sweep_loop(body["backend"]))
         return JSONResponse({"started": True})
 
     async def sweep_status(_request: Request) -> Response:
@@ -457,7 +623,13 @@ def median_of(runs: list[Figures]) -> Figures:
 
 
 async def measure(
-    urls: dict[str, str], sink: str, big_backend: str | None, repeats: int, requests: int
+    urls: dict[str, str],
+    sink: str,
+    big_backend: str | None,
+    repeats: int,
+    requests: int,
+    worker: Worker | None = None,
+    instances: int = SWEEP_FLEET,
 ) -> Figures:
     answered = 0
     index = 0
@@ -496,41 +668,85 @@ async def measure(
             figures["during_sweep"] = "pending: no monitor"
             return figures
         control = urls["bot"] + "/bench/sweep"
-        async with aiohttp.request("POST", control + "/start", json={"backend": big_backend}) as r:
-            r.raise_for_status()
+
+        async def start_recording() -> None:
+            # The in-process layouts: the sweep starts (collections are recorded from its
+            # first steady sweep on); the process layout: the server records from now on.
+            body = {"backend": big_backend}
+            async with aiohttp.request("POST", control + "/start", json=body) as r:
+                r.raise_for_status()
 
         async def status() -> Figures:
             # A fresh connection: control calls must not take a slot of the measured pool.
             async with aiohttp.request("GET", control + "/status") as r:
                 return await r.json()
 
-        while (await status())["steady_sweeps"] < 1:  # past the first, recording sweep
-            current = await status()
-            if current["failed"]:
-                raise RuntimeError(f"the sweep failed: {current['failed']}")
-            await asyncio.sleep(0.2)
+        if worker is None:
+            await start_recording()
+            while (await status())["steady_sweeps"] < 1:  # past the first, recording sweep
+                current = await status()
+                if current["failed"]:
+                    raise RuntimeError(f"the sweep failed: {current['failed']}")
+                await asyncio.sleep(0.2)
+        else:
+            # Started only now: its first sweep must not fall in the idle measurement.
+            worker.start()
+            base = await worker.until(lambda now: now["count"] >= 1)  # the recording sweep
+            await start_recording()
+            before_sweeps = await worker.until(lambda now: now["count"] > base["count"])
         before_state = await status()
-        before = before_state["steady_sweeps"]
         # The bare app lives in the same process and loop: it is the baseline for what the
         # sweep does to any listener on that loop.
         busy = [await alternate(["bot", "bare"]) for _ in range(repeats)]
         state = await status()
+        if worker is not None:
+            after_sweeps = await worker_sweeps(worker.url)
         async with aiohttp.request("POST", control + "/stop") as r:
             r.raise_for_status()
         await wait_for_answers(session, sink, answered)
         during = median_of([run["bot"] for run in busy])
+        if worker is None:
+            before = before_state["steady_sweeps"]
+            sweeps: Figures = {
+                "instances": state["instances"],
+                "sweeps_during_measurement": state["steady_sweeps"] - before + 1,
+                "sweep_secs_median": round(statistics.median(state["sweep_secs"]), 2),
+                # Sweeps that ended while Slack requests were measured: what yielding costs.
+                "sweep_secs_median_during": round(
+                    statistics.median(state["sweep_secs"][before:] or [float("nan")]), 2
+                ),
+                "gate_yields_during": _delta(state, before_state, "gate_yields"),
+                "gate_yielded_secs_during": _delta(state, before_state, "gate_yielded_secs"),
+            }
+        else:
+            # The worker's /metrics: means over _sum/_count (see the module docstring).
+            sweeps = {
+                "instances": instances,
+                "sweeps_during_measurement": after_sweeps["count"] - before_sweeps["count"] + 1,
+                "sweep_secs_median": _mean_secs(after_sweeps, base),
+                "sweep_secs_median_during": _mean_secs(after_sweeps, before_sweeps),
+                "gate_yields_during": None,  # the worker counts no yields, only their seconds
+                "gate_yielded_secs_during": round(
+                    after_sweeps["yielded_secs"] - before_sweeps["yielded_secs"], 3
+                ),
+            }
+            worker.figures = {
+                "interval_secs": WORKER_INTERVAL_SECS,
+                # Sweeping seconds over wall-clock seconds while measured (1.0: back to back).
+                "sweeping_share_during": round(
+                    (after_sweeps["secs"] - before_sweeps["secs"])
+                    / (after_sweeps["at"] - before_sweeps["at"]),
+                    2,
+                ),
+                "sweep_errors": after_sweeps["errors"] - base["errors"],
+                "gc_full_collection_secs_during": round(
+                    after_sweeps["gc_secs"] - before_sweeps["gc_secs"], 3
+                ),
+            }
         figures["during_sweep"] = {
             "bot": during,
             "bare": median_of([run["bare"] for run in busy]),
-            "instances": state["instances"],
-            "sweeps_during_measurement": state["steady_sweeps"] - before + 1,
-            "sweep_secs_median": round(statistics.median(state["sweep_secs"]), 2),
-            # Sweeps that ended while Slack requests were measured: what yielding costs them.
-            "sweep_secs_median_during": round(
-                statistics.median(state["sweep_secs"][before:] or [float("nan")]), 2
-            ),
-            "gate_yields_during": _delta(state, before_state, "gate_yields"),
-            "gate_yielded_secs_during": _delta(state, before_state, "gate_yielded_secs"),
+            **sweeps,
             # The same bot, same run: its p99 during the sweeps over its idle p99.
             "bot_vs_idle_p99": round(during["p99_ms"] / figures["bot"]["p99_ms"], 2),
             "bot_vs_idle_p99_goal": SWEEP_VS_IDLE_P99_GOAL,
@@ -556,12 +772,18 @@ def run(
     layout: str = "gated",
     sweep_instances: int = SWEEP_FLEET,
     requests: int = REQUESTS,
+    sim_nice: int = SIM_NICE,
+    worker_nice: int | None = None,
 ) -> Figures:
+    workdir = Path(tempfile.mkdtemp(prefix="starpod-ack-"))
+    # The server's database; in the process layout the worker's too.
+    database = f"sqlite:///{workdir / 'bot.db'}"
     small, small_url = start_simulator(SMALL_FLEET)
     big: subprocess.Popen[bytes] | None = None
     big_url: str | None = None
+    worker: Worker | None = None
     sink, sink_urls = start_role("sink")
-    server_args = ["--sink", sink_urls["url"], "--backend", small_url]
+    server_args = ["--sink", sink_urls["url"], "--backend", small_url, "--database", database]
     server_args += ["--gc-freeze"] if gc_freeze else []
     server_args += ["--automatic-full-gc"] if automatic_full_gc else []
     server_args += ["--layout", layout]
@@ -569,14 +791,23 @@ def run(
     try:
         if with_sweep:
             big, big_url = start_simulator(sweep_instances)
-        figures = asyncio.run(measure(urls, sink_urls["url"], big_url, repeats, requests))
+            # A remote machine in production: its CPU must not be charged to the bot.
+            renice(big.pid, sim_nice)
+            if layout == "process":
+                worker = Worker(workdir, database, big_url, sink_urls["url"], worker_nice)
+        figures = asyncio.run(
+            measure(urls, sink_urls["url"], big_url, repeats, requests, worker, sweep_instances)
+        )
     finally:
+        if worker is not None:
+            worker.stop()
         for proc in (server, sink):
             stop(proc)
         for sim in (small, big):
             if sim is not None:
                 sim.terminate()
                 sim.wait(timeout=15)
+        shutil.rmtree(workdir, ignore_errors=True)
     return {
         "cpus": os.cpu_count(),
         "load_average": [round(x, 2) for x in os.getloadavg()],
@@ -584,18 +815,32 @@ def run(
         "requests_per_app_per_repeat": requests,
         "repeats": repeats,
         "gc_freeze": gc_freeze,
-        # Without --gc-freeze full collections are always CPython's.
-        "full_collections": "CPython's schedule"
-        if automatic_full_gc or not gc_freeze
-        else "after each sweep, Slack idle (bot.collector)",
+        "full_collections": _full_collections(gc_freeze, automatic_full_gc, layout),
         "sweep_loop": LAYOUTS[layout],
+        # The sweep's backend simulator's niceness (the module docstring says why).
+        "sim_nice": sim_nice,
+        # The process layout: the worker's niceness as the kernel reports it, and its own
+        # figures (None in the other layouts, where the sweep shares the server's niceness).
+        "worker_nice": worker.niceness if worker is not None else None,
+        "worker": worker.figures if worker is not None else None,
         "command": f"python bench/ack_latency.py --json --repeats {repeats}"
         + (" --gc-freeze" if gc_freeze else "")
         + (" --automatic-full-gc" if automatic_full_gc else "")
         + (f" --layout {layout}" if layout != "gated" else "")
-        + (f" --sweep-instances {sweep_instances}" if sweep_instances != SWEEP_FLEET else ""),
+        + (f" --sweep-instances {sweep_instances}" if sweep_instances != SWEEP_FLEET else "")
+        + (f" --sim-nice {sim_nice}" if sim_nice != SIM_NICE else "")
+        + (f" --worker-nice {worker_nice}" if worker_nice is not None else ""),
         **figures,
     }
+
+
+def _full_collections(gc_freeze: bool, automatic_full_gc: bool, layout: str) -> str:
+    """Who runs the server's full collections (the worker's are always the runtime's)."""
+    if automatic_full_gc or not gc_freeze:  # without --gc-freeze always CPython's
+        return "CPython's schedule"
+    if layout == "process":  # no sweep in the server: bot.collector's own period
+        return f"every {EVERY_SECS:g} s, Slack idle (bot.collector)"
+    return "after each sweep, Slack idle (bot.collector)"
 
 
 def print_table(f: Figures) -> None:
@@ -623,6 +868,16 @@ def print_table(f: Figures) -> None:
             f"{sweep['sweep_secs_median_during']} s while measured), "
             f"the sweep on {f['sweep_loop']}:"
         )
+        worker = f["worker"]
+        if worker is not None:
+            print(
+                f"  the worker at niceness {f['worker_nice']}, sweeping every "
+                f"{worker['interval_secs']} s (sweep seconds: means from its /metrics), "
+                f"sweeping {worker['sweeping_share_during']:.0%} of the time measured, "
+                f"{worker['sweep_errors']} failed sweeps, "
+                f"{worker['gc_full_collection_secs_during']} s of its full collections while "
+                "measured"
+            )
         for key, label in (("bare", "bare AsyncApp (same loop)"), ("bot", "starpod-bot")):
             row = sweep[key]
             print(f"  {label:34} {row['p50_ms']:8.2f} {row['p99_ms']:8.2f} {row['max_ms']:8.2f}")
@@ -641,6 +896,7 @@ def print_table(f: Figures) -> None:
                 f"CPU), max {row['max_ms']} ms ({row['max_cpu_ms']} CPU), by thread "
                 f"{row['by_thread']}"
             )
+        print(f"  the sweep's backend simulator at niceness {f['sim_nice']}")
     else:
         print(f"during sweep: {sweep}")
     print(f"load average while measuring: {f['load_average']}")
@@ -663,6 +919,22 @@ def main(argv: list[str] | None = None) -> None:
         "--layout", choices=sorted(LAYOUTS), default="gated", help="where the sweep runs"
     )
     parser.add_argument("--sweep-instances", type=int, default=SWEEP_FLEET)
+    parser.add_argument(
+        "--sim-nice",
+        type=int,
+        choices=range(20),
+        default=SIM_NICE,
+        metavar="0-19",
+        help=f"niceness of the sweep's backend simulator, a remote machine in production "
+        f"({SIM_NICE}; 0: the bot's priority)",
+    )
+    parser.add_argument(
+        "--worker-nice",
+        type=int,
+        choices=range(20),
+        metavar="0-19",
+        help="--layout process: the worker's STARPOD_WORKER_NICE (default: the runtime's)",
+    )
     parser.add_argument("--requests", type=int, default=REQUESTS, help="per app per repeat")
     parser.add_argument(
         "--quick", action="store_true", help="a few seconds: 200 requests, 1,000 instances"
@@ -670,16 +942,22 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--role", choices=["bench", "server", "sink"], default="bench")
     parser.add_argument("--sink", help=argparse.SUPPRESS)
     parser.add_argument("--backend", help=argparse.SUPPRESS)
+    parser.add_argument("--database", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.role == "sink":
         asyncio.run(run_sink())
         return
     if args.role == "server":
         server = run_server(
-            args.sink, args.backend, args.gc_freeze, args.layout, args.automatic_full_gc
+            args.sink,
+            args.backend,
+            args.database,
+            args.gc_freeze,
+            args.layout,
+            args.automatic_full_gc,
         )
         # As `starpod-bot run` runs the bot (bot.priority), unless the layout is an old one.
-        if args.layout == "gated":
+        if args.layout in ("gated", "process"):
             run_foreground(server)
         else:
             asyncio.run(server)
@@ -695,6 +973,8 @@ def main(argv: list[str] | None = None) -> None:
         layout=args.layout,
         sweep_instances=args.sweep_instances,
         requests=requests,
+        sim_nice=args.sim_nice,
+        worker_nice=args.worker_nice,
     )
     if args.json:
         print(json.dumps(figures, indent=2))

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import ast
+import json
+import subprocess
+import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -37,3 +42,44 @@ def test_ci_runs_every_bench_in_quick_mode() -> None:
     assert "for bench in bench/*.py" in ci
     assert '.venv/bin/python "$bench" --quick' in ci
     assert "exit 1" in ci.split("for bench in bench/*.py", 1)[1]
+
+
+# What BENCHMARKS.md's ack latency tables read, the same in every layout.
+ACK_LATENCY_KEYS = {
+    "cpus", "load_average", "concurrency", "requests_per_app_per_repeat", "repeats",
+    "gc_freeze", "full_collections", "sweep_loop", "sim_nice", "worker_nice", "worker",
+    "command", "bot", "bare", "bare_ack_first", "bot_vs_bare_p99", "bot_vs_bare_p99_repeats",
+    "bot_vs_bare_p99_goal", "during_sweep",
+}  # fmt: skip
+ACK_LATENCY_SWEEP_KEYS = {
+    "bot", "bare", "instances", "sweeps_during_measurement", "sweep_secs_median",
+    "sweep_secs_median_during", "gate_yields_during", "gate_yielded_secs_during",
+    "bot_vs_idle_p99", "bot_vs_idle_p99_goal", "gc_pauses", "collector",
+}  # fmt: skip
+
+
+@pytest.mark.slow
+def test_ack_latency_quick_runs_the_sweep_in_a_real_worker_process() -> None:
+    """CI runs every bench's default --quick; this is the layout CI's loop does not run."""
+    bench = ROOT / "bench" / "ack_latency.py"
+    result = subprocess.run(
+        [sys.executable, str(bench), "--quick", "--json", "--layout", "process"],
+        capture_output=True,
+        text=True,
+        timeout=110,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    figures = json.loads(result.stdout)
+    assert set(figures) == ACK_LATENCY_KEYS
+    assert set(figures["during_sweep"]) == ACK_LATENCY_SWEEP_KEYS
+    # The kernel's figure: the runtime's default STARPOD_WORKER_NICE took effect.
+    assert figures["worker_nice"] == 10
+    assert figures["sim_nice"] == 19
+    assert figures["worker"]["sweep_errors"] == 0
+    assert figures["worker"]["sweeping_share_during"] >= 0
+    sweep = figures["during_sweep"]
+    assert sweep["instances"] == 1000
+    # Read from the worker's /metrics: sweeps ran, and their seconds are a number.
+    assert sweep["sweeps_during_measurement"] >= 1
+    assert 0 < sweep["sweep_secs_median"] < 60

@@ -28,16 +28,19 @@ p99 of the same run. Every collection's pause during the steady sweeps is record
 side, in every layout.
 
 In the process layout the worker is configured by environment as an operator would
-(backend = the 10,000-instance simulator, sweeps every second so they run back to back,
-health concurrency 50 as in the other layouts, its own niceness: ``STARPOD_WORKER_NICE``,
-the runtime's default unless ``--worker-nice``), and it runs the runtime's own garbage
-collection (start-up freeze, ``bot.collector``): ``--gc-freeze`` and
-``--automatic-full-gc`` set the server's. Its sweep figures come from its ``/metrics``
-(``starpod_sweep_duration_seconds``): a sweep's seconds there are the mean of the sweeps'
-``_sum`` over their ``_count``, not a median, and its yields to its own foreground loop are
-``starpod_sweep_yield_seconds_total`` (no count). A sweep starts at most a second after
-the last one ended, the interval's next tick: ``worker.sweeping_share_during`` says how
-close to back to back they ran. The summary's keys are the same in every layout
+(backend = the 10,000-instance simulator, health concurrency 50 as in the other layouts,
+its own niceness: ``STARPOD_WORKER_NICE``, the runtime's default unless ``--worker-nice``),
+started as the CLI starts ``starpod-bot run --role worker`` (``--role worker`` here:
+settings from the environment, the niceness taken before any thread, the real Runtime),
+except that it runs its sweeps back to back itself (``monitor.sweep_once`` in a loop; the
+interval is an hour, so the deadlines derived from it never cut a 10,000-instance sweep
+short, which a one-second interval would). It runs the runtime's own garbage collection
+(start-up freeze, ``bot.collector``): ``--gc-freeze`` and ``--automatic-full-gc`` set the
+server's. Its sweep figures come from its ``/metrics`` (``starpod_sweep_duration_seconds``):
+a sweep's seconds there are the mean of the sweeps' ``_sum`` over their ``_count``, not a
+median, and its yields to its own foreground loop are ``starpod_sweep_yield_seconds_total``
+(no count); ``worker.sweeping_share_during`` says how close to back to back they ran. The
+summary's keys are the same in every layout
 (``worker_nice``, the kernel's figure, and ``worker`` are None outside this one).
 
 The sweep's backend is another machine in production: here the 10,000-instance simulator
@@ -111,8 +114,10 @@ LAYOUTS = {
 }
 #: The sweep's simulator's niceness by default: a remote backend's CPU is not the bot's.
 SIM_NICE = 19
-#: The worker's sweep interval (STARPOD_MONITOR_INTERVAL): sweeps run back to back.
-WORKER_INTERVAL_SECS = 1
+#: The worker's sweep interval (STARPOD_MONITOR_INTERVAL): long, so its deadlines (two
+#: thirds of it for a sweep's HTTP calls) never cut a sweep short; the bench's worker role
+#: runs the sweeps back to back itself (run_worker).
+WORKER_INTERVAL_SECS = 3600
 #: How long the bench waits for the worker's next sweep before it gives up.
 WORKER_WAIT_SECS = 600
 
@@ -200,6 +205,7 @@ class Worker:
             "SLACK_BOT_TOKEN": BOT_TOKEN,
             "SLACK_API_URL": sink + "/api/",
             "STARPOD_HTTP_HOST": "127.0.0.1",
+            "STARPOD_ROLE": "worker",
             "STARPOD_MONITOR_INTERVAL": str(WORKER_INTERVAL_SECS),
             "LOG_LEVEL": "WARNING",
         }
@@ -217,7 +223,7 @@ class Worker:
         with (self.workdir / "worker.log").open("wb") as log:
             # Its own folder as the working directory: no ./starpod-bot.toml by accident.
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "bot", "run", "--role", "worker"],
+                [sys.executable, __file__, "--role", "worker"],
                 env=self.env | {"PORT": str(port)},
                 cwd=self.workdir,
                 stdout=log,
@@ -257,6 +263,34 @@ class Worker:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"the worker's sweeps did not get there: {now}")
             await asyncio.sleep(0.1)
+
+
+def run_worker() -> None:
+    """``starpod-bot run --role worker`` as the CLI starts it (settings from the environment,
+    the niceness taken before any thread, the Runtime on a foreground loop), its health
+    sweeps run back to back until SIGTERM. The scheduled sweep comes once an interval
+    (an hour here): ``sweep_once`` in a loop is what makes them back to back, each with
+    the deadlines of the configured interval, as a fleet that outgrew its interval is."""
+    import signal
+
+    from bot.config import load_settings
+    from bot.logging_setup import configure_logging, secret_values
+    from bot.runtime import Runtime, take_role_priority
+
+    settings = load_settings()
+    take_role_priority(settings)
+    configure_logging(settings.log, secrets=secret_values(settings))
+
+    async def main() -> None:
+        stopping = asyncio.Event()
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stopping.set)
+        async with Runtime(settings) as runtime:
+            monitor = runtime.monitor
+            assert monitor is not None
+            while not stopping.is_set():
+                await monitor.sweep_once()
+
+    run_foreground(main())
 
 
 async def worker_sweeps(url: str) -> Figures:
@@ -939,13 +973,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--quick", action="store_true", help="a few seconds: 200 requests, 1,000 instances"
     )
-    parser.add_argument("--role", choices=["bench", "server", "sink"], default="bench")
+    parser.add_argument("--role", choices=["bench", "server", "sink", "worker"], default="bench")
     parser.add_argument("--sink", help=argparse.SUPPRESS)
     parser.add_argument("--backend", help=argparse.SUPPRESS)
     parser.add_argument("--database", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.role == "sink":
         asyncio.run(run_sink())
+        return
+    if args.role == "worker":
+        run_worker()
         return
     if args.role == "server":
         server = run_server(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -107,7 +108,9 @@ async def test_web_and_worker_share_one_sqlite_file_each_doing_its_half(
         web_status = web.monitor.status()
     assert reply.status_code == 200 and status.status_code == 200
     assert "instance" in str(slack_emulator.responses[0]).lower()
-    assert "not running in this process" in str(slack_emulator.responses[1])
+    assert "🟢 runs in the worker process (`--role worker`), last sweep recorded" in str(
+        slack_emulator.responses[1]
+    )
     assert refused.status_code == 404 and no_gateway.status_code == 404
     assert ready["web"].json()["checks"] == {"database": "ok", "slack": "ok"}
     assert ready["worker"].json()["checks"] == {"database": "ok", "slack": "ok", "monitor": "ok"}
@@ -206,3 +209,47 @@ async def test_web_and_worker_starting_together_on_a_new_sqlite_file_migrate_onc
         assert await web.db.current_revision() == head_revision()
     finally:
         await asyncio.gather(web.stop(), worker.stop())
+
+
+async def _web_status(runtime: Runtime, slack: SlackEmulator) -> str:
+    """The monitor field of ``/starpod status`` asked of ``runtime`` (a web process)."""
+    answered = len(slack.responses)
+    await slack.send_slash_command(f"{runtime.url}/slack/events", "status")
+    await slack.wait_for(lambda: len(slack.responses) > answered, what="status")
+    text = str(slack.responses[-1])
+    return text[text.index("*Monitor*") :][:200]
+
+
+async def test_a_web_process_says_when_no_worker_records_sweeps(
+    make_settings: MakeSettings, backend_sim: BackendSimulator, slack_emulator: SlackEmulator
+) -> None:
+    backend_sim.seed_instances(2)
+    async with Runtime(make_settings(STARPOD_ROLE="web")) as web:
+        line = await _web_status(web, slack_emulator)
+    assert "🔴 runs in the worker process" in line
+    assert "no sweep recorded anything in the last hour: is it running?" in line
+
+
+async def test_a_web_process_says_when_the_workers_last_sweep_is_old(
+    make_settings: MakeSettings, backend_sim: BackendSimulator, slack_emulator: SlackEmulator
+) -> None:
+    backend_sim.seed_instances(2)
+    async with Runtime(make_settings(STARPOD_ROLE="worker")) as worker:
+        monitor = worker.monitor
+        assert monitor is not None
+        await _until(lambda: monitor.status().last_sweep_at is not None, "the worker's sweep")
+    # Three intervals (an hour each here) and a minute later, as the web process sees it.
+    later = datetime.now(UTC) + timedelta(hours=3, minutes=1)
+    async with Runtime(make_settings(STARPOD_ROLE="web"), clock=lambda: later) as web:
+        line = await _web_status(web, slack_emulator)
+    assert "🔴 runs in the worker process (`--role worker`), last sweep recorded 3 h" in line
+    assert "is it running?" in line
+
+
+async def test_a_web_process_does_not_expect_samples_of_an_empty_fleet(
+    make_settings: MakeSettings, slack_emulator: SlackEmulator
+) -> None:
+    async with Runtime(make_settings(STARPOD_ROLE="web")) as web:
+        line = await _web_status(web, slack_emulator)
+    assert "the fleet is empty, so no sweep records anything" in line
+    assert "🔴" not in line

@@ -34,7 +34,7 @@ from bot.slack.blocks.lifecycle import (
 )
 from bot.slack.blocks.logs import LogAnswer, LogFile, filter_entries, log_answer
 from bot.slack.blocks.ssh import ssh_answer
-from bot.slack.blocks.status import BotStatusView, status_message
+from bot.slack.blocks.status import BotStatusView, WorkerView, status_message
 
 __all__ = [
     "BotStatusView",
@@ -43,6 +43,7 @@ __all__ = [
     "LogAnswer",
     "LogFile",
     "Verb",
+    "WorkerView",
     "ambiguous_answer",
     "announce_cut_short",
     "announce_failed",

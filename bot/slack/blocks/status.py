@@ -50,6 +50,20 @@ class BotStatusView:
     monitor: MonitorStatusLike | None = None
     incidents: Sequence[Any] | None = None  # None: the alerts feature is not wired
     incidents_error: str | None = None
+    #: A web process (role web): the monitor runs in a worker, seen through the database.
+    worker: WorkerView | None = None
+
+
+@dataclass(frozen=True)
+class WorkerView:
+    """The worker's sweeps as a web process sees them: the newest recorded samples."""
+
+    #: When the newest heartbeat samples were taken (None: none in the last hour or more).
+    last_recorded_at: datetime | None
+    #: Older than this, the worker is not sweeping (three sweep intervals, as /readyz).
+    stalled_after_secs: float
+    #: False when the backend listed no instance: an empty fleet records no samples.
+    expects_samples: bool = True
 
 
 def _incident_line(incident: Any) -> str:
@@ -58,6 +72,21 @@ def _incident_line(incident: Any) -> str:
         if isinstance(value, str) and value:
             return f"• {escape(value)}"
     return f"• {escape(incident)}"
+
+
+def _worker_line(worker: WorkerView, now: datetime) -> str:
+    """The monitor of a web process: in the worker, alive when it recorded samples lately."""
+    where = "runs in the worker process (`--role worker`)"
+    at = worker.last_recorded_at
+    if not worker.expects_samples:
+        return f"{where}; the fleet is empty, so no sweep records anything"
+    if at is None:
+        return f"🔴 {where}, but no sweep recorded anything in the last hour: is it running?"
+    age = (now - at).total_seconds()
+    ago = f"{duration(max(age, 0))} ago ({date(at, with_date=False)})"
+    if age > worker.stalled_after_secs:
+        return f"🔴 {where}, last sweep recorded {ago}: is it running?"
+    return f"🟢 {where}, last sweep recorded {ago}"
 
 
 def status_message(view: BotStatusView) -> Reply:
@@ -71,7 +100,9 @@ def status_message(view: BotStatusView) -> Reply:
         database = "🟢 answering"
     fields = [f"*Backend*\n{backend}", f"*Database*\n{database}"]
     m = view.monitor
-    if m is None:
+    if m is None and view.worker is not None:
+        fields.append(f"*Monitor*\n{_worker_line(view.worker, view.now)}")
+    elif m is None:
         fields.append("*Monitor*\nnot running in this process")
     else:
         if m.last_sweep_at is None:

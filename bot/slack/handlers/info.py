@@ -12,6 +12,8 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from bot.backend.errors import BackendError
 from bot.backend.models import HealthInfo
 from bot.blockkit.sparkline import bucketize
+from bot.config import Role
+from bot.monitor.liveness import STALL_INTERVALS
 from bot.slack import blocks
 from bot.slack.blocks.fleet import ListQuery
 from bot.slack.handlers.common import resolve, resolve_past
@@ -20,6 +22,7 @@ from bot.slack.parser import Command
 from bot.slack.services import Services
 from bot.store.database import Database
 from bot.store.errors import StoreUnwritable
+from bot.store.heartbeats.reads import last_recorded_at
 from bot.store.queries import heartbeat_history, status_history, uptime_ratio
 from bot.store.write_probe import write_refusal
 
@@ -199,10 +202,12 @@ async def show_status(svc: Services, inv: Invocation, cmd: Command) -> None:
         )
         took = (time.perf_counter() - started) * 1000
         backend_ok, detail = True, f"answered in {took:.0f} ms, {len(instances)} instances"
+        fleet: int | None = len(instances)
     except TimeoutError:
+        fleet = None
         backend_ok, detail = False, f"no answer within {STATUS_PROBE_TIMEOUT:.0f} s"
     except BackendError as exc:
-        backend_ok, detail = False, str(exc)
+        backend_ok, detail, fleet = False, str(exc), None
     incidents = None
     incidents_error = None
     if deps.alerts is not None:
@@ -213,6 +218,9 @@ async def show_status(svc: Services, inv: Invocation, cmd: Command) -> None:
             incidents_error = type(exc).__name__
     database_ok = await deps.db.ping()
     refusal = await _write_refusal(deps.db) if database_ok else None
+    worker = None
+    if deps.monitor is None and svc.settings.role == Role.WEB and database_ok:
+        worker = await _worker_view(svc, expects_samples=fleet != 0)
     view = blocks.BotStatusView(
         now=deps.clock(),
         version=deps.version,
@@ -223,5 +231,21 @@ async def show_status(svc: Services, inv: Invocation, cmd: Command) -> None:
         monitor=deps.monitor.status() if deps.monitor is not None else None,
         incidents=incidents,
         incidents_error=incidents_error,
+        worker=worker,
     )
     await inv.respond(blocks.status_message(view))
+
+
+async def _worker_view(svc: Services, *, expects_samples: bool) -> blocks.WorkerView | None:
+    """A web process's view of the worker: when its sweeps last recorded samples."""
+    try:
+        async with svc.deps.db.session() as session:
+            at = await last_recorded_at(session)
+    except Exception as exc:  # the database line already says what is wrong with it
+        log.warning("could not read when the worker last recorded samples: %s", exc)
+        return None
+    return blocks.WorkerView(
+        last_recorded_at=at,
+        stalled_after_secs=STALL_INTERVALS * svc.settings.monitor.interval_secs,
+        expects_samples=expects_samples,
+    )

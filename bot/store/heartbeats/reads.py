@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.store.heartbeats.codec import Columns, Sample, decode, decode_columns
-from bot.store.heartbeats.keys import HOUR_US, chunk_key, key_hour, to_us
+from bot.store.heartbeats.keys import HOUR_US, chunk_key, from_us, key_hour, to_us
 from bot.store.models import HeartbeatBatch, HeartbeatChunk, HeartbeatHead, HeartbeatSeries
 from bot.store.records import StoredHeartbeat
 
@@ -159,3 +159,13 @@ async def count_samples(session: AsyncSession) -> tuple[int, int]:
     head = await session.scalar(select(func.count()).select_from(HeartbeatHead)) or 0
     chunked = await session.scalar(select(func.coalesce(func.sum(HeartbeatChunk.samples), 0)))
     return int(head), int(chunked or 0)
+
+
+async def last_recorded_at(session: AsyncSession) -> datetime | None:
+    """When the newest samples in the head were taken: the last sweep that recorded any,
+    whichever process ran it (None: the head is empty, no sweep recorded in the last hour
+    or more, since compaction empties finished hours)."""
+    newest = await session.scalar(
+        select(HeartbeatBatch.last_at).order_by(HeartbeatBatch.id.desc()).limit(1)
+    )
+    return None if newest is None else from_us(newest)

@@ -12,6 +12,7 @@ in its own process and each with its baseline from the same run:
 
     python bench/scale.py                        # 1,000 10,000 30,000 100,000
     python bench/scale.py --sizes 1000 10000 --json
+    python bench/scale.py --layout process       # the acks of a web process, a worker sweeping
     python bench/scale.py --quick                # a few seconds: 200 instances
 """
 
@@ -45,7 +46,7 @@ def _bench(script: str, *args: str) -> Figures:
     return result
 
 
-def one_size(instances: int, *, rounds: int, repeats: int, requests: int) -> Figures:
+def one_size(instances: int, *, rounds: int, repeats: int, requests: int, layout: str) -> Figures:
     sweep = _bench(
         "sweep.py", "--sweep-only", "--instances", str(instances), "--rounds", str(rounds)
     )["sweep"]
@@ -58,6 +59,8 @@ def one_size(instances: int, *, rounds: int, repeats: int, requests: int) -> Fig
         str(repeats),
         "--requests",
         str(requests),
+        "--layout",
+        layout,
     )
     during = ack["during_sweep"]
     return {
@@ -74,6 +77,7 @@ def one_size(instances: int, *, rounds: int, repeats: int, requests: int) -> Fig
         "ack_during_vs_idle": during["bot_vs_idle_p99"],
         "sweeps_during_acks": during["sweeps_during_measurement"],
         "load_average": ack["load_average"],
+        "layout": layout,
     }
 
 
@@ -100,13 +104,27 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="sweeps timed per size")
     parser.add_argument("--repeats", type=int, default=1, help="ack phases per size")
     parser.add_argument("--requests", type=int, default=1000, help="acks per app per phase")
+    parser.add_argument(
+        "--layout",
+        default="gated",
+        help="where the ack bench's sweep runs: gated (a thread, as --role all), process "
+        "(a worker process, as --role web + --role worker); see bench/ack_latency.py",
+    )
     parser.add_argument("--quick", action="store_true", help="a few seconds: 200 instances")
     args = parser.parse_args()
     if args.quick:
         args.sizes, args.rounds, args.repeats, args.requests = [200], 1, 1, 200
     rows = []
     for n in args.sizes:
-        rows.append(one_size(n, rounds=args.rounds, repeats=args.repeats, requests=args.requests))
+        rows.append(
+            one_size(
+                n,
+                rounds=args.rounds,
+                repeats=args.repeats,
+                requests=args.requests,
+                layout=args.layout,
+            )
+        )
         # Each size as it is done (a 100,000-instance run is long): one JSON line on stderr.
         print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
     if args.json:

@@ -39,7 +39,12 @@ short, which a one-second interval would). It runs the runtime's own garbage col
 server's. Its sweep figures come from its ``/metrics`` (``starpod_sweep_duration_seconds``):
 a sweep's seconds there are the mean of the sweeps' ``_sum`` over their ``_count``, not a
 median, and its yields to its own foreground loop are ``starpod_sweep_yield_seconds_total``
-(no count); ``worker.sweeping_share_during`` says how close to back to back they ran. The
+(no count); ``worker.sweeping_share_during`` says how close to back to back they ran.
+Then the process layout pairs the comparison in time (``during_sweep.paired``): the worker
+stops sweeping back to back and runs ``2 x --repeats`` single sweeps on command; the bot
+gets requests at the same concurrency during each sweep and during as long a phase with no
+sweep, next to it (sweep first, then idle first, alternately), so a drift of the machine's
+speed between an idle phase and a sweeping one minutes later cannot tilt the ratio. The
 summary's keys are the same in every layout
 (``worker_nice``, the kernel's figure, and ``worker`` are None outside this one).
 
@@ -74,6 +79,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import gc
 import json
 import os
@@ -222,12 +228,15 @@ class Worker:
         self.url = f"http://127.0.0.1:{port}"
         with (self.workdir / "worker.log").open("wb") as log:
             # Its own folder as the working directory: no ./starpod-bot.toml by accident.
+            # stdin/stdout: the paired phase's commands and replies (run_worker); its log
+            # (stderr) to a file.
             self.proc = subprocess.Popen(
                 [sys.executable, __file__, "--role", "worker"],
                 env=self.env | {"PORT": str(port)},
                 cwd=self.workdir,
-                stdout=log,
-                stderr=subprocess.STDOUT,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=log,
             )
         deadline = time.monotonic() + 120
         while True:
@@ -251,6 +260,21 @@ class Worker:
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             stop_process(self.proc, grace=15)
+
+    def send(self, command: str) -> None:
+        """One command to its loop (run_worker): ``step`` or ``sweep``."""
+        assert self.proc is not None and self.proc.stdin is not None
+        self.proc.stdin.write(command.encode() + b"\n")
+        self.proc.stdin.flush()
+
+    async def reply(self) -> str:
+        """Its next reply line (run_worker)."""
+        assert self.proc is not None and self.proc.stdout is not None
+        line = await asyncio.to_thread(self.proc.stdout.readline)
+        if not line:
+            self.check()
+            raise RuntimeError("the worker closed its output")
+        return line.decode().strip()
 
     async def until(self, done: Callable[[Figures], bool]) -> Figures:
         """Poll its sweep counters until ``done`` holds for them; the last snapshot."""
@@ -282,13 +306,28 @@ def run_worker() -> None:
     configure_logging(settings.log, secrets=secret_values(settings))
 
     async def main() -> None:
-        stopping = asyncio.Event()
-        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stopping.set)
+        loop = asyncio.get_running_loop()
+        commands: asyncio.Queue[str] = asyncio.Queue()
+        loop.add_signal_handler(signal.SIGTERM, commands.put_nowait, "stop")
+
+        def read_commands() -> None:
+            for line in sys.stdin:
+                loop.call_soon_threadsafe(commands.put_nowait, line.strip())
+            loop.call_soon_threadsafe(commands.put_nowait, "stop")
+
+        threading.Thread(target=read_commands, daemon=True).start()
         async with Runtime(settings) as runtime:
             monitor = runtime.monitor
             assert monitor is not None
-            while not stopping.is_set():
+            # Back to back until "step"; then one sweep per "sweep", its seconds replied.
+            while commands.empty():
                 await monitor.sweep_once()
+            command = commands.get_nowait()
+            if command == "step":
+                print("ready", flush=True)
+                while (command := await commands.get()) == "sweep":
+                    report = await monitor.sweep_once()
+                    print(json.dumps({"secs": report.secs}), flush=True)
 
     run_foreground(main())
 
@@ -670,6 +709,51 @@ async def measure(
     connector = aiohttp.TCPConnector(limit=CONCURRENCY * 2)
     async with aiohttp.ClientSession(connector=connector) as session:
 
+        async def rounds_until(stop: asyncio.Event) -> list[float]:
+            """The bot's rounds (each one's answers awaited, as in the other phases) until
+            ``stop``: a round begun goes to its end."""
+            latencies: list[float] = []
+            while not stop.is_set():
+                latencies.extend(await round_of("bot", ROUND))
+            return latencies
+
+        async def paired_phases(worker: Worker, sweeps: int, last: Figures) -> Figures:
+            """The bot's acks during ``sweeps`` single sweeps, each paired with as long a
+            phase with the worker idle between two sweeps, alternately first."""
+            worker.send("step")
+            if await worker.reply() != "ready":
+                raise RuntimeError("the worker did not stop sweeping back to back")
+            secs = last["secs"] / max(1, last["count"])
+            kept: dict[str, list[float]] = {"idle": [], "sweeping": []}
+            ratios = []
+            for number in range(sweeps):
+                order = ["sweeping", "idle"] if number % 2 == 0 else ["idle", "sweeping"]
+                pair: dict[str, list[float]] = {}
+                for phase in order:
+                    stop = asyncio.Event()
+                    if phase == "idle":
+                        asyncio.get_running_loop().call_later(secs, stop.set)
+                        pair[phase] = await rounds_until(stop)
+                        continue
+                    worker.send("sweep")
+                    done = asyncio.ensure_future(worker.reply())
+                    done.add_done_callback(functools.partial(_set, stop))
+                    pair[phase] = await rounds_until(stop)
+                    secs = json.loads(await done)["secs"]
+                for phase, values in pair.items():
+                    kept[phase].extend(values)
+                ratios.append(
+                    round(summary(pair["sweeping"])["p99_ms"] / summary(pair["idle"])["p99_ms"], 2)
+                )
+            idle, sweeping = summary(kept["idle"]), summary(kept["sweeping"])
+            return {
+                "sweeps": sweeps,
+                "idle": idle,
+                "sweeping": sweeping,
+                "sweeping_vs_idle_p99": round(sweeping["p99_ms"] / idle["p99_ms"], 2),
+                "sweeping_vs_idle_p99_pairs": ratios,
+            }
+
         async def round_of(name: str, count: int) -> list[float]:
             nonlocal answered, index
             latencies = await load(session, urls[name], sink, count, index)
@@ -733,8 +817,10 @@ async def measure(
         # sweep does to any listener on that loop.
         busy = [await alternate(["bot", "bare"]) for _ in range(repeats)]
         state = await status()
+        paired: Figures | None = None
         if worker is not None:
             after_sweeps = await worker_sweeps(worker.url)
+            paired = await paired_phases(worker, 2 * repeats, after_sweeps)
         async with aiohttp.request("POST", control + "/stop") as r:
             r.raise_for_status()
         await wait_for_answers(session, sink, answered)
@@ -784,11 +870,18 @@ async def measure(
             # The same bot, same run: its p99 during the sweeps over its idle p99.
             "bot_vs_idle_p99": round(during["p99_ms"] / figures["bot"]["p99_ms"], 2),
             "bot_vs_idle_p99_goal": SWEEP_VS_IDLE_P99_GOAL,
+            # The process layout: the same comparison paired in time (see the module
+            # docstring); None in the other layouts.
+            "paired": paired,
             # Every collection's pause from the first steady sweep to the end of measuring.
             "gc_pauses": state["gc_pauses"],
             "collector": state["collector"],
         }
     return figures
+
+
+def _set(event: asyncio.Event, _done: object) -> None:
+    event.set()
 
 
 def _delta(after: Figures, before: Figures, key: str) -> float | None:
@@ -919,6 +1012,15 @@ def print_table(f: Figures) -> None:
             f"  bot p99 during / idle: {sweep['bot_vs_idle_p99']} "
             f"(goal <= {SWEEP_VS_IDLE_P99_GOAL})"
         )
+        paired = sweep["paired"]
+        if paired is not None:
+            print(
+                f"  paired: {paired['sweeps']} single sweeps, each beside as long without: "
+                f"p99 {paired['idle']['p99_ms']} ms idle, {paired['sweeping']['p99_ms']} ms "
+                f"sweeping ({paired['idle']['requests']} and {paired['sweeping']['requests']} "
+                f"acks): {paired['sweeping_vs_idle_p99']} (per pair "
+                f"{paired['sweeping_vs_idle_p99_pairs']})"
+            )
         print(f"  garbage collection pauses during the steady sweeps ({f['full_collections']}):")
         for generation, row in sweep["gc_pauses"].items():
             if not row["count"]:

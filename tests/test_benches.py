@@ -54,7 +54,7 @@ ACK_LATENCY_KEYS = {
 ACK_LATENCY_SWEEP_KEYS = {
     "bot", "bare", "instances", "sweeps_during_measurement", "sweep_secs_median",
     "sweep_secs_median_during", "gate_yields_during", "gate_yielded_secs_during",
-    "bot_vs_idle_p99", "bot_vs_idle_p99_goal", "gc_pauses", "collector",
+    "bot_vs_idle_p99", "bot_vs_idle_p99_goal", "paired", "gc_pauses", "collector",
 }  # fmt: skip
 
 

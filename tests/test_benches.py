@@ -78,6 +78,10 @@ def test_ack_latency_quick_runs_the_sweep_in_a_real_worker_process() -> None:
     assert figures["sim_nice"] == 19
     assert figures["worker"]["sweep_errors"] == 0
     assert figures["worker"]["sweeping_share_during"] >= 0
+    # The paired phase: single sweeps on command, each beside as long a phase without.
+    paired = figures["during_sweep"]["paired"]
+    assert paired["sweeps"] == 2 and len(paired["sweeping_vs_idle_p99_pairs"]) == 2
+    assert paired["idle"]["requests"] > 0 and paired["sweeping"]["requests"] > 0
     sweep = figures["during_sweep"]
     assert sweep["instances"] == 1000
     # Read from the worker's /metrics: sweeps ran, and their seconds are a number.

@@ -19,23 +19,9 @@ from bot.runtime import Runtime, take_role_priority
 from bot.sim.backend import BackendSimulator
 from bot.sim.slack import SlackEmulator
 from bot.wiring import build
+from tests.support.runtimes import close_parts, metric, until
 
 MakeSettings = Callable[..., Settings]
-
-
-async def _until(condition: Callable[[], bool], what: str) -> None:
-    """Poll ``condition`` (set by another task of this loop) for at most 10 s."""
-    async with asyncio.timeout(10):
-        while not condition():  # noqa: ASYNC110 - state of another component, no event to await
-            await asyncio.sleep(0.01)
-    assert condition(), what
-
-
-def _metric(text: str, name: str) -> float:
-    for line in text.splitlines():
-        if line.startswith(name + " "):
-            return float(line.rsplit(" ", 1)[1])
-    raise AssertionError(f"no sample {name!r}")
 
 
 async def test_a_web_process_builds_no_sweep_and_no_job_of_the_monitors(
@@ -49,9 +35,7 @@ async def test_a_web_process_builds_no_sweep_and_no_job_of_the_monitors(
         assert not parts.alerts.is_leader
         assert not parts.monitor.status().running
     finally:
-        await parts.slack_session.close()
-        await parts.client.aclose()
-        await parts.db.dispose()
+        await close_parts(parts)
 
 
 async def test_a_worker_needs_no_signing_secret_and_schedules_the_monitors_jobs(
@@ -68,11 +52,7 @@ async def test_a_worker_needs_no_signing_secret_and_schedules_the_monitors_jobs(
         assert list(parts.readiness.checks) == ["database", "slack", "monitor"]
         assert not parts.gateway_on  # keys are set, but the gateway is the web process's
     finally:
-        await parts.slack_session.close()
-        await parts.client.aclose()
-        await parts.db.dispose()
-        await parts.sweep.client.aclose()
-        await parts.sweep.db.dispose()
+        await close_parts(parts)
 
 
 async def test_web_and_worker_share_one_sqlite_file_each_doing_its_half(
@@ -88,7 +68,7 @@ async def test_web_and_worker_share_one_sqlite_file_each_doing_its_half(
     ):
         monitor = worker.monitor
         assert monitor is not None and monitor.is_leader
-        await _until(lambda: monitor.status().last_sweep_at is not None, "the worker's sweep")
+        await until(lambda: monitor.status().last_sweep_at is not None, "the worker's sweep")
         # The web process answers Slack; the worker does not take Slack's requests.
         reply = await slack_emulator.send_slash_command(f"{web.url}/slack/events", "list")
         await slack_emulator.wait_for(lambda: len(slack_emulator.responses) >= 1, what="list")
@@ -114,11 +94,11 @@ async def test_web_and_worker_share_one_sqlite_file_each_doing_its_half(
     assert refused.status_code == 404 and no_gateway.status_code == 404
     assert ready["web"].json()["checks"] == {"database": "ok", "slack": "ok"}
     assert ready["worker"].json()["checks"] == {"database": "ok", "slack": "ok", "monitor": "ok"}
-    assert _metric(scraped["worker"], "starpod_leader") == 1
-    assert _metric(scraped["web"], "starpod_leader") == 0
-    assert _metric(scraped["worker"], 'starpod_sweeps_total{result="ok"}') >= 1
+    assert metric(scraped["worker"], "starpod_leader") == 1
+    assert metric(scraped["web"], "starpod_leader") == 0
+    assert metric(scraped["worker"], 'starpod_sweeps_total{result="ok"}') >= 1
     assert 'starpod_sweeps_total{result="ok"}' not in scraped["web"] or (
-        _metric(scraped["web"], 'starpod_sweeps_total{result="ok"}') == 0
+        metric(scraped["web"], 'starpod_sweeps_total{result="ok"}') == 0
     )
     # The web process never tried to lead (a second `all` on this file would be refused).
     assert not web_status.standing_by and not web_status.is_leader and not web_status.running
@@ -144,7 +124,7 @@ async def test_web_and_worker_replicas_on_postgresql_only_workers_lead(
     async with Runtime(web) as web_a, Runtime(web) as web_b, Runtime(worker) as leader:
         assert leader.monitor is not None
         monitor = leader.monitor
-        await _until(lambda: monitor.status().last_sweep_at is not None, "the worker's sweep")
+        await until(lambda: monitor.status().last_sweep_at is not None, "the worker's sweep")
         assert monitor.is_leader
         for replica in (web_a, web_b):
             assert replica.monitor is not None and not replica.monitor.is_leader
@@ -237,7 +217,7 @@ async def test_a_web_process_says_when_the_workers_last_sweep_is_old(
     async with Runtime(make_settings(STARPOD_ROLE="worker")) as worker:
         monitor = worker.monitor
         assert monitor is not None
-        await _until(lambda: monitor.status().last_sweep_at is not None, "the worker's sweep")
+        await until(lambda: monitor.status().last_sweep_at is not None, "the worker's sweep")
     # Three intervals (an hour each here) and a minute later, as the web process sees it.
     later = datetime.now(UTC) + timedelta(hours=3, minutes=1)
     async with Runtime(make_settings(STARPOD_ROLE="web"), clock=lambda: later) as web:

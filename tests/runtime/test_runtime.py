@@ -18,29 +18,9 @@ from bot.sim.backend import BackendSimulator
 from bot.sim.slack import SlackEmulator
 from bot.store.errors import LeadershipRefused
 from bot.store.models import LeaderLease
+from tests.support.runtimes import first_sweep, metric, until
 
 MakeSettings = Callable[..., Settings]
-
-
-async def _until(condition: Callable[[], bool], what: str) -> None:
-    """Poll ``condition`` (it is set by another task of this loop) for at most 10 s."""
-    async with asyncio.timeout(10):
-        while not condition():  # noqa: ASYNC110 - state of another component, no event to await
-            await asyncio.sleep(0.01)
-    assert condition(), what
-
-
-async def _first_sweep(runtime: Runtime) -> None:
-    monitor = runtime.monitor
-    assert monitor is not None
-    await _until(lambda: monitor.status().last_sweep_at is not None, "first sweep")
-
-
-def _metric(text: str, line_start: str) -> float:
-    for line in text.splitlines():
-        if line.startswith(line_start + " "):
-            return float(line.rsplit(" ", 1)[1])
-    raise AssertionError(f"no sample {line_start!r} in:\n{text}")
 
 
 async def test_probes_and_metrics_after_a_sweep_and_a_slash_command(
@@ -48,7 +28,7 @@ async def test_probes_and_metrics_after_a_sweep_and_a_slash_command(
 ) -> None:
     backend_sim.seed_instances(3)
     async with Runtime(make_settings()) as runtime, httpx.AsyncClient(base_url=runtime.url) as http:
-        await _first_sweep(runtime)
+        await first_sweep(runtime)
         alive = await http.get("/healthz")
         ready = await http.get("/readyz")
         reply = await slack_emulator.send_slash_command(f"{runtime.url}/slack/events", "list")
@@ -67,18 +47,16 @@ async def test_probes_and_metrics_after_a_sweep_and_a_slash_command(
     assert reply.status_code == 200
     text = metrics.text
     assert metrics.headers["content-type"].startswith("text/plain")
-    assert _metric(text, 'starpod_sweeps_total{result="ok"}') == 1
-    assert _metric(text, "starpod_sweep_duration_seconds_count") == 1
+    assert metric(text, 'starpod_sweeps_total{result="ok"}') == 1
+    assert metric(text, "starpod_sweep_duration_seconds_count") == 1
     # Once at start (the reachability check), once in the sweep, once for /starpod list.
-    assert _metric(text, 'starpod_backend_requests_total{endpoint="list",status="200"}') == 3
-    assert _metric(text, "starpod_ack_latency_seconds_count") == 1
-    assert (
-        _metric(text, 'starpod_commands_total{result="ok",source="slash",subcommand="list"}') == 1
-    )
-    assert _metric(text, "starpod_leader") == 1
-    assert _metric(text, "starpod_open_incidents") == 0
-    assert _metric(text, "starpod_notifications_pending") == 0
-    assert _metric(text, "starpod_ready") == 1
+    assert metric(text, 'starpod_backend_requests_total{endpoint="list",status="200"}') == 3
+    assert metric(text, "starpod_ack_latency_seconds_count") == 1
+    assert metric(text, 'starpod_commands_total{result="ok",source="slash",subcommand="list"}') == 1
+    assert metric(text, "starpod_leader") == 1
+    assert metric(text, "starpod_open_incidents") == 0
+    assert metric(text, "starpod_notifications_pending") == 0
+    assert metric(text, "starpod_ready") == 1
     assert slack_emulator.violations() == []
 
 
@@ -93,7 +71,7 @@ async def test_readyz_names_the_database_when_its_file_is_gone(make_settings: Ma
         metrics = await http.get("/metrics")
     assert ready.status_code == 503
     # The alerting rule StarpodBotNotReady reads this gauge: it says what the probe says.
-    assert _metric(metrics.text, "starpod_ready") == 0
+    assert metric(metrics.text, "starpod_ready") == 0
     body = ready.json()
     assert body["status"] == "not ready"
     assert body["checks"]["slack"] == "ok" and body["checks"]["monitor"] == "ok"
@@ -186,7 +164,7 @@ async def test_stop_waits_for_a_running_sweep(
     backend_sim.seed_instances(2)
     runtime = Runtime(make_settings())
     await runtime.start()
-    await _first_sweep(runtime)
+    await first_sweep(runtime)
     assert runtime.monitor is not None and runtime.scheduler is not None
     first_at = runtime.monitor.status().last_sweep_at
     backend_sim.seed_instances(1)  # only a sweep that completes sees the third instance
@@ -194,11 +172,11 @@ async def test_stop_waits_for_a_running_sweep(
     # The first sweep's job must have returned (its observers run after the sweep is
     # recorded): a run due while it still runs is skipped (max_instances=1).
     scheduler = runtime.scheduler
-    await _until(lambda: len(scheduler.jobs_running) == 0, "the first sweep's job returned")
+    await until(lambda: len(scheduler.jobs_running) == 0, "the first sweep's job returned")
     # Start a sweep through the scheduler, as the interval would.
     scheduler.modify_job("starpod-health-sweep", next_run_time=runtime.clock())
     monitor = runtime.monitor
-    await _until(lambda: monitor.sweeping, "a sweep in progress")
+    await until(lambda: monitor.sweeping, "a sweep in progress")
     await runtime.stop()
     status = runtime.monitor.status()
     assert status.last_error is None
@@ -215,14 +193,14 @@ async def test_replicas_on_postgresql_lead_and_stand_by(
     backend_sim.seed_instances(2)
     settings = make_settings(DATABASE_URL=pg_empty_url)
     async with Runtime(settings) as leader, Runtime(settings) as standby:
-        await _first_sweep(leader)
+        await first_sweep(leader)
         async with httpx.AsyncClient() as http:
             ready = [await http.get(f"{r.url}/readyz") for r in (leader, standby)]
             scraped = [(await http.get(f"{r.url}/metrics")).text for r in (leader, standby)]
         assert standby.monitor is not None
         standby_status = standby.monitor.status()
     assert [r.status_code for r in ready] == [200, 200]
-    assert [_metric(text, "starpod_leader") for text in scraped] == [1, 0]
+    assert [metric(text, "starpod_leader") for text in scraped] == [1, 0]
     assert standby_status.standing_by and not standby_status.is_leader
 
 

@@ -14,7 +14,8 @@ from bot.monitor.sql_store import SqlMonitorStore
 from bot.priority import Precedence, run_foreground
 from bot.sim.backend import BackendSimulator
 from bot.sim.slack import SlackEmulator
-from bot.wiring import SWEEP_CACHE_KIB, Parts, build
+from bot.wiring import SWEEP_CACHE_KIB, build
+from tests.support.runtimes import close_parts
 
 MakeSettings = Callable[..., Settings]
 
@@ -75,7 +76,7 @@ async def test_under_pytest_the_sweep_loop_waits_for_nothing(make_settings: Make
     try:
         assert parts.sweep is not None and parts.sweep.loop.gate is None
     finally:
-        await _close(parts)
+        await close_parts(parts)
 
 
 def test_built_on_a_foreground_loop_the_sweep_lets_its_work_pass_first(tmp_path: Path) -> None:
@@ -99,7 +100,7 @@ def test_built_on_a_foreground_loop_the_sweep_lets_its_work_pass_first(tmp_path:
             scrape = (await parts.metrics.render()).decode()
             return parts.sweep.loop.gate, parts.collector.gate, scrape
         finally:
-            await _close(parts)
+            await close_parts(parts)
 
     gate, collector_gate, scrape = run_foreground(built(), precedence)
     assert gate is precedence
@@ -108,12 +109,3 @@ def test_built_on_a_foreground_loop_the_sweep_lets_its_work_pass_first(tmp_path:
     # How long the sweep waited, and the time in full collections: counters to watch.
     assert "starpod_sweep_yield_seconds_total 2.5" in scrape
     assert "starpod_gc_full_collection_seconds_total 0.5" in scrape
-
-
-async def _close(parts: Parts) -> None:
-    await parts.slack_session.close()
-    await parts.client.aclose()
-    await parts.db.dispose()
-    if parts.sweep is not None:
-        await parts.sweep.client.aclose()
-        await parts.sweep.db.dispose()

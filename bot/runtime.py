@@ -333,10 +333,16 @@ class Runtime:
         log.info(
             "starpod-bot is up: %s, %s, role %s, %s",
             self.url,
-            "Socket Mode" if self.socket_mode else "HTTP mode",
+            self._serving_mode(),
             self.settings.role,
             sweeps,
         )
+
+    def _serving_mode(self) -> str:
+        """How Slack reaches this process, for the start line."""
+        if not self.settings.serves_slack:
+            return "no Slack requests (probes and metrics only)"
+        return "Socket Mode" if self.socket_mode else "HTTP mode"
 
     @staticmethod
     async def _upgrade(db: Database) -> None:

@@ -233,3 +233,32 @@ async def test_a_web_process_does_not_expect_samples_of_an_empty_fleet(
         line = await _web_status(web, slack_emulator)
     assert "the fleet is empty, so no sweep records anything" in line
     assert "🔴" not in line
+
+
+async def test_a_second_worker_on_the_same_sqlite_file_is_refused_a_web_is_not(
+    make_settings: MakeSettings,
+) -> None:
+    # SQLite has one sweeping process: a second worker (or an `all`) would sweep and alert
+    # twice; a second web process takes no leadership and starts.
+    from bot.store.errors import LeadershipRefused
+
+    worker = make_settings(STARPOD_ROLE="worker")
+    async with Runtime(worker) as first:
+        with pytest.raises(LeadershipRefused, match="another starpod-bot process"):
+            await Runtime(worker).start()
+        with pytest.raises(LeadershipRefused, match="another starpod-bot process"):
+            await Runtime(make_settings()).start()
+        async with (
+            Runtime(make_settings(STARPOD_ROLE="web")) as web_a,
+            Runtime(make_settings(STARPOD_ROLE="web")) as web_b,
+        ):
+            assert web_a.url != web_b.url
+        assert first.monitor is not None and first.monitor.is_leader
+
+
+@pytest.mark.parametrize("value", ["20", "-1", "ten", "2.5"])
+def test_an_out_of_range_worker_niceness_is_named(make_settings: MakeSettings, value: str) -> None:
+    from bot.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="STARPOD_WORKER_NICE"):
+        make_settings(STARPOD_ROLE="worker", STARPOD_WORKER_NICE=value)

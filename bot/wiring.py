@@ -362,25 +362,42 @@ def _web_server(
     actions: InstanceActions,
     clock: Clock,
 ) -> tuple[WebServer, bool]:
-    from bot.gateway import KeyRing, gateway_routes_for
-    from bot.store.audit import AuditLog
-    from bot.web.app import create_web_app
+    from bot.web.app import create_probe_app
     from bot.web.server import WebServer
 
     probes = [readyz_route(readiness), metrics_route(metrics)]
-    if not settings.serves_slack:
+    app: Any
+    if slack_app is None:
         # A worker (role worker) answers the probes and metrics only: Slack's requests, the
         # gateway and the SSH key links are the web process's.
-        from bot.web.app import create_probe_app
-
-        probe_server = WebServer(
-            create_probe_app(probes),
-            host=settings.http.host,
-            port=settings.http.port,
-            log_config=None,
+        app, gateway_on = create_probe_app(probes), False
+    else:
+        app, gateway_on = _slack_web_app(
+            settings, metrics, db, client, links, slack_app, actions, clock, probes
         )
-        return probe_server, False
-    assert slack_app is not None  # built wherever Slack is served
+    # log_config=None sends uvicorn's records through the root handler, where secrets are
+    # redacted; signals stay with the runtime (see EmbeddedServer).
+    server = WebServer(app, host=settings.http.host, port=settings.http.port, log_config=None)
+    return server, gateway_on
+
+
+def _slack_web_app(
+    settings: Settings,
+    metrics: Metrics,
+    db: Database,
+    client: InstanceClient,
+    links: SshLinkService,
+    slack_app: AsyncApp,
+    actions: InstanceActions,
+    clock: Clock,
+    probes: list[Any],
+) -> tuple[Any, bool]:
+    """Slack's events, the SSH key links, the probes and the gateway (with a key), each
+    request's acknowledgement timed; and whether the gateway is on."""
+    from bot.gateway import KeyRing, gateway_routes_for
+    from bot.store.audit import AuditLog
+    from bot.web.app import create_web_app
+
     keys = KeyRing(settings.gateway.keys)
     gateway = None
     if keys:
@@ -401,20 +418,9 @@ def _web_server(
         slack_app=slack_app,
         signing_secret=settings.slack.signing_secret,
         ssh_links=links,
-        extra_routes=[
-            *probes,
-            *gateway_routes_for(gateway, public_url=settings.http.public_url),
-        ],
+        extra_routes=[*probes, *gateway_routes_for(gateway, public_url=settings.http.public_url)],
     )
-    # log_config=None sends uvicorn's records through the root handler, where secrets are
-    # redacted; signals stay with the runtime (see EmbeddedServer).
-    server = WebServer(
-        AckLatencyMiddleware(app, metrics),
-        host=settings.http.host,
-        port=settings.http.port,
-        log_config=None,
-    )
-    return server, bool(keys)
+    return AckLatencyMiddleware(app, metrics), bool(keys)
 
 
 def _register_ssh_purge(scheduler: TrackedScheduler, links: SshLinkService) -> None:

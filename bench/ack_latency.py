@@ -299,7 +299,8 @@ def run_worker() -> None:
 
     from bot.config import load_settings
     from bot.logging_setup import configure_logging, secret_values
-    from bot.runtime import Runtime, take_role_priority
+    from bot.runtime import Runtime
+    from bot.worker_priority import take_role_priority
 
     settings = load_settings()
     take_role_priority(settings)

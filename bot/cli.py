@@ -177,7 +177,8 @@ def run_bot(
     database: sweeps then never hold up Slack's acknowledgements.
     """
     from bot.logging_setup import configure_logging, secret_values
-    from bot.runtime import run, take_role_priority
+    from bot.runtime import run
+    from bot.worker_priority import take_role_priority
 
     try:
         settings = load_settings(config_file=config)

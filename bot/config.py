@@ -168,7 +168,14 @@ SETTINGS_TABLE: tuple[SettingSpec, ...] = (
         "STARPOD_WORKER_NICE",
         "monitor.worker_nice",
         "monitor.worker_nice",
-        "CPU niceness a worker process takes at start, 0-19 (10; 0: unchanged)",
+        "CPU niceness a worker process takes at start under normal scheduling, 0-19 (10)",
+    ),
+    SettingSpec(
+        "STARPOD_WORKER_SCHEDULING",
+        "monitor.worker_scheduling",
+        "monitor.worker_scheduling",
+        "CPU scheduling of a worker process: idle (only CPU time nothing else wants) or "
+        "normal (at STARPOD_WORKER_NICE) (idle)",
     ),
     SettingSpec(
         "STARPOD_MONITOR_INTERVAL",
@@ -368,6 +375,15 @@ class PagingSettings(BaseModel):
         return self
 
 
+class WorkerScheduling(StrEnum):
+    """The CPU scheduling a worker process takes at start (``STARPOD_WORKER_SCHEDULING``)."""
+
+    #: Linux's SCHED_IDLE: the CPU time no other task wants; a waking web process preempts.
+    IDLE = "idle"
+    #: The normal policy, at ``monitor.worker_nice``.
+    NORMAL = "normal"
+
+
 class MonitorSettings(BaseModel):
     interval_secs: float = Field(default=30, gt=0)
     heartbeat_timeout_secs: float = Field(default=90, gt=0)
@@ -379,8 +395,9 @@ class MonitorSettings(BaseModel):
     slice_size: int = Field(default=1000, ge=1, le=100_000)
     retention_raw_days: int = Field(default=7, ge=1)
     retention_hourly_days: int = Field(default=90, ge=1)
-    # A worker process (role "worker") lowers its CPU priority by this much at start, so
-    # on a shared host the web process's Slack acknowledgements go first.
+    # A worker process (role "worker") lowers its CPU priority at start, so on a shared
+    # host the web process's Slack acknowledgements go first (bot.worker_priority).
+    worker_scheduling: WorkerScheduling = WorkerScheduling.IDLE
     worker_nice: int = Field(default=10, ge=0, le=19)
 
 

@@ -74,6 +74,7 @@ from bot.slack.token_check import (
 )
 from bot.web.server import freeze_startup_heap
 from bot.wiring import Parts, build, required_settings_problems
+from bot.worker_priority import current_priority
 
 if TYPE_CHECKING:
     from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
@@ -99,7 +100,6 @@ __all__ = [
     "required_settings_problems",
     "run",
     "slack_auth_problem",
-    "take_role_priority",
 ]
 
 log = logging.getLogger(__name__)
@@ -330,11 +330,14 @@ class Runtime:
             sweeps = "leading the health sweeps"
         else:
             sweeps = "standing by"
+        role = str(self.settings.role)
+        if self.settings.role == Role.WORKER:
+            role += f" at {current_priority()}"  # as the kernel has it (bot.worker_priority)
         log.info(
             "starpod-bot is up: %s, %s, role %s, %s",
             self.url,
             self._serving_mode(),
-            self.settings.role,
+            role,
             sweeps,
         )
 
@@ -510,21 +513,6 @@ class Runtime:
         except StoreUnwritable as exc:
             # The lease expires, and the next start on this host takes a dead pid's over.
             log.warning("could not release the leadership: %s", exc)
-
-
-def take_role_priority(settings: Settings) -> int:
-    """A worker process (role worker) lowers its CPU priority by ``monitor.worker_nice``;
-    returns the process's niceness. Call it before any thread starts: on Linux the
-    niceness is each thread's, and threads inherit it from the one that starts them.
-
-    Sweeps are background work: on a host shared with the web process, the kernel then
-    runs Slack's acknowledgements first (BENCHMARKS.md, Slack ack latency).
-    """
-    import os
-
-    if settings.role == Role.WORKER and settings.monitor.worker_nice:
-        return os.nice(settings.monitor.worker_nice)
-    return os.nice(0)
 
 
 async def run(settings: Settings) -> int:

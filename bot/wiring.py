@@ -37,6 +37,7 @@ from bot.scheduling import TrackedScheduler, new_scheduler
 from bot.store.database import Database
 from bot.store.errors import StoreUnwritable
 from bot.tasks import TaskTracker
+from bot.worker_priority import StarvedSweepWarning, takes_idle
 
 if TYPE_CHECKING:
     from slack_bolt.async_app import AsyncApp
@@ -86,6 +87,8 @@ class Parts:
     sweep: SweepSide | None
     #: Gives the C heap's free memory back after every sweep (bot/heap.py).
     trimmer: SweepTrimmer
+    #: A worker at idle CPU priority (bot/worker_priority.py): warns when its sweeps starve.
+    starved_sweeps: StarvedSweepWarning | None
     #: Full garbage collections after each sweep, when the Slack loop is idle; the fleet's
     #: freeze after the first recorded sweep (bot/collector.py). Started by the runtime.
     collector: IdleCollector
@@ -224,6 +227,12 @@ def build(
         .on_sweep(collector)
         .on_own_loop(sweep.loop if sweep else None)
     )
+    # At idle priority a busy host can starve the sweeps; the worker cannot take its
+    # priority back without privileges, so its log says what to change.
+    starved_sweeps = None
+    if takes_idle(settings):
+        starved_sweeps = StarvedSweepWarning(settings.monitor.interval_secs)
+        monitor.on_sweep(starved_sweeps)
     alerts = AlertService.from_settings(
         settings,
         db,
@@ -299,6 +308,7 @@ def build(
         monitor_handle=handle,
         sweep=sweep,
         trimmer=trimmer,
+        starved_sweeps=starved_sweeps,
         collector=collector,
         alerts=alerts,
         store_outage=outage,

@@ -89,6 +89,10 @@ def env_for(
     settings = {
         "STARPOD_MONITOR_INTERVAL": MONITOR_INTERVAL,
         "STARPOD_HEARTBEAT_TIMEOUT": HEARTBEAT_TIMEOUT,
+        # Normal scheduling at niceness 10: at idle scheduling (the default) a worker gets
+        # no CPU while a second suite keeps both cores busy, and 1-second sweeps would
+        # time out; the default itself: test_a_worker_takes_idle_scheduling_at_start.
+        "STARPOD_WORKER_SCHEDULING": "normal",
     }
     return bot_environ(runtime_env(tmp_path, backend, slack, **(settings | extra)))
 
@@ -205,9 +209,10 @@ async def test_web_and_worker_on_one_sqlite_file_split_the_work(
     try:
         web_url, worker_url = await asyncio.gather(up(web), up(worker))
         assert "role web" in up_line(web) and "HTTP mode" in up_line(web), up_line(web)
-        assert "role worker" in up_line(worker), up_line(worker)
+        nice = min(own_nice() + 10, 19)
+        assert f"role worker at niceness {nice}" in up_line(worker), up_line(worker)
         # The worker yields the CPU to the web process; the web process keeps its priority.
-        assert os.getpriority(os.PRIO_PROCESS, worker.proc.pid) == min(own_nice() + 10, 19)
+        assert os.getpriority(os.PRIO_PROCESS, worker.proc.pid) == nice
         assert os.getpriority(os.PRIO_PROCESS, web.proc.pid) == own_nice()
 
         await stale_instance_is_restarted_once_and_alerted_once(backend, sim_clock, slack, victim)
@@ -314,6 +319,27 @@ async def test_worker_nice_0_keeps_its_priority_and_starpod_role_selects_the_rol
     assert "role worker" in up_line(worker), up_line(worker)
     assert nice == own_nice()
     assert code == 0, worker.output()
+
+
+@pytest.mark.skipif(not hasattr(os, "SCHED_IDLE"), reason="Linux's SCHED_IDLE")
+async def test_a_worker_takes_idle_scheduling_at_start(
+    tmp_path: Path, workdir: Path, backend: BackendSimulator, slack_emulator: SlackEmulator
+) -> None:
+    # The runtime's default, as an operator leaves it.
+    env = env_for(tmp_path, backend, slack_emulator, SLACK_SIGNING_SECRET="")
+    del env["STARPOD_WORKER_SCHEDULING"]
+    worker = await start(env, workdir, "worker")
+    try:
+        # Read from the kernel until the CLI took it: it does so before any thread starts,
+        # at normal priority until then. Not waited further: a process at idle scheduling
+        # gets no CPU while other tests keep both cores busy.
+        async with asyncio.timeout(START_WITHIN_SECS):
+            while os.sched_getscheduler(worker.proc.pid) != os.SCHED_IDLE:
+                assert worker.proc.returncode is None, worker.output()
+                await asyncio.sleep(0.01)
+    finally:
+        worker.proc.kill()
+        await worker.finish(STOP_WITHIN_SECS)
 
 
 async def test_the_role_flag_wins_over_starpod_role(

@@ -14,11 +14,12 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
-from bot.config import Role, Settings
-from bot.runtime import Runtime, take_role_priority
+from bot.config import Role, Settings, WorkerScheduling
+from bot.runtime import Runtime
 from bot.sim.backend import BackendSimulator
 from bot.sim.slack import SlackEmulator
 from bot.wiring import build
+from bot.worker_priority import CpuPriority, take_role_priority
 from tests.support.runtimes import close_parts, metric, until
 
 MakeSettings = Callable[..., Settings]
@@ -34,6 +35,7 @@ async def test_a_web_process_builds_no_sweep_and_no_job_of_the_monitors(
         assert list(parts.readiness.checks) == ["database", "slack"]
         assert not parts.alerts.is_leader
         assert not parts.monitor.status().running
+        assert parts.starved_sweeps is None
     finally:
         await close_parts(parts)
 
@@ -51,6 +53,9 @@ async def test_a_worker_needs_no_signing_secret_and_schedules_the_monitors_jobs(
         }
         assert list(parts.readiness.checks) == ["database", "slack", "monitor"]
         assert not parts.gateway_on  # keys are set, but the gateway is the web process's
+        # At idle CPU priority (the default), its log warns when a busy host starves sweeps.
+        assert parts.starved_sweeps is not None
+        assert parts.starved_sweeps.interval_secs == parts.settings.monitor.interval_secs
     finally:
         await close_parts(parts)
 
@@ -130,25 +135,74 @@ async def test_web_and_worker_replicas_on_postgresql_only_workers_lead(
             assert replica.monitor is not None and not replica.monitor.is_leader
 
 
-def test_only_a_worker_lowers_its_priority(make_settings: MakeSettings) -> None:
-    # In a thread of its own: on Linux the niceness is each thread's, so the test process's
-    # own threads keep theirs (and niceness cannot be raised back without privileges).
-    seen: dict[str, int] = {}
+def in_a_thread(work: Callable[[], None]) -> None:
+    """Run ``work`` in a thread of its own: on Linux a thread's scheduling policy and
+    niceness are its own, so the test process's other threads keep theirs (neither can be
+    taken back without privileges)."""
+    import threading
+
+    failed: list[BaseException] = []
 
     def run() -> None:
-        before = os.nice(0)
-        seen["web"] = take_role_priority(make_settings(STARPOD_ROLE="web")) - before
-        seen["all"] = take_role_priority(make_settings()) - before
-        unchanged = make_settings(STARPOD_ROLE="worker", STARPOD_WORKER_NICE="0")
-        seen["worker nice 0"] = take_role_priority(unchanged) - before
-        seen["worker"] = take_role_priority(make_settings(STARPOD_ROLE="worker")) - before
-
-    import threading
+        try:
+            work()
+        except BaseException as exc:  # re-raised in the test's thread
+            failed.append(exc)
 
     thread = threading.Thread(target=run)
     thread.start()
     thread.join()
-    assert seen == {"web": 0, "all": 0, "worker nice 0": 0, "worker": 10}
+    if failed:
+        raise failed[0]
+
+
+def test_only_a_worker_lowers_its_priority(make_settings: MakeSettings) -> None:
+    seen: dict[str, CpuPriority] = {}
+    before = os.nice(0)
+
+    def normal_scheduling() -> None:
+        seen["web"] = take_role_priority(make_settings(STARPOD_ROLE="web"))
+        seen["all"] = take_role_priority(make_settings())
+        worker = {"STARPOD_ROLE": "worker", "STARPOD_WORKER_SCHEDULING": "normal"}
+        seen["worker nice 0"] = take_role_priority(make_settings(**worker, STARPOD_WORKER_NICE="0"))
+        seen["worker"] = take_role_priority(make_settings(**worker))
+
+    in_a_thread(normal_scheduling)
+    normal = WorkerScheduling.NORMAL
+    assert seen == {
+        "web": CpuPriority(normal, before),
+        "all": CpuPriority(normal, before),
+        "worker nice 0": CpuPriority(normal, before),
+        "worker": CpuPriority(normal, min(before + 10, 19)),
+    }
+
+
+@pytest.mark.skipif(not hasattr(os, "SCHED_IDLE"), reason="Linux's SCHED_IDLE")
+def test_a_worker_takes_idle_scheduling_by_default_and_its_threads_inherit_it(
+    make_settings: MakeSettings,
+) -> None:
+    seen: dict[str, int] = {}
+
+    def default_worker() -> None:
+        taken = take_role_priority(make_settings(STARPOD_ROLE="worker"))
+        assert taken.policy == WorkerScheduling.IDLE
+        seen["taken"] = os.sched_getscheduler(0)
+        # A thread started afterwards (the sweep's loop, the scheduler's) runs idle too.
+        in_a_thread(lambda: seen.update(started_after=os.sched_getscheduler(0)))
+
+    in_a_thread(default_worker)
+    assert seen == {"taken": os.SCHED_IDLE, "started_after": os.SCHED_IDLE}
+    assert os.sched_getscheduler(0) != os.SCHED_IDLE  # the test's own thread kept its own
+
+
+@pytest.mark.parametrize("value", ["bogus", "batch", "IDLE "])
+def test_an_unknown_worker_scheduling_is_named_with_its_setting(
+    make_settings: MakeSettings, value: str
+) -> None:
+    from bot.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="STARPOD_WORKER_SCHEDULING"):
+        make_settings(STARPOD_ROLE="worker", STARPOD_WORKER_SCHEDULING=value)
 
 
 @pytest.mark.parametrize("value", ["bogus", "Worker ", "both"])

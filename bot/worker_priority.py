@@ -1,0 +1,94 @@
+"""The CPU priority of a worker process (role worker): sweeps are background work.
+
+A 10,000-instance sweep is seconds of CPU. On a host the worker shares with the web
+process, Slack's acknowledgements must not wait behind it, so the worker takes a lower
+priority at start, before any thread exists (on Linux a thread's scheduling policy and
+niceness are its own, and new threads inherit them from the thread that starts them):
+
+- ``idle`` (the default): Linux's ``SCHED_IDLE``. The kernel gives the worker the CPU time
+  no other task wants, and a web process that wakes up takes the CPU from it at once.
+  With niceness 10 or 19 it still kept the CPU for the rest of its time slice, and Slack's
+  ack p99 rose 1.28-1.50x while sweeps ran (BENCHMARKS.md, "Isolation").
+- ``normal``: the normal policy at ``monitor.worker_nice`` (0: unchanged).
+
+Where the kernel has no ``SCHED_IDLE`` (not Linux), ``idle`` falls back to the niceness.
+A process without ``CAP_SYS_NICE`` (the Docker image's user) cannot leave ``SCHED_IDLE``
+once it took it, so a worker cannot raise its own priority when a busy host starves it;
+:class:`StarvedSweepWarning` says so in the log instead, with the setting to change.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+
+from bot.config import Role, Settings, WorkerScheduling
+from bot.monitor.reports import SweepReport
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class CpuPriority:
+    """What the process runs at: ``idle`` (SCHED_IDLE) or ``normal``, and its niceness."""
+
+    policy: WorkerScheduling
+    niceness: int
+
+    def __str__(self) -> str:
+        """As the start line says it: ``idle CPU priority`` or ``niceness 10``."""
+        if self.policy == WorkerScheduling.IDLE:
+            return "idle CPU priority"
+        return f"niceness {self.niceness}"
+
+
+def current_priority() -> CpuPriority:
+    """The calling thread's policy and niceness, as the kernel reports them."""
+    idle = getattr(os, "SCHED_IDLE", None)
+    on_idle = idle is not None and os.sched_getscheduler(0) == idle
+    return CpuPriority(WorkerScheduling.IDLE if on_idle else WorkerScheduling.NORMAL, os.nice(0))
+
+
+def takes_idle(settings: Settings) -> bool:
+    """True when this process is a worker that runs at idle scheduling (SCHED_IDLE)."""
+    return (
+        settings.role == Role.WORKER
+        and settings.monitor.worker_scheduling == WorkerScheduling.IDLE
+        and hasattr(os, "SCHED_IDLE")
+    )
+
+
+def take_role_priority(settings: Settings) -> CpuPriority:
+    """A worker process lowers its CPU priority (``monitor.worker_scheduling``, and
+    ``monitor.worker_nice`` under ``normal``); other roles keep theirs. Returns what the
+    calling thread runs at. Call it before any thread starts."""
+    if takes_idle(settings):
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+    elif settings.role == Role.WORKER and settings.monitor.worker_nice:
+        os.nice(settings.monitor.worker_nice)
+    return current_priority()
+
+
+class StarvedSweepWarning:
+    """A sweep callback: warns when a sweep outlasted its interval while the worker runs
+    at idle priority, the sign of a host whose CPUs other work keeps busy. Once per
+    episode: again only after a sweep that kept time."""
+
+    def __init__(self, interval_secs: float) -> None:
+        self.interval_secs = interval_secs
+        self.starved = False
+        self.warnings = 0
+
+    def __call__(self, report: SweepReport) -> None:
+        late = report.swept and report.secs > self.interval_secs
+        if late and not self.starved:
+            self.warnings += 1
+            log.warning(
+                "a sweep took %.1f s, longer than its interval of %g s, while this worker "
+                "runs at idle CPU priority: other work keeps this host's CPUs busy. "
+                "Give the worker CPUs of its own, or set STARPOD_WORKER_SCHEDULING=normal",
+                report.secs,
+                self.interval_secs,
+            )
+        self.starved = late

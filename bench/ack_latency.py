@@ -29,9 +29,10 @@ side, in every layout.
 
 In the process layout the worker is configured by environment as an operator would
 (backend = the 10,000-instance simulator, health concurrency 50 as in the other layouts,
-its own niceness: ``STARPOD_WORKER_NICE``, the runtime's default unless ``--worker-nice``),
-started as the CLI starts ``starpod-bot run --role worker`` (``--role worker`` here:
-settings from the environment, the niceness taken before any thread, the real Runtime),
+its own CPU priority: ``STARPOD_WORKER_SCHEDULING`` and ``STARPOD_WORKER_NICE``, the
+runtime's defaults unless ``--worker-scheduling`` and ``--worker-nice``), started as the
+CLI starts ``starpod-bot run --role worker`` (``--role worker`` here: settings from the
+environment, the CPU priority taken before any thread, the real Runtime),
 except that it runs its sweeps back to back itself (``monitor.sweep_once`` in a loop; the
 interval is an hour, so the deadlines derived from it never cut a 10,000-instance sweep
 short, which a one-second interval would). It runs the runtime's own garbage collection
@@ -46,7 +47,8 @@ gets requests at the same concurrency during each sweep and during as long a pha
 sweep, next to it (sweep first, then idle first, alternately), so a drift of the machine's
 speed between an idle phase and a sweeping one minutes later cannot tilt the ratio. The
 summary's keys are the same in every layout
-(``worker_nice``, the kernel's figure, and ``worker`` are None outside this one).
+(``worker_scheduling`` and ``worker_nice``, the kernel's figures, and ``worker`` are None
+outside this one).
 
 The sweep's backend is another machine in production: here the 10,000-instance simulator
 runs at niceness 19 (``os.setpriority``) in every layout, so on a 2-core box its CPU is
@@ -201,7 +203,13 @@ class Worker:
     """``starpod-bot run --role worker`` on the server's database, configured by env."""
 
     def __init__(
-        self, workdir: Path, database: str, backend: str, sink: str, nice: int | None
+        self,
+        workdir: Path,
+        database: str,
+        backend: str,
+        sink: str,
+        nice: int | None,
+        scheduling: str | None,
     ) -> None:
         self.workdir = workdir
         self.env = {k: v for k, v in os.environ.items() if k not in _settings_env_names()}
@@ -217,9 +225,12 @@ class Worker:
         }
         if nice is not None:
             self.env["STARPOD_WORKER_NICE"] = str(nice)
+        if scheduling is not None:
+            self.env["STARPOD_WORKER_SCHEDULING"] = scheduling
         self.proc: subprocess.Popen[bytes] | None = None
         self.url = ""
         self.niceness: int | None = None
+        self.scheduling: str | None = None
         self.figures: Figures | None = None
 
     def start(self) -> None:
@@ -250,6 +261,8 @@ class Worker:
                 time.sleep(0.1)
         # Read from the kernel: what the runtime took at start (STARPOD_WORKER_NICE).
         self.niceness = os.getpriority(os.PRIO_PROCESS, self.proc.pid)
+        idle = os.sched_getscheduler(self.proc.pid) == getattr(os, "SCHED_IDLE", None)
+        self.scheduling = "idle" if idle else "normal"
 
     def check(self) -> None:
         """Raise with the end of its log when it has exited."""
@@ -902,6 +915,7 @@ def run(
     requests: int = REQUESTS,
     sim_nice: int = SIM_NICE,
     worker_nice: int | None = None,
+    worker_scheduling: str | None = None,
 ) -> Figures:
     workdir = Path(tempfile.mkdtemp(prefix="starpod-ack-"))
     # The server's database; in the process layout the worker's too.
@@ -922,7 +936,9 @@ def run(
             # A remote machine in production: its CPU must not be charged to the bot.
             renice(big.pid, sim_nice)
             if layout == "process":
-                worker = Worker(workdir, database, big_url, sink_urls["url"], worker_nice)
+                worker = Worker(
+                    workdir, database, big_url, sink_urls["url"], worker_nice, worker_scheduling
+                )
         figures = asyncio.run(
             measure(urls, sink_urls["url"], big_url, repeats, requests, worker, sweep_instances)
         )
@@ -947,8 +963,10 @@ def run(
         "sweep_loop": LAYOUTS[layout],
         # The sweep's backend simulator's niceness (the module docstring says why).
         "sim_nice": sim_nice,
-        # The process layout: the worker's niceness as the kernel reports it, and its own
-        # figures (None in the other layouts, where the sweep shares the server's niceness).
+        # The process layout: the worker's scheduling and niceness as the kernel reports
+        # them, and its own figures (None in the other layouts, where the sweep shares the
+        # server's priority).
+        "worker_scheduling": worker.scheduling if worker is not None else None,
         "worker_nice": worker.niceness if worker is not None else None,
         "worker": worker.figures if worker is not None else None,
         "command": f"python bench/ack_latency.py --json --repeats {repeats}"
@@ -957,7 +975,8 @@ def run(
         + (f" --layout {layout}" if layout != "gated" else "")
         + (f" --sweep-instances {sweep_instances}" if sweep_instances != SWEEP_FLEET else "")
         + (f" --sim-nice {sim_nice}" if sim_nice != SIM_NICE else "")
-        + (f" --worker-nice {worker_nice}" if worker_nice is not None else ""),
+        + (f" --worker-nice {worker_nice}" if worker_nice is not None else "")
+        + (f" --worker-scheduling {worker_scheduling}" if worker_scheduling else ""),
         **figures,
     }
 
@@ -999,7 +1018,8 @@ def print_table(f: Figures) -> None:
         worker = f["worker"]
         if worker is not None:
             print(
-                f"  the worker at niceness {f['worker_nice']}, sweeping every "
+                f"  the worker at {f['worker_scheduling']} scheduling, niceness "
+                f"{f['worker_nice']}, sweeping every "
                 f"{worker['interval_secs']} s (sweep seconds: means from its /metrics), "
                 f"sweeping {worker['sweeping_share_during']:.0%} of the time measured, "
                 f"{worker['sweep_errors']} failed sweeps, "
@@ -1072,6 +1092,11 @@ def main(argv: list[str] | None = None) -> None:
         metavar="0-19",
         help="--layout process: the worker's STARPOD_WORKER_NICE (default: the runtime's)",
     )
+    parser.add_argument(
+        "--worker-scheduling",
+        choices=["idle", "normal"],
+        help="--layout process: the worker's STARPOD_WORKER_SCHEDULING (default: the runtime's)",
+    )
     parser.add_argument("--requests", type=int, default=REQUESTS, help="per app per repeat")
     parser.add_argument(
         "--quick", action="store_true", help="a few seconds: 200 requests, 1,000 instances"
@@ -1115,6 +1140,7 @@ def main(argv: list[str] | None = None) -> None:
         requests=requests,
         sim_nice=args.sim_nice,
         worker_nice=args.worker_nice,
+        worker_scheduling=args.worker_scheduling,
     )
     if args.json:
         print(json.dumps(figures, indent=2))

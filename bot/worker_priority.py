@@ -11,7 +11,8 @@ niceness are its own, and new threads inherit them from the thread that starts t
   ack p99 rose 1.28-1.50x while sweeps ran (BENCHMARKS.md, "Isolation").
 - ``normal``: the normal policy at ``monitor.worker_nice`` (0: unchanged).
 
-Where the kernel has no ``SCHED_IDLE`` (not Linux), ``idle`` falls back to the niceness.
+Where the kernel has no ``SCHED_IDLE`` (not Linux) or refuses it, ``idle`` falls back to
+the niceness; the start line says which the process runs at.
 A process without ``CAP_SYS_NICE`` (the Docker image's user) cannot leave ``SCHED_IDLE``
 once it took it, so a worker cannot raise its own priority when a busy host starves it;
 :class:`StarvedSweepWarning` says so in the log instead, with the setting to change.
@@ -64,8 +65,12 @@ def take_role_priority(settings: Settings) -> CpuPriority:
     ``monitor.worker_nice`` under ``normal``); other roles keep theirs. Returns what the
     calling thread runs at. Call it before any thread starts."""
     if takes_idle(settings):
-        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
-    elif settings.role == Role.WORKER and settings.monitor.worker_nice:
+        try:
+            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+            return current_priority()
+        except OSError:  # refused (a seccomp profile): the niceness, as under "normal"
+            pass
+    if settings.role == Role.WORKER and settings.monitor.worker_nice:
         os.nice(settings.monitor.worker_nice)
     return current_priority()
 

@@ -45,7 +45,12 @@ Then the process layout pairs the comparison in time (``during_sweep.paired``): 
 stops sweeping back to back and runs ``2 x --repeats`` single sweeps on command; the bot
 gets requests at the same concurrency during each sweep and during as long a phase with no
 sweep, next to it (sweep first, then idle first, alternately), so a drift of the machine's
-speed between an idle phase and a sweeping one minutes later cannot tilt the ratio. The
+speed between an idle phase and a sweeping one minutes later cannot tilt the ratio; it
+reports the pooled ratio and the median of the pairs' ratios (one noise burst in one
+phase moves the pooled p99, the ~25th-slowest of ~2,500 acks, but only one pair).
+``--sham-sweeps`` is the control: the worker makes its first two sweeps (the fleet is
+recorded) and then, instead of each sweep, sleeps as long as its last one took, so both
+ratios show what the machine's own noise does to the measurement with no sweep at all. The
 summary's keys are the same in every layout
 (``worker_scheduling`` and ``worker_nice``, the kernel's figures, and ``worker`` are None
 outside this one).
@@ -71,6 +76,7 @@ only heavy thing, not 1,000 lists of 10,000 instances).
     python bench/ack_latency.py --layout thread # its own loop, not waiting for Slack's
     python bench/ack_latency.py --layout same-loop  # the sweep on the Slack loop
     python bench/ack_latency.py --layout process    # the sweep in a worker process
+    python bench/ack_latency.py --layout process --sham-sweeps  # the control: no sweep
     python bench/ack_latency.py --sim-nice 0    # the simulator at the bot's priority
     python bench/ack_latency.py --sweep-instances 30000
     python bench/ack_latency.py --quick         # a few seconds: 200 requests, 1,000 instances
@@ -128,6 +134,8 @@ SIM_NICE = 19
 WORKER_INTERVAL_SECS = 3600
 #: How long the bench waits for the worker's next sweep before it gives up.
 WORKER_WAIT_SECS = 600
+#: The worker's environment variable for --sham-sweeps (the bench's own, not a setting).
+SHAM_SWEEPS_ENV = "BENCH_SHAM_SWEEPS"
 
 Figures = dict[str, Any]
 
@@ -210,6 +218,7 @@ class Worker:
         sink: str,
         nice: int | None,
         scheduling: str | None,
+        sham_sweeps: bool = False,
     ) -> None:
         self.workdir = workdir
         self.env = {k: v for k, v in os.environ.items() if k not in _settings_env_names()}
@@ -227,6 +236,8 @@ class Worker:
             self.env["STARPOD_WORKER_NICE"] = str(nice)
         if scheduling is not None:
             self.env["STARPOD_WORKER_SCHEDULING"] = scheduling
+        self.sham_sweeps = sham_sweeps
+        self.env[SHAM_SWEEPS_ENV] = "1" if sham_sweeps else "0"
         self.proc: subprocess.Popen[bytes] | None = None
         self.url = ""
         self.niceness: int | None = None
@@ -334,14 +345,30 @@ def run_worker() -> None:
             monitor = runtime.monitor
             assert monitor is not None
             # Back to back until "step"; then one sweep per "sweep", its seconds replied.
-            while commands.empty():
-                await monitor.sweep_once()
-            command = commands.get_nowait()
+            # A sham (--sham-sweeps), after the two recording sweeps: as long a sleep.
+            sham = os.environ.get(SHAM_SWEEPS_ENV) == "1"
+            swept, last_secs = 0, 0.0
+
+            async def sweep() -> float:
+                nonlocal swept, last_secs
+                if sham and swept >= 2:
+                    await asyncio.sleep(last_secs)
+                    return last_secs
+                last_secs = (await monitor.sweep_once()).secs
+                swept += 1
+                return last_secs
+
+            while commands.empty() and not (sham and swept >= 2):
+                await sweep()
+            if sham:
+                # The scheduled first sweep came before or between these two (the sweep
+                # lock serializes them): from now on none runs, and the bench is told.
+                print("shamming", flush=True)
+            command = await commands.get()
             if command == "step":
                 print("ready", flush=True)
                 while (command := await commands.get()) == "sweep":
-                    report = await monitor.sweep_once()
-                    print(json.dumps({"secs": report.secs}), flush=True)
+                    print(json.dumps({"secs": await sweep()}), flush=True)
 
     run_foreground(main())
 
@@ -766,6 +793,7 @@ async def measure(
                 "sweeping": sweeping,
                 "sweeping_vs_idle_p99": round(sweeping["p99_ms"] / idle["p99_ms"], 2),
                 "sweeping_vs_idle_p99_pairs": ratios,
+                "sweeping_vs_idle_p99_pairs_median": round(statistics.median(ratios), 2),
             }
 
         async def round_of(name: str, count: int) -> list[float]:
@@ -825,7 +853,12 @@ async def measure(
             worker.start()
             base = await worker.until(lambda now: now["count"] >= 1)  # the recording sweep
             await start_recording()
-            before_sweeps = await worker.until(lambda now: now["count"] > base["count"])
+            if worker.sham_sweeps:  # its sweeps are over: measured from here on
+                if await worker.reply() != "shamming":
+                    raise RuntimeError("the worker did not stop sweeping for the control")
+                before_sweeps = await worker_sweeps(worker.url)
+            else:
+                before_sweeps = await worker.until(lambda now: now["count"] > base["count"])
         before_state = await status()
         # The bare app lives in the same process and loop: it is the baseline for what the
         # sweep does to any listener on that loop.
@@ -866,6 +899,8 @@ async def measure(
             }
             worker.figures = {
                 "interval_secs": WORKER_INTERVAL_SECS,
+                # The control: after its two recording sweeps the worker only slept.
+                "sham_sweeps": worker.sham_sweeps,
                 # Sweeping seconds over wall-clock seconds while measured (1.0: back to back).
                 "sweeping_share_during": round(
                     (after_sweeps["secs"] - before_sweeps["secs"])
@@ -916,6 +951,7 @@ def run(
     sim_nice: int = SIM_NICE,
     worker_nice: int | None = None,
     worker_scheduling: str | None = None,
+    sham_sweeps: bool = False,
 ) -> Figures:
     workdir = Path(tempfile.mkdtemp(prefix="starpod-ack-"))
     # The server's database; in the process layout the worker's too.
@@ -937,7 +973,13 @@ def run(
             renice(big.pid, sim_nice)
             if layout == "process":
                 worker = Worker(
-                    workdir, database, big_url, sink_urls["url"], worker_nice, worker_scheduling
+                    workdir,
+                    database,
+                    big_url,
+                    sink_urls["url"],
+                    worker_nice,
+                    worker_scheduling,
+                    sham_sweeps,
                 )
         figures = asyncio.run(
             measure(urls, sink_urls["url"], big_url, repeats, requests, worker, sweep_instances)
@@ -976,7 +1018,8 @@ def run(
         + (f" --sweep-instances {sweep_instances}" if sweep_instances != SWEEP_FLEET else "")
         + (f" --sim-nice {sim_nice}" if sim_nice != SIM_NICE else "")
         + (f" --worker-nice {worker_nice}" if worker_nice is not None else "")
-        + (f" --worker-scheduling {worker_scheduling}" if worker_scheduling else ""),
+        + (f" --worker-scheduling {worker_scheduling}" if worker_scheduling else "")
+        + (" --sham-sweeps" if sham_sweeps else ""),
         **figures,
     }
 
@@ -1016,6 +1059,8 @@ def print_table(f: Figures) -> None:
             f"the sweep on {f['sweep_loop']}:"
         )
         worker = f["worker"]
+        if worker is not None and worker["sham_sweeps"]:
+            print("  THE CONTROL (--sham-sweeps): no sweep ran, the worker slept as long")
         if worker is not None:
             print(
                 f"  the worker at {f['worker_scheduling']} scheduling, niceness "
@@ -1040,7 +1085,8 @@ def print_table(f: Figures) -> None:
                 f"p99 {paired['idle']['p99_ms']} ms idle, {paired['sweeping']['p99_ms']} ms "
                 f"sweeping ({paired['idle']['requests']} and {paired['sweeping']['requests']} "
                 f"acks): {paired['sweeping_vs_idle_p99']} (per pair "
-                f"{paired['sweeping_vs_idle_p99_pairs']})"
+                f"{paired['sweeping_vs_idle_p99_pairs']}, median "
+                f"{paired['sweeping_vs_idle_p99_pairs_median']})"
             )
         print(f"  garbage collection pauses during the steady sweeps ({f['full_collections']}):")
         for generation, row in sweep["gc_pauses"].items():
@@ -1097,6 +1143,12 @@ def main(argv: list[str] | None = None) -> None:
         choices=["idle", "normal"],
         help="--layout process: the worker's STARPOD_WORKER_SCHEDULING (default: the runtime's)",
     )
+    parser.add_argument(
+        "--sham-sweeps",
+        action="store_true",
+        help="--layout process: the control; after recording the fleet the worker sleeps as "
+        "long as a sweep instead of sweeping",
+    )
     parser.add_argument("--requests", type=int, default=REQUESTS, help="per app per repeat")
     parser.add_argument(
         "--quick", action="store_true", help="a few seconds: 200 requests, 1,000 instances"
@@ -1106,6 +1158,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--backend", help=argparse.SUPPRESS)
     parser.add_argument("--database", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.role == "bench" and args.layout != "process":
+        for flag in ("worker_nice", "worker_scheduling", "sham_sweeps"):
+            if getattr(args, flag) not in (None, False):
+                parser.error(f"--{flag.replace('_', '-')} needs --layout process")
     if args.role == "sink":
         asyncio.run(run_sink())
         return
@@ -1141,6 +1197,7 @@ def main(argv: list[str] | None = None) -> None:
         sim_nice=args.sim_nice,
         worker_nice=args.worker_nice,
         worker_scheduling=args.worker_scheduling,
+        sham_sweeps=args.sham_sweeps,
     )
     if args.json:
         print(json.dumps(figures, indent=2))

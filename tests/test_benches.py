@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -60,18 +61,19 @@ ACK_LATENCY_SWEEP_KEYS = {
 }  # fmt: skip
 
 
-@pytest.mark.slow
-def test_ack_latency_quick_runs_the_sweep_in_a_real_worker_process() -> None:
-    """CI runs every bench's default --quick; this is the layout CI's loop does not run."""
-    bench = ROOT / "bench" / "ack_latency.py"
-    # At normal priority: beside a full suite on two cores, a worker at idle scheduling or
-    # niceness 10 and a simulator at 19 get so little CPU that the quick run took minutes
-    # (the worker's priority itself: tests/runtime/test_roles.py). The timeout only bounds
-    # a hung run.
+def quick_process_layout(bench: Path, *extra: str) -> dict[str, Any]:
+    """``bench/ack_latency.py --quick --layout process``, its JSON summary.
+
+    At normal priority: beside a full suite on two cores, a worker at idle scheduling or
+    niceness 10 and a simulator at 19 get so little CPU that the quick run took minutes
+    (the worker's priority itself: tests/runtime/test_roles.py). The timeout only bounds a
+    hung run.
+    """
     result = subprocess.run(
         [
             *(sys.executable, str(bench), "--quick", "--json", "--layout", "process"),
             *("--worker-scheduling", "normal", "--worker-nice", "0", "--sim-nice", "0"),
+            *extra,
         ],
         capture_output=True,
         text=True,
@@ -79,8 +81,15 @@ def test_ack_latency_quick_runs_the_sweep_in_a_real_worker_process() -> None:
         check=False,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    figures = json.loads(result.stdout)
+    figures: dict[str, Any] = json.loads(result.stdout)
     assert set(figures) == ACK_LATENCY_KEYS
+    return figures
+
+
+@pytest.mark.slow
+def test_ack_latency_quick_runs_the_sweep_in_a_real_worker_process() -> None:
+    """CI runs every bench's default --quick; this is the layout CI's loop does not run."""
+    figures = quick_process_layout(ROOT / "bench" / "ack_latency.py")
     assert set(figures["during_sweep"]) == ACK_LATENCY_SWEEP_KEYS
     # The kernel's figures: the worker took the priority the bench gave it.
     assert figures["worker_scheduling"] == "normal"
@@ -97,3 +106,26 @@ def test_ack_latency_quick_runs_the_sweep_in_a_real_worker_process() -> None:
     # Read from the worker's /metrics: sweeps ran, and their seconds are a number.
     assert sweep["sweeps_during_measurement"] >= 1
     assert 0 < sweep["sweep_secs_median"] < 60
+    assert figures["worker"]["sham_sweeps"] is False
+
+
+@pytest.mark.slow
+def test_ack_latency_sham_sweeps_measure_the_same_phases_with_no_sweep() -> None:
+    """The control: the worker records the fleet, then only sleeps as long as a sweep."""
+    figures = quick_process_layout(ROOT / "bench" / "ack_latency.py", "--sham-sweeps")
+    assert figures["worker"]["sham_sweeps"] is True
+    assert "--sham-sweeps" in figures["command"]
+    # No sweep after the two recording ones: none while measured, none while paired.
+    assert figures["worker"]["sweeping_share_during"] == 0
+    paired = figures["during_sweep"]["paired"]
+    assert paired["sweeps"] == 2 and paired["sweeping"]["requests"] > 0
+    assert paired["sweeping_vs_idle_p99_pairs_median"] > 0
+
+
+def test_the_worker_flags_of_the_ack_bench_need_the_process_layout() -> None:
+    bench = ROOT / "bench" / "ack_latency.py"
+    result = subprocess.run(
+        [sys.executable, str(bench), "--sham-sweeps"], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 2
+    assert "--sham-sweeps needs --layout process" in result.stderr

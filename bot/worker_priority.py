@@ -6,15 +6,16 @@ priority at start, before any thread exists (on Linux a thread's scheduling poli
 niceness are its own, and new threads inherit them from the thread that starts them):
 
 - ``idle`` (the default): Linux's ``SCHED_IDLE``. The kernel gives the worker the CPU time
-  no other task wants, and a web process that wakes up takes the CPU from it at once.
-  With niceness 10 or 19 it still kept the CPU for the rest of its time slice, and Slack's
-  ack p99 rose 1.28-1.50x while sweeps ran (BENCHMARKS.md, "Isolation").
+  no other task wants, and preempts it as soon as a task of the normal policy (the web
+  process, woken by a Slack request) wants the CPU. At niceness 10 the web process's ack
+  p99 still rose 1.28-1.38x while sweeps ran; at idle scheduling 0.98-1.24x
+  (BENCHMARKS.md, "Isolation: the worker at idle CPU scheduling").
 - ``normal``: the normal policy at ``monitor.worker_nice`` (0: unchanged).
 
 Where the kernel has no ``SCHED_IDLE`` (not Linux) or refuses it, ``idle`` falls back to
-the niceness; the start line says which the process runs at.
-A process without ``CAP_SYS_NICE`` (the Docker image's user) cannot leave ``SCHED_IDLE``
-once it took it, so a worker cannot raise its own priority when a busy host starves it;
+the niceness; the start line says which the process runs at. A process without
+``CAP_SYS_NICE`` (the Docker image's user) cannot leave ``SCHED_IDLE`` once it took it, so
+a worker cannot raise its own priority when a busy host starves it:
 :class:`StarvedSweepWarning` says so in the log instead, with the setting to change.
 """
 

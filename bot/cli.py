@@ -17,7 +17,7 @@ import typer
 import bot.httpx_cli_off  # noqa: F401
 from bot import __version__
 from bot.cli_help import StarpodTyper
-from bot.config import Role, load_settings, setting_name
+from bot.config import Role, WorkerScheduling, load_settings, setting_name
 from bot.db_cli import audit, history
 from bot.errors import ConfigError, StarpodBotError
 from bot.instance_cli import EXIT_USAGE, fail, instance_app
@@ -176,9 +176,11 @@ def run_bot(
     With ``--role web`` and ``--role worker`` the two halves run as two processes on one
     database: sweeps then never hold up Slack's acknowledgements.
     """
+    import logging
+
     from bot.logging_setup import configure_logging, secret_values
     from bot.runtime import run
-    from bot.worker_priority import take_role_priority
+    from bot.worker_priority import take_role_priority, takes_idle
 
     try:
         settings = load_settings(config_file=config)
@@ -189,8 +191,14 @@ def run_bot(
         raise fail(last, EXIT_USAGE) from None
     if role is not None:
         settings = settings.model_copy(update={"role": role})
-    take_role_priority(settings)  # before any thread starts
+    priority = take_role_priority(settings)  # before any thread starts
     configure_logging(settings.log, secrets=secret_values(settings))
+    if takes_idle(settings) and priority.policy != WorkerScheduling.IDLE:
+        logging.getLogger("bot.worker_priority").warning(
+            "the kernel refused idle CPU scheduling (STARPOD_WORKER_SCHEDULING=idle): "
+            "running at niceness %d",
+            priority.niceness,
+        )
     # On a foreground loop: the sweep's own loop lets Slack's work pass first.
     raise typer.Exit(run_foreground(run(settings)))
 

@@ -26,6 +26,7 @@ from sqlalchemy import func, select
 
 from bot.backend.client import InstanceClient
 from bot.collector import IdleCollector
+from bot.config import WorkerScheduling
 from bot.errors import ConfigError
 from bot.heap import SweepTrimmer
 from bot.instances import InstanceActions
@@ -37,7 +38,7 @@ from bot.scheduling import TrackedScheduler, new_scheduler
 from bot.store.database import Database
 from bot.store.errors import StoreUnwritable
 from bot.tasks import TaskTracker
-from bot.worker_priority import StarvedSweepWarning, takes_idle
+from bot.worker_priority import CpuPriority, StarvedSweepWarning, current_priority
 
 if TYPE_CHECKING:
     from slack_bolt.async_app import AsyncApp
@@ -147,12 +148,14 @@ def build(
     clock: Clock | None = None,
     metrics: Metrics | None = None,
     slack_recheck_secs: float = 60.0,
+    priority: CpuPriority | None = None,
 ) -> Parts:
     """Construct every part for ``settings``; raises ConfigError naming each missing setting.
 
     ``clock`` (aware datetimes) is handed to every part that reads time; ``metrics``
     defaults to a private registry; ``slack_recheck_secs`` is how long ``/readyz`` trusts
-    the last ``auth.test``.
+    the last ``auth.test``; ``priority`` is the CPU priority the process runs at (default:
+    the calling thread's, as the kernel reports it; bot/worker_priority.py).
     """
     from bot.alerts.jobs import register_jobs as register_alert_jobs
     from bot.alerts.service import AlertService
@@ -228,10 +231,11 @@ def build(
         .on_own_loop(sweep.loop if sweep else None)
     )
     # At idle priority a busy host can starve the sweeps; the worker cannot take its
-    # priority back without privileges, so its log says what to change.
+    # priority back without privileges, so its log says what to change. From the priority
+    # the process got (the CLI took it before any thread), not the one it asked for.
     starved_sweeps = None
-    if takes_idle(settings):
-        starved_sweeps = StarvedSweepWarning(settings.monitor.interval_secs)
+    if (priority or current_priority()).policy == WorkerScheduling.IDLE and runs_monitor:
+        starved_sweeps = StarvedSweepWarning(monitor.fetch_deadline_secs)
         monitor.on_sweep(starved_sweeps)
     alerts = AlertService.from_settings(
         settings,

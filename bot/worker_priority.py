@@ -7,16 +7,17 @@ niceness are its own, and new threads inherit them from the thread that starts t
 
 - ``idle`` (the default): Linux's ``SCHED_IDLE``. The kernel gives the worker the CPU time
   no other task wants, and preempts it as soon as a task of the normal policy (the web
-  process, woken by a Slack request) wants the CPU. At niceness 10 the web process's ack
-  p99 still rose 1.28-1.38x while sweeps ran; at idle scheduling 0.98-1.24x
-  (BENCHMARKS.md, "Isolation: the worker at idle CPU scheduling").
+  process, woken by a Slack request) wants its CPU. At niceness 10 alone the web
+  process's acks still slowed while sweeps ran (BENCHMARKS.md, "Isolation: the worker at
+  idle CPU scheduling").
 - ``normal``: the normal policy at ``monitor.worker_nice`` (0: unchanged).
 
 Where the kernel has no ``SCHED_IDLE`` (not Linux) or refuses it, ``idle`` falls back to
-the niceness; the start line says which the process runs at. A process without
-``CAP_SYS_NICE`` (the Docker image's user) cannot leave ``SCHED_IDLE`` once it took it, so
-a worker cannot raise its own priority when a busy host starves it:
-:class:`StarvedSweepWarning` says so in the log instead, with the setting to change.
+the niceness; the CLI logs the refusal and the start line says what the process runs at.
+Without ``CAP_SYS_NICE``, and with ``RLIMIT_NICE`` at 0 (the default; the Docker image's
+user), a process cannot leave ``SCHED_IDLE`` once it took it, so a worker cannot raise its
+own priority when a busy host starves it: :class:`StarvedSweepWarning` says so in the log
+instead, with the setting to change.
 """
 
 from __future__ import annotations
@@ -53,7 +54,8 @@ def current_priority() -> CpuPriority:
 
 
 def takes_idle(settings: Settings) -> bool:
-    """True when this process is a worker that runs at idle scheduling (SCHED_IDLE)."""
+    """True when this process is a worker that asks for idle scheduling (SCHED_IDLE) and the
+    kernel has it; whether it got it: :func:`current_priority`."""
     return (
         settings.role == Role.WORKER
         and settings.monitor.worker_scheduling == WorkerScheduling.IDLE
@@ -77,24 +79,28 @@ def take_role_priority(settings: Settings) -> CpuPriority:
 
 
 class StarvedSweepWarning:
-    """A sweep callback: warns when a sweep outlasted its interval while the worker runs
-    at idle priority, the sign of a host whose CPUs other work keeps busy. Once per
-    episode: again only after a sweep that kept time."""
+    """A sweep callback: warns when a sweep ran past its deadline for health calls (what had
+    not answered by then is unknown for that sweep) while the worker runs at idle priority,
+    the sign of a host whose CPUs other work keeps busy. Once per episode: again only after
+    a sweep that kept time. Rounds that did not sweep (standing by) change nothing."""
 
-    def __init__(self, interval_secs: float) -> None:
-        self.interval_secs = interval_secs
+    def __init__(self, deadline_secs: float) -> None:
+        self.deadline_secs = deadline_secs
         self.starved = False
         self.warnings = 0
 
     def __call__(self, report: SweepReport) -> None:
-        late = report.swept and report.secs > self.interval_secs
+        if not report.swept:
+            return
+        late = report.secs > self.deadline_secs
         if late and not self.starved:
             self.warnings += 1
             log.warning(
-                "a sweep took %.1f s, longer than its interval of %g s, while this worker "
-                "runs at idle CPU priority: other work keeps this host's CPUs busy. "
-                "Give the worker CPUs of its own, or set STARPOD_WORKER_SCHEDULING=normal",
+                "a sweep took %.1f s, past its deadline of %g s for health calls, while this "
+                "worker runs at idle CPU priority: other work keeps this host's CPUs busy, "
+                "and instances that had not answered count as unknown. Give the worker CPUs "
+                "of its own, or set STARPOD_WORKER_SCHEDULING=normal",
                 report.secs,
-                self.interval_secs,
+                self.deadline_secs,
             )
         self.starved = late

@@ -226,6 +226,11 @@ class HealthMonitor:
         return self._config.interval
 
     @property
+    def fetch_deadline_secs(self) -> float:
+        """How long a sweep may spend asking for health; what has not answered is unknown."""
+        return self._config.fetch_secs()
+
+    @property
     def heartbeat_timeout(self) -> timedelta:
         """The heartbeat timeout."""
         return self._config.timeout

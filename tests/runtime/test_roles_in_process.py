@@ -53,9 +53,8 @@ async def test_a_worker_needs_no_signing_secret_and_schedules_the_monitors_jobs(
         }
         assert list(parts.readiness.checks) == ["database", "slack", "monitor"]
         assert not parts.gateway_on  # keys are set, but the gateway is the web process's
-        # At idle CPU priority (the default), its log warns when a busy host starves sweeps.
-        assert parts.starved_sweeps is not None
-        assert parts.starved_sweeps.interval_secs == parts.settings.monitor.interval_secs
+        # This thread runs at normal priority: no warning about idle priority to give.
+        assert parts.starved_sweeps is None
     finally:
         await close_parts(parts)
 
@@ -133,6 +132,24 @@ async def test_web_and_worker_replicas_on_postgresql_only_workers_lead(
         assert monitor.is_leader
         for replica in (web_a, web_b):
             assert replica.monitor is not None and not replica.monitor.is_leader
+
+
+async def test_a_worker_at_idle_priority_warns_when_its_sweeps_starve(
+    make_settings: MakeSettings,
+) -> None:
+    # The priority the CLI took before any thread (here given: this thread's is normal).
+    idle = CpuPriority(WorkerScheduling.IDLE, 0)
+    worker = build(make_settings(STARPOD_ROLE="worker"), priority=idle)
+    web = build(make_settings(STARPOD_ROLE="web"), priority=idle)
+    try:
+        assert worker.starved_sweeps is not None
+        # Past the sweep's deadline for health calls: two thirds of the interval.
+        assert worker.starved_sweeps.deadline_secs == worker.monitor.fetch_deadline_secs
+        assert worker.monitor.fetch_deadline_secs == worker.settings.monitor.interval_secs * 2 / 3
+        assert web.starved_sweeps is None  # a web process never sweeps
+    finally:
+        await close_parts(worker)
+        await close_parts(web)
 
 
 def in_a_thread(work: Callable[[], None]) -> None:

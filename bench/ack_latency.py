@@ -292,9 +292,13 @@ class Worker:
         self.proc.stdin.flush()
 
     async def reply(self) -> str:
-        """Its next reply line (run_worker)."""
+        """Its next reply line (run_worker); a worker alive but stuck fails the bench."""
         assert self.proc is not None and self.proc.stdout is not None
-        line = await asyncio.to_thread(self.proc.stdout.readline)
+        try:
+            async with asyncio.timeout(WORKER_WAIT_SECS):
+                line = await asyncio.to_thread(self.proc.stdout.readline)
+        except TimeoutError:
+            raise RuntimeError(f"no reply from the worker in {WORKER_WAIT_SECS} s") from None
         if not line:
             self.check()
             raise RuntimeError("the worker closed its output")
@@ -889,7 +893,10 @@ async def measure(
             # The worker's /metrics: means over _sum/_count (see the module docstring).
             sweeps = {
                 "instances": instances,
-                "sweeps_during_measurement": after_sweeps["count"] - before_sweeps["count"] + 1,
+                # The one under way when measuring began counts too; a sham has none.
+                "sweeps_during_measurement": after_sweeps["count"]
+                - before_sweeps["count"]
+                + (0 if worker.sham_sweeps else 1),
                 "sweep_secs_median": _mean_secs(after_sweeps, base),
                 "sweep_secs_median_during": _mean_secs(after_sweeps, before_sweeps),
                 "gate_yields_during": None,  # the worker counts no yields, only their seconds
@@ -1159,9 +1166,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--database", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.role == "bench" and args.layout != "process":
-        for flag in ("worker_nice", "worker_scheduling", "sham_sweeps"):
-            if getattr(args, flag) not in (None, False):
-                parser.error(f"--{flag.replace('_', '-')} needs --layout process")
+        given = {
+            "--worker-nice": args.worker_nice is not None,  # 0 is a value
+            "--worker-scheduling": args.worker_scheduling is not None,
+            "--sham-sweeps": args.sham_sweeps,
+        }
+        for flag in (flag for flag, set_ in given.items() if set_):
+            parser.error(f"{flag} needs --layout process")
     if args.role == "sink":
         asyncio.run(run_sink())
         return

@@ -117,15 +117,25 @@ def test_ack_latency_sham_sweeps_measure_the_same_phases_with_no_sweep() -> None
     assert "--sham-sweeps" in figures["command"]
     # No sweep after the two recording ones: none while measured, none while paired.
     assert figures["worker"]["sweeping_share_during"] == 0
+    assert figures["during_sweep"]["sweeps_during_measurement"] == 0
     paired = figures["during_sweep"]["paired"]
     assert paired["sweeps"] == 2 and paired["sweeping"]["requests"] > 0
-    assert paired["sweeping_vs_idle_p99_pairs_median"] > 0
+    ratios = paired["sweeping_vs_idle_p99_pairs"]
+    assert len(ratios) == 2
+    assert paired["sweeping_vs_idle_p99_pairs_median"] == round(sum(ratios) / 2, 2)
 
 
-def test_the_worker_flags_of_the_ack_bench_need_the_process_layout() -> None:
+@pytest.mark.parametrize(
+    "flags", [["--sham-sweeps"], ["--worker-nice", "0"], ["--worker-scheduling", "idle"]]
+)
+def test_the_worker_flags_of_the_ack_bench_need_the_process_layout(flags: list[str]) -> None:
     bench = ROOT / "bench" / "ack_latency.py"
     result = subprocess.run(
-        [sys.executable, str(bench), "--sham-sweeps"], capture_output=True, text=True, timeout=60
+        [sys.executable, str(bench), "--layout", "gated", *flags],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert result.returncode == 2
-    assert "--sham-sweeps needs --layout process" in result.stderr
+    assert f"{flags[0]} needs --layout process" in result.stderr

@@ -168,7 +168,8 @@ SETTINGS_TABLE: tuple[SettingSpec, ...] = (
         "STARPOD_WORKER_NICE",
         "monitor.worker_nice",
         "monitor.worker_nice",
-        "CPU niceness a worker process takes at start under normal scheduling, 0-19 (10)",
+        "CPU niceness a worker process takes at start under normal scheduling, 0-19 "
+        "(10; 0: unchanged)",
     ),
     SettingSpec(
         "STARPOD_WORKER_SCHEDULING",

@@ -13,6 +13,7 @@ in its own process and each with its baseline from the same run:
     python bench/scale.py                        # 1,000 10,000 30,000 100,000
     python bench/scale.py --sizes 1000 10000 --json
     python bench/scale.py --layout process       # the acks of a web process, a worker sweeping
+                                                 # (also paired in time: bench/ack_latency.py)
     python bench/scale.py --quick                # a few seconds: 200 instances
 """
 
@@ -63,6 +64,8 @@ def one_size(instances: int, *, rounds: int, repeats: int, requests: int, layout
         layout,
     )
     during = ack["during_sweep"]
+    # The process layout pairs each sweep with as long an idle phase (bench/ack_latency.py).
+    paired = during["paired"] or {}
     return {
         "instances": instances,
         "sweep_secs": sweep["sweep_secs"],
@@ -75,6 +78,8 @@ def one_size(instances: int, *, rounds: int, repeats: int, requests: int, layout
         "ack_p99_ms_idle": ack["bot"]["p99_ms"],
         "ack_p99_ms_during_sweeps": during["bot"]["p99_ms"],
         "ack_during_vs_idle": during["bot_vs_idle_p99"],
+        "ack_paired_ratio": paired.get("sweeping_vs_idle_p99"),
+        "ack_paired_ratio_median_of_pairs": paired.get("sweeping_vs_idle_p99_pairs_median"),
         "sweeps_during_acks": during["sweeps_during_measurement"],
         "load_average": ack["load_average"],
         "layout": layout,
@@ -84,17 +89,25 @@ def one_size(instances: int, *, rounds: int, repeats: int, requests: int, layout
 def print_table(rows: list[Figures]) -> None:
     print(
         "| instances | sweep | raw aiohttp | ratio | inline sweep / raw list | peak RSS "
-        "(before monitor) | ack p99 idle | ack p99 during sweeps | ratio | load |"
+        "(before monitor) | ack p99 idle | ack p99 during sweeps | ratio | paired ratio "
+        "(median of pairs) | load |"
     )
-    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
+    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
     for r in rows:
         print(
             f"| {r['instances']:,} | {r['sweep_secs']:.2f} s | {r['raw_fetch_secs']:.2f} s | "
             f"{r['sweep_vs_raw']:.2f} | {r['inline_sweep_secs']:.2f} / {r['raw_list_secs']:.2f} s"
             f" | {r['rss_mb_tracking']:.0f} MB ({r['rss_mb_before_monitor']:.0f}) | "
             f"{r['ack_p99_ms_idle']:.1f} ms | {r['ack_p99_ms_during_sweeps']:.1f} ms | "
-            f"{r['ack_during_vs_idle']:.2f} | {r['load_average'][0]:.1f} |"
+            f"{r['ack_during_vs_idle']:.2f} | {_paired(r)} | {r['load_average'][0]:.1f} |"
         )
+
+
+def _paired(row: Figures) -> str:
+    """The paired ratio and its median of pairs, or a dash (layouts without pairing)."""
+    if row["ack_paired_ratio"] is None:
+        return "-"
+    return f"{row['ack_paired_ratio']:.2f} ({row['ack_paired_ratio_median_of_pairs']:.2f})"
 
 
 def main() -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 from datetime import UTC, datetime
 
 import pytest
@@ -13,6 +12,7 @@ import pytest
 from bot.config import Settings, WorkerScheduling, load_settings
 from bot.monitor.reports import SweepReport
 from bot.worker_priority import CpuPriority, StarvedSweepWarning, take_role_priority
+from tests.support.threads import in_a_thread
 
 DEADLINE = 20.0  # two thirds of a 30 s interval
 
@@ -71,8 +71,5 @@ def test_a_refused_idle_scheduling_falls_back_to_the_niceness(
     monkeypatch.setattr(os, "sched_setscheduler", refuse)
     seen: list[CpuPriority] = []
     before = os.nice(0)
-    # In a thread of its own: the niceness is each thread's and cannot be taken back.
-    thread = threading.Thread(target=lambda: seen.append(take_role_priority(worker_settings())))
-    thread.start()
-    thread.join()
+    in_a_thread(lambda: seen.append(take_role_priority(worker_settings())))
     assert seen == [CpuPriority(WorkerScheduling.NORMAL, min(before + 10, 19))]

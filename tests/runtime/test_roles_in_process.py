@@ -21,6 +21,7 @@ from bot.sim.slack import SlackEmulator
 from bot.wiring import build
 from bot.worker_priority import CpuPriority, take_role_priority
 from tests.support.runtimes import close_parts, metric, until
+from tests.support.threads import in_a_thread
 
 MakeSettings = Callable[..., Settings]
 
@@ -150,27 +151,6 @@ async def test_a_worker_at_idle_priority_warns_when_its_sweeps_starve(
     finally:
         await close_parts(worker)
         await close_parts(web)
-
-
-def in_a_thread(work: Callable[[], None]) -> None:
-    """Run ``work`` in a thread of its own: on Linux a thread's scheduling policy and
-    niceness are its own, so the test process's other threads keep theirs (neither can be
-    taken back without privileges)."""
-    import threading
-
-    failed: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            work()
-        except BaseException as exc:  # re-raised in the test's thread
-            failed.append(exc)
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    thread.join()
-    if failed:
-        raise failed[0]
 
 
 def test_only_a_worker_lowers_its_priority(make_settings: MakeSettings) -> None:

@@ -252,6 +252,14 @@ class BackendSettings(BaseModel):
             raise ValueError("must start with http:// or https://")
         return value.rstrip("/")
 
+    @field_validator("api_key")
+    @classmethod
+    def _check_api_key(cls, value: SecretStr | None) -> SecretStr | None:
+        # It is sent in a header line: a line break in it would add headers of its own.
+        if value is not None and not value.get_secret_value().isprintable():
+            raise ValueError("must be printable characters only (no line breaks)")
+        return value
+
 
 class SlackSettings(BaseModel):
     """Slack credentials and the Web API location."""

@@ -98,6 +98,7 @@ def test_secrets_never_show_in_repr(config_file: Path) -> None:
         ({"STARPOD_WEBHOOK_URL": "https://hooks.example"}, "STARPOD_WEBHOOK_SECRET"),
         ({"STARPOD_WEBHOOK_URL": "hooks.example", "STARPOD_WEBHOOK_SECRET": "s"}, "WEBHOOK_URL"),
         ({"STARPOD_PAGERDUTY_EVENTS_URL": "ftp://x"}, "STARPOD_PAGERDUTY_EVENTS_URL"),
+        ({"ANTHROPIC_API_KEY": "sk-1\r\nX-Evil: 1"}, "ANTHROPIC_API_KEY"),
     ],
 )
 def test_malformed_values_name_the_setting(env: dict[str, str], names: str) -> None:
@@ -105,6 +106,7 @@ def test_malformed_values_name_the_setting(env: dict[str, str], names: str) -> N
         load_settings(env, config_file=Path("/dev/null"))
     assert names in str(caught.value)
     assert "\n" not in str(caught.value)
+    assert "sk-1" not in str(caught.value)  # a secret's value is never echoed
 
 
 def test_missing_required_setting_says_how_to_set_it(tmp_path: Path) -> None:

@@ -35,8 +35,10 @@ module that owns the boundary::
     │   ├── StoreUnwritable         the database answers but refuses writes (full or
     │   │                           read-only): one message naming the database
     │   └── CorruptChunkError       a stored heartbeat chunk does not decode
-    ├── ResponseTooLarge            (bot.backend.transport) also an httpx.ReadError: an answer
+    ├── ResponseTooLarge            (bot.backend.wire) also an httpx.ReadError: an answer
     │                               over its byte cap, raised on as BackendProtocolError
+    ├── UncommonAnswer              (bot.backend.wire) an answer framed otherwise than by
+    │                               Content-Length alone; aiohttp reads it instead
     ├── GatewayError                (bot.gateway) an HTTP answer other than success
     ├── Refused                     (bot.web.slack_guard) a Slack request refused before parsing
     ├── SlackUnreachable            (bot.runtime) the Slack Web API did not answer auth.test

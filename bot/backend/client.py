@@ -5,8 +5,9 @@ API. It owns its HTTP client (use it as an async context manager), takes an inje
 transport, and maps every transport failure to ``bot.backend.errors``.
 
 Speed: httpx's own connection pool rescans every connection on each request and tops out
-at a few hundred requests per second under concurrency; the default transport here is
-``httpx-aiohttp``'s, which keeps the httpx API on aiohttp's pool (see BENCHMARKS.md).
+at a few hundred requests per second under concurrency; the default transport
+(:mod:`bot.backend.transport`) keeps the httpx API on aiohttp's pool, and the sweep's
+health GETs go on the wire (:mod:`bot.backend.wire`; see BENCHMARKS.md).
 """
 
 from __future__ import annotations
@@ -128,12 +129,12 @@ class InstanceClient:
         # cost more per request than the network does (see BENCHMARKS.md).
         self._transport = transport if transport is not None else default_transport()
         # The short GET of get_health, when the transport offers one (ours does).
+        url_text = self._base.copy_with(raw_path=self._prefix or b"/").__str__().rstrip("/")
         self._short = (
-            self._transport.get_small if isinstance(self._transport, AiohttpTransport) else None
+            self._transport.small_gets(url_text, dict(self._headers))
+            if isinstance(self._transport, AiohttpTransport)
+            else None
         )
-        self._url_text = self._base.copy_with(raw_path=self._prefix or b"/").__str__().rstrip("/")
-        self._plain_headers = dict(self._headers)
-        self._connect_secs = timeout
         self._retry_backoff = retry_backoff
         self._observer = observer
         # One home for resolving prefixes and names: every caller of this client (gateway,
@@ -279,11 +280,10 @@ class InstanceClient:
                 return health_from_json(response.content)
             except ValidationError as exc:
                 raise self._protocol_error(response, exc) from None
-        url = self._url_text + path
-        connect, headers, limit = self._connect_secs, self._plain_headers, self._max_body
+        limit = self._max_body
 
         async def once() -> tuple[int, bytes]:
-            return await short(url, headers, connect_secs=connect, max_body=limit)
+            return await short.get(path, max_body=limit)
 
         content = await self._retrying("health", "GET", path, once, _same, until=until)
         try:

@@ -6,31 +6,30 @@ a raw aiohttp client. The differences: the body is read in one call unless the r
 asks to stream (``extensions={"stream": True}``), the URL is handed to aiohttp already
 encoded so it is not parsed twice, and aiohttp's errors map to the httpx error that
 actually happened (httpx-aiohttp reports a refused connection as a ConnectTimeout).
+
+The sweep's health GETs go closer still (:class:`SmallGets`): on the wire
+(:mod:`bot.backend.wire`) while the backend frames its answers the common way, through
+aiohttp otherwise.
 """
 
 from __future__ import annotations
 
-import functools
+import logging
+import ssl
 from collections.abc import AsyncIterator
 
 import aiohttp
 import httpx
 import yarl
 
-from bot.errors import StarpodBotError
+from bot.backend.wire import ResponseTooLarge, UncommonAnswer, WireGets, request_head
+
+__all__ = ["MAX_BODY_EXTENSION", "STREAM_EXTENSION", "AiohttpTransport", "ResponseTooLarge"]
+log = logging.getLogger(__name__)
 
 STREAM_EXTENSION = "stream"
 # The most bytes of a (non-streamed) body the transport reads before giving up on it.
 MAX_BODY_EXTENSION = "max_body"
-
-
-class ResponseTooLarge(httpx.ReadError, StarpodBotError):
-    """The backend sent (or announced) a body over the request's ``max_body`` bytes.
-
-    An ``httpx.ReadError`` so it travels through httpx as the transport failure it is, and a
-    ``StarpodBotError`` so it sits in the one tree; the client turns it into a
-    ``BackendProtocolError`` before anyone else sees it.
-    """
 
 
 def _map_error(exc: Exception) -> httpx.TransportError:
@@ -51,10 +50,8 @@ def _map_error(exc: Exception) -> httpx.TransportError:
     return httpx.TransportError(message)
 
 
-@functools.lru_cache(maxsize=8)
-def _connect_timeout(secs: float) -> aiohttp.ClientTimeout:
-    # One shared object per deadline rather than one per request.
-    return aiohttp.ClientTimeout(connect=secs, sock_connect=secs)
+# No timer of aiohttp's own: the caller's deadline bounds the whole call, connect included.
+_NO_TIMEOUT = aiohttp.ClientTimeout()
 
 
 _PREPARED = "aiohttp_prepared"
@@ -117,14 +114,15 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
     """httpx transport over one aiohttp ``ClientSession`` (created on first use, in the loop)."""
 
     def __init__(self, *, max_connections: int = 100, keepalive_secs: float = 30.0) -> None:
-        self._max_connections = max_connections
-        self._keepalive_secs = keepalive_secs
+        self.max_connections = max_connections
+        self.keepalive_secs = keepalive_secs
         self._session: aiohttp.ClientSession | None = None
+        self._small_gets: list[SmallGets] = []
 
     def _get_session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
             connector = aiohttp.TCPConnector(
-                limit=self._max_connections, keepalive_timeout=self._keepalive_secs
+                limit=self.max_connections, keepalive_timeout=self.keepalive_secs
             )
             # Decompression and cookies stay with httpx's conventions: none needed here.
             self._session = aiohttp.ClientSession(
@@ -180,16 +178,20 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             request=request,
         )
 
-    async def get_small(
-        self, url: str, headers: dict[str, str], *, connect_secs: float, max_body: int
-    ) -> tuple[int, bytes]:
-        """``GET url``: the status and the whole body (at most ``max_body`` bytes).
+    def small_gets(self, base_url: str, headers: dict[str, str]) -> SmallGets:
+        """GETs of small answers from ``base_url`` with ``headers``: see :class:`SmallGets`."""
+        gets = SmallGets(self, base_url, headers)
+        self._small_gets.append(gets)
+        return gets
 
-        The short path of :meth:`InstanceClient.get_health` (10,000 a sweep): no
-        ``httpx.Request`` or ``httpx.Response`` is built, the body is read in one call, and
-        no read timer is armed per chunk (the caller's total deadline bounds the call).
-        ``url`` must already be percent-encoded. Errors are the httpx ones, as for
-        :meth:`handle_async_request`.
+    async def get_small(
+        self, url: str, headers: dict[str, str], *, max_body: int
+    ) -> tuple[int, bytes]:
+        """``GET url`` through aiohttp: the status and the whole body (at most ``max_body``).
+
+        :class:`SmallGets`'s way for answers in any framing. ``url`` must already be
+        percent-encoded; no timer is armed (the caller's deadline bounds the call). Errors
+        are the httpx ones, as for :meth:`handle_async_request`.
         """
         try:
             response = await self._get_session().request(
@@ -197,7 +199,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 yarl.URL(url, encoded=True),
                 headers=headers,
                 allow_redirects=False,
-                timeout=_connect_timeout(connect_secs),
+                timeout=_NO_TIMEOUT,
             )
         except (TimeoutError, aiohttp.ClientError) as exc:
             raise _map_error(exc) from exc
@@ -209,6 +211,58 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             response.release()
 
     async def aclose(self) -> None:
+        for gets in self._small_gets:
+            await gets.aclose()
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+
+class SmallGets:
+    """GETs of small answers from one backend: the short path of ``get_health``.
+
+    On the wire (:class:`~bot.backend.wire.WireGets`) while the backend answers in the
+    common shape; from its first answer in another framing (chunked, compressed) on,
+    through aiohttp, which reads them all. That answer is asked for again through aiohttp:
+    a GET may be sent twice. ``headers`` go with every request, so they are checked once,
+    here: a value with a line break in it is refused.
+    """
+
+    def __init__(self, transport: AiohttpTransport, base_url: str, headers: dict[str, str]) -> None:
+        url = httpx.URL(base_url)
+        self._transport = transport
+        self._base = base_url.rstrip("/")
+        self._prefix = url.raw_path.split(b"?")[0].rstrip(b"/")
+        self._headers = headers
+        self._wire: WireGets | None = None
+        if url.scheme in ("http", "https") and url.raw_host:
+            secure = url.scheme == "https"
+            self._wire = WireGets(
+                url.raw_host.decode("ascii"),
+                url.port or (443 if secure else 80),
+                request_head(url.netloc.decode("ascii"), headers),
+                ssl_context=ssl.create_default_context() if secure else None,
+                max_connections=transport.max_connections,
+                keepalive_secs=transport.keepalive_secs,
+            )
+
+    @property
+    def on_the_wire(self) -> bool:
+        """True until the backend's first answer in a framing the wire path does not read."""
+        return self._wire is not None
+
+    async def get(self, path: str, *, max_body: int) -> tuple[int, bytes]:
+        """``GET path`` (percent-encoded, below the base URL): the status and the body."""
+        wire = self._wire
+        if wire is not None:
+            try:
+                return await wire.get(self._prefix + path.encode("ascii"), max_body=max_body)
+            except UncommonAnswer as exc:
+                log.info("the backend frames its answers otherwise (%s): aiohttp reads them", exc)
+                self._wire = None
+                await wire.aclose()
+        return await self._transport.get_small(self._base + path, self._headers, max_body=max_body)
+
+    async def aclose(self) -> None:
+        if self._wire is not None:
+            await self._wire.aclose()

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+import weakref
 from dataclasses import dataclass
 
 import httpx
@@ -213,6 +214,10 @@ class _Connection(asyncio.Protocol):
     def close(self) -> None:
         self.closed = True
         self.keep = False
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            # Closed on our side (the pool closing): not a stale connection to ask again on.
+            waiter.set_exception(httpx.ReadError("closed before the answer was complete"))
         if self.transport is not None:
             self.transport.close()
 
@@ -240,6 +245,7 @@ class WireGets:
         self._keepalive_secs = keepalive_secs
         self._slots = asyncio.Semaphore(max_connections)
         self._idle: list[_Connection] = []
+        self._open: weakref.WeakSet[_Connection] = weakref.WeakSet()  # idle and in use
 
     async def get(self, target: bytes, *, max_body: int) -> tuple[int, bytes]:
         """``GET target`` (an encoded path and query): (status, body).
@@ -303,6 +309,7 @@ class WireGets:
         except (OSError, ssl.SSLError) as exc:
             where = f"{self._host}:{self._port}"
             raise httpx.ConnectError(f"cannot connect to {where}: {exc}") from exc
+        self._open.add(connection)
         return connection
 
     def _close_idle(self) -> None:
@@ -311,8 +318,13 @@ class WireGets:
         self._idle.clear()
 
     async def aclose(self) -> None:
-        """Close the idle connections; one in use closes when its call ends."""
-        self._close_idle()
+        """Close every connection: a call still waiting for its answer fails (ReadError).
+
+        The pool may be used again afterwards, on new connections.
+        """
+        self._idle.clear()
+        for connection in list(self._open):
+            connection.close()
 
 
 def request_head(host_header: str, headers: dict[str, str]) -> bytes:

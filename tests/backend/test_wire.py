@@ -329,6 +329,28 @@ async def test_a_call_cancelled_mid_answer_closes_its_connection_and_frees_its_s
     await wire.aclose()
 
 
+async def test_closing_the_pool_ends_a_call_in_flight_and_every_connection(
+    server: ScriptedServer,
+) -> None:
+    asked = asyncio.Event()
+
+    async def never(_request: bytes, _writer: asyncio.StreamWriter) -> bool:
+        asked.set()
+        await asyncio.Event().wait()  # ended by the server's own shutdown
+        return False
+
+    server.scripts = [replies(answer()), never]
+    wire = server.wire()
+    assert await wire.get(b"/h", max_body=1024) == (200, HEALTH)  # one idle connection
+    in_flight = asyncio.ensure_future(wire.get(b"/h", max_body=1024))  # on that connection
+    other = asyncio.ensure_future(wire.get(b"/h", max_body=1024))  # on a second one
+    await asyncio.wait_for(asked.wait(), 5)
+    await wire.aclose()
+    for call in (in_flight, other):
+        with pytest.raises(httpx.ReadError, match="before the answer was complete"):
+            await call
+
+
 async def test_concurrent_calls_keep_within_max_connections(server: ScriptedServer) -> None:
     async def slow(_request: bytes, writer: asyncio.StreamWriter) -> bool:
         await asyncio.sleep(0.02)

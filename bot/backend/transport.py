@@ -260,7 +260,7 @@ class SmallGets:
             except UncommonAnswer as exc:
                 log.info("the backend frames its answers otherwise (%s): aiohttp reads them", exc)
                 self._wire = None
-                await wire.aclose()
+                wire.retire()  # calls in flight on it finish as they are
         return await self._transport.get_small(self._base + path, self._headers, max_body=max_body)
 
     async def aclose(self) -> None:

@@ -246,6 +246,7 @@ class WireGets:
         self._slots = asyncio.Semaphore(max_connections)
         self._idle: list[_Connection] = []
         self._open: weakref.WeakSet[_Connection] = weakref.WeakSet()  # idle and in use
+        self._retired = False
 
     async def get(self, target: bytes, *, max_body: int) -> tuple[int, bytes]:
         """``GET target`` (an encoded path and query): (status, body).
@@ -277,7 +278,7 @@ class WireGets:
             # Failed, or cancelled by the caller's deadline mid-answer: its state is unknown.
             connection.close()
             raise
-        if connection.keep and not connection.closed:
+        if connection.keep and not connection.closed and not self._retired:
             connection.idle_since = loop.time()
             self._idle.append(connection)
         else:
@@ -316,6 +317,11 @@ class WireGets:
         for connection in self._idle:
             connection.close()
         self._idle.clear()
+
+    def retire(self) -> None:
+        """Keep no connection from now on: close the idle ones, and each in use after its call."""
+        self._retired = True
+        self._close_idle()
 
     async def aclose(self) -> None:
         """Close every connection: a call still waiting for its answer fails (ReadError).

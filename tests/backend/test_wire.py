@@ -412,6 +412,36 @@ async def test_the_client_reads_other_framings_through_aiohttp_from_then_on(
     assert len(server.requests) == 3
 
 
+async def test_calls_in_flight_when_the_client_turns_to_aiohttp_still_succeed(
+    server: ScriptedServer,
+) -> None:
+    # The first answer comes chunked at once and turns the client to aiohttp while the
+    # other calls still wait on the wire for theirs; those finish there, and none fails.
+    chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+    chunked += f"{len(HEALTH):x}\r\n".encode() + HEALTH + b"\r\n0\r\n\r\n"
+    everyone_asked = asyncio.Event()
+
+    async def some_chunked(_request: bytes, writer: asyncio.StreamWriter) -> bool:
+        if len(server.requests) == 1:
+            writer.write(chunked)
+        else:
+            if len(server.requests) >= 30:
+                everyone_asked.set()
+            await everyone_asked.wait()
+            writer.write(answer())
+        await writer.drain()
+        return True
+
+    server.scripts = [some_chunked]
+    outcomes: list[str] = []
+    observer = lambda _endpoint, outcome, _secs: outcomes.append(outcome)  # noqa: E731
+    async with InstanceClient(server.url, observer=observer) as client:
+        results = await asyncio.gather(*(client.get_health(IID) for _ in range(30)))
+        assert client._short is not None and not client._short.on_the_wire
+    assert [r.memory_mb for r in results] == [512] * 30
+    assert outcomes == ["200"] * 30  # not one attempt failed and was retried
+
+
 def _self_signed(tmp_path: Path) -> tuple[Path, Path]:
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])

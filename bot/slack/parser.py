@@ -449,7 +449,8 @@ def _build(
         positional = _budget_verb(positional)
     ref: str | None = None
     if ref_rule in ("required", "optional") and positional:
-        ref = _ref(positional[0], sub)
+        # A quoted blank (`health " "`) names no instance: as if none was given.
+        ref = _ref(positional[0], sub) or None
     if ref_rule == "required" and ref is None:
         raise _fail(f"`{sub.value}` needs an instance: its id, an id prefix or its name.", sub)
     if sub is Subcommand.MUTE:

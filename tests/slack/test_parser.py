@@ -167,6 +167,13 @@ def test_option_of_another_subcommand() -> None:
     assert "takes no options" in bad("health pod-7 --tail 5").message
 
 
+def test_a_quoted_blank_names_no_instance() -> None:
+    # Found by the fuzzer: `health " "` (smart quotes too) once gave an empty reference.
+    assert "needs an instance" in bad('health " "').message
+    assert "needs an instance" in bad("health \u201c \u201c").message
+    assert ok('audit "  "').ref is None  # the instance is optional: the whole audit log
+
+
 def test_flag_with_a_value_is_refused() -> None:
     assert "takes no value" in bad("mute p 1h --no-restart=yes").message
 

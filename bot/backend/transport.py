@@ -22,7 +22,13 @@ import aiohttp
 import httpx
 import yarl
 
-from bot.backend.wire import ResponseTooLarge, UncommonAnswer, WireGets, request_head
+from bot.backend.wire import (
+    ResponseTooLarge,
+    UncommonAnswer,
+    WireGets,
+    refuse_announced,
+    request_head,
+)
 
 __all__ = ["MAX_BODY_EXTENSION", "STREAM_EXTENSION", "AiohttpTransport", "ResponseTooLarge"]
 log = logging.getLogger(__name__)
@@ -98,10 +104,9 @@ async def _read_at_most(response: aiohttp.ClientResponse, limit: int | None) -> 
     length = response.content_length
     # A compressed body's length says nothing of what it inflates to: count what is read.
     plain = "Content-Encoding" not in response.headers
-    if plain and length is not None and length <= limit:
-        return await response.read()  # the common case: one call, no copies
     if plain and length is not None:
-        raise ResponseTooLarge(f"the answer announces {length} bytes, over {limit}")
+        refuse_announced(length, limit)
+        return await response.read()  # the common case: one call, no copies
     body = bytearray()
     async for chunk in response.content.iter_any():
         body += chunk

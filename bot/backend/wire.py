@@ -54,6 +54,12 @@ class ResponseTooLarge(httpx.ReadError, StarpodBotError):
     """
 
 
+def refuse_announced(length: int, limit: int) -> None:
+    """Raise ResponseTooLarge when an answer announces more than ``limit`` bytes of body."""
+    if length > limit:
+        raise ResponseTooLarge(f"the answer announces {length} bytes, over {limit}")
+
+
 @dataclass(frozen=True, slots=True)
 class Head:
     """What the status line and headers say about the answer that follows them."""
@@ -190,10 +196,7 @@ class _Connection(asyncio.Protocol):
             if end > MAX_HEAD_BYTES:
                 raise httpx.RemoteProtocolError(f"the answer's headers pass {MAX_HEAD_BYTES} bytes")
             head = self._head = read_head(bytes(buffer[:end]))
-            if head.length > self._max_body:
-                raise ResponseTooLarge(
-                    f"the answer announces {head.length} bytes, over {self._max_body}"
-                )
+            refuse_announced(head.length, self._max_body)
             self._body_at = end + 4
         done = self._body_at + head.length
         if len(buffer) < done:

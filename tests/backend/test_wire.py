@@ -315,6 +315,30 @@ async def test_bytes_past_the_answer_or_between_requests_retire_the_connection(
     await wire.aclose()
 
 
+async def test_an_answer_dripped_on_the_wire_is_cut_at_the_clients_deadline(
+    server: ScriptedServer,
+) -> None:
+    # Framed by Content-Length, so the wire reads it (the hostile backend's drip is chunked
+    # and goes through aiohttp): one byte every 50 ms, far more than the 0.5 s deadline.
+    async def drip(_request: bytes, writer: asyncio.StreamWriter) -> bool:
+        try:
+            for byte in answer():
+                writer.write(bytes([byte]))
+                await writer.drain()
+                await asyncio.sleep(0.05)
+        except ConnectionError:
+            pass
+        return False
+
+    server.scripts = [drip]
+    async with InstanceClient(server.url, timeout=0.5) as client:
+        with pytest.raises(BackendUnavailable, match=r"no complete answer within 0.5 s"):
+            await client.get_health(IID)
+        assert client._short is not None and client._short.on_the_wire
+    await server.until_closed(1)  # the client closed the half-read connection
+    assert len(server.requests) == 1  # a timed-out attempt is not retried
+
+
 async def test_a_call_cancelled_mid_answer_closes_its_connection_and_frees_its_slot(
     server: ScriptedServer,
 ) -> None:
